@@ -1,0 +1,63 @@
+"""Capture named activations with forward hooks that are always removed.
+
+The course registered a fresh hook on every call and never removed it, so each call made the
+model slower and kept old tensors alive. Here hooks live exactly as long as a ``with`` block.
+
+    with capture_activations(model, ["fc1", "fc2"]) as acts:
+        model(x)
+    acts["fc1"]  # (B, 128)
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+def _store_output(name: str, store: dict[str, torch.Tensor], detach: bool):
+    def hook(_module: nn.Module, _inputs, output):
+        if isinstance(output, tuple):  # e.g. attention blocks return (hidden, extras)
+            output = output[0]
+        store[name] = output.detach() if detach else output
+
+    return hook
+
+
+@contextmanager
+def capture_activations(
+    model: nn.Module, names: Iterable[str], detach: bool = True
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of the named submodules during the forward passes inside the block.
+
+    Args:
+        model: any module; ``names`` are as ``model.named_modules()`` gives them (``"fc1"``,
+            ``"layer1.0.conv1"``).
+        names: which modules to record. Unknown names raise ``KeyError`` before any hook is added.
+        detach: store detached tensors (the default), so captured values hold no autograd graph.
+
+    Yields:
+        A dict name -> output of the most recent forward pass through that module.
+    """
+    names = list(names)
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise KeyError(f"no module named {missing!r} in {type(model).__name__}")
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(_store_output(name, store, detach)))
+        yield store
+    finally:
+        # Removing in `finally` is the whole point: an exception inside the block (or while adding
+        # hooks) must not leave a hook behind on a model shared by every user of the app.
+        for handle in handles:
+            handle.remove()
+
+
+def hook_count(model: nn.Module) -> int:
+    """Number of forward hooks currently registered anywhere in ``model`` (for tests and checks)."""
+    return sum(len(m._forward_hooks) for m in model.modules())
