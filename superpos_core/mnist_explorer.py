@@ -1,0 +1,180 @@
+"""Everything the MNIST tab shows about one drawing, usable from a notebook too.
+
+    from superpos_core.mnist_explorer import MnistExplorer
+    explorer = MnistExplorer()
+    result = explorer.analyse(picture)   # array, PIL image, path or Sketchpad value
+    result.summary                       # the numbers, as the app's /mnist API returns them
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from superpos_core import drawing, figures, mnist, rank
+from superpos_core.attribution import integrated_gradients
+from superpos_core.capture import capture_activations
+
+HIDDEN_SIZES = {"fc1": 128, "fc2": 64}
+
+
+@dataclass
+class DigitAnalysis:
+    summary: dict  # the JSON contract: prediction, probabilities, activations, effective_rank
+    probabilities: dict[str, float]  # "0".."9" -> probability, for a label component
+    seen_and_saliency: np.ndarray  # RGB images of the live figures
+    activations: np.ndarray
+    polysemanticity: np.ndarray
+    histograms: np.ndarray
+    top_neurons: list[int]
+    inverted: bool
+
+
+@dataclass
+class LiveRun:
+    """One epoch of a live training run, with the data it ran on."""
+
+    report: mnist.EpochReport
+    data_source: str
+    train_size: int
+
+
+class MnistExplorer:
+    """The shipped SimpleNet with its reference statistics, analysing one digit at a time.
+
+    Safe to share between threads: the model is read-only, and each thread draws on its own
+    figures (matplotlib figures must not be drawn by two threads at once).
+    """
+
+    def __init__(self, weights=mnist.WEIGHTS_PATH, device: str | torch.device = "cpu", threshold: float = rank.DEFAULT_THRESHOLD):
+        self.device = torch.device(device)
+        self.threshold = threshold
+        self.model = mnist.load_simplenet(weights, self.device)
+        self.sample = mnist.load_sample()
+        self.reference = mnist.reference_activations(self.model, self.sample.test, self.device)
+        self.weights = {name: getattr(self.model, name).weight.detach().cpu().numpy() for name in HIDDEN_SIZES}
+        self.trained_ranks = {name: rank.summarize(w, threshold) for name, w in self.weights.items()}
+        self.baseline_ranks = {name: rank.random_baseline(w.shape, seed=0, threshold=threshold) for name, w in self.weights.items()}
+        # One fixed colour scale for all three layers and every drawing: 99.5% of the sample's values.
+        values = np.concatenate([np.abs(self.reference.activations[n]).ravel() for n in mnist.LAYERS])
+        self.activation_limit = float(np.percentile(values, 99.5))
+        self.blank = mnist.normalize(np.zeros((28, 28)), self.device)[0]  # blank paper, for IG
+        self._panels = threading.local()
+
+    _shared: dict[str, "MnistExplorer"] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, device: str | torch.device = "cpu") -> "MnistExplorer":
+        """One explorer per device for the whole process, built on first use."""
+        with cls._shared_lock:
+            key = str(device)
+            if key not in cls._shared:
+                cls._shared[key] = cls(device=device)
+            return cls._shared[key]
+
+    @property
+    def effective_ranks(self) -> dict[str, int]:
+        return {name: summary.effective_rank for name, summary in self.trained_ranks.items()}
+
+    # --- figures computed once ------------------------------------------------------------------
+
+    @cached_property
+    def static_figures(self) -> dict[str, np.ndarray]:
+        """Weight heatmaps, fc1's weights as images and the spectra, rendered once."""
+        made = {
+            "weights": figures.weight_heatmaps(self.weights),
+            "neuron_weights": figures.neuron_weight_grid(self.weights["fc1"]),
+            "spectrum": figures.spectrum(self.trained_ranks, self.baseline_ranks, self.threshold),
+        }
+        return {name: figures.to_rgb(figure) for name, figure in made.items()}
+
+    def rank_table(self) -> list[list]:
+        """Rows of (layer, neurons, effective rank, ratio, needed to reach, random-init rank)."""
+        return [
+            [name, s.size, s.effective_rank, round(s.ratio, 3), s.rank_to_reach, self.baseline_ranks[name].effective_rank]
+            for name, s in self.trained_ranks.items()
+        ]
+
+    # --- per drawing ----------------------------------------------------------------------------
+
+    def _live_panels(self):
+        panels = getattr(self._panels, "panels", None)
+        if panels is None:
+            panels = {
+                "saliency": figures.SaliencyPanel(),
+                "activations": figures.ActivationPanel(self.activation_limit),
+                "polysemanticity": figures.PolysemanticityPanel(self.reference.class_means["relu1"]),
+                "histograms": figures.HistogramPanel({n: self.reference.activations[n] for n in mnist.LAYERS}),
+            }
+            self._panels.panels = panels
+        return panels
+
+    def analyse(self, picture) -> DigitAnalysis:
+        """Prepare a picture as MNIST did, run the network once, and draw every live panel.
+
+        Raises ``drawing.DrawingError`` (with a message for the learner) for unreadable input.
+        """
+        prepared = drawing.prepare_digit(drawing.editor_picture(picture))
+        x = mnist.normalize(prepared.pixels, self.device)  # (1, 784)
+        with torch.no_grad(), capture_activations(self.model, mnist.LAYERS + mnist.HIDDEN) as acts:
+            logits = self.model(x)[0]
+        probabilities = torch.softmax(logits, 0).cpu().numpy()
+        prediction = int(probabilities.argmax())
+        attributions = integrated_gradients(self.model, x[0], prediction, self.blank).reshape(28, 28).cpu().numpy()
+        values = {name: acts[name][0].cpu().numpy() for name in acts}
+
+        panels = self._live_panels()
+        polysemantic, top = panels["polysemanticity"].update(values["relu1"])
+        summary = {
+            "prediction": prediction,
+            "probabilities": [round(float(p), 6) for p in probabilities],
+            "activations": {name: [round(float(v), 5) for v in values[name]] for name in mnist.LAYERS},
+            "effective_rank": self.effective_ranks,
+        }
+        return DigitAnalysis(
+            summary=summary,
+            probabilities={str(d): float(p) for d, p in enumerate(probabilities)},
+            seen_and_saliency=panels["saliency"].update(prepared.pixels, attributions),
+            activations=panels["activations"].update(values),
+            polysemanticity=polysemantic,
+            histograms=panels["histograms"].update(values),
+            top_neurons=top,
+            inverted=prepared.inverted,
+        )
+
+    def example_digits(self, count: int = 20) -> list[tuple[np.ndarray, int]]:
+        """The first test digit of each class, then the next ones: (28x28 uint8 image, label)."""
+        images, labels = self.sample.test.images, self.sample.test.labels
+        order = np.argsort(np.argsort(labels, kind="stable") % 1, kind="stable")  # keep sample order
+        chosen: list[int] = []
+        for round_ in range(count):
+            for digit in range(10):
+                hits = np.flatnonzero(labels == digit)
+                if round_ < len(hits) and len(chosen) < count:
+                    chosen.append(int(hits[round_]))
+            if len(chosen) >= count:
+                break
+        del order
+        return [(images[i], int(labels[i])) for i in chosen]
+
+
+def train_live(epochs: int, seed: int = 0, device: str | torch.device = "cpu") -> Iterator[LiveRun]:
+    """Train a fresh SimpleNet with the course's recipe; yield after every epoch.
+
+    Uses full MNIST when it is already on this machine (see ``mnist.find_full_mnist``), else the
+    bundled 10,000 training digits; accuracy is always measured on the bundled 2,000 test digits
+    so runs compare. Each call has its own model and RNG: runs never touch each other or the
+    shipped model.
+    """
+    sample = mnist.load_sample()
+    full = mnist.find_full_mnist()
+    train = full.train if full else sample.train
+    source = f"full MNIST ({full.source})" if full else "the bundled sample of real MNIST"
+    recipe = mnist.TrainingRecipe(epochs=epochs, seed=seed)
+    for _model, report in mnist.train_epochs(train, sample.test, recipe, device):
+        yield LiveRun(report, source, len(train))
