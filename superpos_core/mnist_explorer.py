@@ -147,20 +147,12 @@ class MnistExplorer:
             inverted=prepared.inverted,
         )
 
-    def example_digits(self, count: int = 20) -> list[tuple[np.ndarray, int]]:
-        """The first test digit of each class, then the next ones: (28x28 uint8 image, label)."""
-        images, labels = self.sample.test.images, self.sample.test.labels
-        order = np.argsort(np.argsort(labels, kind="stable") % 1, kind="stable")  # keep sample order
-        chosen: list[int] = []
-        for round_ in range(count):
-            for digit in range(10):
-                hits = np.flatnonzero(labels == digit)
-                if round_ < len(hits) and len(chosen) < count:
-                    chosen.append(int(hits[round_]))
-            if len(chosen) >= count:
-                break
-        del order
-        return [(images[i], int(labels[i])) for i in chosen]
+    def example_digits(self, count: int = 10) -> list[tuple[np.ndarray, int]]:
+        """Real test digits to click, cycling through the classes 0..9: (28x28 uint8 image, label)."""
+        labels = self.sample.test.labels
+        per_class = [np.flatnonzero(labels == digit) for digit in range(10)]
+        chosen = [int(per_class[i % 10][i // 10]) for i in range(count)]
+        return [(self.sample.test.images[i], int(labels[i])) for i in chosen]
 
 
 def train_live(epochs: int, seed: int = 0, device: str | torch.device = "cpu") -> Iterator[LiveRun]:

@@ -1,0 +1,59 @@
+"""superpos: see superposition in real neural networks, live in the browser.
+
+    python app.py                      # http://127.0.0.1:7860
+    python app.py --host 0.0.0.0 --port 8080 --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+
+from demos import mnist, planned
+from superpos_core.devices import resolve_device
+
+CSS = ".figure-note { font-size: 0.9em; opacity: 0.85; } .figure-title p { margin-bottom: -8px; }"
+INTRO = (
+    "# superpos: superposition, live\n"
+    "Neural networks store more features than they have neurons by letting features share neurons. "
+    "Poke real, trained networks and watch it happen. A companion to the course *Unravelling Superposition*."
+)
+
+
+def build_app(device: str = "auto") -> gr.Blocks:
+    """Compose the tabs. Models load on first use, so this returns in well under a second."""
+    torch_device = resolve_device(device)
+    with gr.Blocks(title="superpos: superposition, live") as blocks:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Draw a digit (MNIST)", id="mnist"):
+                mnist.render(blocks, torch_device)
+            for key, (title, _what) in planned.PLANNED.items():
+                with gr.Tab(title, id=key):
+                    planned.render(key)
+    blocks.queue(max_size=64, default_concurrency_limit=2)
+    return blocks
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="superpos: superposition in real networks, live")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    args = parser.parse_args(argv)
+    try:
+        blocks = build_app(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        blocks.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, max_file_size="25mb", footer_links=["api", "gradio"])
+    except OSError as error:  # most often: the port is taken
+        parser.exit(1, f"superpos could not start: {error}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The MNIST tab: draw a digit and watch a real trained network's neurons, weights and ranks."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import torch
+
+from superpos_core import figures
+from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
+from superpos_core.mnist_explorer import MnistExplorer, train_live
+
+CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
+BRUSH = 22  # a stroke about a tenth of a full-height digit, like MNIST's pen
+NO_DIGIT = "✏️ Draw a digit from 0 to 9 on the canvas, or click one of the real MNIST digits below it."
+
+NOTES = {
+    "label": "The network's confidence for each digit (a softmax over the 10 outputs).",
+    "saliency": "Left: your drawing cropped, scaled to 20 px and centred as MNIST's digits were; this is all the network sees. "
+    "Right: integrated gradients from blank paper to your digit. Red pixels raised the score of the answer, blue ones lowered it; "
+    "together they add up to the score's change from blank paper.",
+    "activations": "Every neuron of the three layers, before the ReLU, on one colour scale. Most hidden neurons take part for every digit: "
+    "the answer is spread over many neurons rather than stored in one. Blue values are cut to zero by the ReLU before the next layer.",
+    "polysemanticity": "The six fc1 neurons firing hardest for your digit, and how strongly each fires, on average, for every digit class in 2,000 real test digits. "
+    "A row that is bright in several columns belongs to a neuron that answers to several digits: it is polysemantic.",
+    "histograms": "Grey: how often each activation value occurs over 2,000 real test digits. Red ticks: this digit's neurons. "
+    "A drawing very unlike MNIST pushes ticks into the tails.",
+    "spectrum": "Singular values of each weight matrix, largest first, on a log scale; red for the trained network, grey for the same layer freshly initialised. "
+    "The effective rank counts the directions needed before 99% of the squared singular values are used up. Training concentrates the weights in fewer, "
+    "stronger directions, yet far more directions stay in use than there are digits: room for many features sharing neurons.",
+    "weights": "Each row is one neuron's weights: red inputs excite it, blue ones inhibit it. fc1's 784 inputs are the pixels, row by row.",
+    "neuron_weights": "fc1's weights shown as pictures: each tile is the pattern of ink that excites that neuron most. "
+    "Few tiles look like one digit: most are mixtures of strokes. Noisy tiles belong to neurons that barely ever fire, which training left near their random start.",
+    "train": "Trains a fresh copy of the same network with the course's recipe (Adam, batch 64), from scratch, on the bundled 10,000 real MNIST training digits "
+    "(or the full 60,000 when they are on this machine). Watch accuracy climb while the effective rank of the weights falls: training finds structure. "
+    "Your run is yours alone; the network used above never changes.",
+}
+
+
+def _note(key: str) -> None:
+    gr.Markdown(NOTES[key], elem_classes=["figure-note"])
+
+
+def _image(label: str) -> gr.Image:
+    # The title goes above, not on the image: gradio's label badge would cover the figure's own title.
+    gr.Markdown(f"**{label}**", elem_classes=["figure-title"])
+    return gr.Image(label=label, show_label=False, interactive=False, format="png", buttons=["download", "fullscreen"])
+
+
+class SafeSketchpad(gr.Sketchpad):
+    """A Sketchpad whose unreadable uploads (API callers can send any file) give a clear message."""
+
+    # Gradio finds a template's front end by its parent's name; ours is one level deeper.
+    def get_block_name(self) -> str:
+        return "imageeditor"
+
+    def get_block_class(self) -> str:
+        return "sketchpad"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
+
+
+def render(blocks: gr.Blocks, device: torch.device) -> None:
+    """Lay out the MNIST tab inside the current ``gr.Tab`` and wire its events."""
+
+    def explorer() -> MnistExplorer:
+        return MnistExplorer.shared(device)
+
+    def analyse(picture):
+        """The per-drawing event: the JSON summary first, then every live panel."""
+        try:
+            result = explorer().analyse(picture)
+        except DrawingError as error:
+            # Hidden in the page (the failure handler shows it beside the canvas), sent to API callers.
+            raise gr.Error(str(error), visible=False, print_exception=False) from None
+        p = result.summary["probabilities"][result.summary["prediction"]]
+        status = f"The network reads **{result.summary['prediction']}** ({p:.0%} sure)."
+        if result.inverted:
+            status += " (Light ink on a dark background was flipped to dark on light.)"
+        return (result.summary, status, result.probabilities, result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
+
+    def explain_problem(picture):
+        """Runs only when ``analyse`` failed: say why beside the canvas and clear stale panels."""
+        try:
+            prepare_digit(editor_picture(picture))
+            message = "Something went wrong reading this drawing. Try drawing it again."
+        except DrawingError as error:
+            message = NO_DIGIT if "empty" in str(error) else f"⚠️ {error}"
+        return (None, message, None, None, None, None, None)
+
+    def static_panels():
+        e = explorer()
+        figs = e.static_figures
+        examples = [(255 - np.kron(img, np.ones((3, 3), np.uint8)), str(label)) for img, label in e.example_digits(10)]
+        return figs["spectrum"], e.rank_table(), figs["weights"], figs["neuron_weights"], examples, e.example_digits(10)
+
+    def pick_example(examples, selection: gr.SelectData):
+        image, _label = examples[selection.index]
+        paper = 255 - np.kron(np.asarray(image, dtype=np.uint8), np.ones((CANVAS // 28, CANVAS // 28), np.uint8))
+        rgb = np.repeat(paper[..., None], 3, axis=2)
+        return {"background": rgb, "layers": [], "composite": rgb}
+
+    def train(epochs, seed, progress=gr.Progress()):
+        epochs, seed = int(np.clip(epochs or 1, 1, 5)), int(seed or 0)
+        rows, acc, ranks = [], [], {"fc1": [], "fc2": []}
+        progress(0, desc="Preparing the data")
+        for run in train_live(epochs, seed, device):
+            r = run.report
+            rows.append([r.epoch, round(r.loss, 4), round(100 * r.test_accuracy, 2), r.effective_rank["fc1"], r.effective_rank["fc2"]])
+            acc.append(r.test_accuracy)
+            for name in ranks:
+                ranks[name].append(r.effective_rank[name])
+            figure = figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
+            progress(r.epoch / epochs, desc=f"Epoch {r.epoch} of {epochs}")
+            status = f"Epoch {r.epoch}/{epochs} on {run.train_size:,} digits from {run.data_source}: test accuracy {r.test_accuracy:.1%}."
+            yield status, rows, figures.to_rgb(figure)
+        yield status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"), rows, figures.to_rgb(figure)
+
+    gr.Markdown(
+        "## Draw a digit\nA real network (the course's SimpleNet: 784 → 128 → 64 → 10, trained on all 60,000 MNIST training digits, "
+        "97.7% right on the 10,000 test digits) reads your drawing. Every panel updates as you draw."
+    )
+    examples_state = gr.State([])
+    with gr.Row():
+        with gr.Column(scale=4, min_width=300):
+            sketch = SafeSketchpad(
+                label="Your digit",
+                type="pil",
+                image_mode=None,  # keep what arrives (16-bit, palette, alpha); superpos_core reads every mode
+                canvas_size=(CANVAS, CANVAS),
+                fixed_canvas=True,
+                brush=gr.Brush(default_size=BRUSH, colors=["#000000"], default_color="#000000", color_mode="fixed"),
+                layers=False,
+                transforms=(),
+                sources=("upload", "clipboard"),
+                format="png",
+                elem_id="mnist-sketchpad",
+            )
+            gallery = gr.Gallery(label="Or click a real MNIST test digit", columns=5, height="auto", allow_preview=False, object_fit="contain", elem_id="mnist-examples")
+        with gr.Column(scale=5, min_width=300):
+            status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
+            label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
+            _note("label")
+            saliency = _image("What the network sees, and why it answers")
+            _note("saliency")
+    with gr.Row():
+        with gr.Column():
+            activations = _image("Activations of every neuron")
+            _note("activations")
+        with gr.Column():
+            polysemanticity = _image("Is one neuron one digit? (polysemanticity)")
+            _note("polysemanticity")
+    histograms = _image("This digit's activations against 2,000 real test digits")
+    _note("histograms")
+    with gr.Accordion("Numbers behind the pictures (the /mnist API's JSON)", open=False):
+        summary = gr.JSON(label="Summary", elem_id="mnist-json")
+
+    gr.Markdown("## What training did to the weights\nComputed once for the shipped network, not per drawing.")
+    with gr.Row():
+        with gr.Column():
+            spectrum = _image("Singular values: trained vs random initialisation")
+            _note("spectrum")
+        with gr.Column():
+            table = gr.Dataframe(
+                headers=["layer", "neurons", "effective rank", "ratio", "needed to reach 99%", "random init"],
+                label="Effective rank of the weights (the course saw about 110/128 and 54/64)",
+                interactive=False,
+            )
+            gr.Markdown(
+                "*Effective rank* is the course's count: singular values whose running share of the squared total is still below 99%. "
+                "*Needed to reach 99%* also counts the one that crosses the line, so it is one more.",
+                elem_classes=["figure-note"],
+            )
+    with gr.Row():
+        with gr.Column():
+            weights = _image("Weight matrices fc1 and fc2")
+            _note("weights")
+        with gr.Column():
+            neuron_weights = _image("fc1 neurons as pictures")
+            _note("neuron_weights")
+
+    gr.Markdown("## Train your own and watch the rank change")
+    with gr.Row():
+        epochs = gr.Slider(1, 5, value=3, step=1, label="Epochs")
+        seed = gr.Number(value=0, precision=0, label="Seed (same seed, same run)")
+        train_button = gr.Button("Train a fresh network", variant="primary")
+    _note("train")
+    train_status = gr.Markdown()
+    with gr.Row():
+        train_table = gr.Dataframe(headers=["epoch", "loss", "test accuracy (%)", "fc1 effective rank", "fc2 effective rank"], interactive=False, label="After each epoch")
+        train_plot = _image("Accuracy and effective rank per epoch")
+
+    live_outputs = [summary, status, label, saliency, activations, polysemanticity, histograms]
+    drawing_event = sketch.change(
+        analyse,
+        inputs=sketch,
+        outputs=live_outputs,
+        api_name="mnist",
+        trigger_mode="always_last",  # while one frame is analysed, only the newest stroke waits
+        show_progress="hidden",
+        concurrency_limit=4,
+        concurrency_id="mnist-simplenet",
+    )
+    drawing_event.failure(explain_problem, inputs=sketch, outputs=live_outputs, api_visibility="private", show_progress="hidden", queue=False)
+    blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private")
+    gallery.select(pick_example, inputs=examples_state, outputs=sketch, api_visibility="private", show_progress="hidden")
+    train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2)
