@@ -1,6 +1,8 @@
 """The MNIST tab: draw a digit and watch a real trained network's neurons, weights and ranks."""
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 import numpy as np
 import torch
@@ -63,33 +65,35 @@ class SafeSketchpad(gr.Sketchpad):
             raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
 
 
+def analyse(picture, device: torch.device = torch.device("cpu")):
+    """The per-drawing event (``api_name="mnist"``): the JSON summary first, then every live panel."""
+    try:
+        result = MnistExplorer.shared(device).analyse(picture)
+    except DrawingError as error:
+        # Hidden in the page (the failure handler shows it beside the canvas), sent to API callers.
+        raise gr.Error(str(error), visible=False, print_exception=False) from None
+    p = result.summary["probabilities"][result.summary["prediction"]]
+    status = f"The network reads **{result.summary['prediction']}** ({p:.0%} sure)."
+    if result.inverted:
+        status += " (Light ink on a dark background was flipped to dark on light.)"
+    return (result.summary, status, result.probabilities, result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
+
+
+def explain_problem(picture):
+    """Runs only when ``analyse`` failed: say why beside the canvas and clear stale panels."""
+    try:
+        prepare_digit(editor_picture(picture))
+        message = "Something went wrong reading this drawing. Try drawing it again."
+    except DrawingError as error:
+        message = NO_DIGIT if "empty" in str(error) else f"⚠️ {error}"
+    return (None, message, None, None, None, None, None)
+
+
 def render(blocks: gr.Blocks, device: torch.device) -> None:
     """Lay out the MNIST tab inside the current ``gr.Tab`` and wire its events."""
 
     def explorer() -> MnistExplorer:
         return MnistExplorer.shared(device)
-
-    def analyse(picture):
-        """The per-drawing event: the JSON summary first, then every live panel."""
-        try:
-            result = explorer().analyse(picture)
-        except DrawingError as error:
-            # Hidden in the page (the failure handler shows it beside the canvas), sent to API callers.
-            raise gr.Error(str(error), visible=False, print_exception=False) from None
-        p = result.summary["probabilities"][result.summary["prediction"]]
-        status = f"The network reads **{result.summary['prediction']}** ({p:.0%} sure)."
-        if result.inverted:
-            status += " (Light ink on a dark background was flipped to dark on light.)"
-        return (result.summary, status, result.probabilities, result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
-
-    def explain_problem(picture):
-        """Runs only when ``analyse`` failed: say why beside the canvas and clear stale panels."""
-        try:
-            prepare_digit(editor_picture(picture))
-            message = "Something went wrong reading this drawing. Try drawing it again."
-        except DrawingError as error:
-            message = NO_DIGIT if "empty" in str(error) else f"⚠️ {error}"
-        return (None, message, None, None, None, None, None)
 
     def static_panels():
         e = explorer()
@@ -195,7 +199,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
 
     live_outputs = [summary, status, label, saliency, activations, polysemanticity, histograms]
     drawing_event = sketch.change(
-        analyse,
+        partial(analyse, device=device),
         inputs=sketch,
         outputs=live_outputs,
         api_name="mnist",
