@@ -9,6 +9,8 @@ model slower and kept old tensors alive. Here hooks live exactly as long as a ``
 """
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -17,7 +19,13 @@ from torch import nn
 
 
 def _store_output(name: str, store: dict[str, torch.Tensor], detach: bool):
+    owner = threading.get_ident()
+
     def hook(_module: nn.Module, _inputs, output):
+        # A server shares one model between users' threads, and hooks are per module, not per
+        # thread: without this check one user's block would record another user's forward pass.
+        if threading.get_ident() != owner:
+            return
         if isinstance(output, tuple):  # e.g. attention blocks return (hidden, extras)
             output = output[0]
         store[name] = output.detach() if detach else output
@@ -38,7 +46,8 @@ def capture_activations(
         detach: store detached tensors (the default), so captured values hold no autograd graph.
 
     Yields:
-        A dict name -> output of the most recent forward pass through that module.
+        A dict name -> output of the most recent forward pass through that module, counting
+        only forward passes run by the thread that opened the block.
     """
     names = list(names)
     modules = dict(model.named_modules())

@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from superpos_core.rank import RankSummary
@@ -135,6 +136,10 @@ class LivePanel:
         self._background = None
 
     def animate(self, artist):
+        if isinstance(artist, AxesImage):
+            # A blitted image is painted over the cached frame lines; hide them so that a blitted
+            # frame is pixel-for-pixel what a full redraw would give.
+            artist.axes.spines[:].set_visible(False)
         artist.set_animated(True)
         self.animated.append(artist)
         return artist

@@ -67,3 +67,28 @@ def test_tuple_outputs_keep_the_first_element():
     with capture_activations(model, ["pair"]) as acts:
         model(torch.ones(3))
     torch.testing.assert_close(acts["pair"], torch.full((3,), 2.0))
+
+
+def test_concurrent_blocks_on_a_shared_model_see_only_their_own_pass():
+    import threading
+
+    model = SimpleNet().eval()
+    start = threading.Barrier(2)
+    results = {}
+
+    def run(value: float):
+        x = torch.full((1, 784), value)
+        with torch.no_grad(), capture_activations(model, ["fc1"]) as acts:
+            start.wait()  # both blocks are open: each thread's hooks sit on the same module
+            for _ in range(50):
+                model(x)
+                assert torch.equal(acts["fc1"], model.fc1(x))
+        results[value] = True
+
+    threads = [threading.Thread(target=run, args=(v,)) for v in (0.0, 1.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {0.0: True, 1.0: True}
+    assert hook_count(model) == 0

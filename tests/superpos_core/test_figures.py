@@ -1,0 +1,54 @@
+import numpy as np
+
+from superpos_core import figures, rank
+
+
+def full_redraw(panel: figures.LivePanel) -> np.ndarray:
+    """Draw the panel's current state from scratch, with nothing cached."""
+    for artist in panel.animated:
+        artist.set_animated(False)
+    try:
+        return figures.to_rgb(panel.figure)
+    finally:
+        for artist in panel.animated:
+            artist.set_animated(True)
+
+
+def test_blitted_panel_equals_a_full_redraw():
+    rng = np.random.default_rng(0)
+    panel = figures.ActivationPanel(limit=5.0)
+    first = panel.update({"fc1": rng.normal(size=128), "fc2": rng.normal(size=64), "fc3": rng.normal(size=10)})
+    values = {"fc1": rng.normal(size=128), "fc2": rng.normal(size=64), "fc3": rng.normal(size=10)}
+    blitted = panel.update(values)
+    assert not np.array_equal(first, blitted)  # the update really changed the picture
+    np.testing.assert_array_equal(blitted, full_redraw(panel))
+
+
+def test_polysemanticity_picks_the_most_active_neurons():
+    class_means = np.abs(np.random.default_rng(1).normal(size=(10, 128)))
+    panel = figures.PolysemanticityPanel(class_means, rows=6)
+    firing = np.zeros(128)
+    firing[[5, 77, 3]] = [3.0, 9.0, 1.0]
+    image, top = panel.update(firing)
+    assert top[:3] == [77, 5, 3]
+    assert image.ndim == 3 and image.shape[2] == 3
+    # Text may land a sub-pixel apart when the layout engine re-runs; anything more is a bug.
+    difference = np.abs(image.astype(int) - full_redraw(panel).astype(int))
+    assert difference.max() <= 8
+
+
+def test_static_figures_render():
+    weight = np.random.default_rng(2).normal(size=(128, 784))
+    trained = {"fc1": rank.summarize(weight)}
+    baseline = {"fc1": rank.random_baseline(weight.shape)}
+    for figure in (figures.spectrum(trained, baseline, 0.99), figures.neuron_weight_grid(weight), figures.weight_heatmaps({"fc1": weight})):
+        rgb = figures.to_rgb(figure)
+        assert rgb.dtype == np.uint8 and rgb.shape[1] == 700  # 7 inches at 100 dpi
+
+
+def test_tile_grid_layout():
+    tiles = np.arange(3 * 2 * 2, dtype=float).reshape(3, 2, 2)
+    mosaic = figures.tile_grid(tiles, columns=2, gap=1)
+    assert mosaic.shape == (5, 5)
+    np.testing.assert_array_equal(mosaic[3:5, 0:2], tiles[2])
+    assert np.isnan(mosaic[2]).all()

@@ -1,0 +1,74 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from superpos_core import drawing
+from superpos_core.mnist_explorer import MnistExplorer, train_live
+from tests import helpers
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return MnistExplorer.shared("cpu")
+
+
+def test_summary_contract(explorer):
+    digits = explorer.sample.test
+    result = explorer.analyse(helpers.digit_on_paper(digits.images[0]))
+    summary = result.summary
+    assert set(summary) == {"prediction", "probabilities", "activations", "effective_rank"}
+    assert summary["prediction"] == digits.labels[0]
+    assert len(summary["probabilities"]) == 10 and abs(sum(summary["probabilities"]) - 1) < 1e-4
+    assert {k: len(v) for k, v in summary["activations"].items()} == {"fc1": 128, "fc2": 64, "fc3": 10}
+    assert summary["effective_rank"] == {"fc1": 112, "fc2": 55}  # the shipped weights' ranks
+    assert int(np.argmax(summary["activations"]["fc3"])) == summary["prediction"]
+    for image in (result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms):
+        assert image.dtype == np.uint8 and image.ndim == 3
+
+
+def test_reads_real_digits_drawn_as_pictures(explorer):
+    digits = explorer.sample.test
+    hits = sum(explorer.analyse(helpers.digit_on_paper(digits.images[i])).summary["prediction"] == digits.labels[i] for i in range(100))
+    assert hits >= 93
+
+
+def test_sketchpad_value(explorer):
+    gray = helpers.digit_on_paper(explorer.sample.test.images[7])
+    value = {"background": None, "layers": [], "composite": helpers.as_canvas_rgba(gray)}
+    assert explorer.analyse(value).summary["prediction"] == explorer.sample.test.labels[7]
+
+
+def test_threads_do_not_disturb_each_other(explorer):
+    pictures = [helpers.digit_on_paper(explorer.sample.test.images[i]) for i in range(24)]
+    alone = [explorer.analyse(p) for p in pictures]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(explorer.analyse, pictures))
+    for a, b in zip(alone, together):
+        assert a.summary == b.summary
+        np.testing.assert_array_equal(a.activations, b.activations)
+        np.testing.assert_array_equal(a.polysemanticity, b.polysemanticity)
+
+
+def test_bad_drawing_raises_drawing_error(explorer):
+    with pytest.raises(drawing.DrawingError):
+        explorer.analyse({"background": None, "layers": [], "composite": None})
+
+
+def test_static_figures_and_table(explorer):
+    assert set(explorer.static_figures) == {"weights", "neuron_weights", "spectrum"}
+    table = explorer.rank_table()
+    assert [row[0] for row in table] == ["fc1", "fc2"]
+    for name, neurons, eff, ratio, reach, random_init in table:
+        assert reach == eff + 1 and ratio == pytest.approx(eff / neurons, abs=1e-3)
+        assert eff < random_init  # training concentrates the spectrum
+    assert [label for _image, label in explorer.example_digits(10)] == list(range(10))
+
+
+def test_live_training_leaves_the_shipped_model_alone(explorer):
+    before = {k: v.clone() for k, v in explorer.model.state_dict().items()}
+    runs = list(train_live(epochs=1, seed=0))
+    assert len(runs) == 1 and runs[0].train_size == 10_000
+    assert runs[0].report.test_accuracy > 0.85
+    for k, v in explorer.model.state_dict().items():
+        assert (v == before[k]).all()
