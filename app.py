@@ -15,6 +15,7 @@ import gradio as gr
 from demos import mnist, planned
 from superpos_core.devices import resolve_device
 
+MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
 CSS = ".figure-note { font-size: 0.9em; opacity: 0.85; } .figure-title p { margin-bottom: -8px; }"
 INTRO = (
     "# superpos: superposition, live\n"
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     try:
-        blocks.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, max_file_size="25mb", footer_links=["api", "gradio"])
+        blocks.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, max_file_size=MAX_FILE_SIZE, footer_links=["api", "gradio"])
     except OSError as error:  # most often: the port is taken
         parser.exit(1, f"superpos could not start: {error}\n")
 

@@ -101,11 +101,16 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
         examples = [(255 - np.kron(img, np.ones((3, 3), np.uint8)), str(label)) for img, label in e.example_digits(10)]
         return figs["spectrum"], e.rank_table(), figs["weights"], figs["neuron_weights"], examples, e.example_digits(10)
 
-    def pick_example(examples, selection: gr.SelectData):
+    def show_example(examples, selection: gr.SelectData):
+        """Put the clicked test digit on the canvas (dark on light, like a drawing) and analyse it.
+
+        Analysed here rather than through the canvas's change event: a canvas filled by the
+        server does not report a change, only strokes do.
+        """
         image, _label = examples[selection.index]
         paper = 255 - np.kron(np.asarray(image, dtype=np.uint8), np.ones((CANVAS // 28, CANVAS // 28), np.uint8))
         rgb = np.repeat(paper[..., None], 3, axis=2)
-        return {"background": rgb, "layers": [], "composite": rgb}
+        return ({"background": rgb, "layers": [], "composite": rgb}, *analyse(rgb, device))
 
     def train(epochs, seed, progress=gr.Progress()):
         epochs, seed = int(np.clip(epochs or 1, 1, 5)), int(seed or 0)
@@ -210,5 +215,5 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
     )
     drawing_event.failure(explain_problem, inputs=sketch, outputs=live_outputs, api_visibility="private", show_progress="hidden", queue=False)
     blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private")
-    gallery.select(pick_example, inputs=examples_state, outputs=sketch, api_visibility="private", show_progress="hidden")
+    gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_id="mnist-simplenet")
     train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2)

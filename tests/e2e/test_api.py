@@ -1,0 +1,97 @@
+"""The public API contract of the MNIST tab, called the way course pages call it."""
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from tests import helpers
+
+
+@pytest.fixture(scope="module")
+def client(server_url):
+    return Client(server_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def digit_file(tmp_path_factory):
+    sample = helpers.sample().test
+    path = tmp_path_factory.mktemp("digits") / "digit.png"
+    Image.fromarray(helpers.digit_on_paper(sample.images[0])).save(path)
+    return path, int(sample.labels[0])
+
+
+def call(client, path):
+    return client.predict({"background": handle_file(str(path)), "layers": [], "composite": None}, api_name="/mnist")
+
+
+def test_endpoints_are_named(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert "/mnist" in endpoints and "/mnist_train" in endpoints
+
+
+def test_mnist_contract(client, digit_file):
+    path, label = digit_file
+    summary = call(client, path)[0]
+    assert set(summary) == {"prediction", "probabilities", "activations", "effective_rank"}
+    assert isinstance(summary["prediction"], int) and summary["prediction"] == label
+    assert len(summary["probabilities"]) == 10 and all(isinstance(p, float) for p in summary["probabilities"])
+    assert abs(sum(summary["probabilities"]) - 1) < 1e-3
+    assert {k: len(v) for k, v in summary["activations"].items()} == {"fc1": 128, "fc2": 64, "fc3": 10}
+    assert all(isinstance(v, int) for v in summary["effective_rank"].values())
+    assert set(summary["effective_rank"]) == {"fc1", "fc2"}
+
+
+def test_composite_as_the_browser_sends_it(client, tmp_path):
+    sample = helpers.sample().test
+    path = tmp_path / "canvas.png"
+    helpers.as_canvas_rgba(helpers.digit_on_paper(sample.images[4])).save(path)
+    result = client.predict({"background": None, "layers": [], "composite": handle_file(str(path))}, api_name="/mnist")
+    assert result[0]["prediction"] == sample.labels[4]
+
+
+def bad_files(tmp_path):
+    sample = helpers.sample().test
+    files = {}
+    Image.new("RGBA", (280, 280), (0, 0, 0, 0)).save(files.setdefault("empty", tmp_path / "empty.png"))
+    Image.new("L", (280, 280), 0).save(files.setdefault("black", tmp_path / "black.png"))
+    dot = np.full((280, 280), 255, np.uint8)
+    dot[140:146, 140:146] = 0
+    Image.fromarray(dot).save(files.setdefault("dot", tmp_path / "dot.png"))
+    (tmp_path / "notes.txt").write_text("not a picture")
+    files["text"] = tmp_path / "notes.txt"
+    cut = tmp_path / "cut.png"
+    Image.fromarray(helpers.digit_on_paper(sample.images[0])).save(cut)
+    cut.write_bytes(cut.read_bytes()[:300])
+    files["truncated"] = cut
+    return files
+
+
+EXPECTED = {"empty": "empty", "black": "dark all over", "dot": "dot", "text": "could not be read", "truncated": "could not be read"}
+
+
+def test_bad_input_gives_clear_errors_and_the_app_keeps_serving(client, tmp_path, digit_file):
+    for name, path in bad_files(tmp_path).items():
+        with pytest.raises(AppError) as caught:
+            call(client, path)
+        assert EXPECTED[name] in str(caught.value), name
+        assert "Traceback" not in str(caught.value)
+    path, label = digit_file
+    assert call(client, path)[0]["prediction"] == label  # the next user is answered normally
+
+
+def test_large_and_16_bit_uploads(client, tmp_path):
+    sample = helpers.sample().test
+    big = tmp_path / "big.png"
+    Image.fromarray(helpers.digit_on_paper(sample.images[1])).resize((6000, 6000)).save(big)
+    wide = tmp_path / "wide.png"
+    Image.fromarray(helpers.digit_on_paper(sample.images[2]).astype(np.uint16) * 257).save(wide)
+    assert call(client, big)[0]["prediction"] == sample.labels[1]
+    assert call(client, wide)[0]["prediction"] == sample.labels[2]
+
+
+def test_train_endpoint_streams_epochs(client):
+    status, table, _plot = client.predict(1, 0, api_name="/mnist_train")
+    assert "Done" in status
+    rows = table["data"]
+    assert len(rows) == 1 and rows[0][0] == 1 and rows[0][2] > 85  # test accuracy in %

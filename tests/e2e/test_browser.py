@@ -1,0 +1,69 @@
+"""A learner's first minute, in a real browser (Debian chromium driven by Playwright)."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = os.environ.get("SUPERPOS_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def page(server_url):
+    assert os.path.exists(CHROMIUM), f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        browser = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1280, "height": 1000})
+        page = browser.new_page()
+        page.goto(server_url)
+        yield page
+        browser.close()
+
+
+def ready(page):
+    """Wait until the tab has loaded: the example digits are in, the canvas is drawable."""
+    expect(page.locator("#mnist-examples button.thumbnail-item").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#mnist-sketchpad canvas").first).to_be_visible()
+    page.wait_for_timeout(1500)  # the canvas library finishes setting up after it is shown
+
+
+def draw(page, points):
+    """Draw one stroke through ``points`` given as fractions of the canvas."""
+    brush = page.locator("#mnist-sketchpad button[aria-label='Brush']")
+    if brush.count():
+        brush.first.click()
+    canvas = page.locator("#mnist-sketchpad canvas").first
+    box = canvas.bounding_box()
+    side = min(box["width"], box["height"])  # the canvas is square, centred in its frame
+    x0, y0 = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    page.mouse.move(x0 + points[0][0] * side, y0 + points[0][1] * side)
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x0 + x * side, y0 + y * side, steps=8)
+    page.mouse.up()
+
+
+def test_draw_a_one_and_see_the_prediction(page):
+    status = page.locator("#mnist-status")
+    expect(status).to_contain_text("Draw a digit", timeout=30_000)
+    ready(page)
+    draw(page, [(0.5, 0.15), (0.5, 0.85)])  # a vertical stroke: a "1"
+    expect(status).to_contain_text("The network reads 1", timeout=30_000)
+    expect(page.locator("#mnist-label")).to_contain_text("1")
+    images = page.locator("img[src*='/file=' i], img[src*='gradio_api/file' i]")
+    expect(images.first).to_be_visible()
+
+
+def test_clearing_the_canvas_asks_for_a_digit(page):
+    page.locator("#mnist-sketchpad button[aria-label='Clear canvas']").first.click()
+    expect(page.locator("#mnist-status")).to_contain_text("Draw a digit", timeout=30_000)
+
+
+def test_clicking_a_real_digit_analyses_it(page):
+    # The gallery holds the test digits 0..9 in order; the fourth is a 3.
+    ready(page)
+    page.locator("#mnist-examples button.thumbnail-item").nth(3).click()
+    expect(page.locator("#mnist-status")).to_contain_text(re.compile(r"The network reads 3"), timeout=30_000)
