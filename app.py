@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
+import torch
 
 from demos import mnist, planned
 from superpos_core.devices import resolve_device
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads per request (1 suits many small requests; raise it for one heavy user)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     try:
         blocks = build_app(args.device)
     except ValueError as error:

@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_mnist [--count 200] [--warmup 5]
+"""python -m benchmarks.bench_mnist [--count 150] [--warmup 5] [--threads 1]
 
 Times the MNIST tab's per-drawing handler (``demos.mnist.analyse``) against the course's way of
 producing the same outputs, in one process, on real test digits drawn as the browser sends them.
@@ -15,6 +15,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import torch
@@ -28,8 +29,9 @@ from superpos_core.drawing import editor_picture, prepare_digit
 from superpos_core.figures import DIVERGING, DPI
 from superpos_core.mnist_explorer import MnistExplorer
 
-import matplotlib  # noqa: E402  (after the Agg backend was selected above)
-import matplotlib.pyplot as plt  # noqa: E402  (pyplot is fine here: it is the reference, in a script)
+# After the Agg backend was selected above. Pyplot is fine here: it is the reference, in a script.
+import matplotlib
+import matplotlib.pyplot as plt
 
 CANVAS = mnist_tab.CANVAS  # 280 px, the Sketchpad's size
 GOAL_P50_MS = 50.0
@@ -154,7 +156,7 @@ def _histogram_figure(values: dict[str, np.ndarray], explorer: MnistExplorer):
     figure, axes = plt.subplots(1, len(mnist.LAYERS), figsize=(7.0, 2.3), dpi=DPI, layout="constrained")
     for ax, name in zip(axes, mnist.LAYERS):
         reference = explorer.reference.activations[name]  # (2000, units)
-        low, high = HISTOGRAM_RANGES[name]
+        low, high = _histogram_ranges(explorer)[name]
         # A fresh figure has to bin the 2,000 reference digits again: that is the course's way.
         ax.hist(reference.ravel(), bins=60, range=(low, high), color="0.75", density=True)
         ax.vlines(values[name], 0.0, 0.18, colors="C3", linewidths=1.0, transform=ax.get_xaxis_transform())
@@ -166,17 +168,24 @@ def _histogram_figure(values: dict[str, np.ndarray], explorer: MnistExplorer):
     return figure
 
 
-# Axis ranges depend only on the reference sample, so a notebook would compute them once in an
-# earlier cell; filled in by main() so the reference is not charged for them on every call.
-HISTOGRAM_RANGES: dict[str, tuple[float, float]] = {}
+@cache
+def _histogram_ranges(explorer: MnistExplorer) -> dict[str, tuple[float, float]]:
+    """Axis ranges of the histograms. They depend only on the reference sample, so a notebook
+    computes them once in an earlier cell: the reference is not charged for them on every call."""
+    ranges = {}
+    for name in mnist.LAYERS:
+        low, high = np.percentile(explorer.reference.activations[name], [0.1, 99.9])
+        ranges[name] = (float(low), float(high))
+    return ranges
 
 
 # --- timing --------------------------------------------------------------------------------------
 
 
-def milliseconds(run: Callable[[], object]) -> tuple[float, object]:
+def milliseconds(run: Callable, *args) -> tuple[float, object]:
+    """How long ``run(*args)`` took, in ms, and what it returned."""
     start = time.perf_counter()
-    result = run()
+    result = run(*args)
     return 1000 * (time.perf_counter() - start), result
 
 
@@ -185,37 +194,39 @@ def forward_floor(model: torch.nn.Module, x: torch.Tensor, repeats: int = 500) -
     times = []
     with torch.no_grad():
         for _ in range(repeats):
-            times.append(milliseconds(lambda: model(x))[0])
+            times.append(milliseconds(model, x)[0])
     return np.array(times)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=200, help="digits timed per side")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed calls per side first")
-    args = parser.parse_args()
-
+    parser = argparse.ArgumentParser(description="Time the MNIST tab's per-drawing handler against the course's way.")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(cores)  # the cores this process may use, not PyTorch's own guess
+    # 150 digits keep the run under about two minutes on 2 cores: the course's way costs ~0.5 s each.
+    parser.add_argument("--count", type=int, default=150, help="digits timed per side")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls per side first")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1, as `python app.py` runs)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     explorer = MnistExplorer.shared(torch.device("cpu"))
     model = explorer.model
-    for name in mnist.LAYERS:
-        low, high = np.percentile(explorer.reference.activations[name], [0.1, 99.9])
-        HISTOGRAM_RANGES[name] = (float(low), float(high))
+    _histogram_ranges(explorer)
 
     digits = explorer.sample.test.images
     needed = args.warmup + args.count
     values = [canvas_value(digits[i % len(digits)]) for i in range(needed)]
 
     print(f"MNIST per-drawing handler: {args.count} bundled test digits as 280x280 RGBA drawings, after {args.warmup} warm-up calls")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matplotlib {matplotlib.__version__}")
+    # On a shared machine other work steals cores, and PyTorch's threads then wait on each other:
+    # print the load so a slow run can be read for what it is.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, PyTorch threads: {torch.get_num_threads()} of {cores} cores (load average {load:.2f}), matplotlib {matplotlib.__version__}")
 
     ours_ms, course_ms = [], []
     for i, value in enumerate(values):
         # Alternate the two sides digit by digit, so drift in the machine's speed hits both alike.
-        t_ours, result = milliseconds(lambda: mnist_tab.analyse(value))
-        t_course, (course_prediction, course_pictures) = milliseconds(lambda: course_way_analyse(explorer, value))
+        t_ours, result = milliseconds(mnist_tab.analyse, value)
+        t_course, (course_prediction, course_pictures) = milliseconds(course_way_analyse, explorer, value)
         summary, ours_pictures = result[0], result[3:]
         # Apples to apples: the same answer, and pictures of the same size, for every digit.
         if summary["prediction"] != course_prediction:
