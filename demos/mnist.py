@@ -12,7 +12,7 @@ from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
 from superpos_core.mnist_explorer import MnistExplorer, train_live
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
-BRUSH = 22  # a stroke about a tenth of a full-height digit, like MNIST's pen
+BRUSH = 12  # radius in canvas px: a 24 px stroke, about an eighth of a full-height digit, like MNIST's pen
 NO_DIGIT = "✏️ Draw a digit from 0 to 9 on the canvas, or click one of the real MNIST digits below it."
 
 NOTES = {
@@ -215,5 +215,5 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
     )
     drawing_event.failure(explain_problem, inputs=sketch, outputs=live_outputs, api_visibility="private", show_progress="hidden", queue=False)
     blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private")
-    gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_id="mnist-simplenet")
+    gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_limit=4, concurrency_id="mnist-simplenet")
     train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2)

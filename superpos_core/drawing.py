@@ -20,7 +20,7 @@ from PIL import Image
 MAX_SIDE = 1024  # larger pictures are shrunk first: a digit needs no more, and it bounds the work
 MAX_PIXELS = 50_000_000  # refuse to decode anything bigger (decompression bombs)
 INK_LEVEL = 0.25  # a pixel counts as ink for cropping when it is this dark relative to the darkest
-MIN_DIGIT_SHARE = 0.1  # ink narrower and shorter than this share of the picture is "a dot"
+MIN_DIGIT_SHARE = 0.15  # ink narrower and shorter than this share of the picture is "a dot" (a brush tap is ~8%)
 DIGIT_BOX, FIELD = 20, 28
 CENTRE = 14.0  # MNIST's digits have their centre of mass at pixel (14, 14) on average
 

@@ -24,7 +24,7 @@ def as_canvas_rgba(gray: np.ndarray) -> Image.Image:
     return Image.fromarray(rgba, "RGBA")
 
 
-def off_centre(image: np.ndarray, canvas: int = 400, size: int = 60, corner: tuple[int, int] = (15, 30)) -> np.ndarray:
+def off_centre(image: np.ndarray, canvas: int = 400, size: int = 100, corner: tuple[int, int] = (15, 30)) -> np.ndarray:
     """An MNIST digit drawn small near a corner of a large white canvas (gray, 0 = black ink)."""
     small = Image.fromarray(255 - image).resize((size, size), Image.Resampling.BILINEAR)
     paper = np.full((canvas, canvas), 255, np.uint8)

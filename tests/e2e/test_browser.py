@@ -62,6 +62,13 @@ def test_clearing_the_canvas_asks_for_a_digit(page):
     expect(page.locator("#mnist-status")).to_contain_text("Draw a digit", timeout=30_000)
 
 
+def test_a_dot_gets_a_clear_message(page):
+    draw(page, [(0.5, 0.5), (0.51, 0.5)])
+    expect(page.locator("#mnist-status")).to_contain_text("only a dot", timeout=30_000)
+    page.locator("#mnist-sketchpad button[aria-label='Clear canvas']").first.click()
+    expect(page.locator("#mnist-status")).to_contain_text("Draw a digit", timeout=30_000)
+
+
 def test_clicking_a_real_digit_analyses_it(page):
     # The gallery holds the test digits 0..9 in order; the fourth is a 3.
     ready(page)

@@ -72,3 +72,11 @@ def test_live_training_leaves_the_shipped_model_alone(explorer):
     assert runs[0].report.test_accuracy > 0.85
     for k, v in explorer.model.state_dict().items():
         assert (v == before[k]).all()
+
+
+def test_concurrent_training_runs_are_independent():
+    solo = [run.report for run in train_live(epochs=1, seed=3)]
+    with ThreadPoolExecutor(2) as pool:
+        pair = list(pool.map(lambda seed: [run.report for run in train_live(epochs=1, seed=seed)], [3, 4]))
+    assert pair[0] == solo  # a second user training at the same time changed nothing
+    assert pair[1] != solo  # and a different seed really is a different run
