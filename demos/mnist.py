@@ -148,7 +148,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
                 format="png",
                 elem_id="mnist-sketchpad",
             )
-            gallery = gr.Gallery(label="Or click a real MNIST test digit", columns=5, height="auto", allow_preview=False, object_fit="contain", elem_id="mnist-examples")
+            gallery = gr.Gallery(label="Or click a real MNIST test digit", columns=5, height=260, allow_preview=False, object_fit="contain", elem_id="mnist-examples")
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
             label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
@@ -199,8 +199,10 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
     _note("train")
     train_status = gr.Markdown()
     with gr.Row():
-        train_table = gr.Dataframe(headers=["epoch", "loss", "test accuracy (%)", "fc1 effective rank", "fc2 effective rank"], interactive=False, label="After each epoch")
-        train_plot = _image("Accuracy and effective rank per epoch")
+        with gr.Column():
+            train_table = gr.Dataframe(headers=["epoch", "loss", "test accuracy (%)", "fc1 rank", "fc2 rank"], interactive=False, label="After each epoch (ranks: effective rank of the weights)")
+        with gr.Column():
+            train_plot = _image("Accuracy and effective rank per epoch")
 
     live_outputs = [summary, status, label, saliency, activations, polysemanticity, histograms]
     drawing_event = sketch.change(

@@ -113,10 +113,12 @@ def training_progress(epochs: Sequence[int], accuracy: Sequence[float], ranks: M
     left, right = figure.subplots(1, 2)
     left.plot(epochs, [100 * a for a in accuracy], "o-", color="C2")
     left.set_ylabel("test accuracy (%)")
+    left.set_title("accuracy climbs", fontsize=10)
     for i, (name, values) in enumerate(ranks.items()):
         right.plot(epochs, [v / sizes[name] for v in values], "o-", color=f"C{i}", label=f"{name} (/{sizes[name]})")
     right.set_ylabel("effective rank / neurons")
-    right.legend(fontsize=8)
+    right.set_title("effective rank of the weights", fontsize=10)
+    right.legend(fontsize=8, loc="lower left")
     for ax in (left, right):
         ax.set_xlabel("epoch")
         ax.set_xlim(0.5, max_epochs + 0.5)
@@ -197,7 +199,7 @@ class SaliencyPanel(LivePanel):
         left.set_title("what the network sees (28×28)", fontsize=9)
         self.ghost = self.animate(right.imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=3, interpolation="nearest"))
         self.heat = self.animate(right.imshow(np.zeros((28, 28, 4)), interpolation="nearest"))
-        right.set_title("red pixels pushed towards the answer,\nblue pixels pushed against it", fontsize=9)
+        right.set_title("why: red pushed towards the answer,\nblue pushed against it", fontsize=9)
         for ax in (left, right):
             ax.set_axis_off()
         self._cmap = matplotlib.colormaps[DIVERGING]
