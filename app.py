@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 import torch
 
-from demos import mnist, planned
+from demos import mnist, planned, toy
 from superpos_core.devices import resolve_device
 
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
@@ -31,6 +31,8 @@ def build_app(device: str = "auto") -> gr.Blocks:
     with gr.Blocks(title="superpos: superposition, live") as blocks:
         gr.Markdown(INTRO)
         with gr.Tabs():
+            with gr.Tab("Toy model", id="toy"):
+                toy.render(blocks)
             with gr.Tab("Draw a digit (MNIST)", id="mnist"):
                 mnist.render(blocks, torch_device)
             for key, (title, _what) in planned.PLANNED.items():

@@ -7,6 +7,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from demos.common import figure, note
 from superpos_core import figures
 from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
 from superpos_core.mnist_explorer import MnistExplorer, train_live
@@ -38,14 +39,8 @@ NOTES = {
 }
 
 
-def _note(key: str) -> None:
-    gr.Markdown(NOTES[key], elem_classes=["figure-note"])
 
 
-def _image(label: str) -> gr.Image:
-    # The title goes above, not on the image: gradio's label badge would cover the figure's own title.
-    gr.Markdown(f"**{label}**", elem_classes=["figure-title"])
-    return gr.Image(label=label, show_label=False, interactive=False, format="png", buttons=["download", "fullscreen"])
 
 
 class SafeSketchpad(gr.Sketchpad):
@@ -152,26 +147,26 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
             label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
-            _note("label")
-            saliency = _image("What the network sees, and why it answers")
-            _note("saliency")
+            note(NOTES["label"])
+            saliency = figure("What the network sees, and why it answers", elem_id="mnist-saliency")
+            note(NOTES["saliency"])
     with gr.Row():
         with gr.Column():
-            activations = _image("Activations of every neuron")
-            _note("activations")
+            activations = figure("Activations of every neuron")
+            note(NOTES["activations"])
         with gr.Column():
-            polysemanticity = _image("Is one neuron one digit? (polysemanticity)")
-            _note("polysemanticity")
-    histograms = _image("This digit's activations against 2,000 real test digits")
-    _note("histograms")
+            polysemanticity = figure("Is one neuron one digit? (polysemanticity)")
+            note(NOTES["polysemanticity"])
+    histograms = figure("This digit's activations against 2,000 real test digits")
+    note(NOTES["histograms"])
     with gr.Accordion("Numbers behind the pictures (the /mnist API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="mnist-json")
 
     gr.Markdown("## What training did to the weights\nComputed once for the shipped network, not per drawing.")
     with gr.Row():
         with gr.Column():
-            spectrum = _image("Singular values: trained vs random initialisation")
-            _note("spectrum")
+            spectrum = figure("Singular values: trained vs random initialisation")
+            note(NOTES["spectrum"])
         with gr.Column():
             table = gr.Dataframe(
                 headers=["layer", "neurons", "effective rank", "ratio", "needed to reach 99%", "random init"],
@@ -185,24 +180,24 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
             )
     with gr.Row():
         with gr.Column():
-            weights = _image("Weight matrices fc1 and fc2")
-            _note("weights")
+            weights = figure("Weight matrices fc1 and fc2")
+            note(NOTES["weights"])
         with gr.Column():
-            neuron_weights = _image("fc1 neurons as pictures")
-            _note("neuron_weights")
+            neuron_weights = figure("fc1 neurons as pictures")
+            note(NOTES["neuron_weights"])
 
     gr.Markdown("## Train your own and watch the rank change")
     with gr.Row():
         epochs = gr.Slider(1, 5, value=3, step=1, label="Epochs")
         seed = gr.Number(value=0, precision=0, label="Seed (same seed, same run)")
         train_button = gr.Button("Train a fresh network", variant="primary")
-    _note("train")
+    note(NOTES["train"])
     train_status = gr.Markdown()
     with gr.Row():
         with gr.Column():
             train_table = gr.Dataframe(headers=["epoch", "loss", "test accuracy (%)", "fc1 rank", "fc2 rank"], interactive=False, label="After each epoch (ranks: effective rank of the weights)")
         with gr.Column():
-            train_plot = _image("Accuracy and effective rank per epoch")
+            train_plot = figure("Accuracy and effective rank per epoch")
 
     live_outputs = [summary, status, label, saliency, activations, polysemanticity, histograms]
     drawing_event = sketch.change(

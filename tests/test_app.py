@@ -19,7 +19,8 @@ def test_build_is_fast_and_loads_no_model(monkeypatch):
     assert time.perf_counter() - started < 5
     assert MnistExplorer._shared == {}  # models load on first use, not at start-up
     api = {fn.api_name: fn for fn in blocks.fns.values() if fn.api_name}
-    assert isinstance(api["mnist"].outputs[0], gr.JSON)  # the contract: JSON summary first
+    for name in ("mnist", "toy", "toy_sweep"):
+        assert isinstance(api[name].outputs[0], gr.JSON), name  # the contract: JSON summary first
     assert "mnist_train" in api
 
 

@@ -27,7 +27,7 @@ def call(client, path):
 
 def test_endpoints_are_named(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert "/mnist" in endpoints and "/mnist_train" in endpoints
+    assert {"/mnist", "/mnist_train", "/toy", "/toy_sweep"} <= set(endpoints)
 
 
 def test_mnist_contract(client, digit_file):
@@ -95,3 +95,21 @@ def test_train_endpoint_streams_epochs(client):
     assert "Done" in status
     rows = table["data"]
     assert len(rows) == 1 and rows[0][0] == 1 and rows[0][2] > 85  # test accuracy in %
+
+
+def test_toy_contract_and_bad_controls(client):
+    summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, api_name="/toy")[0]
+    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "loss"}
+    assert summary["n_features"] == 5 and summary["m"] == 2 and summary["sparsity"] == 0.99
+    assert len(summary["feature_norms"]) == 5 and min(summary["feature_norms"]) >= 0.9  # the pentagon
+    assert isinstance(summary["features_per_dimension"], float) and isinstance(summary["loss"], float)
+    for args, message in [((0, 2, 0.5, 1, 100, 0), "features n"), ((5, 2, 1.0, 1, 100, 0), "Sparsity"), ((5, 0, 0.5, 1, 100, 0), "hidden dimensions m")]:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/toy")
+    status = client.predict(5, 2, 0.5, 1.0, 10**9, 0, api_name="/toy")[1]
+    assert "capped at 20,000" in status  # bounded work, said plainly
+
+
+def test_toy_sweep_endpoint(client):
+    summary = client.predict(5, 2, 0.9, 300, 0, api_name="/toy_sweep")[0]
+    assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0

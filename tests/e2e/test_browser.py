@@ -46,6 +46,11 @@ def draw(page, points):
     page.mouse.up()
 
 
+def test_the_toy_model_opens_the_app_with_a_pentagon(page):
+    expect(page.locator("#toy-status")).to_contain_text("5 of 5 features", timeout=60_000)
+    page.get_by_role("tab", name="Draw a digit (MNIST)").click()
+
+
 def test_draw_a_one_and_see_the_prediction(page):
     status = page.locator("#mnist-status")
     expect(status).to_contain_text("Draw a digit", timeout=30_000)
@@ -53,8 +58,7 @@ def test_draw_a_one_and_see_the_prediction(page):
     draw(page, [(0.5, 0.15), (0.5, 0.85)])  # a vertical stroke: a "1"
     expect(status).to_contain_text("The network reads 1", timeout=30_000)
     expect(page.locator("#mnist-label")).to_contain_text("1")
-    images = page.locator("img[src*='/file=' i], img[src*='gradio_api/file' i]")
-    expect(images.first).to_be_visible()
+    expect(page.locator("#mnist-saliency img")).to_be_visible()
 
 
 def test_clearing_the_canvas_asks_for_a_digit(page):

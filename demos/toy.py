@@ -1,0 +1,166 @@
+"""The toy-model tab: superposition from first principles, trained live."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from demos.common import figure, note
+from superpos_core import figures, toy
+
+NOTES = {
+    "gram": "Each cell is how much two features' directions overlap (WᵀW). A red diagonal with white elsewhere: every kept feature "
+    "has a direction of its own. Off-diagonal colour: features share directions, which is superposition. The bias b on the right "
+    "goes negative when the model needs to filter out the small interference from other features.",
+    "bars": "Bar height: how strongly each feature is stored (about 1 = kept, 0 = dropped). Bar colour: how much of other features lies "
+    "along its direction. Dark bars have a direction to themselves; bright bars are in superposition.",
+    "dimensionality": "Dᵢ is the share of a hidden dimension that feature i gets: 1 on its own axis, ½ in an antipodal pair, ⅖ in a pentagon. "
+    "Features per dimension is ‖W‖²_F / m: kept features count about one each (a little more when they grow longer than 1 to beat the bias).",
+    "arrows": "With two hidden dimensions every feature is an arrow in the plane. Dense features: two arrows at right angles, the rest vanish. "
+    "Sparse features with equal importance: five arrows 72° apart, a pentagon. Five features in two dimensions.",
+    "sweep": "One training run of 20 models at once, from dense (left) to very sparse (right). As the features get sparser the model stops "
+    "dropping features and starts packing them: the count jumps past m, the number of dimensions it has. "
+    "With r = 1 dense features are all alike and the dense end is noisy; r = 0.9 gives the crispest picture.",
+}
+
+EXPLANATION = """### Why superposition happens
+A network has fewer neurons than the world has features. If features were always present together, storing two in one direction
+would make them collide all the time, so the model keeps only the most important ones. But most features are *sparse*: any one
+of them is rarely active. Then two features sharing a direction rarely collide, and the ReLU can clean up the small overlap. So
+the model stores more features than it has dimensions, in superposition.
+
+You saw this in a real network on the **Draw a digit** tab: fc1's 128 neurons each fire for several digits (polysemanticity), and
+its weights keep about 112 directions in use. The ResNet and language-model tabs look for the same signature in far larger networks.
+"""
+
+
+def _log_sparsity(level: float) -> float:
+    """The sparsity slider's position k -> S = 1 - 10⁻ᵏ (k = 0 is dense, k = 3 is S = 0.999)."""
+    return round(1.0 - 10.0 ** (-float(level)), 6)
+
+
+def _config(n, m, sparsity, decay, steps, seed) -> toy.ToyConfig:
+    def whole(value, name):
+        if value is None or not np.isfinite(float(value)) or float(value) != int(float(value)):
+            raise gr.Error(f"{name} must be a whole number; got {value!r}.", print_exception=False)
+        return int(float(value))
+
+    try:
+        return toy.ToyConfig(
+            n_features=whole(n, "Features n"),
+            m_hidden=whole(m, "Hidden dimensions m"),
+            sparsity=float(sparsity),
+            importance_decay=float(decay),
+            steps=float(steps) if steps is not None else 0,
+            seed=whole(seed, "Seed"),
+        )
+    except (TypeError, ValueError) as error:
+        raise gr.Error(f"Could not read the controls: {error}", print_exception=False) from None
+
+
+def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress()):
+    """The main event (``api_name="toy"``): train the toy model, return its summary and figures."""
+    config = _config(n, m, sparsity, decay, steps, seed)
+    progress(0, desc="Training")
+    try:
+        result = toy.train(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"))
+    except toy.ToyInputError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    W, c = result.W, result.config
+    kept = toy.represented(W)
+    status = (
+        f"**{kept} of {c.n_features} features** are represented in **{c.m_hidden} dimension{'s' * (c.m_hidden > 1)}** "
+        f"at sparsity {c.sparsity:g} (loss {result.loss:.4g}, best of {c.restarts} seeds)."
+    )
+    if kept > c.m_hidden:
+        status += " More features than dimensions: that is superposition."
+    if result.notes:
+        status += "\n\n" + " ".join(f"⚠️ {note}" for note in result.notes)
+    arrows = figures.to_rgb(figures.toy_arrows(W)) if c.m_hidden == 2 else None
+    return (
+        result.summary(),
+        status,
+        figures.to_rgb(figures.toy_gram(W, result.b)),
+        figures.to_rgb(figures.toy_feature_bars(result.feature_norms, result.interference)),
+        figures.to_rgb(figures.toy_dimensionality(result.dimensionality, result.features_per_dimension)),
+        gr.update(value=arrows, visible=arrows is not None),
+        gr.update(visible=arrows is None),
+    )
+
+
+def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress()):
+    """``api_name="toy_sweep"``: one batched run over 20 sparsities."""
+    config = _config(n, m, 0.0, decay, steps, seed)
+    progress(0, desc="Training 20 sparsities at once")
+    try:
+        results = toy.sweep(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"))
+    except toy.ToyInputError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    sparsities = np.array([r.config.sparsity for r in results])
+    kept = [toy.represented(r.W) for r in results]
+    per_dimension = [r.features_per_dimension for r in results]
+    summary = {
+        "n_features": config.n_features,
+        "m": config.m_hidden,
+        "sparsity": [round(float(s), 6) for s in sparsities],
+        "represented": kept,
+        "features_per_dimension": [round(float(v), 5) for v in per_dimension],
+    }
+    figure = figures.toy_sweep(sparsities, kept, per_dimension, config.n_features, config.m_hidden)
+    return summary, figures.to_rgb(figure)
+
+
+
+
+
+
+def render(blocks: gr.Blocks) -> None:
+    """Lay out the toy-model tab inside the current ``gr.Tab`` and wire its events."""
+    gr.Markdown(
+        "## Toy model of superposition\nSqueeze *n* features through *m* < *n* hidden dimensions and read them back: "
+        "x′ = ReLU(WᵀWx + b). Each feature is zero with probability *S* and uniform in [0, 1] otherwise; feature *i* matters rⁱ as much "
+        "as feature 0. Train it and see which features survive, and how they share the space (Elhage et al., 2022, *Toy Models of Superposition*)."
+    )
+    with gr.Row():
+        n = gr.Slider(2, toy.MAX_FEATURES, value=5, step=1, label="Features n")
+        m = gr.Slider(1, toy.MAX_HIDDEN, value=2, step=1, label="Hidden dimensions m")
+        decay = gr.Slider(0.5, 1.0, value=1.0, step=0.01, label="Importance decay r (feature i matters rⁱ)")
+    with gr.Row():
+        level = gr.Slider(0, 3, value=2, step=0.05, label="Sparsity, log scale: 1 − S = 10^(−k)")
+        sparsity = gr.Number(value=0.99, label="Sparsity S (chance a feature is 0)", minimum=0, maximum=0.999, step=0.001, elem_id="toy-sparsity")
+        steps = gr.Slider(100, toy.MAX_STEPS, value=1000, step=100, label="Training steps")
+        seed = gr.Number(value=0, precision=0, label="Seed")
+    with gr.Row():
+        train_button = gr.Button("Train the toy model", variant="primary")
+        sweep_button = gr.Button("Sweep 20 sparsities")
+    status = gr.Markdown(elem_id="toy-status")
+    with gr.Row():
+        with gr.Column():
+            gram = figure("WᵀW and the bias")
+            note(NOTES["gram"])
+        with gr.Column():
+            bars = figure("Which features are kept, and which share")
+            note(NOTES["bars"])
+    with gr.Row():
+        with gr.Column():
+            dimensionality = figure("Feature dimensionality")
+            note(NOTES["dimensionality"])
+        with gr.Column():
+            arrows = figure("Features in the hidden plane (m = 2)")
+            arrows_hint = gr.Markdown("The arrow picture needs exactly two hidden dimensions: set m = 2.", visible=False)
+            note(NOTES["arrows"])
+    with gr.Accordion("Numbers behind the pictures (the /toy API's JSON)", open=False):
+        summary = gr.JSON(label="Summary", elem_id="toy-json")
+    sweep_plot = figure("The phase change: represented features against sparsity")
+    note(NOTES["sweep"])
+    with gr.Accordion("Sweep numbers (the /toy_sweep API's JSON)", open=False):
+        sweep_summary = gr.JSON(label="Sweep summary")
+    gr.Markdown(EXPLANATION)
+
+    inputs = [n, m, sparsity, decay, steps, seed]
+    outputs = [summary, status, gram, bars, dimensionality, arrows, arrows_hint]
+    level.input(_log_sparsity, inputs=level, outputs=sparsity, api_visibility="private", queue=False, show_progress="hidden")
+    # preprocess=False: the controls' values arrive as sent, so that our checks (which name the
+    # control, and cap the steps rather than refuse them) answer API callers, not gradio's bounds.
+    train_button.click(train_toy, inputs=inputs, outputs=outputs, api_name="toy", concurrency_limit=2, concurrency_id="toy", preprocess=False)
+    sweep_button.click(sweep_toy, inputs=[n, m, decay, steps, seed], outputs=[sweep_summary, sweep_plot], api_name="toy_sweep", concurrency_limit=1, concurrency_id="toy-sweep", preprocess=False)
+    blocks.load(train_toy, inputs=inputs, outputs=outputs, api_visibility="private")

@@ -1,0 +1,262 @@
+"""Anthropic's toy model of superposition (Elhage et al., 2022), trained many instances at once.
+
+n sparse features are squeezed through m dimensions and read back out:
+
+    h  = W x              W: (m, n)
+    x' = ReLU(Wᵀ h + b)   b: (n,)
+
+Each feature is 0 with probability S (the sparsity) and uniform in [0, 1] otherwise, and the
+reconstruction error of feature i is weighted by its importance Iᵢ = rⁱ. Dense features: the model
+keeps the m most important and ignores the rest. Sparse features: it packs more than m of them,
+in regular shapes (antipodal pairs, a pentagon), because they rarely collide.
+
+Every tensor carries a leading instance axis, so one optimiser step trains a whole batch of models:
+several seeds of one setting (we keep the best, as the paper does) or a sweep over sparsities.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+MAX_FEATURES, MAX_HIDDEN = 64, 16
+MAX_STEPS = 20_000  # bounds the work of one request, whatever is asked
+MAX_SPARSITY = 0.999
+
+
+class ToyInputError(ValueError):
+    """A control value the toy model cannot use; the message is meant for the learner."""
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    n_features: int = 5
+    m_hidden: int = 2
+    sparsity: float = 0.0  # probability that a feature is 0
+    importance_decay: float = 1.0  # r in Iᵢ = rⁱ; 1 = all features equally important
+    steps: int = 1_000
+    seed: int = 0
+    batch_size: int = 1024
+    learning_rate: float = 5e-2  # with a linear warm-down to 0; the paper's constant 1e-3 needs many more steps
+    restarts: int = 4  # seeds trained side by side; the lowest-loss one is shown
+
+    def checked(self) -> tuple["ToyConfig", list[str]]:
+        """Validate the controls; clamp the ones that merely ask for too much. Returns notes."""
+        notes = []
+        for name, low, high in (("n_features", 1, MAX_FEATURES), ("m_hidden", 1, MAX_HIDDEN)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                label = "features n" if name == "n_features" else "hidden dimensions m"
+                raise ToyInputError(f"The number of {label} must be a whole number from {low} to {high}; got {value!r}.")
+        if not (isinstance(self.sparsity, (int, float)) and math.isfinite(self.sparsity) and 0 <= self.sparsity < 1):
+            raise ToyInputError(f"Sparsity is the chance that a feature is zero, from 0 up to (not including) 1; got {self.sparsity!r}. At 1 there would be no data at all.")
+        if not (isinstance(self.importance_decay, (int, float)) and 0 < self.importance_decay <= 1):
+            raise ToyInputError(f"Importance decay r must be above 0 and at most 1 (feature i has importance rⁱ); got {self.importance_decay!r}.")
+        config = self
+        if self.sparsity > MAX_SPARSITY:
+            notes.append(f"Sparsity {self.sparsity} was lowered to {MAX_SPARSITY}: sparser data would need far longer training.")
+            config = _replace(config, sparsity=MAX_SPARSITY)
+        steps = int(self.steps) if isinstance(self.steps, (int, float)) and math.isfinite(self.steps) else 0
+        if steps < 1:
+            raise ToyInputError(f"Training steps must be at least 1; got {self.steps!r}.")
+        if steps > MAX_STEPS:
+            notes.append(f"Training steps were capped at {MAX_STEPS:,} (asked for {steps:,}).")
+            steps = MAX_STEPS
+        return _replace(config, steps=steps), notes
+
+    @property
+    def importance(self) -> torch.Tensor:
+        return self.importance_decay ** torch.arange(self.n_features, dtype=torch.float32)  # (n,)
+
+
+def _replace(config: ToyConfig, **changes) -> ToyConfig:
+    values = {**config.__dict__, **changes}
+    return ToyConfig(**values)
+
+
+@dataclass
+class ToyResult:
+    """One trained toy model (the best of its restarts) and what we measure on it."""
+
+    config: ToyConfig
+    W: np.ndarray  # (m, n)
+    b: np.ndarray  # (n,)
+    loss: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def feature_norms(self) -> np.ndarray:
+        return feature_norms(self.W)
+
+    @property
+    def interference(self) -> np.ndarray:
+        return interference(self.W)
+
+    @property
+    def dimensionality(self) -> np.ndarray:
+        return feature_dimensionality(self.W)
+
+    @property
+    def features_per_dimension(self) -> float:
+        return features_per_dimension(self.W)
+
+    def summary(self) -> dict:
+        """The JSON contract of the app's /toy endpoint."""
+        c = self.config
+        return {
+            "n_features": c.n_features,
+            "m": c.m_hidden,
+            "sparsity": float(c.sparsity),
+            "feature_norms": [round(float(v), 5) for v in self.feature_norms],
+            "dimensionality": [round(float(v), 5) for v in self.dimensionality],
+            "features_per_dimension": round(float(self.features_per_dimension), 5),
+            "loss": float(self.loss),
+        }
+
+
+# --- measures of superposition -------------------------------------------------------------------
+
+
+def feature_norms(W: np.ndarray) -> np.ndarray:
+    """‖Wᵢ‖ for each feature (column): about 1 if the feature is represented, 0 if dropped."""
+    return np.linalg.norm(W, axis=0)
+
+
+def _unit_columns(W: np.ndarray) -> np.ndarray:
+    norms = feature_norms(W)
+    return W / np.where(norms > 1e-12, norms, 1.0)
+
+
+def interference(W: np.ndarray) -> np.ndarray:
+    """Σ_{j≠i} (Ŵᵢ · Wⱼ)²: how much of other features lies along feature i's direction."""
+    overlaps = (_unit_columns(W).T @ W) ** 2  # (n, n): (Ŵᵢ · Wⱼ)²
+    return overlaps.sum(1) - np.diag(overlaps)
+
+
+def feature_dimensionality(W: np.ndarray) -> np.ndarray:
+    """Dᵢ = ‖Wᵢ‖² / Σⱼ (Ŵᵢ · Wⱼ)²: the share of a dimension feature i gets (1 alone, ½ in a pair, ⅖ in a pentagon)."""
+    overlaps = ((_unit_columns(W).T @ W) ** 2).sum(1)  # includes j = i, which contributes ‖Wᵢ‖²
+    norms_sq = feature_norms(W) ** 2
+    return np.divide(norms_sq, overlaps, out=np.zeros_like(norms_sq), where=overlaps > 1e-12)
+
+
+def features_per_dimension(W: np.ndarray) -> float:
+    """‖W‖²_F / m: roughly how many features each hidden dimension carries.
+
+    The paper reports its inverse, "dimensions per feature" D* = m / ‖W‖²_F. ‖W‖²_F counts the
+    represented features (each contributes a norm near 1), so this is 1 for a model that keeps m
+    features in m dimensions and 2.5 for a pentagon in 2 dimensions.
+    """
+    return float((W**2).sum() / W.shape[0])
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """Instances trained together: each has its own sparsity, importance and seed."""
+
+    W: torch.Tensor  # (I, m, n)
+    b: torch.Tensor  # (I, n)
+    sparsity: torch.Tensor  # (I,)
+    importance: torch.Tensor  # (I, n)
+
+
+def _init(configs: list[ToyConfig], generator: torch.Generator) -> _Batch:
+    n, m = configs[0].n_features, configs[0].m_hidden
+    W = torch.empty(len(configs), m, n)
+    torch.nn.init.xavier_normal_(W.view(-1, n), generator=generator)  # as the paper's code
+    return _Batch(
+        W=W.requires_grad_(True),
+        b=torch.zeros(len(configs), n, requires_grad=True),
+        sparsity=torch.tensor([c.sparsity for c in configs]),
+        importance=torch.stack([c.importance for c in configs]),
+    )
+
+
+def _sample(batch: _Batch, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Features that are 0 with probability S, else uniform in [0, 1], from one uniform draw.
+
+    With u ~ U[0, 1): the feature is present when u >= S, and then (u - S) / (1 - S) is again
+    uniform on [0, 1). One random tensor instead of two halves the cost of sampling.
+    """
+    I, _, n = batch.W.shape
+    u = torch.rand(I, size, n, generator=generator)  # (I, B, n)
+    s = batch.sparsity[:, None, None]  # (I, 1, 1)
+    return torch.clamp_min_((u - s) / (1 - s), 0.0)
+
+
+def _per_instance_loss(batch: _Batch, x: torch.Tensor) -> torch.Tensor:
+    h = torch.bmm(x, batch.W.transpose(1, 2))  # (I, B, m)
+    out = torch.relu(torch.bmm(h, batch.W) + batch.b[:, None, :])  # (I, B, n)
+    return (batch.importance[:, None, :] * (x - out) ** 2).mean(1).sum(-1)  # (I,)
+
+
+def train_instances(
+    configs: list[ToyConfig], on_step: Callable[[int, int], None] | None = None, report_every: int = 100
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train one toy model per config, all in one batched tensor.
+
+    All configs must share n, m, steps, batch size, learning rate and seed; sparsity and
+    importance may differ. Returns W (I, m, n), b (I, n) and each instance's final loss (I,),
+    the loss measured on a fresh batch with the final weights.
+    """
+    first = configs[0]
+    generator = torch.Generator().manual_seed(first.seed)
+    batch = _init(configs, generator)
+    optimizer = torch.optim.Adam([batch.W, batch.b], lr=first.learning_rate)
+    # Linear warm-down to 0: big steps early, then settle. Converges in a fraction of the steps a
+    # constant 1e-3 needs, which is what makes a live demo possible.
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / first.steps)
+    for step in range(first.steps):
+        loss = _per_instance_loss(batch, _sample(batch, first.batch_size, generator)).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if on_step and (step + 1) % report_every == 0:
+            on_step(step + 1, first.steps)
+    with torch.no_grad():
+        final = _per_instance_loss(batch, _sample(batch, 8 * first.batch_size, generator))
+    return batch.W.detach().numpy(), batch.b.detach().numpy(), final.numpy()
+
+
+def represented(W: np.ndarray, threshold: float = 0.5) -> int:
+    """How many features the model keeps: columns with norm above ``threshold`` (about 1 when kept)."""
+    return int((feature_norms(W) > threshold).sum())
+
+
+def train(config: ToyConfig, on_step: Callable[[int, int], None] | None = None) -> ToyResult:
+    """Train ``config.restarts`` seeds of one setting side by side; keep the lowest loss."""
+    config, notes = config.checked()
+    W, b, loss = train_instances([config] * config.restarts, on_step)
+    best = int(np.argmin(loss))
+    return ToyResult(config, W[best], b[best], float(loss[best]), notes)
+
+
+def sparsity_grid(points: int = 20, densest: float = 1.0, sparsest: float = 0.01) -> np.ndarray:
+    """Sparsities whose feature probability 1 - S is log-spaced from ``densest`` to ``sparsest``."""
+    return 1.0 - np.geomspace(densest, sparsest, points)
+
+
+def sweep(config: ToyConfig, sparsities: np.ndarray | None = None, on_step=None, restarts: int = 2, batch_size: int = 512) -> list[ToyResult]:
+    """One batched training run over many sparsities (and ``restarts`` seeds of each).
+
+    Fewer restarts and a smaller batch than ``train``: the sweep is about the trend across
+    sparsities, and this keeps 20 points of n=20, m=5 to a few seconds on two cores.
+    """
+    config, notes = config.checked()
+    config = _replace(config, restarts=restarts, batch_size=batch_size)
+    sparsities = sparsity_grid() if sparsities is None else np.asarray(sparsities, dtype=float)
+    configs = [_replace(config, sparsity=float(s)) for s in sparsities for _ in range(config.restarts)]
+    W, b, loss = train_instances(configs, on_step)
+    results = []
+    for k, s in enumerate(sparsities):
+        rows = slice(k * config.restarts, (k + 1) * config.restarts)
+        best = k * config.restarts + int(np.argmin(loss[rows]))
+        results.append(ToyResult(_replace(config, sparsity=float(s)), W[best], b[best], float(loss[best]), notes))
+    return results

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from superpos_core import toy
+
+
+def neighbour_angles(W: np.ndarray) -> np.ndarray:
+    angles = np.sort(np.degrees(np.arctan2(W[1], W[0])) % 360)
+    return np.diff(np.r_[angles, angles[0] + 360])
+
+
+def test_dense_features_keep_the_most_important_two():
+    result = toy.train(toy.ToyConfig(n_features=5, m_hidden=2, sparsity=0.0, importance_decay=0.9))
+    norms = result.feature_norms
+    assert (norms[:2] >= 0.9).all(), norms
+    assert (norms[2:] <= 0.1).all(), norms
+    assert result.features_per_dimension == pytest.approx(1.0, abs=0.15)
+
+
+def test_sparse_equal_features_form_a_pentagon():
+    result = toy.train(toy.ToyConfig(n_features=5, m_hidden=2, sparsity=0.99, importance_decay=1.0))
+    assert (result.feature_norms >= 0.9).all(), result.feature_norms
+    np.testing.assert_allclose(neighbour_angles(result.W), 72.0, atol=5.0)
+    np.testing.assert_allclose(result.dimensionality, 0.4, atol=0.03)
+
+
+def test_same_seed_same_model():
+    config = toy.ToyConfig(n_features=4, m_hidden=2, sparsity=0.5, steps=200, seed=3)
+    np.testing.assert_array_equal(toy.train(config).W, toy.train(config).W)
+
+
+def unit_columns(angles_deg):
+    radians = np.radians(angles_deg)
+    return np.stack([np.cos(radians), np.sin(radians)])
+
+
+@pytest.mark.parametrize(
+    "W, dimensionality, interference, per_dimension",
+    [
+        (np.eye(2), [1, 1], [0, 0], 1.0),  # each feature on its own axis
+        (np.array([[1.0, -1.0]]), [0.5, 0.5], [1, 1], 2.0),  # an antipodal pair in one dimension
+        (unit_columns([0, 72, 144, 216, 288]), [0.4] * 5, [1.5] * 5, 2.5),  # the pentagon
+        (np.array([[1.0, 0.0], [0.0, 0.0]]), [1, 0], [0, 0], 0.5),  # a dropped feature
+    ],
+)
+def test_measures_on_hand_made_weights(W, dimensionality, interference, per_dimension):
+    np.testing.assert_allclose(toy.feature_dimensionality(W), dimensionality, atol=1e-9)
+    np.testing.assert_allclose(toy.interference(W), interference, atol=1e-9)
+    assert toy.features_per_dimension(W) == pytest.approx(per_dimension)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"n_features": 0}, "features n"),
+        ({"m_hidden": 0}, "hidden dimensions m"),
+        ({"n_features": 65}, "features n"),
+        ({"sparsity": 1.0}, "Sparsity"),
+        ({"sparsity": float("nan")}, "Sparsity"),
+        ({"importance_decay": 0.0}, "Importance decay"),
+        ({"steps": 0}, "at least 1"),
+    ],
+)
+def test_out_of_range_controls_say_why(changes, message):
+    with pytest.raises(toy.ToyInputError, match=message):
+        toy.train(toy.ToyConfig(**changes))
+
+
+def test_excessive_requests_are_clamped():
+    config, notes = toy.ToyConfig(steps=10**9, sparsity=0.9999).checked()
+    assert config.steps == toy.MAX_STEPS and config.sparsity == toy.MAX_SPARSITY
+    assert len(notes) == 2 and "capped" in notes[1]
+
+
+def test_more_dimensions_than_features_is_fine():
+    result = toy.train(toy.ToyConfig(n_features=3, m_hidden=5, sparsity=0.0, steps=600))
+    assert (result.feature_norms >= 0.9).all()
+    np.testing.assert_allclose(result.dimensionality, 1.0, atol=0.05)
+
+
+def test_sweep_shows_the_phase_change():
+    results = toy.sweep(toy.ToyConfig(n_features=5, m_hidden=2, importance_decay=0.9))
+    assert len(results) == 20
+    sparsities = [r.config.sparsity for r in results]
+    assert sparsities == sorted(sparsities) and sparsities[0] == 0.0
+    kept = [toy.represented(r.W) for r in results]
+    assert kept[0] == 2  # dense: as many features as dimensions
+    assert max(kept[-3:]) == 5 and min(kept[-3:]) >= 4  # sparse: (nearly) all five, in two dimensions
+    assert results[-1].features_per_dimension > 2
+
+
+def test_summary_contract():
+    summary = toy.train(toy.ToyConfig(steps=100)).summary()
+    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "loss"}
+    assert len(summary["feature_norms"]) == len(summary["dimensionality"]) == 5
+    assert isinstance(summary["loss"], float) and isinstance(summary["m"], int)
