@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 import torch
 
-from demos import mnist, planned, toy
+from demos import mnist, planned, resnet, toy
 from superpos_core.devices import resolve_device
 
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
@@ -30,14 +30,18 @@ def build_app(device: str = "auto") -> gr.Blocks:
     torch_device = resolve_device(device)
     with gr.Blocks(title="superpos: superposition, live") as blocks:
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Toy model", id="toy"):
                 toy.render(blocks)
             with gr.Tab("Draw a digit (MNIST)", id="mnist"):
-                mnist.render(blocks, torch_device)
+                digits = mnist.render(blocks, torch_device)
+            with gr.Tab("ResNet", id="resnet"):
+                convs = resnet.render(blocks, torch_device)
             for key, (title, _what) in planned.PLANNED.items():
                 with gr.Tab(title, id=key):
                     planned.render(key)
+        # A drawing can travel from the MNIST tab to the ResNet tab.
+        digits.send.click(resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer, tabs], api_visibility="private")
     blocks.queue(max_size=64, default_concurrency_limit=2)
     return blocks
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import partial
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -84,8 +85,8 @@ def explain_problem(picture):
     return (None, message, None, None, None, None, None)
 
 
-def render(blocks: gr.Blocks, device: torch.device) -> None:
-    """Lay out the MNIST tab inside the current ``gr.Tab`` and wire its events."""
+def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
+    """Lay out the MNIST tab inside the current ``gr.Tab``; returns what other tabs link to."""
 
     def explorer() -> MnistExplorer:
         return MnistExplorer.shared(device)
@@ -143,6 +144,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
                 format="png",
                 elem_id="mnist-sketchpad",
             )
+            send = gr.Button("Send this drawing to the ResNet tab", size="sm", elem_id="mnist-send")
             gallery = gr.Gallery(label="Or click a real MNIST test digit", columns=5, height=260, allow_preview=False, object_fit="contain", elem_id="mnist-examples")
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
@@ -214,3 +216,4 @@ def render(blocks: gr.Blocks, device: torch.device) -> None:
     blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private")
     gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_limit=4, concurrency_id="mnist-simplenet")
     train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2)
+    return SimpleNamespace(sketch=sketch, send=send)

@@ -381,3 +381,87 @@ def toy_sweep(sparsities: np.ndarray, represented: Sequence[int], per_dimension:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("sparsity S (log scale of 1 − S)")
     return figure
+
+
+# --- ResNet layers ------------------------------------------------------------------------------------
+
+
+def heat_overlay(picture: np.ndarray, heat: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """Blend a (h, w) activation map, stretched to the picture, over an (H, W, 3) uint8 picture."""
+    import torch
+    import torch.nn.functional as F
+
+    H, W = picture.shape[:2]
+    heat = F.interpolate(torch.as_tensor(heat, dtype=torch.float32)[None, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
+    low, high = float(heat.min()), float(heat.max())
+    scaled = (heat - low) / (high - low) if high > low else np.zeros_like(heat)
+    colour = matplotlib.colormaps["inferno"](scaled)[..., :3]
+    alpha = strength * scaled[..., None]
+    return np.clip((1 - alpha) * (picture / 255.0) + alpha * colour, 0, 1).__mul__(255).astype(np.uint8)
+
+
+class FeatureMapPanel(LivePanel):
+    """Sixteen channels of one layer as a 4x4 grid, each labelled with its channel index."""
+
+    def __init__(self, side: int, tiles: int = 16):
+        figure = new_figure(5.2, 5.6)
+        super().__init__(figure)
+        axes = figure.subplots(4, tiles // 4)
+        self.images, self.labels = [], []
+        for ax in axes.ravel():
+            self.images.append(self.animate(ax.imshow(np.zeros((side, side)), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")))
+            self.labels.append(self.animate(ax.text(0.03, 0.97, "", transform=ax.transAxes, ha="left", va="top", fontsize=8, color="white", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})))
+            ax.set_axis_off()
+        self.title = self.animate(figure.suptitle(" ", fontsize=10))
+
+    def update(self, maps: np.ndarray, channels: list[int], title: str) -> np.ndarray:
+        top = max(float(np.max(maps)), 1e-9)  # one scale for the grid: channels compare
+        for i, (image, label) in enumerate(zip(self.images, self.labels)):
+            if i < len(channels):
+                image.set_data(maps[i].astype(np.float32))
+                image.set_clim(0, top)
+                label.set_text(f"ch {channels[i]}")
+                image.set_visible(True)
+            else:
+                image.set_visible(False)
+                label.set_text("")
+        self.title.set_text(title)
+        return self.render()
+
+
+class LayerRankPanel(LivePanel):
+    """The course's two plots: effective rank and rank / channels against depth, one layer marked."""
+
+    def __init__(self, rows: Sequence, title: str):
+        figure = new_figure(7.0, 3.0)
+        super().__init__(figure)
+        self.rows = list(rows)
+        depth = np.arange(len(self.rows))
+        ranks = np.array([r.effective_rank for r in self.rows])
+        ratios = np.array([r.ratio for r in self.rows])
+        channels = np.array([r.channels for r in self.rows])
+        bound = np.array([r.sample_bound for r in self.rows])
+        self.axes = figure.subplots(1, 2)
+        for ax, values, label in ((self.axes[0], ranks, "effective rank"), (self.axes[1], ratios, "effective rank / channels")):
+            ax.plot(depth, values, "-", color="0.7", lw=1, zorder=1)
+            ax.scatter(depth[~bound], values[~bound], s=14, color="C0", zorder=2, label="measured")
+            if bound.any():
+                ax.scatter(depth[bound], values[bound], s=18, facecolors="none", edgecolors="C1", zorder=2, label="bounded by the sample")
+            ax.set_xlabel("conv layer (input → output)")
+            ax.set_ylabel(label)
+        self.axes[0].step(depth, channels, where="mid", color="0.5", lw=0.8, ls="--", label="channels")
+        self.axes[0].legend(fontsize=7, loc="upper left")
+        self.axes[1].set_ylim(0, 1.05)
+        figure.suptitle(title, fontsize=9)
+        self.markers = [self.animate(ax.plot([], [], "o", ms=9, mfc="none", mec="C3", mew=2)[0]) for ax in self.axes]
+        self.lines = [self.animate(ax.axvline(0, color="C3", lw=0.8, ls=":")) for ax in self.axes]
+        self.name = self.animate(self.axes[1].text(0.02, 0.04, "", transform=self.axes[1].transAxes, fontsize=8, color="C3"))
+
+    def update(self, layer: str) -> np.ndarray:
+        index = next(i for i, r in enumerate(self.rows) if r.layer == layer)
+        row = self.rows[index]
+        for marker, line, value in zip(self.markers, self.lines, (row.effective_rank, row.ratio)):
+            marker.set_data([index], [value])
+            line.set_xdata([index, index])
+        self.name.set_text(layer)
+        return self.render()

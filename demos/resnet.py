@@ -1,0 +1,224 @@
+"""The ResNet tab: any conv layer of a real ResNet, its feature maps and its effective rank."""
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import torch
+
+from demos.common import figure, note
+from superpos_core import figures, mnist, resnets
+
+NOTES = {
+    "maps": "The 16 channels of this layer that respond most to the picture, strongest first (each tile shares one colour scale). "
+    "Early layers respond to edges and strokes at every position; deeper layers to larger, rarer patterns on a coarser grid.",
+    "overlay": "The layer's mean activation over all its channels, stretched over the picture: where in the image this layer is busy.",
+    "ranks": "The course's experiment: for every conv layer, the effective rank of its activations over a reference set (how many independent "
+    "directions its channels really span), left as a count beside the channel count, right as a share of the channels. Hollow orange points: "
+    "the reference set had fewer than 4 numbers per channel there, so the rank is capped by the sample, not the layer.",
+}
+READING = (
+    "A ratio near 1 means the channels point in nearly independent directions: the layer uses all of its width. "
+    "A low ratio means many channels are combinations of the others, room that superposition could have used but this layer did not."
+)
+NO_IMAGE = "🖼️ Upload a picture, paste one, use the webcam, or click an example below it."
+_panels = threading.local()
+
+
+class SafeImage(gr.Image):
+    """An Image input whose unreadable uploads give a clear message instead of a traceback."""
+
+    def get_block_name(self) -> str:  # the front end is gradio's own Image
+        return "image"
+
+    def get_block_class(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
+
+
+def _load(model: str, device: torch.device) -> resnets.LoadedResNet:
+    try:
+        return resnets.load(model, device)
+    except resnets.ModelUnavailable as error:
+        raise gr.Error(str(error), print_exception=False, title="Model unavailable") from None
+
+
+def _rank_panel(loaded: resnets.LoadedResNet):
+    """The rank table and its (per-thread) plot for a model, computed once and cached on disk."""
+    source, rows = resnets.reference_ranks(loaded)
+    cache = getattr(_panels, "ranks", None)
+    if cache is None:
+        cache = _panels.ranks = {}
+    if loaded.entry.key not in cache:
+        cache[loaded.entry.key] = figures.LayerRankPanel(rows, f"{loaded.entry.title}: effective rank of each conv layer over {source}")
+    return source, rows, cache[loaded.entry.key]
+
+
+def _feature_panel() -> figures.FeatureMapPanel:
+    panel = getattr(_panels, "features", None)
+    if panel is None:
+        panel = _panels.features = figures.FeatureMapPanel(resnets.MAP_SIDE)
+    return panel
+
+
+def _card(loaded: resnets.LoadedResNet, view: resnets.LayerView | None, row, source: str) -> str:
+    size = f" · its maps here are {view.size[0]}×{view.size[1]}" if view else ""
+    text = (
+        f"### {row.layer}\n`{loaded.describe(row.layer)}`\n\n"
+        f"- **{row.channels} channels**{size}\n"
+        f"- **effective rank {row.effective_rank}** over {source} → ratio **{row.ratio:.2f}**\n\n{READING}"
+    )
+    if row.sample_bound:
+        text += f"\n\n⚠️ Here the reference set gives only {row.columns:,} numbers for {row.channels} channels: the rank is capped by the sample. Read it as a lower bound, not a finding."
+    return text
+
+
+def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
+    """Everything that depends on the layer alone; no forward pass."""
+    if layer not in loaded.conv_layers:
+        raise gr.Error(f"There is no conv layer named {layer!r} in {loaded.entry.title}. Choose one of: {', '.join(loaded.conv_layers[:6])}, …", print_exception=False)
+    source, rows, rank_panel = _rank_panel(loaded)
+    row = next(r for r in rows if r.layer == layer)
+    view = analysis.layers[layer] if analysis else None
+    summary = {
+        "model": loaded.entry.key,
+        "layer": layer,
+        "top5": [[label, prob] for label, prob in analysis.top5] if analysis else [],
+        "channels": row.channels,
+        "effective_rank": row.effective_rank,
+        "ratio": round(row.ratio, 4),
+        "sample_bound": bool(row.sample_bound),
+    }
+    grid = overlay = None
+    if view is not None:
+        grid = _feature_panel().update(view.maps, view.top_channels, f"{layer}: the 16 strongest of {view.channels} channels")
+        overlay = figures.heat_overlay(analysis.display, view.mean_map)
+    table = [r.as_row() for r in rows]
+    return summary, grid, overlay, rank_panel.update(layer), table, _card(loaded, view, row, source)
+
+
+def analyse(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")):
+    """The main event (``api_name="resnet"``): one forward pass, every conv layer captured."""
+    if picture is None:
+        raise gr.Error("No picture: upload one or click an example.", visible=False, print_exception=False)
+    loaded = _load(model, device)
+    layer = layer or loaded.conv_layers[0]
+    try:
+        analysis = resnets.analyse_image(loaded, picture)
+    except resnets.ImageError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
+    labels = {label: prob for label, prob in analysis.top5}
+    status = f"**{analysis.top5[0][0]}** ({analysis.top5[0][1]:.0%}) · layer `{layer}`"
+    return summary, status, labels, grid, overlay, ranks, table, card, analysis
+
+
+def switch_layer(analysis, model: str, layer: str, device: torch.device = torch.device("cpu")):
+    """Re-draw from the cached forward pass: the network does not run again."""
+    loaded = _load(model, device)
+    if analysis is not None and analysis.model != model:
+        analysis = None
+    summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
+    return summary, grid, overlay, ranks, card
+
+
+def explain_problem(picture, model: str):
+    """Runs when ``analyse`` failed: the reason beside the picture, stale panels cleared."""
+    if picture is None:
+        message = NO_IMAGE
+    else:
+        ok, model_status = resnets.status(model)
+        message = model_status if not ok else "⚠️ This picture could not be read: see the message at the top right."
+    return None, message, None, None, None, gr.skip(), gr.skip(), gr.skip(), None
+
+
+def examples(model: str) -> list[tuple[np.ndarray, str]]:
+    """Pictures that suit the model: real MNIST test digits, or the bundled photos."""
+    if resnets.CATALOGUE[model].input_kind == "digit":
+        sample = mnist.load_sample().test
+        picks = [int(np.flatnonzero(sample.labels == d)[0]) for d in range(10)]
+        return [(255 - np.kron(sample.images[i], np.ones((4, 4), np.uint8)), str(sample.labels[i])) for i in picks]
+    return [(np.asarray(_photo(p)), p.stem) for p in sorted((mnist.ASSETS / "photos").glob("*.jpg"))]
+
+
+def _photo(path):
+    from PIL import Image
+
+    return Image.open(path).convert("RGB")
+
+
+def choose_model(model: str):
+    """New model: its layers, its examples, whether it is available, and its rank plot."""
+    available, message = resnets.status(model)
+    names = resnets.layer_names(model)
+    return (
+        gr.update(choices=names, value=names[0]),
+        f"{resnets.CATALOGUE[model].about} {message}",
+        examples(model),
+        None,  # the old image's analysis belongs to the old model
+    )
+
+
+def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
+    """Lay out the ResNet tab inside the current ``gr.Tab``; returns what other tabs link to."""
+    gr.Markdown(
+        "## Inside a ResNet\nDoes a deep network superpose like the small ones? Pick a model and any of its conv layers: see what the layer's channels "
+        "respond to in your picture, and how many independent directions the layer really uses, layer by layer (the course's second experiment)."
+    )
+    first = resnets.DEFAULT
+    state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=4, min_width=300):
+            image = SafeImage(label="Your picture", type="pil", image_mode=None, sources=["upload", "webcam", "clipboard"], elem_id="resnet-image", height=300)
+            gallery = gr.Gallery(label="Or click an example", columns=5, height=200, allow_preview=False, object_fit="contain", elem_id="resnet-examples")
+        with gr.Column(scale=5, min_width=300):
+            model = gr.Dropdown([(e.title, e.key) for e in resnets.CATALOGUE.values()], value=first, label="Model", elem_id="resnet-model")
+            model_status = gr.Markdown(f"{resnets.CATALOGUE[first].about} {resnets.status(first)[1]}", elem_id="resnet-model-status")
+            layer = gr.Dropdown(resnets.layer_names(first), value=resnets.layer_names(first)[0], label="Conv layer (by module name)", elem_id="resnet-layer")
+            status = gr.Markdown(NO_IMAGE, elem_id="resnet-status")
+            top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="resnet-top5")
+    with gr.Row():
+        with gr.Column():
+            grid = figure("Feature maps of the chosen layer", elem_id="resnet-grid")
+            note(NOTES["maps"])
+        with gr.Column():
+            overlay = figure("Where the layer is active", elem_id="resnet-overlay")
+            note(NOTES["overlay"])
+            card = gr.Markdown(elem_id="resnet-card")
+    ranks = figure("Effective rank, layer by layer", elem_id="resnet-ranks")
+    note(NOTES["ranks"])
+    table = gr.Dataframe(headers=["layer_name", "total_channels", "effective_rank", "ratio", "bounded_by_sample"], label="The course's table", interactive=False)
+    with gr.Accordion("Numbers behind the pictures (the /resnet API's JSON)", open=False):
+        summary = gr.JSON(label="Summary", elem_id="resnet-json")
+
+    live = [summary, status, top5, grid, overlay, ranks, table, card, state]
+    event = image.change(lambda p, m, l: analyse(p, m, l, device), inputs=[image, model, layer], outputs=live, api_name="resnet", concurrency_limit=2, concurrency_id="resnet", trigger_mode="always_last")
+    event.failure(explain_problem, inputs=[image, model], outputs=live, api_visibility="private", queue=False)
+    layer.input(lambda a, m, l: switch_layer(a, m, l, device), inputs=[state, model, layer], outputs=[summary, grid, overlay, ranks, card], api_visibility="private", show_progress="hidden", concurrency_limit=4, concurrency_id="resnet-switch")
+
+    def pick_example(model_key, selection: gr.SelectData):
+        picture = examples(model_key)[selection.index][0]
+        return picture
+
+    model.input(choose_model, inputs=model, outputs=[layer, model_status, gallery, state], api_visibility="private")
+    gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private")
+    blocks.load(lambda: examples(first), outputs=gallery, api_visibility="private")
+    return SimpleNamespace(image=image, model=model, layer=layer)
+
+
+def receive_drawing(sketch):
+    """A drawing sent from the MNIST tab: the composite as a picture, for the bundled model."""
+    from superpos_core.drawing import editor_picture
+
+    picture = editor_picture(sketch)
+    if picture is None:
+        raise gr.Error("Draw a digit first.", print_exception=False)
+    names = resnets.layer_names(resnets.DEFAULT)
+    return picture, gr.update(value=resnets.DEFAULT), gr.update(choices=names, value=names[0]), gr.Tabs(selected="resnet")

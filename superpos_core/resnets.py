@@ -1,0 +1,363 @@
+"""The ResNets the app can explore: a catalogue (data), loading, and per-image analysis.
+
+    from superpos_core import resnets
+    model = resnets.load("mnist-resnet")
+    result = resnets.analyse_image(model, "cat.jpg")     # every conv layer, one forward pass
+    result.layers["layer1.0.conv1"].top_channels
+
+ImageNet models come from torchvision, which downloads their weights once to
+``~/.cache/torch/hub/checkpoints`` (``$TORCH_HOME`` moves it). With no network and no cached file a
+model is reported unavailable, with the reason and how to get it; nothing else is put in its place.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from superpos_core import drawing, mnist, mnist_resnet
+from superpos_core.conv_rank import LayerRank, conv_layer_names, rank_table
+
+
+@dataclass(frozen=True)
+class ResNetEntry:
+    key: str
+    title: str
+    source: str  # "bundled" or "torchvision"
+    input_kind: str  # "digit" (28x28 MNIST-style) or "photo" (ImageNet transforms)
+    builder: str | None = None  # torchvision.models function name
+    weights: str | None = None  # torchvision weights enum, e.g. "ResNet50_Weights.IMAGENET1K_V2"
+    about: str = ""
+
+
+CATALOGUE: dict[str, ResNetEntry] = {
+    entry.key: entry
+    for entry in (
+        ResNetEntry("mnist-resnet", "Small ResNet-18 trained on MNIST (bundled)", "bundled", "digit", about="20 conv layers, 16–128 channels; trained here on real MNIST, works offline."),
+        ResNetEntry("resnet18", "ResNet-18, ImageNet (torchvision)", "torchvision", "photo", "resnet18", "ResNet18_Weights.IMAGENET1K_V1", "20 conv layers, 64–512 channels."),
+        ResNetEntry("resnet50", "ResNet-50, ImageNet (torchvision)", "torchvision", "photo", "resnet50", "ResNet50_Weights.IMAGENET1K_V2", "53 conv layers, 64–2048 channels: the course's model."),
+    )
+}
+DEFAULT = "mnist-resnet"
+
+
+class ModelUnavailable(RuntimeError):
+    """The model's weights are not on this machine and cannot be fetched now; says how to get them."""
+
+
+class ImageError(ValueError):
+    """A picture the model cannot read; the message is meant for the learner."""
+
+
+def _weights_enum(entry: ResNetEntry):
+    import torchvision.models as tvm
+
+    enum_name, member = entry.weights.split(".")
+    return getattr(getattr(tvm, enum_name), member)
+
+
+def checkpoint_path(entry: ResNetEntry) -> Path:
+    """Where torchvision caches this model's weights."""
+    url = _weights_enum(entry).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def how_to_fetch(entry: ResNetEntry) -> str:
+    return (
+        f"On a machine with internet, run `python -c \"import torchvision; torchvision.models.{entry.builder}(weights='{entry.weights.split('.')[1]}')\"` "
+        f"once (torchvision caches the weights), or copy `{checkpoint_path(entry).name}` into `{checkpoint_path(entry).parent}`."
+    )
+
+
+def status(key: str) -> tuple[bool, str]:
+    """(available now, a sentence for the learner) without downloading anything."""
+    entry = CATALOGUE[key]
+    if entry.source == "bundled":
+        return True, "Bundled with the app: ready."
+    if checkpoint_path(entry).is_file():
+        return True, f"ImageNet weights cached at `{checkpoint_path(entry)}`: ready."
+    if key in _failed_downloads:
+        return False, f"**Unavailable**: the ImageNet weights are not on this machine and could not be downloaded ({_failed_downloads[key]}). {how_to_fetch(entry)}"
+    return False, f"Not downloaded yet: choosing it downloads the ImageNet weights once ({checkpoint_path(entry).name}, via torchvision). Offline? {how_to_fetch(entry)}"
+
+
+_failed_downloads: dict[str, str] = {}
+
+
+@dataclass
+class LoadedResNet:
+    entry: ResNetEntry
+    model: nn.Module
+    categories: list[str]
+    conv_layers: list[str]
+    modules: dict[str, nn.Module]
+    weights_id: str  # identifies the exact weights, for caches
+    device: torch.device
+    transform: object = None  # torchvision's preprocessing for photo models
+
+    def describe(self, layer: str) -> str:
+        return repr(self.modules[layer])
+
+
+def build(key: str) -> nn.Module:
+    """The architecture with random weights (layer names, tests). Never shown to a user as a model."""
+    entry = CATALOGUE[key]
+    if entry.source == "bundled":
+        return mnist_resnet.MnistResNet()
+    import torchvision.models as tvm
+
+    return getattr(tvm, entry.builder)(weights=None)
+
+
+def layer_names(key: str) -> list[str]:
+    """Every Conv2d of the model, by module name; needs no weights."""
+    return _layer_names(key)
+
+
+_name_cache: dict[str, list[str]] = {}
+
+
+def _layer_names(key: str) -> list[str]:
+    if key not in _name_cache:
+        _name_cache[key] = conv_layer_names(build(key))
+    return _name_cache[key]
+
+
+_loaded: dict[tuple[str, str], LoadedResNet] = {}
+_load_lock = threading.Lock()
+
+
+def load(key: str, device: str | torch.device = "cpu") -> LoadedResNet:
+    """Load (once per process) a catalogue model. Raises ``ModelUnavailable`` with instructions."""
+    if key not in CATALOGUE:
+        raise ModelUnavailable(f"Unknown model {key!r}. Choose one of: {', '.join(CATALOGUE)}.")
+    device = torch.device(device)
+    with _load_lock:
+        if (key, str(device)) in _loaded:
+            return _loaded[(key, str(device))]
+        entry = CATALOGUE[key]
+        if entry.source == "bundled":
+            model = mnist_resnet.load(mnist_resnet.WEIGHTS_PATH, device)
+            categories = [str(d) for d in range(10)]
+            weights_id = hashlib.sha256(mnist_resnet.WEIGHTS_PATH.read_bytes()).hexdigest()[:16]
+            transform = None
+        else:
+            import torchvision.models as tvm
+
+            weights = _weights_enum(entry)
+            try:
+                model = getattr(tvm, entry.builder)(weights=weights)  # cached file, else a download
+            except Exception as error:  # no network, a refused download, a corrupt cache file...
+                _failed_downloads[key] = f"{type(error).__name__}: {str(error)[:160]}"
+                raise ModelUnavailable(status(key)[1]) from None
+            model = model.eval().requires_grad_(False).to(device)
+            categories = list(weights.meta["categories"])
+            weights_id = checkpoint_path(entry).name
+            transform = weights.transforms()
+        loaded = LoadedResNet(entry, model, categories, conv_layer_names(model), dict(model.named_modules()), weights_id, device, transform)
+        _loaded[(key, str(device))] = loaded
+        return loaded
+
+
+# --- preparing a picture -------------------------------------------------------------------------
+
+MIN_SIDE = 8
+
+
+def photo_rgb(picture) -> Image.Image:
+    """Any picture (PIL of any mode, array, path, bytes) -> an RGB PIL image, alpha over white."""
+    if isinstance(picture, (str, os.PathLike, bytes, bytearray, np.ndarray)):
+        try:
+            picture = _open(picture)
+        except drawing.DrawingError as error:
+            raise ImageError(str(error)) from None
+    if not isinstance(picture, Image.Image):
+        raise ImageError(f"Expected a picture, got {type(picture).__name__}.")
+    if getattr(picture, "is_animated", False):
+        picture.seek(0)  # an animated GIF: its first frame
+    if min(picture.size) < MIN_SIDE:
+        raise ImageError(f"The picture is {picture.width}×{picture.height} pixels: too small to see anything. Use one at least {MIN_SIDE}×{MIN_SIDE}.")
+    if picture.width * picture.height > drawing.MAX_PIXELS:
+        raise ImageError(f"The picture is {picture.width}×{picture.height} pixels, too large to read. Use one under 7000×7000.")
+    if max(picture.size) > 1024:
+        picture = picture.copy()
+        picture.thumbnail((1024, 1024))
+    if picture.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        gray = np.asarray(picture, dtype=np.float32)
+        top = 65535.0 if gray.max() > 255 else 255.0
+        return Image.fromarray((np.clip(gray / top, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    if picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info):
+        rgba = picture.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return picture.convert("RGB")
+
+
+def _open(picture) -> Image.Image:
+    if isinstance(picture, np.ndarray):
+        array = picture
+        if array.dtype != np.uint8:
+            array = np.clip(array.astype(np.float32) / (65535.0 if array.max(initial=0) > 255 else (255.0 if array.max(initial=0) > 1 else 1.0)) * 255, 0, 255).astype(np.uint8)
+        try:
+            return Image.fromarray(array)
+        except (TypeError, ValueError):
+            raise drawing.DrawingError(f"A picture must be a grey or colour image; got an array of shape {picture.shape}.") from None
+    import io
+
+    source = io.BytesIO(picture) if isinstance(picture, (bytes, bytearray)) else picture
+    try:
+        image = Image.open(source)
+        image.load()
+        return image
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise drawing.DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
+
+
+@dataclass
+class Prepared:
+    x: torch.Tensor  # (1, C, H, W) model input
+    display: np.ndarray  # (h, w, 3) uint8: the picture as the model sees it (before normalising)
+
+
+def prepare(loaded: LoadedResNet, picture) -> Prepared:
+    """Picture -> model input, the model's own way: MNIST's recipe or torchvision's transforms."""
+    if loaded.entry.input_kind == "digit":
+        try:
+            digit = drawing.prepare_digit(drawing.editor_picture(picture))
+        except drawing.DrawingError as error:
+            raise ImageError(str(error)) from None
+        x = mnist.normalize(digit.pixels, loaded.device).reshape(1, 1, 28, 28)
+        gray = (255 * (1 - digit.pixels)).astype(np.uint8)  # dark ink on light paper, as drawn
+        return Prepared(x, np.repeat(gray[..., None], 3, axis=2))
+    rgb = photo_rgb(drawing.editor_picture(picture))
+    x = loaded.transform(rgb).unsqueeze(0).to(loaded.device)  # resize, centre-crop, normalise
+    mean = torch.tensor(loaded.transform.mean)[:, None, None]
+    std = torch.tensor(loaded.transform.std)[:, None, None]
+    display = ((x[0].cpu() * std + mean).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+    return Prepared(x, display)
+
+
+# --- one forward pass, every conv layer ------------------------------------------------------------
+
+MAP_SIDE = 40  # feature maps are stored resized to this, enough to draw them and small to keep
+TOP_CHANNELS = 16
+
+
+@dataclass
+class LayerView:
+    """What the tab draws for one layer of one image."""
+
+    channels: int
+    size: tuple[int, int]  # the layer's own H, W
+    top_channels: list[int]  # the 16 channels with the largest mean activation, largest first
+    maps: np.ndarray  # (16, MAP_SIDE, MAP_SIDE) float16: those channels' maps
+    mean_map: np.ndarray  # (h, w) float32: mean over channels, at the layer's resolution
+
+
+@dataclass
+class ImageAnalysis:
+    model: str
+    top5: list[tuple[str, float]]
+    display: np.ndarray
+    layers: dict[str, LayerView] = field(default_factory=dict)
+
+
+def _resize(maps: torch.Tensor, side: int) -> torch.Tensor:
+    mode = "nearest" if maps.shape[-1] <= side else "area"  # blocky when enlarged: one block per unit
+    return F.interpolate(maps[None].float(), size=(side, side), mode=mode)[0]
+
+
+@torch.no_grad()
+def analyse_image(loaded: LoadedResNet, picture) -> ImageAnalysis:
+    """One forward pass capturing every conv layer, reduced to what each layer's view needs."""
+    prepared = prepare(loaded, picture)
+    from superpos_core.capture import capture_activations
+
+    with capture_activations(loaded.model, loaded.conv_layers) as acts:
+        logits = loaded.model(prepared.x)[0]
+    probs = torch.softmax(logits.float(), 0)
+    values, indices = probs.topk(5)
+    top5 = [(loaded.categories[i], round(float(v), 6)) for v, i in zip(values, indices)]
+    analysis = ImageAnalysis(loaded.entry.key, top5, prepared.display)
+    for name in loaded.conv_layers:
+        a = acts[name][0]  # (C, H, W)
+        means = a.mean((1, 2))
+        top = means.topk(min(TOP_CHANNELS, a.shape[0])).indices
+        analysis.layers[name] = LayerView(
+            channels=a.shape[0],
+            size=(a.shape[1], a.shape[2]),
+            top_channels=[int(i) for i in top],
+            maps=_resize(a[top], MAP_SIDE).cpu().numpy().astype(np.float16),
+            mean_map=a.mean(0).cpu().numpy().astype(np.float32),
+        )
+    return analysis
+
+
+# --- the reference rank table, cached on disk --------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SUPERPOS_CACHE_DIR", Path.home() / ".cache" / "superpos"))
+
+
+def reference_batches(loaded: LoadedResNet, batch_size: int = 250):
+    """(name, batches) of the reference set: MNIST sample / CIFAR-100 test if present / bundled photos."""
+    if loaded.entry.input_kind == "digit":
+        images = mnist.load_sample().test.images
+        return "bundled MNIST sample, 2,000 test digits", [mnist_resnet.to_input(images[i : i + batch_size], loaded.device) for i in range(0, len(images), batch_size)]
+    cifar = _cifar100()
+    if cifar is not None:
+        mean = torch.tensor(loaded.transform.mean)[:, None, None]
+        std = torch.tensor(loaded.transform.std)[:, None, None]
+        data = torch.as_tensor(cifar[:1280]).permute(0, 3, 1, 2).float() / 255  # the course: 10 batches of 128, 32x32
+        return "CIFAR-100 test, 1,280 images at 32×32 (the course's choice)", [((data[i : i + 128] - mean) / std).to(loaded.device) for i in range(0, len(data), 128)]
+    photos = sorted((mnist.ASSETS / "photos").glob("*.jpg"))
+    x = torch.cat([loaded.transform(Image.open(p).convert("RGB")).unsqueeze(0) for p in photos]).to(loaded.device)
+    return f"the {len(photos)} bundled photos (CIFAR-100 not on this machine)", [x]
+
+
+def _cifar100():
+    try:
+        from torchvision.datasets import CIFAR100
+
+        return CIFAR100(str(mnist.data_dir()), train=False, download=False).data  # (N, 32, 32, 3) uint8
+    except (RuntimeError, OSError):
+        return None
+
+
+def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[LayerRank]]:
+    """The rank table over the model's reference set, from the disk cache when it is there."""
+    source, batches = reference_batches(loaded)
+    key = hashlib.sha256(f"{loaded.entry.key}|{loaded.weights_id}|{source}".encode()).hexdigest()[:16]
+    path = cache_dir() / "ranks" / f"{loaded.entry.key}-{key}.json"
+    try:
+        rows = json.loads(path.read_text())
+        return source, [LayerRank(**row) for row in rows]
+    except (OSError, ValueError, TypeError):
+        pass  # absent or unreadable: compute it again, below
+    table = rank_table(loaded.model, batches, on_batch=on_batch)
+    _write_atomically(path, json.dumps([row.__dict__ for row in table]))
+    return source, table
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file and rename it into place: a full disk never leaves half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+            handle.write(text)
+        os.replace(handle.name, path)
+    except OSError:
+        try:
+            os.unlink(handle.name)
+        except (OSError, NameError, UnboundLocalError):
+            pass

@@ -1,0 +1,62 @@
+import numpy as np
+import torch
+from torch import nn
+
+from superpos_core import rank, resnets
+from superpos_core.capture import capture_activations
+from superpos_core.conv_rank import StreamingGram, channels_first, conv_layer_names, rank_table
+
+
+def small_convnet() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, stride=2), nn.ReLU(), nn.Conv2d(12, 40, 1)).eval()
+
+
+def test_streaming_gram_matches_numpy_svd_on_channels_first_data():
+    model = small_convnet()
+    batches = [torch.randn(5, 3, 10, 10) for _ in range(3)]
+    table = {row.layer: row for row in rank_table(model, batches)}
+    with torch.no_grad(), capture_activations(model, conv_layer_names(model)) as acts:
+        everything = {}
+        for x in batches:
+            model(x)
+            for name, a in acts.items():
+                everything.setdefault(name, []).append(a)
+    for name, parts in everything.items():
+        matrix = channels_first(torch.cat(parts)).numpy()  # (C, N·H·W), all 15 samples at once
+        values = np.linalg.svd(matrix, compute_uv=False)
+        assert table[name].effective_rank == rank.effective_rank(values), name
+        assert table[name].columns == matrix.shape[1]
+    gram = StreamingGram()
+    for x in batches:
+        gram.add("x", x)
+    np.testing.assert_allclose(gram.singular_values("x"), np.linalg.svd(channels_first(torch.cat(batches)).numpy(), compute_uv=False), rtol=1e-6)
+
+
+def test_channels_first_is_not_the_courses_reshape():
+    a = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)  # N=2, C=3
+    ours = channels_first(a)
+    assert torch.equal(ours[1], torch.cat([a[0, 1].ravel(), a[1, 1].ravel()]))  # row 1 = channel 1 of every sample
+    assert not torch.equal(ours, a.reshape(3, -1))  # the course's reshape mixes samples and channels
+
+
+def test_sample_bound_is_flagged():
+    model = small_convnet()
+    rows = {row.layer: row for row in rank_table(model, [torch.randn(1, 3, 4, 4)])}
+    assert rows["4"].sample_bound  # 40 channels, 1 sample at 1x1: 1 column
+    assert rows["0"].columns == 16 and rows["0"].sample_bound == (16 < 4 * 8)
+
+
+def test_every_conv_layer_is_named_as_torchvision_names_it():
+    names = {key: resnets.layer_names(key) for key in resnets.CATALOGUE}
+    assert len(names["mnist-resnet"]) == 20 and len(names["resnet18"]) == 20 and len(names["resnet50"]) == 53
+    assert names["mnist-resnet"] == names["resnet18"]  # one code path: the same names mean the same places
+    assert "layer1.0.conv1" in names["resnet50"] and "layer2.0.downsample.0" in names["resnet50"]
+
+
+def test_one_forward_captures_every_conv_layer():
+    model = resnets.build("resnet18").eval()
+    names = conv_layer_names(model)
+    with torch.no_grad(), capture_activations(model, names) as acts:
+        model(torch.randn(1, 3, 64, 64))
+    assert list(acts) == names and acts["layer4.1.conv2"].shape[1] == 512
