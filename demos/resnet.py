@@ -57,7 +57,7 @@ def _rank_panel(loaded: resnets.LoadedResNet):
     if cache is None:
         cache = _panels.ranks = {}
     if loaded.entry.key not in cache:
-        cache[loaded.entry.key] = figures.LayerRankPanel(rows, f"{loaded.entry.title}: effective rank of each conv layer over {source}")
+        cache[loaded.entry.key] = figures.LayerRankPanel(rows, f"{loaded.entry.title}\nactivations over {source}")
     return source, rows, cache[loaded.entry.key]
 
 
@@ -116,7 +116,7 @@ def analyse(picture, model: str, layer: str | None, device: torch.device = torch
         raise gr.Error(str(error), print_exception=False) from None
     summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
     labels = {label: prob for label, prob in analysis.top5}
-    status = f"**{analysis.top5[0][0]}** ({analysis.top5[0][1]:.0%}) · layer `{layer}`"
+    status = f"The model's answer: **{analysis.top5[0][0]}** ({analysis.top5[0][1]:.0%})."
     return summary, status, labels, grid, overlay, ranks, table, card, analysis
 
 
@@ -154,15 +154,31 @@ def _photo(path):
     return Image.open(path).convert("RGB")
 
 
-def choose_model(model: str):
-    """New model: its layers, its examples, whether it is available, and its rank plot."""
+def choose_model(model: str, device: torch.device = torch.device("cpu")):
+    """New model: its layers, its examples, whether it is available, and (if it is) its rank plot.
+
+    The course's table needs no picture, so it is shown as soon as the model is ready.
+    """
     available, message = resnets.status(model)
     names = resnets.layer_names(model)
+    ranks = table = None
+    card = f"Choose a picture to see this model's layers. {message}"
+    if available:
+        try:
+            loaded = resnets.load(model, device)
+            _summary, _grid, _overlay, ranks, table, card = _render_layer(loaded, None, names[0])
+        except resnets.ModelUnavailable as error:
+            message = card = str(error)
     return (
         gr.update(choices=names, value=names[0]),
         f"{resnets.CATALOGUE[model].about} {message}",
         examples(model),
-        None,  # the old image's analysis belongs to the old model
+        None,  # the old picture's analysis belongs to the old model
+        None,
+        None,
+        ranks,
+        table,
+        card,
     )
 
 
@@ -207,9 +223,10 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         picture = examples(model_key)[selection.index][0]
         return picture
 
-    model.input(choose_model, inputs=model, outputs=[layer, model_status, gallery, state], api_visibility="private")
+    model_outputs = [layer, model_status, gallery, state, grid, overlay, ranks, table, card]
+    model.input(lambda m: choose_model(m, device), inputs=model, outputs=model_outputs, api_visibility="private")
     gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private")
-    blocks.load(lambda: examples(first), outputs=gallery, api_visibility="private")
+    blocks.load(lambda: choose_model(first, device), outputs=model_outputs, api_visibility="private")
     return SimpleNamespace(image=image, model=model, layer=layer)
 
 

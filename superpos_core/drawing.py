@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 MAX_SIDE = 1024  # larger pictures are shrunk first: a digit needs no more, and it bounds the work
-MAX_PIXELS = 50_000_000  # refuse to decode anything bigger (decompression bombs)
+MAX_PIXELS = 8000 * 8000  # refuse anything bigger (decompression bombs); this much is shrunk first
 INK_LEVEL = 0.25  # a pixel counts as ink for cropping when it is this dark relative to the darkest
 MIN_DIGIT_SHARE = 0.15  # ink narrower and shorter than this share of the picture is "a dot" (a brush tap is ~8%)
 DIGIT_BOX, FIELD = 20, 28
@@ -38,7 +38,7 @@ class PreparedDigit:
 def _from_pil(image: Image.Image) -> np.ndarray:
     """Any PIL image -> ink (H, W) float32 in [0, 1], transparency counted as white paper."""
     if image.width * image.height > MAX_PIXELS:
-        raise DrawingError(f"The picture is {image.width}×{image.height} pixels, too large to read. Use one under 7000×7000.")
+        raise DrawingError(f"The picture is {image.width}×{image.height} pixels, too large to read. Use one of at most 8000×8000.")
     if getattr(image, "is_animated", False):
         image.seek(0)  # an animated GIF: read its first frame
     if max(image.size) > MAX_SIDE:
@@ -102,7 +102,7 @@ def ink_image(picture) -> np.ndarray:
         except DrawingError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise DrawingError("The picture is too large to read. Use one under 7000×7000 pixels.") from None
+            raise DrawingError("The picture is too large to read. Use one of at most 8000×8000 pixels.") from None
         except (OSError, ValueError, SyntaxError) as error:  # PIL's ways of saying "not an image"
             raise DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
     else:

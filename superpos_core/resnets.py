@@ -84,10 +84,10 @@ def status(key: str) -> tuple[bool, str]:
     entry = CATALOGUE[key]
     if entry.source == "bundled":
         return True, "Bundled with the app: ready."
+    if key in _failed_downloads:
+        return False, f"**Unavailable**: the ImageNet weights could not be downloaded or read ({_failed_downloads[key]}). {how_to_fetch(entry)}"
     if checkpoint_path(entry).is_file():
         return True, f"ImageNet weights cached at `{checkpoint_path(entry)}`: ready."
-    if key in _failed_downloads:
-        return False, f"**Unavailable**: the ImageNet weights are not on this machine and could not be downloaded ({_failed_downloads[key]}). {how_to_fetch(entry)}"
     return False, f"Not downloaded yet: choosing it downloads the ImageNet weights once ({checkpoint_path(entry).name}, via torchvision). Offline? {how_to_fetch(entry)}"
 
 
@@ -188,7 +188,7 @@ def photo_rgb(picture) -> Image.Image:
     if min(picture.size) < MIN_SIDE:
         raise ImageError(f"The picture is {picture.width}×{picture.height} pixels: too small to see anything. Use one at least {MIN_SIDE}×{MIN_SIDE}.")
     if picture.width * picture.height > drawing.MAX_PIXELS:
-        raise ImageError(f"The picture is {picture.width}×{picture.height} pixels, too large to read. Use one under 7000×7000.")
+        raise ImageError(f"The picture is {picture.width}×{picture.height} pixels, too large to read. Use one of at most 8000×8000.")
     if max(picture.size) > 1024:
         picture = picture.copy()
         picture.thumbnail((1024, 1024))
@@ -237,6 +237,7 @@ def prepare(loaded: LoadedResNet, picture) -> Prepared:
             raise ImageError(str(error)) from None
         x = mnist.normalize(digit.pixels, loaded.device).reshape(1, 1, 28, 28)
         gray = (255 * (1 - digit.pixels)).astype(np.uint8)  # dark ink on light paper, as drawn
+        gray = np.kron(gray, np.ones((8, 8), np.uint8))  # 224x224, big enough to see an overlay on
         return Prepared(x, np.repeat(gray[..., None], 3, axis=2))
     rgb = photo_rgb(drawing.editor_picture(picture))
     x = loaded.transform(rgb).unsqueeze(0).to(loaded.device)  # resize, centre-crop, normalise
@@ -313,7 +314,7 @@ def reference_batches(loaded: LoadedResNet, batch_size: int = 250):
     """(name, batches) of the reference set: MNIST sample / CIFAR-100 test if present / bundled photos."""
     if loaded.entry.input_kind == "digit":
         images = mnist.load_sample().test.images
-        return "bundled MNIST sample, 2,000 test digits", [mnist_resnet.to_input(images[i : i + batch_size], loaded.device) for i in range(0, len(images), batch_size)]
+        return "the bundled MNIST sample (2,000 test digits)", [mnist_resnet.to_input(images[i : i + batch_size], loaded.device) for i in range(0, len(images), batch_size)]
     cifar = _cifar100()
     if cifar is not None:
         mean = torch.tensor(loaded.transform.mean)[:, None, None]

@@ -1,0 +1,127 @@
+import hashlib
+import json
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from superpos_core import mnist, mnist_resnet, resnets
+from tests import helpers
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty torchvision cache, and no network: downloads fail as they do offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(resnets, "_loaded", {})
+    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def test_bundled_model_accuracy_and_provenance():
+    model = mnist_resnet.load()
+    assert mnist_resnet.accuracy(model, helpers.sample().test) >= 0.99
+    provenance = json.loads(mnist_resnet.PROVENANCE_PATH.read_text())
+    assert provenance["sha256"] == hashlib.sha256(mnist_resnet.WEIGHTS_PATH.read_bytes()).hexdigest()
+    assert provenance["test_accuracy"] >= 0.99 and "reproduce" in provenance
+
+
+def test_missing_imagenet_weights_are_reported_not_replaced(torch_home):
+    available, message = resnets.status("resnet50")
+    assert not available and "Not downloaded yet" in message
+    with pytest.raises(resnets.ModelUnavailable) as caught:
+        resnets.load("resnet50")
+    assert "resnet50-11ad3fa6.pth" in str(caught.value) and "torchvision.models.resnet50" in str(caught.value)
+    assert resnets.status("resnet50") == (False, str(caught.value))  # remembered: no second download attempt
+    assert resnets.load("mnist-resnet").entry.key == "mnist-resnet"  # the bundled model still works
+
+
+def test_cached_torchvision_weights_load_through_the_ordinary_path(torch_home):
+    torch_home.mkdir(parents=True)
+    random_weights = resnets.build("resnet18").state_dict()  # same format and name as torchvision's file
+    torch.save(random_weights, torch_home / "resnet18-f37072fd.pth")
+    assert resnets.status("resnet18")[0]
+    loaded = resnets.load("resnet18")
+    assert len(loaded.categories) == 1000 and loaded.categories[281] == "tabby"
+    torch.testing.assert_close(loaded.model.state_dict()["fc.weight"], random_weights["fc.weight"])
+    analysis = resnets.analyse_image(loaded, str(mnist.ASSETS / "photos" / "cat.jpg"))
+    assert len(analysis.top5) == 5 and set(analysis.layers) == set(resnets.layer_names("resnet18"))
+    assert analysis.display.shape == (224, 224, 3)
+
+
+def test_corrupt_cached_weights_are_unavailable(torch_home):
+    torch_home.mkdir(parents=True)
+    (torch_home / "resnet18-f37072fd.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(resnets.ModelUnavailable, match="Unavailable"):
+        resnets.load("resnet18")
+
+
+def test_analysis_of_a_digit():
+    loaded = resnets.load("mnist-resnet")
+    sample = helpers.sample().test
+    analysis = resnets.analyse_image(loaded, helpers.digit_on_paper(sample.images[0]))
+    assert analysis.top5[0][0] == str(sample.labels[0])
+    view = analysis.layers["layer3.0.conv1"]
+    assert view.channels == 64 and view.size == (14, 14) or view.size == (7, 7)
+    assert len(view.top_channels) == 16 and view.maps.shape == (16, resnets.MAP_SIDE, resnets.MAP_SIDE)
+    means = [float(np.mean(view.maps[i])) for i in range(2)]
+    assert view.top_channels[0] != view.top_channels[1] and means[0] >= 0
+
+
+def make_file(tmp_path, name, image, **save):
+    path = tmp_path / name
+    image.save(path, **save)
+    return str(path)
+
+
+def test_photo_modes_become_rgb(tmp_path):
+    base = Image.open(mnist.ASSETS / "photos" / "coffee.jpg")
+    frames = [base.convert("P"), base.rotate(90).convert("P")]
+    pictures = {
+        "gray": base.convert("L"),
+        "rgba": base.convert("RGBA"),
+        "cmyk": base.convert("CMYK"),
+        "16-bit": Image.fromarray(np.asarray(base.convert("L")).astype(np.uint16) * 257),
+        "huge": base.resize((8000, 8000)),
+        "gif": Image.open(make_file(tmp_path, "a.gif", frames[0], save_all=True, append_images=frames[1:])),
+    }
+    for name, picture in pictures.items():
+        rgb = resnets.photo_rgb(picture)
+        assert rgb.mode == "RGB" and max(rgb.size) <= 1024, name
+
+
+def test_unreadable_pictures_say_why(tmp_path):
+    with pytest.raises(resnets.ImageError, match="too small"):
+        resnets.photo_rgb(Image.new("RGB", (1, 1)))
+    path = tmp_path / "cut.jpg"
+    Image.open(mnist.ASSETS / "photos" / "cat.jpg").save(path)
+    path.write_bytes(path.read_bytes()[:400])
+    with pytest.raises(resnets.ImageError, match="could not be read"):
+        resnets.photo_rgb(str(path))
+
+
+def test_reference_ranks_are_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
+    loaded = resnets.load("mnist-resnet")
+    source, first = resnets.reference_ranks(loaded)
+    assert "MNIST" in source and len(first) == 20
+    assert first[0].layer == "conv1" and not any(row.sample_bound for row in first)
+    files = list((tmp_path / "ranks").glob("*.json"))
+    assert len(files) == 1 and not list((tmp_path / "ranks").glob("*.tmp"))
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the table should come from the disk cache")
+
+    monkeypatch.setattr(resnets, "rank_table", must_not_run)
+    assert resnets.reference_ranks(loaded)[1] == first  # a restart shows it at once
+    files[0].write_text("{ truncated")  # a corrupted cache file is recomputed, not trusted
+    monkeypatch.undo()
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
+    assert resnets.reference_ranks(loaded)[1] == first
