@@ -197,7 +197,8 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         with gr.Column(scale=5, min_width=300):
             model = gr.Dropdown([(e.title, e.key) for e in resnets.CATALOGUE.values()], value=first, label="Model", elem_id="resnet-model")
             model_status = gr.Markdown(f"{resnets.CATALOGUE[first].about} {resnets.status(first)[1]}", elem_id="resnet-model-status")
-            layer = gr.Dropdown(resnets.layer_names(first), value=resnets.layer_names(first)[0], label="Conv layer (by module name)", elem_id="resnet-layer")
+            # Custom values allowed: an API caller may name any layer of whichever model it asks for; we check it.
+            layer = gr.Dropdown(resnets.layer_names(first), value=resnets.layer_names(first)[0], label="Conv layer (by module name)", elem_id="resnet-layer", allow_custom_value=True)
             status = gr.Markdown(NO_IMAGE, elem_id="resnet-status")
             top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="resnet-top5")
     with gr.Row():

@@ -88,7 +88,7 @@ def status(key: str) -> tuple[bool, str]:
         return False, f"**Unavailable**: the ImageNet weights could not be downloaded or read ({_failed_downloads[key]}). {how_to_fetch(entry)}"
     if checkpoint_path(entry).is_file():
         return True, f"ImageNet weights cached at `{checkpoint_path(entry)}`: ready."
-    return False, f"Not downloaded yet: choosing it downloads the ImageNet weights once ({checkpoint_path(entry).name}, via torchvision). Offline? {how_to_fetch(entry)}"
+    return False, f"Not downloaded yet: the first picture you analyse with it downloads the ImageNet weights once ({checkpoint_path(entry).name}, through torchvision). Offline? {how_to_fetch(entry)}"
 
 
 _failed_downloads: dict[str, str] = {}

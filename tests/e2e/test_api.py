@@ -113,3 +113,63 @@ def test_toy_contract_and_bad_controls(client):
 def test_toy_sweep_endpoint(client):
     summary = client.predict(5, 2, 0.9, 300, 0, api_name="/toy_sweep")[0]
     assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0
+
+
+def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):
+    return client.predict(handle_file(str(path)), model, layer, api_name="/resnet")
+
+
+def test_resnet_contract(client, digit_file):
+    path, label = digit_file
+    summary = resnet_call(client, path, layer="layer3.1.conv2")[0]
+    assert set(summary) == {"model", "layer", "top5", "channels", "effective_rank", "ratio", "sample_bound"}
+    assert summary["model"] == "mnist-resnet" and summary["layer"] == "layer3.1.conv2"
+    assert summary["top5"][0][0] == str(label) and len(summary["top5"]) == 5
+    assert isinstance(summary["channels"], int) and isinstance(summary["effective_rank"], int)
+    assert isinstance(summary["ratio"], float) and isinstance(summary["sample_bound"], bool)
+
+
+def test_resnet_bad_input(client, tmp_path, digit_file):
+    from PIL import Image
+
+    photo = Image.open("assets/photos/coffee.jpg")
+    readable = {
+        "gray.png": photo.convert("L"),
+        "rgba.png": photo.convert("RGBA"),
+        "cmyk.jpg": photo.convert("CMYK"),
+        "wide.png": Image.fromarray(np.asarray(photo.convert("L")).astype(np.uint16) * 257),
+        "huge.png": photo.resize((8000, 8000)),
+    }
+    for name, picture in readable.items():
+        picture.save(tmp_path / name)
+        assert resnet_call(client, tmp_path / name)[0]["channels"] == 16, name
+    frames = [photo.convert("P"), photo.rotate(90).convert("P")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert resnet_call(client, tmp_path / "anim.gif")[0]["layer"] == "layer1.0.conv1"
+    Image.new("RGB", (1, 1), "black").save(tmp_path / "one.png")
+    cut = tmp_path / "cut.jpg"
+    photo.save(cut)
+    cut.write_bytes(cut.read_bytes()[:500])
+    for path, message in [(tmp_path / "one.png", "single flat colour|empty|dark all over"), (cut, "could not be read")]:
+        with pytest.raises(AppError, match=message):
+            resnet_call(client, path)
+    with pytest.raises(AppError, match="no conv layer named"):
+        resnet_call(client, digit_file[0], layer="layer9.9.conv9")
+    assert resnet_call(client, digit_file[0])[0]["top5"][0][0] == str(digit_file[1])  # still serving
+
+
+def test_unavailable_model_says_how_to_get_it(client, digit_file, monkeypatch, tmp_path):
+    import urllib.error
+
+    import torch
+
+    from superpos_core import resnets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    with pytest.raises(AppError, match="resnet50-11ad3fa6.pth"):
+        resnet_call(client, digit_file[0], model="resnet50")

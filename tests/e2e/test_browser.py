@@ -78,3 +78,28 @@ def test_clicking_a_real_digit_analyses_it(page):
     ready(page)
     page.locator("#mnist-examples button.thumbnail-item").nth(3).click()
     expect(page.locator("#mnist-status")).to_contain_text(re.compile(r"The network reads 3"), timeout=30_000)
+
+
+def test_resnet_layer_switch_changes_the_feature_maps(page):
+    page.get_by_role("tab", name="ResNet").click()
+    examples = page.locator("#resnet-examples button.thumbnail-item")
+    expect(examples.first).to_be_visible(timeout=60_000)
+    examples.nth(7).click()  # a real MNIST 7
+    expect(page.locator("#resnet-status")).to_contain_text("answer: 7", timeout=60_000)
+    grid = page.locator("#resnet-grid img")
+    expect(grid).to_be_visible()
+    before = grid.get_attribute("src")
+    page.locator("#resnet-layer input").click()
+    page.get_by_role("option", name="layer4.1.conv2").click()
+    expect(page.locator("#resnet-card")).to_contain_text("128 channels", timeout=30_000)
+    expect(grid).not_to_have_attribute("src", before, timeout=30_000)
+
+
+def test_a_drawing_travels_to_the_resnet_tab(page):
+    page.get_by_role("tab", name="Draw a digit (MNIST)").click()
+    ready(page)
+    page.locator("#mnist-sketchpad button[aria-label='Clear canvas']").first.click()
+    draw(page, [(0.5, 0.15), (0.5, 0.85)])
+    expect(page.locator("#mnist-status")).to_contain_text("The network reads 1", timeout=30_000)
+    page.locator("#mnist-send").click()
+    expect(page.locator("#resnet-status")).to_contain_text("answer: 1", timeout=60_000)
