@@ -125,3 +125,13 @@ def test_reference_ranks_are_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
     assert resnets.reference_ranks(loaded)[1] == first
+
+
+def test_bundled_architecture_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = mnist_resnet.MnistResNet().eval()  # random weights: for this test only
+    mnist_resnet.save(model, tmp_path / "r.safetensors")
+    loaded = mnist_resnet.load(tmp_path / "r.safetensors")
+    x = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(loaded(x), model(x), atol=5e-2, rtol=5e-2)  # stored in fp16
+    assert [n for n, m in loaded.named_modules() if isinstance(m, torch.nn.Conv2d)] == resnets.layer_names("resnet18")
