@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import figure, note
+from demos.common import ReadableUploads, figure, note
 from superpos_core import figures
 from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
 from superpos_core.mnist_explorer import MnistExplorer, train_live
@@ -44,7 +44,7 @@ NOTES = {
 
 
 
-class SafeSketchpad(gr.Sketchpad):
+class SafeSketchpad(ReadableUploads, gr.Sketchpad):
     """A Sketchpad whose unreadable uploads (API callers can send any file) give a clear message."""
 
     # Gradio finds a template's front end by its parent's name; ours is one level deeper.
@@ -54,11 +54,6 @@ class SafeSketchpad(gr.Sketchpad):
     def get_block_class(self) -> str:
         return "sketchpad"
 
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (OSError, ValueError, SyntaxError) as error:
-            raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
 
 
 def analyse(picture, device: torch.device = torch.device("cpu")):

@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import figure, note
+from demos.common import ReadableUploads, figure, note
 from superpos_core import figures, mnist, resnets
 
 NOTES = {
@@ -27,7 +27,7 @@ NO_IMAGE = "🖼️ Upload a picture, paste one, use the webcam, or click an exa
 _panels = threading.local()
 
 
-class SafeImage(gr.Image):
+class SafeImage(ReadableUploads, gr.Image):
     """An Image input whose unreadable uploads give a clear message instead of a traceback."""
 
     def get_block_name(self) -> str:  # the front end is gradio's own Image
@@ -36,11 +36,6 @@ class SafeImage(gr.Image):
     def get_block_class(self) -> str:
         return "image"
 
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (OSError, ValueError, SyntaxError) as error:
-            raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
 
 
 def _load(model: str, device: torch.device) -> resnets.LoadedResNet:
