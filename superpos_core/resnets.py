@@ -85,7 +85,7 @@ def status(key: str) -> tuple[bool, str]:
     if entry.source == "bundled":
         return True, "Bundled with the app: ready."
     if key in _failed_downloads:
-        return False, f"**Unavailable**: the ImageNet weights could not be downloaded or read ({_failed_downloads[key]}). {how_to_fetch(entry)}"
+        return False, f"Unavailable: the ImageNet weights could not be downloaded or read ({_failed_downloads[key]}). {how_to_fetch(entry)}"
     if checkpoint_path(entry).is_file():
         return True, f"ImageNet weights cached at `{checkpoint_path(entry)}`: ready."
     return False, f"Not downloaded yet: the first picture you analyse with it downloads the ImageNet weights once ({checkpoint_path(entry).name}, through torchvision). Offline? {how_to_fetch(entry)}"
