@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_resnet [--forwards 30] [--images 30] [--switch-passes 2] [--rank-runs 2] [--threads 1]
+"""python -m benchmarks.bench_resnet [--forwards 30] [--images 30] [--switch-passes 2] [--rank-runs 1] [--threads 1]
 
 Times the ResNet tab on ResNet-50, the course's model, with RANDOM weights. The ImageNet weights
 cannot be downloaded on the machine this was written on, so the model is built through the app's
@@ -20,9 +20,12 @@ only compared between the two ways of computing them.
    course's reshape did not; ours is the corrected one, so that the ranks can be compared) and
    runs a full ``np.linalg.svd`` per layer. Ours is ``conv_rank.rank_table``: one C x C Gram
    matrix per layer, added to batch by batch. Each run is a fresh subprocess, so that its peak
-   memory is its own: peak RSS (``ru_maxrss``) minus the RSS resident just before the work began
-   (model built, batches made, one warm-up forward). Goals: >= 5x faster, peak <= 1/10 of the
-   course's, and the same effective rank in every layer.
+   memory is its own: the kernel's peak RSS of that process (VmHWM, reset just before the work)
+   minus its RSS just before the work (model built, batches made, one warm-up forward). Both
+   sides get the same threads, numpy's OpenBLAS included. Goals: >= 5x faster, peak <= 1/10 of
+   the course's, and the same effective rank in every layer (they are computed in float32 by
+   the SVD and in float64 by the Gram matrix: a rank that differs only because a cumulative share
+   sits on the 99% threshold is printed, any other difference stops the run).
 
 The rank table ResNet-50 needs for the handler is computed once, untimed, into a temporary
 ``SUPERPOS_CACHE_DIR`` that is deleted at the end: nothing of the random model reaches the real
@@ -187,19 +190,38 @@ def ours_rank_table(model: nn.Module, batches: list[torch.Tensor]) -> tuple[list
 # --- one rank-table run in a fresh process --------------------------------------------------------
 
 
-def resident_mib() -> float:
-    """Memory resident now (Linux); NaN elsewhere."""
+def _status_mib(field: str) -> float:
+    """A memory line of /proc/self/status (Linux), in MiB; NaN where there is none."""
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-    return pages * os.sysconf("SC_PAGE_SIZE") / MIB
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # the kernel writes kB
+    except (OSError, ValueError):
+        pass
+    return float("nan")
+
+
+def reset_peak() -> bool:
+    """Make the kernel's peak-RSS mark (VmHWM) start again from what is resident now (Linux)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def peak_mib() -> float:
-    """Peak resident memory of this process so far: ``ru_maxrss`` (KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MIB if sys.platform == "darwin" else peak / 1024
+    """Peak resident memory: VmHWM where Linux has it, else ``ru_maxrss``.
+
+    Not ``ru_maxrss`` first: a process started by a big one carries the parent's resident size at
+    the fork into its ``ru_maxrss``, so a child of this (gradio-laden) process would report more
+    than 1 GB before doing anything. VmHWM belongs to the child's own memory after exec.
+    """
+    peak = _status_mib("VmHWM")
+    if np.isnan(peak):
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = maxrss / MIB if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB on Linux
+    return peak
 
 
 def rank_child(side: str, threads: int) -> None:
@@ -210,7 +232,8 @@ def rank_child(side: str, threads: int) -> None:
     with torch.no_grad():
         model(batches[0][:2])  # PyTorch's lazy set-up is not either side's memory
     gc.collect()
-    before_mib, setup_peak_mib = resident_mib(), peak_mib()
+    reset = reset_peak()
+    before_mib, setup_peak_mib = _status_mib("VmRSS"), peak_mib()
     if np.isnan(before_mib):
         before_mib = setup_peak_mib  # no /proc: the peak so far stands in for what is resident
 
@@ -224,19 +247,22 @@ def rank_child(side: str, threads: int) -> None:
     print(json.dumps({
         "seconds": seconds,
         "before_mib": before_mib,
-        "setup_peak_mib": setup_peak_mib,
         "peak_mib": after_peak_mib,
-        # If the work never rose above the set-up's own peak, ru_maxrss did not see the work's peak.
-        "peak_seen": after_peak_mib > setup_peak_mib,
+        # Without a reset, a work that never rose above the set-up's own peak had its peak hidden.
+        "peak_seen": reset or after_peak_mib > setup_peak_mib,
+        "reset": reset,
         "rows": rows,
         "shares": shares,
     }))
 
 
 def run_rank_child(side: str, threads: int) -> dict:
+    # numpy's SVD runs on OpenBLAS, which would otherwise use every core whatever PyTorch is told:
+    # both sides get the same number of threads, for every library.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_resnet", "--rank-child", side, "--threads", str(threads)],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO, env=env, capture_output=True, text=True,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the {side} rank-table subprocess failed:\n{done.stderr[-4000:]}")
@@ -257,7 +283,9 @@ def compare_ranks(course: dict, ours: dict) -> tuple[int, list[str], float]:
         _, ours_channels, ours_rank, ours_columns = ours_rows[name]
         if (channels, course_columns) != (ours_channels, ours_columns):
             raise AssertionError(f"{name}: course {channels} channels x {course_columns} columns, ours {ours_channels} x {ours_columns}")
-        course_share, ours_share = np.array(course["shares"][name]), np.array(ours["shares"][name])
+        # With fewer columns than channels an SVD gives only one value per column; the Gram matrix
+        # gives all C, the rest 0. Zeros add no energy: their cumulative share is already 1.
+        course_share, ours_share = (np.pad(s, (0, channels - len(s)), constant_values=1.0) for s in (np.array(course["shares"][name]), np.array(ours["shares"][name])))
         largest_gap = max(largest_gap, float(np.abs(course_share - ours_share).max()))
         if course_rank == ours_rank:
             same += 1
@@ -317,8 +345,8 @@ def main() -> None:
     parser.add_argument("--forwards", type=int, default=30, help="timed forward passes per side in 1)")
     parser.add_argument("--images", type=int, default=30, help="timed handler calls in 2)")
     parser.add_argument("--switch-passes", type=int, default=2, help="passes over all 53 conv layers in 3)")
-    # A course run is about 20 s on one idle core, so 2 runs per side are most of the 3 minutes.
-    parser.add_argument("--rank-runs", type=int, default=2, help="fresh-process runs per side in 4) (0 skips it)")
+    # One course run is about a minute on one core (its SVDs), so one run per side by default.
+    parser.add_argument("--rank-runs", type=int, default=1, help="fresh-process runs per side in 4) (0 skips it)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1, as `python app.py` runs)")
     parser.add_argument("--rank-child", choices=["course", "ours"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -362,11 +390,14 @@ def main() -> None:
         source = resnets.reference_batches(loaded)[0]
         for i in range(3):
             resnet_tab.analyse(photos[i % len(photos)], MODEL, names[i])
-        handler_ms, analysis = [], None
+        handler_ms, image_ms, analysis = [], [], None
         for i in range(args.images):
-            t, result = milliseconds(resnet_tab.analyse, photos[i % len(photos)], MODEL, names[(7 * i) % len(names)])
+            photo = photos[i % len(photos)]
+            t, result = milliseconds(resnet_tab.analyse, photo, MODEL, names[(7 * i) % len(names)])
             handler_ms.append(t)
             analysis = result[-1]
+            # Its first part alone (prepare, captured forward, per-layer reductions): the rest is drawing.
+            image_ms.append(milliseconds(resnets.analyse_image, loaded, photo)[0])
         handler_p50, handler_p95 = np.percentile(handler_ms, [50, 95])
 
         # 3) Layer switches from the cached analysis, in a shuffled order as a learner jumps around.
@@ -383,13 +414,16 @@ def main() -> None:
         print(f"1) one forward pass, one 224x224 photo ({args.forwards} each, alternated, after 3 warm-up)")
         print(f"   {'operation':<52} {'p50 ms':>8} {'p95 ms':>8} {'vs bare':>8}")
         print(f"   {'floor: bare forward':<52} {bare_p50:>8.1f} {np.percentile(bare_ms, 95):>8.1f} {1.0:>7.2f}x")
-        label = f"forward, {len(names)} conv layers captured (capture_activations)"
+        label = f"{len(names)} conv layers captured (capture_activations)"
         print(f"   {label:<52} {captured_p50:>8.1f} {np.percentile(captured_ms, 95):>8.1f} {capture_ratio:>7.2f}x")
         print(f"   (the issue quotes ~{ISSUE_FORWARD_MS:.0f} ms for the bare forward on this machine)")
         print()
         print(f"2) whole handler demos.resnet.analyse: {args.images} calls over the {len(photos)} bundled photos (PIL, as the browser sends them)")
         print(f"   {'operation':<52} {'p50 ms':>8} {'p95 ms':>8} {'vs bare':>8}")
         print(f"   {'demos.resnet.analyse':<52} {handler_p50:>8.1f} {handler_p95:>8.1f} {handler_p50 / bare_p50:>7.2f}x")
+        image_p50, image_p95 = np.percentile(image_ms, [50, 95])
+        label = "  of which resnets.analyse_image (no drawing)"
+        print(f"   {label:<52} {image_p50:>8.1f} {image_p95:>8.1f} {image_p50 / bare_p50:>7.2f}x")
         print(f"   {'floor: bare forward (from 1)':<52} {bare_p50:>8.1f}")
         print(f"   one-off before the timed calls, cached on disk: rank table over {source}, {warm_ms / 1000:.1f} s")
         print()
@@ -431,8 +465,10 @@ def main() -> None:
 
             print()
             print(f"4) reference rank table: {len(names)} conv layers, {REFERENCE_BATCHES} batches of {REFERENCE_BATCH_SIZE} seeded random images at {REFERENCE_SIDE}x{REFERENCE_SIDE}")
-            print(f"   median of {args.rank_runs} run(s) per side, each in a fresh process; memory = peak RSS (ru_maxrss) minus the RSS resident")
-            print(f"   before the work (model built, batches made, one warm-up forward: about {course['before_mib']:.0f} MiB)")
+            print(f"   median of {args.rank_runs} run(s) per side, each in a fresh process with {args.threads} thread(s) for PyTorch and for numpy's OpenBLAS")
+            method = "VmHWM, reset just before the work" if all(r["reset"] for side_runs in runs.values() for r in side_runs) else "VmHWM or ru_maxrss"
+            print(f"   peak MiB = that process's peak RSS ({method}) minus its RSS just before the work")
+            print(f"   (resident before: model built, batches made, one warm-up forward, about {course['before_mib']:.0f} MiB, mostly PyTorch itself)")
             print(f"   {'operation':<52} {'s':>7} {'course/ours':>12} {'peak MiB':>9} {'ours/course':>12}")
             print(f"   {'course way: all activations kept + SVD per layer':<52} {course['seconds']:>7.2f} {speedup:>11.2f}x {memory(course):>9} {'':>12}")
             print(f"   {'ours: conv_rank.rank_table (streamed Gram)':<52} {ours['seconds']:>7.2f} {1.0:>11.2f}x {memory(ours):>9} {memory_share:>11.3f}x")
