@@ -10,7 +10,6 @@ model slower and kept old tensors alive. Here hooks live exactly as long as a ``
 from __future__ import annotations
 
 import threading
-
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -18,19 +17,44 @@ import torch
 from torch import nn
 
 
-def _store_output(name: str, store: dict[str, torch.Tensor], detach: bool):
+@contextmanager
+def hooks_calling(model: nn.Module, names: Iterable[str], on_output) -> Iterator[None]:
+    """Call ``on_output(name, output)`` for each named module's output inside the block.
+
+    The building block of ``capture_activations``; use it directly to consume an activation as it
+    is made (e.g. to add it to a running sum) instead of keeping every layer's output alive.
+    Unknown names raise ``KeyError`` before any hook is added; hooks are removed even on error,
+    and only forward passes run by the thread that opened the block are reported.
+    """
+    names = list(names)
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise KeyError(f"no module named {missing!r} in {type(model).__name__}")
     owner = threading.get_ident()
 
-    def hook(_module: nn.Module, _inputs, output):
-        # A server shares one model between users' threads, and hooks are per module, not per
-        # thread: without this check one user's block would record another user's forward pass.
-        if threading.get_ident() != owner:
-            return
-        if isinstance(output, tuple):  # e.g. attention blocks return (hidden, extras)
-            output = output[0]
-        store[name] = output.detach() if detach else output
+    def make_hook(name: str):
+        def hook(_module: nn.Module, _inputs, output):
+            # A server shares one model between users' threads, and hooks are per module, not per
+            # thread: without this check one user's block would see another user's forward pass.
+            if threading.get_ident() != owner:
+                return
+            if isinstance(output, tuple):  # e.g. attention blocks return (hidden, extras)
+                output = output[0]
+            on_output(name, output)
 
-    return hook
+        return hook
+
+    handles = []
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(make_hook(name)))
+        yield
+    finally:
+        # Removing in `finally` is the whole point: an exception inside the block (or while adding
+        # hooks) must not leave a hook behind on a model shared by every user of the app.
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager
@@ -49,22 +73,13 @@ def capture_activations(
         A dict name -> output of the most recent forward pass through that module, counting
         only forward passes run by the thread that opened the block.
     """
-    names = list(names)
-    modules = dict(model.named_modules())
-    missing = [n for n in names if n not in modules]
-    if missing:
-        raise KeyError(f"no module named {missing!r} in {type(model).__name__}")
     store: dict[str, torch.Tensor] = {}
-    handles = []
-    try:
-        for name in names:
-            handles.append(modules[name].register_forward_hook(_store_output(name, store, detach)))
+
+    def keep(name: str, output: torch.Tensor) -> None:
+        store[name] = output.detach() if detach else output
+
+    with hooks_calling(model, names, keep):
         yield store
-    finally:
-        # Removing in `finally` is the whole point: an exception inside the block (or while adding
-        # hooks) must not leave a hook behind on a model shared by every user of the app.
-        for handle in handles:
-            handle.remove()
 
 
 def hook_count(model: nn.Module) -> int:

@@ -401,30 +401,36 @@ def heat_overlay(picture: np.ndarray, heat: np.ndarray, strength: float = 0.6) -
 
 
 class FeatureMapPanel(LivePanel):
-    """Sixteen channels of one layer as a 4x4 grid, each labelled with its channel index."""
+    """Sixteen channels of one layer as a 4x4 grid, each labelled with its channel index.
 
-    def __init__(self, side: int, tiles: int = 16):
+    The grid is one mosaic image (drawing one image is much cheaper than sixteen), with the
+    channel labels as text on top.
+    """
+
+    def __init__(self, side: int, tiles: int = 16, columns: int = 4):
         figure = new_figure(5.2, 5.6)
         super().__init__(figure)
-        axes = figure.subplots(4, tiles // 4)
-        self.images, self.labels = [], []
-        for ax in axes.ravel():
-            self.images.append(self.animate(ax.imshow(np.zeros((side, side)), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")))
-            self.labels.append(self.animate(ax.text(0.03, 0.97, "", transform=ax.transAxes, ha="left", va="top", fontsize=8, color="white", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})))
-            ax.set_axis_off()
-        self.title = self.animate(figure.suptitle(" ", fontsize=10))
+        self.side, self.columns, self.gap = side, columns, max(1, side // 20)
+        ax = figure.add_subplot()
+        ax.set_axis_off()
+        mosaic = tile_grid(np.zeros((tiles, side, side)), columns, gap=self.gap)
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # the gaps between tiles
+        self.image = self.animate(ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest"))
+        step = side + self.gap
+        self.labels = [
+            self.animate(ax.text((i % columns) * step + 0.5, (i // columns) * step + 0.5, "", ha="left", va="top", fontsize=8, color="white", fontweight="bold"))
+            for i in range(tiles)
+        ]
+        self.title = self.animate(ax.set_title(" ", fontsize=10))
 
     def update(self, maps: np.ndarray, channels: list[int], title: str) -> np.ndarray:
         top = max(float(np.max(maps)), 1e-9)  # one scale for the grid: channels compare
-        for i, (image, label) in enumerate(zip(self.images, self.labels)):
-            if i < len(channels):
-                image.set_data(maps[i].astype(np.float32))
-                image.set_clim(0, top)
-                label.set_text(f"ch {channels[i]}")
-                image.set_visible(True)
-            else:
-                image.set_visible(False)
-                label.set_text("")
+        tiles = np.zeros((len(self.labels), self.side, self.side), dtype=np.float32)
+        tiles[: len(channels)] = maps[: len(channels)]
+        self.image.set_data(tile_grid(tiles, self.columns, gap=self.gap))
+        self.image.set_clim(0, top)
+        for i, label in enumerate(self.labels):
+            label.set_text(f"ch {channels[i]}" if i < len(channels) else "")
         self.title.set_text(title)
         return self.render()
 

@@ -260,8 +260,13 @@ class LayerView:
     channels: int
     size: tuple[int, int]  # the layer's own H, W
     top_channels: list[int]  # the 16 channels with the largest mean activation, largest first
-    maps: np.ndarray  # (16, MAP_SIDE, MAP_SIDE) float16: those channels' maps
+    raw_maps: torch.Tensor  # (16, h, w) float16: those channels' maps at the layer's resolution
     mean_map: np.ndarray  # (h, w) float32: mean over channels, at the layer's resolution
+
+    @property
+    def maps(self) -> np.ndarray:
+        """(16, MAP_SIDE, MAP_SIDE): resized only when a layer is drawn, not for all 53 per image."""
+        return _resize(self.raw_maps, MAP_SIDE).numpy()
 
 
 @dataclass
@@ -297,7 +302,7 @@ def analyse_image(loaded: LoadedResNet, picture) -> ImageAnalysis:
             channels=a.shape[0],
             size=(a.shape[1], a.shape[2]),
             top_channels=[int(i) for i in top],
-            maps=_resize(a[top], MAP_SIDE).cpu().numpy().astype(np.float16),
+            raw_maps=a[top].to("cpu", torch.float16),
             mean_map=a.mean(0).cpu().numpy().astype(np.float32),
         )
     return analysis
@@ -335,18 +340,23 @@ def _cifar100():
         return None
 
 
+_reference_memo: dict[tuple[str, str, str], tuple[str, list[LayerRank]]] = {}
+
+
 def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[LayerRank]]:
-    """The rank table over the model's reference set, from the disk cache when it is there."""
+    """The rank table over the model's reference set: from memory, else the disk cache, else computed."""
+    memo_key = (loaded.entry.key, loaded.weights_id, str(cache_dir()))
+    if memo_key in _reference_memo:
+        return _reference_memo[memo_key]
     source, batches = reference_batches(loaded)
     key = hashlib.sha256(f"{loaded.entry.key}|{loaded.weights_id}|{source}".encode()).hexdigest()[:16]
     path = cache_dir() / "ranks" / f"{loaded.entry.key}-{key}.json"
     try:
-        rows = json.loads(path.read_text())
-        return source, [LayerRank(**row) for row in rows]
-    except (OSError, ValueError, TypeError):
-        pass  # absent or unreadable: compute it again, below
-    table = rank_table(loaded.model, batches, on_batch=on_batch)
-    _write_atomically(path, json.dumps([row.__dict__ for row in table]))
+        table = [LayerRank(**row) for row in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):  # absent or unreadable: compute it again
+        table = rank_table(loaded.model, batches, on_batch=on_batch)
+        _write_atomically(path, json.dumps([row.__dict__ for row in table]))
+    _reference_memo[memo_key] = (source, table)
     return source, table
 
 

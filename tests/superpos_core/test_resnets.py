@@ -120,11 +120,15 @@ def test_reference_ranks_are_cached_on_disk(tmp_path, monkeypatch):
         raise AssertionError("the table should come from the disk cache")
 
     monkeypatch.setattr(resnets, "rank_table", must_not_run)
-    assert resnets.reference_ranks(loaded)[1] == first  # a restart shows it at once
+    assert resnets.reference_ranks(loaded)[1] == first  # in memory: no recomputation
+    resnets._reference_memo.clear()  # as after a restart
+    assert resnets.reference_ranks(loaded)[1] == first  # from the disk cache, at once
     files[0].write_text("{ truncated")  # a corrupted cache file is recomputed, not trusted
+    resnets._reference_memo.clear()
     monkeypatch.undo()
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
     assert resnets.reference_ranks(loaded)[1] == first
+    assert json.loads(files[0].read_text())[0]["layer"] == "conv1"  # and the file is whole again
 
 
 def test_bundled_architecture_save_load_round_trip(tmp_path):
