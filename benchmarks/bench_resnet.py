@@ -475,7 +475,8 @@ def main() -> None:
             print(f"   {'floor: 10 bare forwards, no hooks':<52} {floor_s:>7.2f}")
             print(f"   (the issue quotes ~{ISSUE_COURSE_RANK_S:.0f} s and ~{ISSUE_COURSE_PEAK_MB / 1000:.1f} GB peak for the course's way)")
             print(f"   where the memory goes: the course keeps {kept_mib:.0f} MiB of activations (float32); ours keeps {gram_mib:.0f} MiB of")
-            print(f"   Gram matrices (float64) plus one batch's activations, about {kept_mib / REFERENCE_BATCHES:.0f} MiB")
+            print(f"   Gram matrices (float64), plus the forward pass's own working memory: each layer's output is added to its")
+            print(f"   Gram matrix inside the hook and dropped, so no batch keeps all {len(names)} layers' outputs (~{kept_mib / REFERENCE_BATCHES:.0f} MiB) alive")
             print(f"   effective ranks: {same} of {len(names)} layers identical (course: float32 SVD; ours: float64 Gram eigenvalues);")
             print(f"   largest difference in any cumulative energy share: {largest_gap:.2e}")
             for line in ties:
