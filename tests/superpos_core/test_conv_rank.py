@@ -60,3 +60,23 @@ def test_one_forward_captures_every_conv_layer():
     with torch.no_grad(), capture_activations(model, names) as acts:
         model(torch.randn(1, 3, 64, 64))
     assert list(acts) == names and acts["layer4.1.conv2"].shape[1] == 512
+
+
+def test_layers_with_fewer_columns_than_channels_keep_their_activations():
+    model = small_convnet()  # the last layer has 40 channels; 2 images at 1x1... give 2 columns each
+    batches = [torch.randn(2, 3, 4, 4) for _ in range(3)]
+    gram = StreamingGram(expected_batches=len(batches))
+    from superpos_core.capture import hooks_calling
+
+    with torch.no_grad(), hooks_calling(model, conv_layer_names(model), gram.add):
+        for x in batches:
+            model(x)
+    assert "4" in gram.kept and "0" in gram.gram  # 40 channels × 6 columns kept; 8 channels × 96 summed
+    with torch.no_grad(), capture_activations(model, ["4"]) as acts:
+        everything = []
+        for x in batches:
+            model(x)
+            everything.append(acts["4"])
+    expected = np.linalg.svd(channels_first(torch.cat(everything)).double().numpy(), compute_uv=False)
+    np.testing.assert_allclose(gram.singular_values("4")[: len(expected)], expected, rtol=1e-6, atol=1e-9)
+    assert len(gram.singular_values("4")) == 40  # padded with the zero singular values
