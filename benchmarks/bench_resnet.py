@@ -458,7 +458,9 @@ def main() -> None:
             speedup = course["seconds"] / ours["seconds"]
             memory_share = ours["extra_mib"] / course["extra_mib"]
             kept_mib = sum(channels * columns for _, channels, _, columns in runs["course"][0]["rows"]) * 4 / MIB
-            gram_mib = sum(channels**2 for _, channels, _, _ in runs["ours"][0]["rows"]) * 8 / MIB
+            # What StreamingGram keeps per layer: the float64 C×C Gram, or, for a layer with fewer columns
+            # than channels, its float32 (C, columns) activations, whichever its rule picks.
+            gram_mib = sum(channels * columns * 4 if columns < channels else channels**2 * 8 for _, channels, _, columns in runs["ours"][0]["rows"]) / MIB
 
             def memory(entry: dict) -> str:
                 return f"{'' if entry['peak_seen'] else '<='}{entry['extra_mib']:.0f}"
@@ -475,7 +477,8 @@ def main() -> None:
             print(f"   {'floor: 10 bare forwards, no hooks':<52} {floor_s:>7.2f}")
             print(f"   (the issue quotes ~{ISSUE_COURSE_RANK_S:.0f} s and ~{ISSUE_COURSE_PEAK_MB / 1000:.1f} GB peak for the course's way)")
             print(f"   where the memory goes: the course keeps {kept_mib:.0f} MiB of activations (float32); ours keeps {gram_mib:.0f} MiB of")
-            print(f"   Gram matrices (float64), plus the forward pass's own working memory: each layer's output is added to its")
+            print(f"   Gram matrices (float64; float32 activations where a layer has fewer columns than channels), plus the")
+            print(f"   forward pass's own working memory: each layer's output is added to its")
             print(f"   Gram matrix inside the hook and dropped, so no batch keeps all {len(names)} layers' outputs (~{kept_mib / REFERENCE_BATCHES:.0f} MiB) alive")
             print(f"   effective ranks: {same} of {len(names)} layers identical (course: float32 SVD; ours: float64 Gram eigenvalues);")
             print(f"   largest difference in any cumulative energy share: {largest_gap:.2e}")
