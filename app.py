@@ -13,10 +13,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 import torch
 
-from demos import mnist, planned, resnet, toy
+from demos import lm as lm_tab, mnist, resnet, toy
 from superpos_core.devices import resolve_device
 
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
+SHOW_RESNET_TAB = "() => { [...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'ResNet')?.click(); }"
 CSS = ".figure-note { font-size: 0.9em; opacity: 0.85; } .figure-title p { margin-bottom: -8px; }"
 INTRO = (
     "# superpos: superposition, live\n"
@@ -30,18 +31,19 @@ def build_app(device: str = "auto") -> gr.Blocks:
     torch_device = resolve_device(device)
     with gr.Blocks(title="superpos: superposition, live") as blocks:
         gr.Markdown(INTRO)
-        with gr.Tabs() as tabs:
+        with gr.Tabs():
             with gr.Tab("Toy model", id="toy"):
                 toy.render(blocks)
             with gr.Tab("Draw a digit (MNIST)", id="mnist"):
                 digits = mnist.render(blocks, torch_device)
             with gr.Tab("ResNet", id="resnet"):
                 convs = resnet.render(blocks, torch_device)
-            for key, (title, _what) in planned.PLANNED.items():
-                with gr.Tab(title, id=key):
-                    planned.render(key)
-        # A drawing can travel from the MNIST tab to the ResNet tab.
-        digits.send.click(resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer, tabs], api_visibility="private")
+            with gr.Tab("Language model", id="lm"):
+                lm_tab.render(blocks, torch_device)
+        # A drawing can travel from the MNIST tab to the ResNet tab. The tab is switched in the browser:
+        # a server-side gr.Tabs(selected=...) sticks, and later updates would snap the page back to it.
+        digits.send.click(resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer], api_visibility="private")
+        digits.send.click(None, js=SHOW_RESNET_TAB)
     blocks.queue(max_size=64, default_concurrency_limit=2)
     return blocks
 

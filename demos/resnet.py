@@ -234,4 +234,4 @@ def receive_drawing(sketch):
     if picture is None:
         raise gr.Error("Draw a digit first.", print_exception=False)
     names = resnets.layer_names(resnets.DEFAULT)
-    return picture, gr.update(value=resnets.DEFAULT), gr.update(choices=names, value=names[0]), gr.Tabs(selected="resnet")
+    return picture, gr.update(value=resnets.DEFAULT), gr.update(choices=names, value=names[0])

@@ -471,3 +471,158 @@ class LayerRankPanel(LivePanel):
             line.set_xdata([index, index])
         self.name.set_text(layer)
         return self.render()
+
+
+# --- language models ---------------------------------------------------------------------------------
+
+
+def _token_ticks(ax, labels: Sequence[str], axis: str = "y", most: int = 48) -> None:
+    """Label tokens along one axis; past ``most`` tokens only every k-th, so labels never overlap."""
+    step = max(1, -(-len(labels) // most))
+    positions = list(range(0, len(labels), step))
+    names = [labels[i] for i in positions]
+    if axis == "y":
+        ax.set_yticks(positions, names, fontsize=8 if step == 1 else 7)
+    else:
+        ax.set_xticks(positions, names, fontsize=8, rotation=90)
+
+
+def _robust_limit(values: np.ndarray) -> float:
+    """A colour limit at the 99th percentile of |values| over all rows but the longest one.
+
+    Language models park huge values on one token (usually the first, an "attention sink"); scaled
+    to that row, every other token would be one flat colour. That row saturates instead.
+    """
+    if values.shape[0] > 2:
+        values = np.delete(values, int(np.argmax(np.linalg.norm(values, axis=1))), axis=0)
+    limit = float(np.percentile(np.abs(values), 99)) if values.size else 1.0
+    return limit if limit > 0 else 1.0
+
+
+def lm_token_heatmap(activations: np.ndarray, token_labels: Sequence[str], dimensions: np.ndarray | None, title: str) -> Figure:
+    """Tokens (rows, in reading order) × hidden dimensions (columns) of one layer, coolwarm centred at 0.
+
+    Args:
+        activations: (T, d_model) the layer's activations.
+        token_labels: T labels, whitespace made visible (``lm.token_label``).
+        dimensions: the columns to show (e.g. the most variable 64), or None for all of them.
+        title: what the picture shows.
+    """
+    T, d_model = activations.shape
+    shown = activations if dimensions is None else activations[:, dimensions]  # (T, k)
+    height = float(np.clip(1.2 + 0.2 * min(T, 48), 2.6, 11.0))
+    figure = new_figure(7.6, height)
+    ax = figure.add_subplot()
+    limit = _robust_limit(shown)
+    image = ax.imshow(shown, cmap=DIVERGING, vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+    _token_ticks(ax, token_labels)
+    if dimensions is None:
+        ax.set_xlabel(f"hidden dimension (all {d_model})")
+    else:
+        # Label columns with the dimensions' own numbers: column 0 is the most variable, not dimension 0.
+        step = max(1, len(dimensions) // 16)
+        ax.set_xticks(range(0, len(dimensions), step), [str(int(d)) for d in dimensions[::step]], fontsize=7, rotation=90)
+        ax.set_xlabel(f"hidden dimension: the {len(dimensions)} that vary most across tokens, most variable first (of {d_model})")
+    ax.set_ylabel("token (as the tokenizer split the text)")
+    ax.set_title(title, fontsize=9)
+    bar = figure.colorbar(image, ax=ax, shrink=0.9, extend="both")
+    bar.set_label("activation (clipped at the 99th percentile of the other tokens)", fontsize=8)
+    return figure
+
+
+def lm_rank_by_layer(ranks: Sequence[int], bound: int, d_model: int, chosen: int, title: str) -> Figure:
+    """Effective rank of the token matrix at every layer, with the ceiling min(tokens, d_model) drawn."""
+    layers = np.arange(len(ranks))
+    figure = new_figure(7.0, 3.0)
+    ax = figure.add_subplot()
+    ax.plot(layers, ranks, "o-", color="C0", ms=4, lw=1.2, label="effective rank (99% of the energy)")
+    ax.axhline(bound, color="0.4", lw=1, ls="--", label=f"ceiling min(tokens, d_model) = {bound}")
+    if bound < d_model:
+        ax.text(0.99, bound, f"the text is the limit: {bound} tokens < d_model {d_model}", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4")
+    ax.plot([chosen], [ranks[chosen]], "o", ms=10, mfc="none", mec="C3", mew=2, label=f"layer {chosen} (chosen)")
+    ax.set_xlabel("layer (0 = embeddings, then one per block)")
+    ax.set_ylabel("effective rank")
+    ax.set_ylim(0, bound * 1.12 + 1)
+    ax.set_xlim(-0.5, len(ranks) - 0.5)
+    ax.set_xticks(_feature_ticks(len(ranks)))
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    return figure
+
+
+def _tile_shape(d_in: int) -> tuple[int, int]:
+    """A near-square (rows, cols) with rows × cols = d_in: 576 -> 24×24, 768 -> 24×32."""
+    rows = max(r for r in range(1, int(np.sqrt(d_in)) + 1) if d_in % r == 0)
+    return rows, d_in // rows
+
+
+def sae_feature_grid(encoder_rows: np.ndarray, most: int = 64) -> Figure:
+    """The course's grid of learned features: each feature's encoder row folded into a small heatmap.
+
+    The folding is only a way to fit d_in numbers in a square: neighbouring pixels are neighbouring
+    dimension numbers, nothing more. Each tile has its own symmetric colour scale.
+    """
+    rows = encoder_rows[:most]
+    n, d_in = rows.shape
+    h, w = _tile_shape(d_in)
+    columns = int(np.ceil(np.sqrt(n)))
+    grid_rows = -(-n // columns)
+    tile_width = 7.0 / columns
+    figure = new_figure(7.0, 0.5 + grid_rows * tile_width * h / w + 0.25 * grid_rows)
+    axes = figure.subplots(grid_rows, columns, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        limit = float(np.abs(rows[i]).max()) or 1.0
+        ax.imshow(rows[i].reshape(h, w), cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"feature {i}", fontsize=8)
+    more = f" (first {n} of {len(encoder_rows)})" if len(encoder_rows) > n else ""
+    figure.suptitle(f"What each feature reads: its encoder weights, {d_in} dimensions folded {h}×{w}{more}", fontsize=9)
+    return figure
+
+
+def sae_activation_bars(mean_activation: np.ndarray) -> Figure:
+    """Mean activation of each learned feature over the text's tokens; features that never fire marked."""
+    n = len(mean_activation)
+    figure = new_figure(7.0, 2.8)
+    ax = figure.add_subplot()
+    dead = mean_activation <= 0
+    ax.bar(np.arange(n), mean_activation, color=np.where(dead, "0.75", "C0"), edgecolor="0.3", linewidth=0.4)
+    for i in np.flatnonzero(dead):
+        ax.text(i, 0, "×", ha="center", va="bottom", fontsize=8, color="0.4")
+    ax.set_xticks(_feature_ticks(n))
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_xlabel("feature" + (" (× = fires on no token)" if dead.any() else ""))
+    ax.set_ylabel("mean activation")
+    return figure
+
+
+def sae_token_features(feature_acts: np.ndarray, token_labels: Sequence[str]) -> Figure:
+    """Tokens (rows) × learned features (columns): which features fire on which token."""
+    T, n = feature_acts.shape
+    height = float(np.clip(1.2 + 0.2 * min(T, 48), 2.6, 11.0))
+    figure = new_figure(7.0, height)
+    ax = figure.add_subplot()
+    top = _robust_limit(feature_acts)
+    image = ax.imshow(feature_acts, cmap="viridis", vmin=0, vmax=top, aspect="auto", interpolation="nearest")
+    _token_ticks(ax, token_labels)
+    ax.set_xticks(_feature_ticks(n))
+    ax.set_xlabel("feature")
+    ax.set_ylabel("token")
+    bar = figure.colorbar(image, ax=ax, shrink=0.9, extend="max")
+    bar.set_label("feature activation (0 = silent; clipped)", fontsize=8)
+    return figure
+
+
+def pretrained_feature_bars(indices: Sequence[int], activations: Sequence[float], token_labels: Sequence[str], title: str) -> Figure:
+    """The strongest features of a pretrained SAE on a text: one bar each, labelled with where it peaks."""
+    k = len(indices)
+    figure = new_figure(7.0, 0.8 + 0.32 * max(k, 1))
+    ax = figure.add_subplot()
+    positions = np.arange(k)[::-1]  # strongest at the top
+    ax.barh(positions, activations, color="C2", edgecolor="0.3", linewidth=0.4)
+    ax.set_yticks(positions, [f"#{i} @ {label}" for i, label in zip(indices, token_labels)], fontsize=8)
+    ax.set_xlabel("peak activation on the text")
+    ax.set_title(title, fontsize=9)
+    return figure

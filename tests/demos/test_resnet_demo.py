@@ -46,7 +46,7 @@ def test_unknown_layer_is_a_clear_error(digit):
 
 def test_a_drawing_can_be_sent_from_the_mnist_tab(digit):
     composite = helpers.as_canvas_rgba(digit[0])
-    picture, model, layer, tabs = resnet_tab.receive_drawing({"background": None, "layers": [], "composite": composite})
+    picture, model, layer = resnet_tab.receive_drawing({"background": None, "layers": [], "composite": composite})
     assert picture is composite and model["value"] == "mnist-resnet" and layer["value"] == "conv1"
     assert resnet_tab.analyse(picture, "mnist-resnet", "conv1")[0]["top5"][0][0] == digit[1]
 

@@ -103,3 +103,18 @@ def test_a_drawing_travels_to_the_resnet_tab(page):
     expect(page.locator("#mnist-status")).to_contain_text("The network reads 1", timeout=30_000)
     page.locator("#mnist-send").click()
     expect(page.locator("#resnet-status")).to_contain_text("answer: 1", timeout=60_000)
+
+
+def test_language_model_tab_shows_the_token_heatmap(page):
+    tab = page.get_by_role("tab", name="Language model")
+    tab.click()
+    text = page.locator("#lm-text textarea")
+    expect(text).to_be_visible(timeout=30_000)  # the tab has really opened
+    text.fill("It was the best of times, it was the worst of times.")
+    page.get_by_role("button", name="Analyse the text").click()
+    # The offline SmolLM2 loads once per process (about 20 s here) before the first analysis.
+    expect(page.locator("#lm-next")).to_contain_text("%", timeout=120_000)
+    expect(tab).to_have_attribute("aria-selected", "true")
+    # Images load lazily: bring the figure's frame on screen, then its picture gets a size.
+    page.locator("#lm-heatmap").scroll_into_view_if_needed()
+    expect(page.locator("#lm-heatmap img")).to_be_visible(timeout=30_000)

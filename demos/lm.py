@@ -1,0 +1,307 @@
+"""The language-model tab: a text's tokens inside a real language model, its effective rank layer by
+layer, and sparse autoencoders that pull features back out of the superposed residual stream."""
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import torch
+
+from demos.common import figure, note
+from superpos_core import figures, lm, sae
+
+NOTES = {
+    "heatmap": "One row per token, in reading order, exactly as the tokenizer cut the text (␣ is a space). One column per hidden "
+    "dimension of the chosen layer; red is positive, blue negative. No single column means one word or idea: meaning is spread "
+    "across many dimensions at once, and each dimension takes part in many meanings.",
+    "ranks": "How many independent directions the tokens really use at each layer: the effective rank, the number of singular "
+    "values needed to hold 99% of the activations' energy. The dashed line is the most it could ever be, min(tokens, d_model). "
+    "A short text is the limit long before the model is.",
+    "grid": "Each small square is one learned feature: the weights it uses to read the layer's activations, folded into a square so "
+    "they fit. A feature is a direction in the layer, and most directions mix many dimensions.",
+    "bars": "How strongly each learned feature fires on average over the text. With the L1 penalty most features stay quiet on most "
+    "tokens; grey bars marked × never fired at all.",
+    "token_features": "Which features fire on which token. A good sparse code lights up only a few features per row, so each token "
+    "is described by a handful of features rather than hundreds of mixed-up dimensions.",
+    "pretrained": "A sparse autoencoder trained by others on millions of GPT-2 tokens, with 24,576 features for 768 dimensions: "
+    "32 features per dimension, superposition undone at scale. Each bar is a feature that fires strongly on this text; its "
+    "Neuronpedia page shows the texts that make it fire most.",
+}
+EXAMPLES = [
+    "It was the best of times, it was the worst of times.",
+    "The cat sat on the mat. The dog sat on the log.",
+    "def add(a, b):\n    return a + b",
+    "Paris is the capital of France, and Berlin is the capital of",
+    "Superposition lets a network store more features than it has neurons. 🧠",
+]
+VIEWS = ("most variable 64 dimensions", "all dimensions")
+SAE_DEFAULTS = sae.CourseSAEConfig()  # the course's recipe: 16 features, L1 0.01, 500 epochs, seed 0
+LOADING = {"smollm2-135m-offline": "Loading SmolLM2… about 20 s, once per process"}
+MAX_LAYER = 40  # the slider's range before a model tells us its own
+
+# Analyses of recent texts, so moving the layer slider, switching the view or training an SAE reuses the
+# forward pass. A few entries only: one long text holds tens of MB of hidden states.
+_analyses: OrderedDict[tuple[str, str, str], lm.TextAnalysis] = OrderedDict()
+_analyses_lock = threading.Lock()
+CACHED_TEXTS = 4
+
+
+def default_model() -> str:
+    """The first model that can be used now: GPT-2 small, else the offline SmolLM2, else GPT-2 anyway (its status says why not)."""
+    for key in ("gpt2", "smollm2-135m-offline"):
+        if key in lm.CATALOGUE and lm.status(key)[0]:
+            return key
+    return lm.DEFAULT
+
+
+def layer_count(model: str, device: torch.device = torch.device("cpu")) -> int:
+    """Layers of a model (embeddings + one per block), without loading it when it is not loaded yet."""
+    loaded = lm._loaded.get((model, str(torch.device(device))))
+    if loaded is not None:
+        return loaded.n_layers
+    entry = lm.CATALOGUE.get(model)
+    blocks = re.search(r"(\d+) blocks", entry.about) if entry else None
+    return int(blocks.group(1)) + 1 if blocks else MAX_LAYER + 1
+
+
+def model_status(model: str) -> str:
+    entry = lm.CATALOGUE.get(model)
+    if entry is None:
+        return f"Unknown model {model!r}."
+    return f"{entry.about} {lm.status(model)[1]}"
+
+
+def _whole(value, name: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a whole number; got {value!r}.", print_exception=False) from None
+    if not np.isfinite(number) or number != int(number):
+        raise gr.Error(f"{name} must be a whole number; got {value!r}.", print_exception=False)
+    return int(number)
+
+
+def _load(model: str, device: torch.device, progress) -> lm.LoadedLM:
+    if (model, str(torch.device(device))) not in lm._loaded:
+        progress(0, desc=LOADING.get(model, f"Loading {lm.CATALOGUE[model].title if model in lm.CATALOGUE else model}…, once per process"))
+    try:
+        return lm.load(model, device)
+    except lm.ModelUnavailable as error:
+        raise gr.Error(str(error), print_exception=False, title="Model unavailable") from None
+
+
+def _analysis(text, model: str, layer, device: torch.device, progress) -> lm.TextAnalysis:
+    """The text's analysis at ``layer``: from the cache when this text was read by this model before."""
+    if not isinstance(text, str) or not text.strip():
+        raise gr.Error("The text is empty: type a sentence or two for the model to read, or click an example.", print_exception=False)
+    layer = _whole(layer, "The layer")
+    loaded = _load(model, device, progress)
+    key = (model, str(loaded.device), text)
+    try:
+        with _analyses_lock:
+            cached = _analyses.get(key)
+            if cached is not None:
+                _analyses.move_to_end(key)
+                return cached.at_layer(layer)
+        progress(0.5, desc=f"Reading the text with {loaded.title}")
+        analysis = lm.analyse_text(loaded, text, layer)
+    except (lm.TextInputError, lm.LayerError) as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    with _analyses_lock:
+        _analyses[key] = analysis
+        while len(_analyses) > CACHED_TEXTS:
+            _analyses.popitem(last=False)
+    return analysis
+
+
+def _labels(analysis: lm.TextAnalysis) -> list[str]:
+    return [lm.token_label(token) for token in analysis.tokens]
+
+
+def _heatmap(analysis: lm.TextAnalysis, view: str) -> np.ndarray:
+    dimensions = None if view == VIEWS[1] else analysis.most_variable_dimensions(64)
+    title = f"{analysis.model}, layer {analysis.layer}: {len(analysis.tokens)} tokens × {analysis.d_model} dimensions"
+    return figures.to_rgb(figures.lm_token_heatmap(analysis.activations, _labels(analysis), dimensions, title))
+
+
+def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+    """The main event (``api_name="lm"``): one forward pass, every layer kept.
+
+    Returns the /lm summary, the heatmap, the rank-per-layer plot, the top-5 next tokens and a status line.
+    """
+    analysis = _analysis(text, model, layer, device, progress)
+    ranks = analysis.ranks()
+    rank_plot = figures.lm_rank_by_layer(ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
+    next_tokens = {lm.token_label(token): p for token, p in analysis.next_tokens}
+    rank = ranks[analysis.layer]
+    status = (
+        f"**{len(analysis.tokens)} tokens** at layer {analysis.layer} of {analysis.n_layers - 1}: effective rank **{rank}** "
+        f"out of at most {analysis.rank_bound} (d_model {analysis.d_model}). The model's next-token guess: **{lm.token_label(analysis.next_tokens[0][0])}**."
+    )
+    notes = analysis.notes + analysis.layer_notes()
+    if notes:
+        status += "\n\n" + "\n".join(f"- ⚠️ {line}" for line in notes)
+    return analysis.summary(), _heatmap(analysis, view), figures.to_rgb(rank_plot), next_tokens, status
+
+
+def switch_view(text, model: str, layer, view: str, device: torch.device = torch.device("cpu")):
+    """Re-draw the heatmap from the cached analysis (helper event)."""
+    return _heatmap(_analysis(text, model, layer, device, lambda *a, **k: None), view)
+
+
+def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed, device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+    """``api_name="lm_sae"``: the course's SAE, trained on this text's activations at the chosen layer."""
+    try:
+        l1 = float(l1_weight)
+    except (TypeError, ValueError):
+        raise gr.Error(f"The L1 weight must be a number; got {l1_weight!r}.", print_exception=False) from None
+    config = sae.CourseSAEConfig(
+        n_features=_whole(n_features, "The number of features"), l1_weight=l1, epochs=_whole(epochs, "The number of epochs"), seed=_whole(seed, "The seed")
+    )
+    analysis = _analysis(text, model, layer, device, progress)
+    progress(0, desc="Training the sparse autoencoder")
+    try:
+        result = sae.train_course_sae(
+            analysis.activations, config, on_epoch=lambda done, total, loss: progress(done / total, desc=f"Epoch {done:,} of {total:,}: loss {loss:.4g}")
+        )
+    except sae.SAEInputError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    summary = {
+        "features": int(result.config.n_features),
+        "l0": round(float(result.l0), 4),
+        "mse": round(float(result.final_mse), 6),
+        "mean_activation": [round(float(v), 6) for v in result.mean_activation],
+    }
+    status = (
+        f"Trained {result.config.n_features} features on {len(analysis.tokens)} tokens of layer {analysis.layer}: reconstruction error "
+        f"{result.mse_before:.4g} → **{result.final_mse:.4g}**, **{result.l0:.1f}** features active per token on average"
+        f"{f', {result.dead_features} never fire' if result.dead_features else ''}."
+    )
+    return (
+        summary,
+        figures.to_rgb(figures.sae_feature_grid(result.encoder_rows)),
+        figures.to_rgb(figures.sae_activation_bars(result.mean_activation)),
+        figures.to_rgb(figures.sae_token_features(result.feature_acts, _labels(analysis))),
+        status,
+    )
+
+
+def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.device("cpu")):
+    """Whether GPT-2 small's pretrained SAEs are here; when they are, this text's strongest features (helper event)."""
+    release = sae.GPT2_SMALL_RES_JB
+    if model != "gpt2":
+        return (
+            f"The pretrained SAEs here ({release.d_sae:,} features each, `{release.repo_id}`) read **GPT-2 small**'s residual stream, "
+            "so they cannot read this model's activations. Choose GPT-2 small to use them.",
+            None,
+        )
+    try:
+        layer = _whole(layer, "The layer")
+        if layer not in release.layers:
+            return f"GPT-2 small's pretrained SAEs read the residual stream entering blocks {release.layers[0]}–{release.layers[-1]}; layer {layer} is after the last block. Choose a layer from 0 to 11.", None
+        model_sae = sae.fetch_release_sae(layer, local_files_only=True)
+    except sae.SAELoadError as error:
+        get = f"Get it (about 150 MB) once, on a machine with internet: `python -m superpos_core.sae --layers {layer}`."
+        return f"The pretrained SAE for layer {layer} is not on this machine ({error}). {get}", None
+    except (sae.SAEInputError, gr.Error) as error:
+        return str(error), None
+    if not isinstance(text, str) or not text.strip():
+        return "The pretrained SAE is here: analyse a text to see its features.", None
+    analysis = _analysis(text, model, layer, device, lambda *a, **k: None)
+    with torch.inference_mode():
+        acts = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32))  # (T, d_sae)
+    hits = sae.top_features(acts, k=10)
+    if not hits:
+        return "The pretrained SAE is here, but none of its features fire on this text.", None
+    labels = _labels(analysis)
+    links = "\n".join(f"- [feature {h.index}]({sae.neuronpedia_url(layer, h.index)}): {h.activation:.2f} at “{labels[h.token]}”" for h in hits)
+    plot = figures.pretrained_feature_bars([h.index for h in hits], [h.activation for h in hits], [labels[h.token] for h in hits], f"GPT-2 small, layer {layer}: strongest of {release.d_sae:,} features")
+    return f"Pretrained SAE for layer {layer} loaded ({release.d_sae:,} features). Strongest on this text:\n{links}", figures.to_rgb(plot)
+
+
+def choose_model(model: str, device: torch.device = torch.device("cpu")):
+    """A new model: its status and its layer range (helper event; nothing loads)."""
+    count = layer_count(model, device)
+    return model_status(model), gr.update(maximum=count - 1, value=count // 2)
+
+
+def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
+    """Lay out the language-model tab inside the current ``gr.Tab``; returns its main components."""
+    gr.Markdown(
+        "## Inside a language model\nType a text and look at how a real language model holds it, layer by layer: every token becomes a vector "
+        "with hundreds of dimensions. How many directions do the tokens really use? And can a sparse autoencoder pull readable features "
+        "back out of the mix (the course's third experiment)?"
+    )
+    first = default_model()
+    count = layer_count(first, device)
+    with gr.Row():
+        with gr.Column(scale=5, min_width=300):
+            text = gr.Textbox(value=EXAMPLES[0], label="Your text", lines=4, max_lines=12, elem_id="lm-text")
+            gr.Examples(EXAMPLES, inputs=text, label="Quick examples")
+        with gr.Column(scale=4, min_width=300):
+            model = gr.Dropdown([(e.title, e.key) for e in lm.CATALOGUE.values()], value=first, label="Model", elem_id="lm-model")
+            about = gr.Markdown(model_status(first), elem_id="lm-model-status")
+            # 0..MAX_LAYER accepted from API callers; the model's own range is checked (LayerError) on use.
+            layer = gr.Slider(0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer")
+            view = gr.Radio(list(VIEWS), value=VIEWS[0], label="Heatmap columns", elem_id="lm-view")
+            run = gr.Button("Analyse the text", variant="primary")
+    status = gr.Markdown(elem_id="lm-status")
+    next_tokens = gr.Label(label="What the model expects next (top 5)", num_top_classes=5, elem_id="lm-next")
+    heatmap = figure("The chosen layer's activations, token by token", elem_id="lm-heatmap")
+    note(NOTES["heatmap"])
+    ranks = figure("Effective rank, layer by layer", elem_id="lm-ranks")
+    note(NOTES["ranks"])
+    with gr.Accordion("Numbers behind the pictures (the /lm API's JSON)", open=False):
+        summary = gr.JSON(label="Summary", elem_id="lm-json")
+
+    gr.Markdown("### A sparse autoencoder trained on your text (the course's way)")
+    with gr.Row():
+        n_features = gr.Slider(4, 64, value=SAE_DEFAULTS.n_features, step=1, label="Features")
+        l1_weight = gr.Number(value=SAE_DEFAULTS.l1_weight, label="L1 weight (sparsity penalty)", minimum=0)
+        epochs = gr.Slider(50, 2000, value=SAE_DEFAULTS.epochs, step=50, label="Epochs")
+        seed = gr.Number(value=SAE_DEFAULTS.seed, precision=0, label="Seed")
+    train = gr.Button("Train the SAE on this text and layer")
+    sae_status = gr.Markdown(elem_id="lm-sae-status")
+    grid = figure("Learned features", elem_id="lm-sae-grid")
+    note(NOTES["grid"])
+    with gr.Row():
+        with gr.Column():
+            bars = figure("Activation strength of each feature", elem_id="lm-sae-bars")
+            note(NOTES["bars"])
+        with gr.Column():
+            token_features = figure("Which features fire on which token", elem_id="lm-sae-tokens")
+            note(NOTES["token_features"])
+    with gr.Accordion("SAE numbers (the /lm_sae API's JSON)", open=False):
+        sae_summary = gr.JSON(label="SAE summary", elem_id="lm-sae-json")
+
+    gr.Markdown("### The field's way: a pretrained SAE for GPT-2 small")
+    pretrained_status = gr.Markdown(elem_id="lm-pretrained-status")
+    pretrained = figure("Strongest pretrained features on this text", elem_id="lm-pretrained")
+    note(NOTES["pretrained"])
+
+    inputs = [text, model, layer, view]
+    outputs = [summary, heatmap, ranks, next_tokens, status]
+
+    # Named wrappers (not lambdas): their parameter names are the API's.
+    def analyse(text, model, layer, view, progress=gr.Progress()):
+        return analyse_text_event(text, model, layer, view, device, progress)
+
+    def look_up_pretrained(t, m, l):
+        return pretrained_sae_panel(t, m, l, device)
+
+    def train_sae(text, model, layer, n_features, l1_weight, epochs, seed, progress=gr.Progress()):
+        return train_sae_event(text, model, layer, n_features, l1_weight, epochs, seed, device, progress)
+
+    event = run.click(analyse, inputs=inputs, outputs=outputs, api_name="lm", concurrency_limit=2, concurrency_id="lm")
+    event.success(look_up_pretrained, inputs=[text, model, layer], outputs=[pretrained_status, pretrained], api_visibility="private", concurrency_limit=2, concurrency_id="lm")
+    text.submit(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
+    layer.release(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="minimal")
+    view.input(lambda t, m, l, v: switch_view(t, m, l, v, device), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
+    model.input(lambda m: choose_model(m, device), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
+    train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
+    blocks.load(lambda t, m, l: pretrained_sae_panel(t if m != "gpt2" else "", m, l, device), inputs=[text, model, layer], outputs=[pretrained_status, pretrained], api_visibility="private")
+    return SimpleNamespace(text=text, model=model, layer=layer)

@@ -1,0 +1,108 @@
+"""The language-model tab's handlers, on a tiny random GPT-2 built in the test (no network, no download)."""
+from dataclasses import replace
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from demos import lm as lm_tab
+from superpos_core import lm
+from tests.superpos_core.test_lm import save_tiny_gpt2
+
+KEY = "tiny-test"
+TEXT = "It was the best of times, it was the worst of times."
+quiet = lambda *a, **k: None  # noqa: E731  stands in for gr.Progress
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded(tmp_path_factory):
+    return lm.load(save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2")), allow_any=True)
+
+
+@pytest.fixture
+def tiny(tiny_loaded, monkeypatch):
+    """The tiny model under a catalogue key, already in lm's per-process cache (keyed (name, device)), for this test only."""
+    monkeypatch.setitem(lm.CATALOGUE, KEY, lm.LMEntry(KEY, "Tiny GPT-2 (test)", "hub", repo_id="nobody/tiny", about="3 layers, 2 blocks."))
+    loaded = replace(tiny_loaded, name=KEY, title="Tiny GPT-2 (test)")
+    monkeypatch.setitem(lm._loaded, (KEY, "cpu"), loaded)
+    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
+    monkeypatch.setattr(lm_tab, "_analyses", type(lm_tab._analyses)())
+    return loaded
+
+
+def is_rgb(image) -> bool:
+    return isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+
+
+def test_main_event_returns_the_lm_contract_first(tiny):
+    summary, heatmap, ranks, next_tokens, status = lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
+    assert set(summary) == {"model", "layer", "tokens", "d_model", "effective_rank", "next_tokens"}
+    assert summary["model"] == KEY and summary["layer"] == 1 and summary["d_model"] == tiny.d_model
+    assert isinstance(summary["tokens"], list) and all(isinstance(t, str) for t in summary["tokens"])
+    assert isinstance(summary["effective_rank"], int) and 0 <= summary["effective_rank"] <= len(summary["tokens"])
+    assert len(summary["next_tokens"]) == 5 and all(isinstance(t, str) and isinstance(p, float) for t, p in summary["next_tokens"])
+    assert is_rgb(heatmap) and is_rgb(ranks)
+    assert len(next_tokens) == 5 and "tokens" in status
+
+
+def test_the_layer_and_view_reuse_the_forward_pass(tiny, monkeypatch):
+    lm_tab.analyse_text_event(TEXT, KEY, 0, progress=quiet)
+    monkeypatch.setattr(lm, "analyse_text", lambda *a, **k: pytest.fail("the text was read again"))
+    summary, heatmap, *_ = lm_tab.analyse_text_event(TEXT, KEY, 2, "all dimensions", progress=quiet)
+    assert summary["layer"] == 2 and is_rgb(heatmap)
+    assert is_rgb(lm_tab.switch_view(TEXT, KEY, 2, "most variable 64 dimensions"))
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_empty_text_is_a_clear_error(tiny, text):
+    with pytest.raises(gr.Error, match="empty"):
+        lm_tab.analyse_text_event(text, KEY, 1, progress=quiet)
+
+
+@pytest.mark.parametrize("layer", [3, -1, 40, 1.5])
+def test_a_layer_outside_the_model_is_a_clear_error(tiny, layer):
+    with pytest.raises(gr.Error):
+        lm_tab.analyse_text_event(TEXT, KEY, layer, progress=quiet)
+
+
+def test_an_unavailable_model_is_a_clear_error(tiny):
+    with pytest.raises(gr.Error, match="Unknown model"):
+        lm_tab.analyse_text_event(TEXT, "no-such-model", 1, progress=quiet)
+
+
+def test_sae_event_returns_its_contract_and_pictures(tiny):
+    summary, grid, bars, token_features, status = lm_tab.train_sae_event(TEXT, KEY, 1, 16, 0.01, 100, 0, progress=quiet)
+    assert set(summary) == {"features", "l0", "mse", "mean_activation"}
+    assert summary["features"] == 16 and isinstance(summary["features"], int)
+    assert isinstance(summary["l0"], float) and isinstance(summary["mse"], float)
+    assert len(summary["mean_activation"]) == 16 and all(isinstance(v, float) and v >= 0 for v in summary["mean_activation"])
+    assert all(is_rgb(image) for image in (grid, bars, token_features))
+    assert "features" in status
+
+
+@pytest.mark.parametrize("args", [(0, 0.01, 100, 0), (16, -1, 100, 0), (16, 0.01, 0, 0), (16.5, 0.01, 100, 0), (16, "x", 100, 0)])
+def test_bad_sae_controls_are_clear_errors(tiny, args):
+    with pytest.raises(gr.Error):
+        lm_tab.train_sae_event(TEXT, KEY, 1, *args, progress=quiet)
+
+
+def test_pretrained_saes_belong_to_gpt2(tiny, monkeypatch):
+    text, image = lm_tab.pretrained_sae_panel(TEXT, KEY, 1)
+    assert "GPT-2 small" in text and image is None
+
+
+def test_missing_pretrained_sae_says_how_to_get_it(monkeypatch):
+    def absent(layer, **options):
+        assert options.get("local_files_only") is True
+        raise lm_tab.sae.SAELoadError("not in the cache")
+
+    monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", absent)
+    text, image = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 8)
+    assert "python -m superpos_core.sae --layers 8" in text and image is None
+
+
+def test_the_tab_builds():
+    with gr.Blocks() as blocks:
+        parts = lm_tab.render(blocks, torch.device("cpu"))
+    assert parts.model.value in lm.CATALOGUE
