@@ -173,3 +173,33 @@ def test_unavailable_model_says_how_to_get_it(client, digit_file, monkeypatch, t
     monkeypatch.setattr(resnets, "_failed_downloads", {})
     with pytest.raises(AppError, match="resnet50-11ad3fa6.pth"):
         resnet_call(client, digit_file[0], model="resnet50")
+
+
+SENTENCE = "It was the best of times, it was the worst of times."
+
+
+def test_lm_contract_with_the_offline_model(client):
+    summary = client.predict(SENTENCE, "smollm2-135m-offline", 10, api_name="/lm")[0]
+    assert set(summary) == {"model", "layer", "tokens", "d_model", "effective_rank", "next_tokens"}
+    assert summary["model"] == "smollm2-135m-offline" and summary["layer"] == 10 and summary["d_model"] == 576
+    assert summary["tokens"][:4] == ["It", " was", " the", " best"]
+    assert 0 <= summary["effective_rank"] <= min(len(summary["tokens"]), 576)
+    assert len(summary["next_tokens"]) == 5 and all(0 <= p <= 1 for _token, p in summary["next_tokens"])
+
+
+def test_lm_texts_from_everywhere_and_bad_ones(client):
+    for text in ("🙂👍 emoji", "超位置の表現", "مرحبا بالعالم", "tab\tand\x07bell"):
+        assert client.predict(text, "smollm2-135m-offline", 3, api_name="/lm")[0]["tokens"], text
+    with pytest.raises(AppError):
+        client.predict("   ", "smollm2-135m-offline", 3, api_name="/lm")
+    with pytest.raises(AppError):
+        client.predict(SENTENCE, "smollm2-135m-offline", 99, api_name="/lm")
+    long = client.predict("word " * 20_000, "smollm2-135m-offline", 3, api_name="/lm")[0]
+    assert len(long["tokens"]) <= 1024  # truncated, and said so in the page
+
+
+def test_lm_sae_contract(client):
+    summary = client.predict(SENTENCE, "smollm2-135m-offline", 10, 16, 0.01, 500, 0, api_name="/lm_sae")[0]
+    assert set(summary) == {"features", "l0", "mse", "mean_activation"}
+    assert summary["features"] == 16 and len(summary["mean_activation"]) == 16
+    assert isinstance(summary["l0"], float) and summary["mse"] >= 0
