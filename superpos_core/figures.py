@@ -397,7 +397,8 @@ def heat_overlay(picture: np.ndarray, heat: np.ndarray, strength: float = 0.6) -
     scaled = (heat - low) / (high - low) if high > low else np.zeros_like(heat)
     colour = matplotlib.colormaps["inferno"](scaled)[..., :3]
     alpha = strength * scaled[..., None]
-    return np.clip((1 - alpha) * (picture / 255.0) + alpha * colour, 0, 1).__mul__(255).astype(np.uint8)
+    blended = (1 - alpha) * (picture / 255.0) + alpha * colour
+    return (np.clip(blended, 0, 1) * 255).astype(np.uint8)
 
 
 class FeatureMapPanel(LivePanel):

@@ -11,6 +11,7 @@ model is reported unavailable, with the reason and how to get it; nothing else i
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from PIL import Image
 from torch import nn
 
 from superpos_core import drawing, mnist, mnist_resnet
+from superpos_core.capture import capture_activations
 from superpos_core.conv_rank import LayerRank, conv_layer_names, rank_table
 
 
@@ -119,18 +121,10 @@ def build(key: str) -> nn.Module:
     return getattr(tvm, entry.builder)(weights=None)
 
 
+@functools.cache
 def layer_names(key: str) -> list[str]:
-    """Every Conv2d of the model, by module name; needs no weights."""
-    return _layer_names(key)
-
-
-_name_cache: dict[str, list[str]] = {}
-
-
-def _layer_names(key: str) -> list[str]:
-    if key not in _name_cache:
-        _name_cache[key] = conv_layer_names(build(key))
-    return _name_cache[key]
+    """Every Conv2d of the model, by module name; needs no weights (built once per process; do not mutate)."""
+    return conv_layer_names(build(key))
 
 
 _loaded: dict[tuple[str, str], LoadedResNet] = {}
@@ -286,8 +280,6 @@ def _resize(maps: torch.Tensor, side: int) -> torch.Tensor:
 def analyse_image(loaded: LoadedResNet, picture) -> ImageAnalysis:
     """One forward pass capturing every conv layer, reduced to what each layer's view needs."""
     prepared = prepare(loaded, picture)
-    from superpos_core.capture import capture_activations
-
     with capture_activations(loaded.model, loaded.conv_layers) as acts:
         logits = loaded.model(prepared.x)[0]
     probs = torch.softmax(logits.float(), 0)
