@@ -18,7 +18,7 @@ only compared between the two ways of computing them.
    for the course's CIFAR images: it is the sizes that cost, not the content). The course's way
    keeps every conv layer's activations, concatenates them per layer, moves channels first (the
    course's reshape did not; ours is the corrected one, so that the ranks can be compared) and
-   runs a full ``np.linalg.svd`` per layer. Ours is ``conv_rank.rank_table``: one C x C Gram
+   runs a full ``np.linalg.svd`` per layer. Ours is ``conv_rank.rank_table``: one C x C Gram (upper triangle)
    matrix per layer, added to batch by batch. Each run is a fresh subprocess, so that its peak
    memory is its own: the kernel's peak RSS of that process (VmHWM, reset just before the work)
    minus its RSS just before the work (model built, batches made, one warm-up forward). Both
@@ -458,9 +458,12 @@ def main() -> None:
             speedup = course["seconds"] / ours["seconds"]
             memory_share = ours["extra_mib"] / course["extra_mib"]
             kept_mib = sum(channels * columns for _, channels, _, columns in runs["course"][0]["rows"]) * 4 / MIB
-            # What StreamingGram keeps per layer: the float64 C×C Gram, or, for a layer with fewer columns
-            # than channels, its float32 (C, columns) activations, whichever its rule picks.
-            gram_mib = sum(channels * columns * 4 if columns < channels else channels**2 * 8 for _, channels, _, columns in runs["ours"][0]["rows"]) / MIB
+            # What StreamingGram keeps per layer: the float64 upper-triangle blocks of the C×C Gram, or, for
+            # a layer with fewer columns than channels, its float32 (C, columns) activations.
+            def gram_bytes(channels: int) -> int:
+                return 8 * sum(block.numel() for block in conv_rank.UpperGram(channels, "meta").blocks.values())  # sizes only
+
+            gram_mib = sum(channels * columns * 4 if columns < channels else gram_bytes(channels) for _, channels, _, columns in runs["ours"][0]["rows"]) / MIB
 
             def memory(entry: dict) -> str:
                 return f"{'' if entry['peak_seen'] else '<='}{entry['extra_mib']:.0f}"

@@ -65,7 +65,7 @@ def test_one_forward_captures_every_conv_layer():
 def test_layers_with_fewer_columns_than_channels_keep_their_activations():
     model = small_convnet()  # the last layer has 40 channels; 2 images at 1x1... give 2 columns each
     batches = [torch.randn(2, 3, 4, 4) for _ in range(3)]
-    gram = StreamingGram(expected_batches=len(batches))
+    gram = StreamingGram(expected_samples=sum(len(x) for x in batches))
     from superpos_core.capture import hooks_calling
 
     with torch.no_grad(), hooks_calling(model, conv_layer_names(model), gram.add):
@@ -80,3 +80,21 @@ def test_layers_with_fewer_columns_than_channels_keep_their_activations():
     expected = np.linalg.svd(channels_first(torch.cat(everything)).double().numpy(), compute_uv=False)
     np.testing.assert_allclose(gram.singular_values("4")[: len(expected)], expected, rtol=1e-6, atol=1e-9)
     assert len(gram.singular_values("4")) == 40  # padded with the zero singular values
+
+
+def test_upper_gram_sums_the_upper_triangle_of_the_whole_product_block_by_block():
+    from superpos_core.conv_rank import BLOCK, UpperGram
+
+    generator = torch.Generator().manual_seed(0)
+    size = 2 * BLOCK + 37  # three row blocks, the last one ragged
+    pieces = [torch.randn(size, columns, generator=generator, dtype=torch.float64) for columns in (50, 3, 120)]
+    gram = UpperGram(size)
+    for piece in pieces:
+        gram.add(piece)
+    assert len(gram.blocks) == 6  # (0,0) (0,1) (0,2) (1,1) (1,2) (2,2): never a block below the diagonal
+    whole = torch.cat(pieces, dim=1)
+    expected = whole @ whole.T
+    upper = gram.matrix()
+    torch.testing.assert_close(upper.triu(), expected.triu())
+    assert torch.count_nonzero(upper[BLOCK:, :BLOCK]) == 0 and torch.count_nonzero(upper[2 * BLOCK :, : 2 * BLOCK]) == 0  # never summed
+    torch.testing.assert_close(torch.linalg.eigvalsh(upper, UPLO="U"), torch.linalg.eigvalsh(expected))
