@@ -2,10 +2,12 @@
 
     python app.py                      # http://127.0.0.1:7860
     python app.py --host 0.0.0.0 --port 8080 --device cuda
+    python app.py --tab mnist          # one demo alone, for a course page that embeds just that
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -16,8 +18,20 @@ import torch
 from demos import lm as lm_tab, mnist, resnet, toy
 from superpos_core.devices import resolve_device
 
+TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}  # id -> title, in order
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
-SHOW_RESNET_TAB = "() => { [...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'ResNet')?.click(); }"
+SHOW_RESNET_TAB = "() => { document.querySelector('button[role=tab][data-tab-id=\"resnet\"]')?.click(); }"
+# ?tab=lm opens that tab. In the browser, because a tab chosen by the server sticks: later updates would
+# snap the page back to it. Inside a <gradio-app> web component the page's address is the course page's,
+# so the component's own src is read too.
+OPEN_TAB_FROM_ADDRESS = (
+    "() => { const known = %s;"
+    " const host = document.querySelector('gradio-app[src]');"
+    " const addresses = [window.location.href, host ? new URL(host.getAttribute('src'), window.location.href).href : null];"
+    " for (const address of addresses) { if (!address) continue;"
+    "  const wanted = new URL(address).searchParams.get('tab');"
+    "  if (wanted && known.includes(wanted)) { document.querySelector(`button[role=tab][data-tab-id=\"${wanted}\"]`)?.click(); return; } } }"
+) % json.dumps(list(TABS))
 CSS = ".figure-note { font-size: 0.9em; opacity: 0.85; } .figure-title p { margin-bottom: -8px; }"
 INTRO = (
     "# superpos: superposition, live\n"
@@ -26,39 +40,63 @@ INTRO = (
 )
 
 
-def build_app(device: str = "auto") -> gr.Blocks:
-    """Compose the tabs. Models load on first use, so this returns in well under a second."""
+def unknown_tab_warning(request: gr.Request) -> None:
+    """Say so when an address asks for a tab that does not exist (the page stays on the first tab)."""
+    wanted = request.query_params.get("tab") if request is not None else None
+    if wanted and wanted not in TABS:
+        gr.Warning(f"There is no tab {wanted[:40]!r} here. Links can open ?tab={', ?tab='.join(TABS)}.")
+
+
+def build_app(device: str = "auto", tab: str | None = None, allow_any_model: bool = False) -> gr.Blocks:
+    """Compose the tabs (or, with ``tab``, that one demo alone). Models load on first use, so this is quick."""
+    if tab is not None and tab not in TABS:
+        raise ValueError(f"unknown tab {tab!r}; choose one of {', '.join(TABS)}")
     torch_device = resolve_device(device)
-    with gr.Blocks(title="superpos: superposition, live") as blocks:
+    shown = [tab] if tab else list(TABS)
+    title = "superpos: superposition, live" + (f" ({TABS[tab]})" if tab else "")
+    with gr.Blocks(title=title) as blocks:
         gr.Markdown(INTRO)
-        with gr.Tabs():
-            with gr.Tab("Toy model", id="toy"):
-                toy.render(blocks)
-            with gr.Tab("Draw a digit (MNIST)", id="mnist"):
-                digits = mnist.render(blocks, torch_device)
-            with gr.Tab("ResNet", id="resnet"):
-                convs = resnet.render(blocks, torch_device)
-            with gr.Tab("Language model", id="lm"):
-                lm_tab.render(blocks, torch_device)
-        # A drawing can travel from the MNIST tab to the ResNet tab. The tab is switched in the browser:
-        # a server-side gr.Tabs(selected=...) sticks, and later updates would snap the page back to it.
-        digits.send.click(resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer], api_visibility="private")
-        digits.send.click(None, js=SHOW_RESNET_TAB)
+        rendered = {}
+        render = {
+            "toy": lambda: toy.render(blocks),
+            "mnist": lambda: mnist.render(blocks, torch_device, can_send="resnet" in shown),
+            "resnet": lambda: resnet.render(blocks, torch_device),
+            "lm": lambda: lm_tab.render(blocks, torch_device, allow_any_model=allow_any_model),
+        }
+        if tab:
+            rendered[tab] = render[tab]()
+        else:
+            with gr.Tabs():
+                for key in shown:
+                    with gr.Tab(TABS[key], id=key, elem_id=f"tab-{key}"):
+                        rendered[key] = render[key]()
+            blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private", queue=False)
+        if "mnist" in rendered and "resnet" in rendered:
+            # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.
+            digits, convs = rendered["mnist"], rendered["resnet"]
+            digits.send.click(resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer], api_visibility="private")
+            digits.send.click(None, js=SHOW_RESNET_TAB)
     blocks.queue(max_size=64, default_concurrency_limit=2)
     return blocks
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="superpos: superposition in real networks, live")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=7860)
+    # A Hugging Face Space (and any host that sets them) tells the app where to serve through these variables.
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads per request (1 suits many small requests; raise it for one heavy user)")
+    parser.add_argument("--tab", choices=list(TABS), help="serve one demo alone (for a page that embeds just that one)")
+    parser.add_argument(
+        "--allow-any-model", action="store_true",
+        help="let users type any Hugging Face model id in the language-model tab (it is downloaded and kept in memory: for your own machine, not a public server)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     try:
-        blocks = build_app(args.device)
+        blocks = build_app(args.device, tab=args.tab, allow_any_model=args.allow_any_model)
     except ValueError as error:
         parser.error(str(error))
     try:

@@ -80,7 +80,7 @@ def explain_problem(picture):
     return (None, message, None, None, None, None, None)
 
 
-def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
+def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> SimpleNamespace:
     """Lay out the MNIST tab inside the current ``gr.Tab``; returns what other tabs link to."""
 
     def explorer() -> MnistExplorer:
@@ -139,7 +139,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
                 format="png",
                 elem_id="mnist-sketchpad",
             )
-            send = gr.Button("Send this drawing to the ResNet tab", size="sm", elem_id="mnist-send")
+            send = gr.Button("Send this drawing to the ResNet tab", size="sm", elem_id="mnist-send", visible=can_send)
             gallery = gr.Gallery(label="Or click a real MNIST test digit", columns=5, height=260, allow_preview=False, object_fit="contain", elem_id="mnist-examples")
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")

@@ -19,7 +19,7 @@ def test_build_is_fast_and_loads_no_model(monkeypatch):
     assert time.perf_counter() - started < 5
     assert MnistExplorer._shared == {}  # models load on first use, not at start-up
     api = {fn.api_name: fn for fn in blocks.fns.values() if fn.api_name}
-    for name in ("mnist", "toy", "toy_sweep"):
+    for name in ("mnist", "toy", "toy_sweep", "lm", "lm_sae", "lm_concepts"):
         assert isinstance(api[name].outputs[0], gr.JSON), name  # the contract: JSON summary first
     assert "mnist_train" in api
 
@@ -44,5 +44,53 @@ def test_unknown_flag_is_refused():
 
 
 def test_science_package_never_imports_gradio():
-    code = "import sys, superpos_core.mnist_explorer, superpos_core.build_assets; assert 'gradio' not in sys.modules, 'gradio imported'"
+    code = "import sys, superpos_core.mnist_explorer, superpos_core.build_assets, superpos_core.concepts; assert 'gradio' not in sys.modules, 'gradio imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def api_names(blocks: gr.Blocks) -> set[str]:
+    return {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility != "private"}
+
+
+def test_one_tab_alone_serves_only_its_own_endpoints():
+    everything = api_names(app.build_app("cpu"))
+    assert {"toy", "mnist", "resnet", "lm"} <= everything
+    alone = {tab: api_names(app.build_app("cpu", tab=tab)) for tab in app.TABS}
+    assert "toy" in alone["toy"] and "mnist" not in alone["toy"] and "lm" not in alone["toy"]
+    assert "mnist" in alone["mnist"] and "resnet" not in alone["mnist"]
+    assert "resnet" in alone["resnet"] and "lm" in alone["lm"] and "toy" not in alone["lm"]
+    assert set().union(*alone.values()) == everything  # every endpoint lives in exactly one demo
+    mnist_alone = app.build_app("cpu", tab="mnist")
+    send = [b for b in mnist_alone.blocks.values() if getattr(b, "elem_id", None) == "mnist-send"]
+    assert send and not send[0].visible  # nowhere to send a drawing when the ResNet tab is not there
+
+
+def test_tab_flag_is_checked():
+    with pytest.raises(ValueError, match="unknown tab"):
+        app.build_app("cpu", tab="cifar")
+    with pytest.raises(SystemExit):
+        app.main(["--tab", "cifar"])
+
+
+def test_unknown_tab_in_the_address_gets_a_warning(monkeypatch):
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", warnings.append)
+
+    class Request:  # what gradio passes: the page's query parameters
+        def __init__(self, query):
+            self.query_params = query
+
+    app.unknown_tab_warning(Request({"tab": "resnet"}))
+    app.unknown_tab_warning(Request({}))
+    assert warnings == []
+    app.unknown_tab_warning(Request({"tab": "<script>" * 20}))
+    assert len(warnings) == 1 and "?tab=toy" in warnings[0] and len(warnings[0]) < 200
+
+
+def test_a_space_tells_the_app_where_to_serve(monkeypatch):
+    seen = {}
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7861")
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **options: seen.update(options))
+    app.main([])
+    assert seen["server_name"] == "0.0.0.0" and seen["server_port"] == 7861 and seen["max_file_size"] == app.MAX_FILE_SIZE
