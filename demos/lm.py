@@ -229,7 +229,7 @@ def choose_model(model: str, device: torch.device = torch.device("cpu")):
     return model_status(model), gr.update(maximum=count - 1, value=count // 2)
 
 
-def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
+def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = False) -> SimpleNamespace:
     """Lay out the language-model tab inside the current ``gr.Tab``; returns its main components."""
     gr.Markdown(
         "## Inside a language model\nType a text and look at how a real language model holds it, layer by layer: every token becomes a vector "
