@@ -27,3 +27,50 @@ def test_requirements_pin_the_stack():
     pins = (ROOT / "requirements.txt").read_text()
     for pin in ("torch==2.14.1", "torchvision==0.29.1", "gradio==6.31.", "transformers==", "huggingface-hub==", "numpy==", "matplotlib==", "seaborn==", "safetensors=="):
         assert pin in pins, pin
+
+
+def space_front_matter() -> dict:
+    import yaml
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme.startswith("---\n"), "a Space reads its settings from YAML at the very top of README.md"
+    return yaml.safe_load(readme.split("---\n", 2)[1])
+
+
+def test_space_front_matter_matches_the_project():
+    from superpos_core import lm, sae
+
+    space = space_front_matter()
+    gradio_pin = re.search(r"^gradio==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert space["sdk"] == "gradio" and space["sdk_version"] == gradio_pin  # the Space runs the gradio we test
+    assert (ROOT / space["app_file"]).is_file() and space["python_version"] == "3.11"
+    assert len(space["short_description"]) <= 60 and space["suggested_hardware"] == "cpu-basic"
+    assert space["license"] == "mit" and "MIT License" in (ROOT / "LICENSE").read_text()
+    hub_models = {entry.repo_id for entry in lm.CATALOGUE.values() if entry.source == "hub"}
+    assert hub_models | {sae.GPT2_SMALL_RES_JB.repo_id} == set(space["models"])
+    preload = dict(line.split(" ", 1) for line in space["preload_from_hub"])
+    assert "model.safetensors" in preload[lm.CATALOGUE[lm.DEFAULT].repo_id].split(",")
+    # The SAE for the layer the tab opens on (the middle of GPT-2 small's 13 hidden states), in the files the loader reads.
+    folder = sae.GPT2_SMALL_RES_JB.subfolder(13 // 2)
+    assert set(preload[sae.GPT2_SMALL_RES_JB.repo_id].split(",")) == {f"{folder}/{sae.CFG_FILENAME}", f"{folder}/{sae.WEIGHTS_FILENAME}"}
+
+
+def test_the_app_imports_nothing_that_requirements_txt_does_not_install():
+    # A Space installs requirements.txt and runs app_file, nothing more.
+    import ast
+    import importlib.metadata
+    import sys
+
+    names = {re.split(r"[=<>\[ ]", line, maxsplit=1)[0].lower().replace("_", "-") for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")}
+    providers = importlib.metadata.packages_distributions()
+    imported = set()
+    for path in [ROOT / "app.py", *(ROOT / "demos").glob("*.py"), *(ROOT / "superpos_core").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"app", "demos", "superpos_core", "__future__"}
+    assert {"torch", "gradio", "transformers"} <= third_party
+    for module in third_party:
+        assert {d.lower().replace("_", "-") for d in providers.get(module, [])} & names, f"{module} is imported but not in requirements.txt"
