@@ -70,7 +70,7 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
                 for key in shown:
                     with gr.Tab(TABS[key], id=key, elem_id=f"tab-{key}"):
                         rendered[key] = render[key]()
-            blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private", queue=False)
+            blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private")
         if "mnist" in rendered and "resnet" in rendered:
             # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.
             digits, convs = rendered["mnist"], rendered["resnet"]

@@ -1,26 +1,18 @@
 """A learner's first minute, in a real browser (Debian chromium driven by Playwright)."""
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-
-CHROMIUM = os.environ.get("SUPERPOS_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from playwright.sync_api import expect
 
 
 @pytest.fixture(scope="module")
-def page(server_url):
-    assert os.path.exists(CHROMIUM), f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
-    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        browser = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1280, "height": 1000})
-        page = browser.new_page()
-        page.goto(server_url)
-        yield page
-        browser.close()
+def page(server_url, browser):
+    page = browser.new_page()
+    page.goto(server_url)
+    yield page
+    page.close()
 
 
 def ready(page):
