@@ -1,0 +1,222 @@
+"""python -m benchmarks.load [--sessions 16] [--seconds 60]
+
+A class hitting the app at once: starts `python app.py` on a free loopback port (nothing leaves this
+machine), opens ``--sessions`` gradio_client sessions that each call the public endpoints in a
+shuffled loop for ``--seconds``, then stops the clients and the server by itself. Prints, per
+endpoint, calls, p50 and p95 latency and errors, and the server's resident memory (RSS) before and
+after the run.
+
+The mix is a lesson's: mostly drawings (/mnist) and ResNet pictures, some toy models and texts, now
+and then a heavier request (an SAE, a concepts table, a sweep, a training run). Before the clock
+starts every endpoint is called once, so models load outside the measurement: RSS growth is what
+the load itself leaves behind.
+
+Goals (issue 6): 0 errors, RSS growth <= 100 MB, /mnist p95 <= 1 s, with 16 sessions for 60 s.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+LM = "smollm2-135m-offline"  # the language model every machine of this project has
+GOAL_ERRORS, GOAL_RSS_GROWTH_MB, GOAL_MNIST_P95_S = 0, 100.0, 1.0
+HARD_STOP_S = 120  # a call still running this long after the run's end is abandoned, and counted as an error
+MIB = 2**20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen(
+        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app stopped while starting:\n{server.stderr.read()[-3000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    raise RuntimeError("the app did not start serving within 60 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def inputs(folder: Path) -> dict[str, list[tuple]]:
+    """Per endpoint, a few realistic argument lists (real MNIST digits, bundled photos, short texts)."""
+    from gradio_client import handle_file
+
+    from superpos_core import mnist
+
+    test = mnist.load_sample().test
+    digits = []
+    for i in range(8):
+        path = folder / f"digit{i}.png"
+        Image.fromarray(255 - np.kron(test.images[i], np.ones((10, 10), np.uint8))).save(path)  # black on white, 280x280
+        digits.append(handle_file(str(path)))
+    photos = [handle_file(str(p)) for p in sorted((REPO / "assets" / "photos").glob("*.jpg"))]
+    texts = ["It was the best of times, it was the worst of times.", "The cat sat on the mat.", "Paris is the capital of France."]
+    return {
+        "/mnist": [({"background": d, "layers": [], "composite": None},) for d in digits],
+        "/resnet": [(d, "mnist-resnet", "layer2.0.conv1") for d in digits[:4]] + [(p, "mnist-resnet", "layer4.1.conv2") for p in photos[:2]],
+        "/toy": [(5, 2, s, 1.0, 300, seed) for s, seed in ((0.9, 0), (0.99, 1), (0.0, 2))],
+        "/toy_sweep": [(5, 2, 1.0, 200, 0)],
+        "/lm": [(t, LM, layer, "most variable 64 dimensions") for t, layer in zip(texts, (3, 10, 20))],
+        "/lm_sae": [(texts[0], LM, 10, 16, 0.01, 200, 0)],
+        "/mnist_train": [(1, 0)],
+    }
+
+
+# How often each endpoint comes up in a session's loop: a lesson is mostly drawing and looking.
+WEIGHTS = {"/mnist": 12, "/resnet": 5, "/toy": 2, "/lm": 3, "/lm_sae": 1, "/lm_concepts": 1, "/toy_sweep": 1, "/mnist_train": 0.3}
+
+
+def session(url: str, calls: dict, stop_at: float, seed: int, record) -> None:
+    from gradio_client import Client
+
+    rng = random.Random(seed)
+    client = Client(url, verbose=False)
+    names = [name for name in WEIGHTS if calls.get(name)]
+    weights = [WEIGHTS[name] for name in names]
+    while time.monotonic() < stop_at:
+        name = rng.choices(names, weights)[0]
+        args = rng.choice(calls[name])
+        started = time.perf_counter()
+        try:
+            result = client.submit(*args, api_name=name).result(timeout=HARD_STOP_S)
+            ok = isinstance(result, (list, tuple)) and isinstance(result[0], dict) if name != "/mnist_train" else bool(result)
+            record(name, time.perf_counter() - started, None if ok else f"unexpected result {str(result)[:80]}")
+        except Exception as error:  # counted, printed at the end
+            record(name, time.perf_counter() - started, f"{type(error).__name__}: {str(error)[:120]}")
+
+
+def concept_defaults(client) -> list[tuple]:
+    """/lm_concepts called with the example values its API description gives (the tab's defaults)."""
+    endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"].get("/lm_concepts")
+    if endpoint is None:
+        return []
+    values = []
+    for parameter in endpoint["parameters"]:
+        name = parameter["parameter_name"]
+        values.append(LM if name == "model" else 10 if name == "layer" else parameter.get("parameter_default", parameter.get("example_input")))
+    return [tuple(values)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Many gradio_client sessions against a local superpos, bounded in time.")
+    parser.add_argument("--sessions", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not (1 <= args.sessions <= 64 and 1 <= args.seconds <= 600):
+        parser.error("--sessions must be 1..64 and --seconds 1..600: this is a bounded test, not a stress tool")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    from gradio_client import Client
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    started = time.perf_counter()
+    server = start_server(port)
+    print(f"app serving at {url} after {time.perf_counter() - started:.1f} s; RSS {rss_mib(server.pid):.0f} MiB")
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            calls = inputs(Path(folder))
+            warm = Client(url, verbose=False)
+            calls["/lm_concepts"] = concept_defaults(warm)
+            for name, options in calls.items():  # load every model once, outside the measurement
+                if options:
+                    t = time.perf_counter()
+                    warm.predict(*options[0], api_name=name)
+                    print(f"  warm-up {name:<13} {time.perf_counter() - t:6.2f} s")
+            before = rss_mib(server.pid)
+            print(f"RSS after warm-up: {before:.0f} MiB. {args.sessions} sessions for {args.seconds:.0f} s...")
+
+            latencies: dict[str, list[float]] = defaultdict(list)
+            errors: dict[str, list[str]] = defaultdict(list)
+            lock = threading.Lock()
+            peak = [before]
+
+            def record(name: str, seconds: float, error: str | None) -> None:
+                with lock:
+                    (errors[name].append(error) if error else latencies[name].append(seconds))
+
+            stop_at = time.monotonic() + args.seconds
+            threads = [threading.Thread(target=session, args=(url, calls, stop_at, args.seed + i, record), daemon=True) for i in range(args.sessions)]
+            for thread in threads:
+                thread.start()
+            while any(t.is_alive() for t in threads) and time.monotonic() < stop_at + HARD_STOP_S:
+                peak[0] = max(peak[0], rss_mib(server.pid))
+                time.sleep(0.5)
+            stuck = sum(t.is_alive() for t in threads)
+            after = rss_mib(server.pid)
+    finally:
+        stop_server(server)
+
+    print()
+    print(f"{'endpoint':<14} {'calls':>6} {'p50 s':>7} {'p95 s':>7} {'errors':>7}")
+    for name in WEIGHTS:
+        done = latencies.get(name, [])
+        if done or errors.get(name):
+            print(f"{name:<14} {len(done):>6} {percentile(done, 50):>7.3f} {percentile(done, 95):>7.3f} {len(errors.get(name, [])):>7}")
+    total_errors = sum(len(v) for v in errors.values()) + stuck
+    for name, messages in errors.items():
+        for message in sorted(set(messages))[:3]:
+            print(f"  {name}: {message}")
+    growth = after - before
+    mnist_p95 = percentile(latencies.get("/mnist", []), 95)
+    print()
+    print(f"server RSS: {before:.0f} MiB after warm-up, {peak[0]:.0f} MiB peak, {after:.0f} MiB at the end: growth {growth:+.0f} MiB")
+    checks = [
+        (f"errors {total_errors} (sessions still stuck: {stuck})", total_errors <= GOAL_ERRORS, f"= {GOAL_ERRORS}"),
+        (f"RSS growth {growth:+.0f} MiB", growth <= GOAL_RSS_GROWTH_MB, f"<= {GOAL_RSS_GROWTH_MB:.0f} MiB"),
+        (f"/mnist p95 {mnist_p95:.3f} s", mnist_p95 <= GOAL_MNIST_P95_S, f"<= {GOAL_MNIST_P95_S} s"),
+    ]
+    for what, ok, goal in checks:
+        print(f"  {what:<48} goal {goal:<12} {'met' if ok else 'NOT MET'}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
