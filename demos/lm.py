@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from demos.common import figure, note
-from superpos_core import figures, lm, sae
+from superpos_core import concepts, figures, lm, sae
 
 NOTES = {
     "heatmap": "One row per token, in reading order, exactly as the tokenizer cut the text (␣ is a space). One column per hidden "
@@ -229,6 +229,86 @@ def choose_model(model: str, device: torch.device = torch.device("cpu")):
     return model_status(model), gr.update(maximum=count - 1, value=count // 2)
 
 
+# --- concepts (the course's chapter 4) ----------------------------------------------------------------
+
+CONCEPT_NOTES = {
+    "bars": "Left, as in the course: Pearson's correlation, across the hidden dimensions, between each concept's vector (the mean of "
+    "its words' hidden states) and each sentence's mean hidden state, averaged over the sentences of each label. These bars are "
+    "often high and nearly equal: every hidden state shares a large common part (a few dimensions are big for every token), and "
+    "that part swamps the rest. Right: the same after taking the average concept from each concept and the average sentence from "
+    "each sentence, which leaves what sets each one apart. If the layer carries a concept, its tallest bar here is its own label's. "
+    "The differences are small and change from layer to layer: read them as a hint, not a proof.",
+    "pca": "Each dot is one sentence: its mean hidden state, placed along the two directions in which the sentences differ most "
+    "(principal components; each axis says what share of the variation it holds). Sentences of one label that sit together differ "
+    "from the others along the layer's main directions; clouds that overlap differ, if at all, in weaker directions.",
+}
+
+
+def concepts_event(concept_words, sentences, model: str, layer, device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+    """``api_name="lm_concepts"``: concept word lists against labelled sentences at the chosen layer.
+
+    Returns the /lm_concepts summary, the correlation bars, the sentences' PCA and a status line.
+    """
+    try:  # the learner's lists first: a typo is reported before any model loads
+        concept_lists = concepts.parse_concepts(concept_words)
+        labelled = concepts.parse_sentences(sentences)
+    except concepts.ConceptInputError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    layer = _whole(layer, "The layer")
+    loaded = _load(model, device, progress)
+    progress(0.5, desc=f"Reading the concept words and {len(labelled)} sentences with {loaded.title}")
+    try:
+        analysis = concepts.analyse_concepts(loaded, concept_lists, labelled, layer)
+    except (concepts.ConceptInputError, lm.LayerError) as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    where = f"{analysis.model}, layer {analysis.layer}"
+    bars = figures.concept_correlation_bars(
+        analysis.concept_names, analysis.labels, analysis.by_label(), analysis.by_label(centred=True), f"{where}: each concept against the sentences of each label"
+    )
+    coordinates, explained = analysis.pca()
+    pca = figures.concept_pca_scatter(
+        coordinates, [s.label for s in analysis.sentences], explained, [s.text for s in analysis.sentences], f"{where}: the sentences' mean hidden states on their two main directions"
+    )
+    closest = ", ".join(
+        f"{name} → **{label}**" + ("" if name not in analysis.labels else " ✓" if label == name else " ✗") for name, label in analysis.closest_labels().items()
+    )
+    words = sum(len(ws) for ws in analysis.concepts.values())
+    status = (
+        f"**{len(analysis.concepts)} concepts** ({words} words) against **{len(analysis.sentences)} sentences** under {len(analysis.labels)} labels, "
+        f"at layer {analysis.layer} of {loaded.n_layers - 1} (d_model {analysis.d_model}). After centring, each concept is closest to the sentences "
+        f"labelled: {closest}. The two main directions hold {explained[0]:.0%} and {explained[1]:.0%} of the sentences' variation."
+    )
+    if analysis.notes:
+        status += "\n\n" + "\n".join(f"- ⚠️ {line}" for line in analysis.notes)
+    return analysis.summary(), figures.to_rgb(bars), figures.to_rgb(pca), status
+
+
+def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider) -> None:
+    """The Concepts section, read with the tab's model and layer."""
+    gr.Markdown(
+        "### Concepts (the course's chapter 4)\nDoes the model hold an idea such as *positive* as a direction? A concept here is a list of "
+        "words, and its vector is the average of the words' hidden states at the layer chosen above; a sentence's vector is the average "
+        "over its tokens. Edit both lists: concepts one per line as `name: word, word, …` (each word must be a single token of the model, "
+        "as common English words are), sentences one per line as `label: sentence`, under at least two labels."
+    )
+    with gr.Row():
+        words_box = gr.Textbox(value=concepts.format_concepts(concepts.CONCEPTS), label="Concepts (name: word, word, …)", lines=4, max_lines=10, elem_id="lm-concept-words")
+        sentences_box = gr.Textbox(value=concepts.format_sentences(concepts.SENTENCES), label="Labelled sentences (label: sentence)", lines=8, max_lines=16, elem_id="lm-concept-sentences")
+    run = gr.Button("Compare the concepts with the sentences")
+    status = gr.Markdown(elem_id="lm-concepts-status")
+    bars = figure("Each concept's correlation with each label's sentences", elem_id="lm-concepts-bars")
+    note(CONCEPT_NOTES["bars"])
+    pca = figure("The sentences' hidden states on their two main directions (PCA)", elem_id="lm-concepts-pca")
+    note(CONCEPT_NOTES["pca"])
+    with gr.Accordion("Concept numbers (the /lm_concepts API's JSON)", open=False):
+        summary = gr.JSON(label="Concepts summary", elem_id="lm-concepts-json")
+
+    def compare_concepts(concept_words, sentences, model, layer, progress=gr.Progress()):
+        return concepts_event(concept_words, sentences, model, layer, device, progress)
+
+    run.click(compare_concepts, inputs=[words_box, sentences_box, model, layer], outputs=[summary, bars, pca, status], api_name="lm_concepts", concurrency_limit=2, concurrency_id="lm")
+
+
 def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = False) -> SimpleNamespace:
     """Lay out the language-model tab inside the current ``gr.Tab``; returns its main components."""
     gr.Markdown(
@@ -304,4 +384,5 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     model.input(lambda m: choose_model(m, device), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
     train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
     blocks.load(lambda t, m, l: pretrained_sae_panel(t if m != "gpt2" else "", m, l, device), inputs=[text, model, layer], outputs=[pretrained_status, pretrained], api_visibility="private")
+    render_concepts(device, model, layer)
     return SimpleNamespace(text=text, model=model, layer=layer)

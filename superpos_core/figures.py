@@ -627,3 +627,79 @@ def pretrained_feature_bars(indices: Sequence[int], activations: Sequence[float]
     ax.set_xlabel("peak activation on the text")
     ax.set_title(title, fontsize=9)
     return figure
+
+
+# --- concepts in a language model ------------------------------------------------------------------
+
+# The defaults' labels come in the order positive, negative, neutral: green, red, grey.
+LABEL_COLOURS = ("C2", "C3", "0.55", "C0", "C1", "C4", "C5", "C6", "C8", "C9")
+
+
+def label_colours(labels: Sequence[str]) -> dict[str, str]:
+    """One colour per sentence label, the same in every concept figure."""
+    return {label: LABEL_COLOURS[i % len(LABEL_COLOURS)] for i, label in enumerate(labels)}
+
+
+def concept_correlation_bars(concepts: Sequence[str], labels: Sequence[str], raw: np.ndarray, centred: np.ndarray, title: str) -> Figure:
+    """Each concept's correlation with each label's sentences as grouped bars: raw (the course's way) beside centred.
+
+    Args:
+        concepts: C concept names, one group of bars each.
+        labels: L sentence labels, one bar (and colour) each within a group.
+        raw: (C, L) Pearson r of concept and sentence vectors, averaged over each label's sentences.
+        centred: (C, L) the same after removing the mean concept and the mean sentence vector.
+        title: what the picture shows.
+    """
+    C, L = raw.shape
+    colours = label_colours(labels)
+    figure = new_figure(float(np.clip(3.0 + 0.28 * C * L, 7.6, 13.0)), 3.6)
+    axes = figure.subplots(1, 2)
+    width = 0.8 / L
+    panels = (("raw hidden states (as in the course)", raw), ("centred: what sets each one apart", centred))
+    for ax, (name, values) in zip(axes, panels):
+        for j, label in enumerate(labels):
+            bars = ax.bar(np.arange(C) - 0.4 + width * (j + 0.5), values[:, j], width, color=colours[label], edgecolor="0.3", linewidth=0.4, label=label)
+            if C * L <= 16:  # values on the bars while they stay legible
+                ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=1)
+        ax.axhline(0, color="0.3", lw=0.8)
+        low, high = min(0.0, float(values.min())), max(0.0, float(values.max()))
+        margin = 0.12 * (high - low) or 0.1
+        ax.set_ylim(low - (margin if low < 0 else 0), high + margin)
+        ax.set_xticks(np.arange(C), list(concepts), fontsize=8)
+        ax.set_xlabel("concept (the mean vector of its words)")
+        ax.set_title(name, fontsize=9)
+    axes[0].set_ylabel("correlation with the label's sentences\n(Pearson r, mean over the sentences)", fontsize=8)
+    figure.legend(*axes[0].get_legend_handles_labels(), title="sentences labelled", loc="outside right upper", fontsize=8, title_fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    return figure
+
+
+def concept_pca_scatter(coordinates: np.ndarray, sentence_labels: Sequence[str], explained: Sequence[float], texts: Sequence[str], title: str) -> Figure:
+    """Sentences as points on their two principal components, coloured by label, each tagged with its first words.
+
+    Args:
+        coordinates: (S, 2) each sentence's mean hidden state projected on the two components.
+        sentence_labels: S labels; colours follow their order of first appearance.
+        explained: the two components' shares of the variance.
+        texts: the S sentences; the start of each is written beside its point while there are at most 32.
+        title: what the picture shows.
+    """
+    labels = list(dict.fromkeys(sentence_labels))
+    colours = label_colours(labels)
+    which = np.asarray(sentence_labels)
+    figure = new_figure(7.6, 4.8)
+    ax = figure.add_subplot()
+    for label in labels:
+        rows = which == label
+        ax.scatter(coordinates[rows, 0], coordinates[rows, 1], s=40, color=colours[label], edgecolor="0.2", linewidth=0.5, label=f"{label} ({int(rows.sum())})", zorder=3)
+    if len(texts) <= 32:
+        for (x, y), text in zip(coordinates, texts):
+            short = text if len(text) <= 22 else text[:21].rstrip() + "…"
+            ax.annotate(short, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=6.5, color="0.3")
+    ax.set_xlabel(f"first principal component ({explained[0]:.0%} of the variance)")
+    ax.set_ylabel(f"second principal component ({explained[1]:.0%})")
+    ax.margins(x=0.16, y=0.08)  # room for the words written right of the outermost points
+    ax.grid(color="0.92", zorder=0)
+    ax.legend(title="sentences labelled", fontsize=8, title_fontsize=8, loc="best")
+    ax.set_title(title, fontsize=9)
+    return figure

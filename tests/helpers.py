@@ -1,5 +1,7 @@
-"""Builders shared by the tests: pictures of digits and the like, made here, never downloaded."""
+"""Builders shared by the tests: pictures of digits, a tiny language model and the like, made here, never downloaded."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -30,3 +32,55 @@ def off_centre(image: np.ndarray, canvas: int = 400, size: int = 100, corner: tu
     paper = np.full((canvas, canvas), 255, np.uint8)
     paper[corner[0] : corner[0] + size, corner[1] : corner[1] + size] = np.asarray(small)
     return paper
+
+
+# --- a tiny GPT-2 and its tokenizer, built offline -------------------------------------------------
+
+TINY_N_POSITIONS = 64  # the tiny model's context: long texts are cheap to make
+TINY_D_MODEL = 32
+
+
+def spelled(text: str) -> str:
+    """How a byte-level BPE spells ``text``: one printable character per UTF-8 byte (" " -> "Ġ")."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    return "".join(piece for piece, _ in ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(text))
+
+
+def tiny_tokenizer(words: Sequence[str] = ()):
+    """A GPT-2-style byte-level tokenizer: all 256 bytes, a few merges, GPT-2's end-of-text token.
+
+    The merges make " the" one token, "日" one token (three bytes) and the first two of the four bytes
+    of "😀" one token (part of a character), so the readable-token cases all occur. Each of ``words``
+    (spelled as the tokenizer meets them, e.g. " good") becomes one token as well.
+    """
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import GPT2Tokenizer
+
+    vocab = {char: i for i, char in enumerate(sorted(ByteLevel.alphabet()))}
+    merges = []
+    for word in (spelled(" the"), spelled("日"), spelled("😀")[:2], *map(spelled, words)):
+        pieces = list(word)
+        while len(pieces) > 1:  # merging left to right is enough: every chain starts at the word's first byte
+            if (pieces[0], pieces[1]) not in merges:  # words with a common start share its merges
+                merges.append((pieces[0], pieces[1]))
+            pieces = [pieces[0] + pieces[1], *pieces[2:]]
+            vocab.setdefault(pieces[0], len(vocab))
+    vocab["<|endoftext|>"] = len(vocab)
+    return GPT2Tokenizer(vocab=vocab, merges=merges)
+
+
+def save_tiny_gpt2(folder, words: Sequence[str] = ()):
+    """A 2-block GPT-2 with random weights, saved as ``save_pretrained`` saves a Hub model; ``words`` as in ``tiny_tokenizer``."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = tiny_tokenizer(words)
+    config = GPT2Config(
+        n_layer=2, n_embd=TINY_D_MODEL, n_head=2, vocab_size=len(tokenizer), n_positions=TINY_N_POSITIONS,
+        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

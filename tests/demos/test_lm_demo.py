@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from demos import lm as lm_tab
-from superpos_core import lm
-from tests.superpos_core.test_lm import save_tiny_gpt2
+from superpos_core import concepts, lm
+from tests.helpers import save_tiny_gpt2
 
 KEY = "tiny-test"
 TEXT = "It was the best of times, it was the worst of times."
@@ -17,7 +17,9 @@ quiet = lambda *a, **k: None  # noqa: E731  stands in for gr.Progress
 
 @pytest.fixture(scope="module")
 def tiny_loaded(tmp_path_factory):
-    return lm.load(save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2")), allow_any=True)
+    # The default concept words are whole tokens here, as in the real models, so the concepts event can run.
+    words = [f" {word}" for words in concepts.CONCEPTS.values() for word in words]
+    return lm.load(save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), words), allow_any=True)
 
 
 @pytest.fixture
@@ -106,3 +108,39 @@ def test_the_tab_builds():
     with gr.Blocks() as blocks:
         parts = lm_tab.render(blocks, torch.device("cpu"))
     assert parts.model.value in lm.CATALOGUE
+
+
+CONCEPT_TEXT = concepts.format_concepts(concepts.CONCEPTS)
+SENTENCE_TEXT = concepts.format_sentences(concepts.SENTENCES)
+
+
+def test_concepts_event_returns_its_contract_first(tiny):
+    summary, bars, pca, status = lm_tab.concepts_event(CONCEPT_TEXT, SENTENCE_TEXT, KEY, 2, progress=quiet)
+    assert set(summary) == {"model", "layer", "d_model", "concepts", "labels", "sentences", "correlations", "centred_correlations", "pca_explained"}
+    assert summary["model"] == KEY and summary["layer"] == 2 and summary["d_model"] == tiny.d_model and summary["sentences"] == 24
+    assert summary["concepts"] == summary["labels"] == ["positive", "negative", "neutral"]
+    for key in ("correlations", "centred_correlations"):
+        assert all(isinstance(v, float) for row in summary[key].values() for v in row.values())
+    assert len(summary["pca_explained"]) == 2 and all(isinstance(v, float) for v in summary["pca_explained"])
+    assert is_rgb(bars) and is_rgb(pca)
+    assert "**3 concepts** (24 words)" in status and "**24 sentences**" in status and "positive → **" in status
+
+
+@pytest.mark.parametrize(
+    "words, sentences, model, layer, message",
+    [
+        ("", SENTENCE_TEXT, KEY, 1, "empty"),
+        ("positive: good\nnegative:", SENTENCE_TEXT, KEY, 1, "has no words"),
+        ("positive: good, sunshine\nnegative: bad", SENTENCE_TEXT, KEY, 1, "sunshine"),
+        (CONCEPT_TEXT, "   ", KEY, 1, "empty"),
+        (CONCEPT_TEXT, "positive: Fine.\nnegative:\nneutral: Noon.", KEY, 1, "no sentence"),
+        (CONCEPT_TEXT, SENTENCE_TEXT + "\n" + "x" * 30_000, KEY, 1, "at most 20,000"),
+        (None, SENTENCE_TEXT, KEY, 1, "must be text"),
+        (CONCEPT_TEXT, SENTENCE_TEXT, "no-such-model", 1, "Unknown model"),
+        (CONCEPT_TEXT, SENTENCE_TEXT, KEY, 3, "Layer 3 does not exist"),
+        (CONCEPT_TEXT, SENTENCE_TEXT, KEY, 1.5, "whole number"),
+    ],
+)
+def test_bad_concepts_input_is_a_clear_error(tiny, words, sentences, model, layer, message):
+    with pytest.raises(gr.Error, match=message):
+        lm_tab.concepts_event(words, sentences, model, layer, progress=quiet)

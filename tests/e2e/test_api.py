@@ -203,3 +203,27 @@ def test_lm_sae_contract(client):
     assert set(summary) == {"features", "l0", "mse", "mean_activation"}
     assert summary["features"] == 16 and len(summary["mean_activation"]) == 16
     assert isinstance(summary["l0"], float) and summary["mse"] >= 0
+
+
+def test_lm_concepts_contract_and_bad_input(client):
+    from superpos_core import concepts
+
+    words, sentences = concepts.format_concepts(concepts.CONCEPTS), concepts.format_sentences(concepts.SENTENCES)
+    summary = client.predict(words, sentences, "smollm2-135m-offline", 10, api_name="/lm_concepts")[0]
+    assert set(summary) == {"model", "layer", "d_model", "concepts", "labels", "sentences", "correlations", "centred_correlations", "pca_explained"}
+    assert summary["model"] == "smollm2-135m-offline" and summary["layer"] == 10 and summary["d_model"] == 576 and summary["sentences"] == 24
+    assert summary["concepts"] == summary["labels"] == ["positive", "negative", "neutral"]
+    for key in ("correlations", "centred_correlations"):
+        assert all(-1 <= summary[key][c][label] <= 1 for c in summary["concepts"] for label in summary["labels"])
+    assert 0 < summary["pca_explained"][1] <= summary["pca_explained"][0] < 1
+    bad = [
+        ("", sentences, "smollm2-135m-offline", 10, "empty"),
+        ("positive: good, xqzvbnm\nnegative: bad", sentences, "smollm2-135m-offline", 10, "single token"),
+        (words, "positive: Fine.\nnegative:\nneutral: Noon.", "smollm2-135m-offline", 10, "no sentence"),
+        (words, sentences * 200, "smollm2-135m-offline", 10, "at most 20,000"),
+        (words, sentences, "gpt-9", 10, "not in the list of choices"),  # the dropdown itself refuses it
+        (words, sentences, "smollm2-135m-offline", 99, "does not exist|greater than maximum"),  # ours, or the slider's own check
+    ]
+    for *args, message in bad:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/lm_concepts")

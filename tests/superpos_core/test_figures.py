@@ -1,3 +1,4 @@
+import matplotlib.colors
 import numpy as np
 
 from superpos_core import figures, rank
@@ -52,3 +53,30 @@ def test_tile_grid_layout():
     assert mosaic.shape == (5, 5)
     np.testing.assert_array_equal(mosaic[3:5, 0:2], tiles[2])
     assert np.isnan(mosaic[2]).all()
+
+
+def test_concept_bars_draw_each_value_in_its_label_colour():
+    raw = np.array([[0.9, 0.8, 0.85], [0.6, 0.7, 0.65]])
+    centred = np.array([[0.2, -0.1, -0.1], [-0.15, 0.25, -0.1]])
+    figure = figures.concept_correlation_bars(["warm", "cold"], ["pos", "neg", "neu"], raw, centred, "test")
+    colours = figures.label_colours(["pos", "neg", "neu"])
+    for ax, values in zip(figure.axes, (raw, centred)):
+        bars = sorted(ax.patches, key=lambda bar: bar.get_x())  # concept by concept, labels in order within each
+        np.testing.assert_allclose([bar.get_height() for bar in bars], values.ravel())
+        assert [tuple(bar.get_facecolor()) for bar in bars[:3]] == [matplotlib.colors.to_rgba(colours[label]) for label in ("pos", "neg", "neu")]
+        assert [tick.get_text() for tick in ax.get_xticklabels()] == ["warm", "cold"]
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["pos", "neg", "neu"]
+    assert figures.to_rgb(figure).shape[1] == 760
+
+
+def test_concept_pca_puts_each_sentence_at_its_coordinates():
+    coordinates = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, -3.0]])
+    figure = figures.concept_pca_scatter(coordinates, ["b", "a", "b"], [0.61, 0.2], ["first sentence", "second", "third one"], "test")
+    ax = figure.axes[0]
+    points = {collection.get_label(): collection.get_offsets() for collection in ax.collections}
+    assert list(points) == ["b (2)", "a (1)"]  # labels in order of first appearance, with their counts
+    np.testing.assert_allclose(points["b (2)"], coordinates[[0, 2]])
+    assert "61%" in ax.get_xlabel() and "20%" in ax.get_ylabel()
+    assert sorted(text.get_text() for text in ax.texts) == ["first sentence", "second", "third one"]
+    many = figures.concept_pca_scatter(np.zeros((40, 2)), ["x"] * 40, [0.5, 0.1], ["s"] * 40, "test")
+    assert not many.axes[0].texts  # past 32 sentences the words would pile up: the points alone

@@ -7,57 +7,14 @@ import pytest
 import torch
 
 from superpos_core import lm, rank
+from tests import helpers
 
-N_POSITIONS = 64  # the tiny model's context: long texts are cheap to make
-D_MODEL = 32
-
-
-def spelled(text: str) -> str:
-    """How a byte-level BPE spells ``text``: one printable character per UTF-8 byte (" " -> "Ġ")."""
-    from tokenizers.pre_tokenizers import ByteLevel
-
-    return "".join(piece for piece, _ in ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(text))
-
-
-def tiny_tokenizer():
-    """A GPT-2-style byte-level tokenizer: all 256 bytes, a few merges, GPT-2's end-of-text token.
-
-    The merges make " the" one token, "日" one token (three bytes) and the first two of the four bytes
-    of "😀" one token (part of a character), so the readable-token cases all occur.
-    """
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import GPT2Tokenizer
-
-    vocab = {char: i for i, char in enumerate(sorted(ByteLevel.alphabet()))}
-    merges = []
-    for word in (spelled(" the"), spelled("日"), spelled("😀")[:2]):
-        pieces = list(word)
-        while len(pieces) > 1:  # merging left to right is enough for a handful of words
-            merges.append((pieces[0], pieces[1]))
-            pieces = [pieces[0] + pieces[1], *pieces[2:]]
-            vocab.setdefault(pieces[0], len(vocab))
-    vocab["<|endoftext|>"] = len(vocab)
-    return GPT2Tokenizer(vocab=vocab, merges=merges)
-
-
-def save_tiny_gpt2(folder):
-    """A 2-block GPT-2 with random weights, saved as ``save_pretrained`` saves a Hub model."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tokenizer = tiny_tokenizer()
-    config = GPT2Config(
-        n_layer=2, n_embd=D_MODEL, n_head=2, vocab_size=len(tokenizer), n_positions=N_POSITIONS,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+N_POSITIONS, D_MODEL = helpers.TINY_N_POSITIONS, helpers.TINY_D_MODEL
 
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    return save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+    return helpers.save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
 
 
 @pytest.fixture(scope="module")
