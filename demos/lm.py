@@ -68,11 +68,18 @@ def layer_count(model: str, device: torch.device = torch.device("cpu")) -> int:
     return int(blocks.group(1)) + 1 if blocks else MAX_LAYER + 1
 
 
-def model_status(model: str) -> str:
+def model_status(model: str, allow_any: bool = False) -> str:
     entry = lm.CATALOGUE.get(model)
     if entry is None:
+        if allow_any and HUB_ID.fullmatch(str(model)):
+            return f"`{model}` is not in the catalogue: it is loaded from the Hugging Face cache, or downloaded, on first use."
         return f"Unknown model {model!r}."
     return f"{entry.about} {lm.status(model)[1]}"
+
+
+# What a Hugging Face model id looks like (owner/name). With --allow-any-model a learner may type one;
+# anything else (a path on the server, a URL) is refused before it reaches the loader.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 
 
 def _whole(value, name: str) -> int:
@@ -85,21 +92,28 @@ def _whole(value, name: str) -> int:
     return int(number)
 
 
-def _load(model: str, device: torch.device, progress) -> lm.LoadedLM:
+def _load(model: str, device: torch.device, progress, allow_any: bool = False) -> lm.LoadedLM:
+    if not isinstance(model, str):
+        raise gr.Error(f"Choose a model by its name; got {type(model).__name__}.", print_exception=False)
+    typed = model not in lm.CATALOGUE
+    if typed and not (allow_any and HUB_ID.fullmatch(model) and ".." not in model):
+        known = ", ".join(lm.CATALOGUE)
+        hint = " or a Hugging Face model id such as EleutherAI/pythia-160m" if allow_any else ""
+        raise gr.Error(f"Unknown model {model[:100]!r}. Choose one of: {known}{hint}.", print_exception=False, title="Model unavailable")
     if (model, str(torch.device(device))) not in lm._loaded:
         progress(0, desc=LOADING.get(model, f"Loading {lm.CATALOGUE[model].title if model in lm.CATALOGUE else model}…, once per process"))
     try:
-        return lm.load(model, device)
+        return lm.load(model, device, allow_any=typed)
     except lm.ModelUnavailable as error:
         raise gr.Error(str(error), print_exception=False, title="Model unavailable") from None
 
 
-def _analysis(text, model: str, layer, device: torch.device, progress) -> lm.TextAnalysis:
+def _analysis(text, model: str, layer, device: torch.device, progress, allow_any: bool = False) -> lm.TextAnalysis:
     """The text's analysis at ``layer``: from the cache when this text was read by this model before."""
     if not isinstance(text, str) or not text.strip():
         raise gr.Error("The text is empty: type a sentence or two for the model to read, or click an example.", print_exception=False)
     layer = _whole(layer, "The layer")
-    loaded = _load(model, device, progress)
+    loaded = _load(model, device, progress, allow_any)
     key = (model, str(loaded.device), text)
     try:
         with _analyses_lock:
@@ -128,12 +142,12 @@ def _heatmap(analysis: lm.TextAnalysis, view: str) -> np.ndarray:
     return figures.to_rgb(figures.lm_token_heatmap(analysis.activations, _labels(analysis), dimensions, title))
 
 
-def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
     """The main event (``api_name="lm"``): one forward pass, every layer kept.
 
     Returns the /lm summary, the heatmap, the rank-per-layer plot, the top-5 next tokens and a status line.
     """
-    analysis = _analysis(text, model, layer, device, progress)
+    analysis = _analysis(text, model, layer, device, progress, allow_any)
     ranks = analysis.ranks()
     rank_plot = figures.lm_rank_by_layer(ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
     next_tokens = {lm.token_label(token): p for token, p in analysis.next_tokens}
@@ -148,12 +162,12 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     return analysis.summary(), _heatmap(analysis, view), figures.to_rgb(rank_plot), next_tokens, status
 
 
-def switch_view(text, model: str, layer, view: str, device: torch.device = torch.device("cpu")):
+def switch_view(text, model: str, layer, view: str, device: torch.device = torch.device("cpu"), allow_any: bool = False):
     """Re-draw the heatmap from the cached analysis (helper event)."""
-    return _heatmap(_analysis(text, model, layer, device, lambda *a, **k: None), view)
+    return _heatmap(_analysis(text, model, layer, device, lambda *a, **k: None, allow_any), view)
 
 
-def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed, device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed, device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
     """``api_name="lm_sae"``: the course's SAE, trained on this text's activations at the chosen layer."""
     try:
         l1 = float(l1_weight)
@@ -162,7 +176,7 @@ def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed
     config = sae.CourseSAEConfig(
         n_features=_whole(n_features, "The number of features"), l1_weight=l1, epochs=_whole(epochs, "The number of epochs"), seed=_whole(seed, "The seed")
     )
-    analysis = _analysis(text, model, layer, device, progress)
+    analysis = _analysis(text, model, layer, device, progress, allow_any)
     progress(0, desc="Training the sparse autoencoder")
     try:
         result = sae.train_course_sae(
@@ -190,8 +204,27 @@ def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed
     )
 
 
-def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.device("cpu")):
-    """Whether GPT-2 small's pretrained SAEs are here; when they are, this text's strongest features (helper event)."""
+KEEP_SAES = 2  # pretrained SAEs kept in memory, most recently used first (about 150 MB each)
+_release_saes: OrderedDict[int, sae.PretrainedSAE] = OrderedDict()
+_release_lock = threading.Lock()
+
+
+def _release_sae(layer: int) -> sae.PretrainedSAE:
+    """GPT-2 small's SAE for ``layer``, read from the Hugging Face cache once and kept for the next request."""
+    with _release_lock:
+        if layer in _release_saes:
+            _release_saes.move_to_end(layer)
+            return _release_saes[layer]
+    model_sae = sae.fetch_release_sae(layer, local_files_only=True)
+    with _release_lock:
+        _release_saes[layer] = model_sae
+        while len(_release_saes) > KEEP_SAES:
+            _release_saes.popitem(last=False)
+    return model_sae
+
+
+def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple[str, None] | tuple[None, tuple[lm.TextAnalysis, torch.Tensor]]:
+    """(why not, None) when no pretrained SAE can read this; else (None, (the analysis, its (T, d_sae) features))."""
     release = sae.GPT2_SMALL_RES_JB
     if model != "gpt2":
         return (
@@ -203,7 +236,7 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
         layer = _whole(layer, "The layer")
         if layer not in release.layers:
             return f"GPT-2 small's pretrained SAEs read the residual stream entering blocks {release.layers[0]}–{release.layers[-1]}; layer {layer} is after the last block. Choose a layer from 0 to 11.", None
-        model_sae = sae.fetch_release_sae(layer, local_files_only=True)
+        model_sae = _release_sae(layer)
     except sae.SAELoadError as error:
         get = f"Get it (about 150 MB) once, on a machine with internet: `python -m superpos_core.sae --layers {layer}`."
         return f"The pretrained SAE for layer {layer} is not on this machine ({error}). {get}", None
@@ -213,20 +246,66 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
         return "The pretrained SAE is here: analyse a text to see its features.", None
     analysis = _analysis(text, model, layer, device, lambda *a, **k: None)
     with torch.inference_mode():
-        acts = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32))  # (T, d_sae)
-    hits = sae.top_features(acts, k=10)
-    if not hits:
-        return "The pretrained SAE is here, but none of its features fire on this text.", None
+        features = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32))  # (T, d_sae)
+    return None, (analysis, features)
+
+
+def _feature_links(hits: list[sae.FeatureHit], layer: int, labels: list[str], at_token: bool) -> str:
+    where = "" if at_token else " at “{}”"
+    return "\n".join(f"- [feature {h.index}]({sae.neuronpedia_url(layer, h.index)}): {h.activation:.2f}" + where.format(labels[h.token]) for h in hits)
+
+
+def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.device("cpu")):
+    """GPT-2 small's pretrained SAE on the whole text (helper event).
+
+    Returns the status (with a Neuronpedia link per feature), the bars of the strongest features (or
+    None), and the text's tokens shaded by their strongest feature, for the learner to click (or None).
+    """
+    why, found = _pretrained_features(text, model, layer, device)
+    if why:
+        return why, None, None
+    analysis, features = found
     labels = _labels(analysis)
-    links = "\n".join(f"- [feature {h.index}]({sae.neuronpedia_url(layer, h.index)}): {h.activation:.2f} at “{labels[h.token]}”" for h in hits)
+    peaks = features.amax(dim=1)  # (T,) each token's strongest feature
+    top = float(peaks.max())
+    tokens = [(token, round(float(peak) / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.tokens, peaks)]
+    hits = sae.top_features(features, k=10)
+    if not hits:
+        return "The pretrained SAE is here, but none of its features fire on this text.", None, tokens
+    release, layer = sae.GPT2_SMALL_RES_JB, analysis.layer
     plot = figures.pretrained_feature_bars([h.index for h in hits], [h.activation for h in hits], [labels[h.token] for h in hits], f"GPT-2 small, layer {layer}: strongest of {release.d_sae:,} features")
-    return f"Pretrained SAE for layer {layer} loaded ({release.d_sae:,} features). Strongest on this text:\n{links}", figures.to_rgb(plot)
+    status = (
+        f"Pretrained SAE for layer {layer} loaded ({release.d_sae:,} features). Strongest on this text:\n{_feature_links(hits, layer, labels, False)}\n\n"
+        "**Click a token** in the text below to see the features that fire on it."
+    )
+    return status, figures.to_rgb(plot), tokens
 
 
-def choose_model(model: str, device: torch.device = torch.device("cpu")):
+def pretrained_token_panel(text, model: str, layer, token, device: torch.device = torch.device("cpu")):
+    """The strongest pretrained features on one token of the text, the one the learner clicked (helper event)."""
+    why, found = _pretrained_features(text, model, layer, device)
+    if why:
+        return why, None
+    analysis, features = found
+    labels = _labels(analysis)
+    try:
+        hits = sae.top_features(features, k=10, token=_whole(token, "The token position"))
+    except sae.SAEInputError as error:
+        return str(error), None
+    word = labels[hits[0].token] if hits else labels[int(token)]
+    if not hits:
+        return f"No pretrained feature fires on token {int(token)} (“{word}”).", None
+    layer = analysis.layer
+    plot = figures.pretrained_feature_bars(
+        [h.index for h in hits], [h.activation for h in hits], [word] * len(hits), f"GPT-2 small, layer {layer}: strongest features on token {hits[0].token} (“{word}”)", xlabel="activation on this token"
+    )
+    return f"Token {hits[0].token} (“{word}”): its strongest features\n{_feature_links(hits, layer, labels, True)}", figures.to_rgb(plot)
+
+
+def choose_model(model: str, device: torch.device = torch.device("cpu"), allow_any: bool = False):
     """A new model: its status and its layer range (helper event; nothing loads)."""
     count = layer_count(model, device)
-    return model_status(model), gr.update(maximum=count - 1, value=count // 2)
+    return model_status(model, allow_any), gr.update(maximum=count - 1, value=count // 2)
 
 
 # --- concepts (the course's chapter 4) ----------------------------------------------------------------
@@ -244,7 +323,7 @@ CONCEPT_NOTES = {
 }
 
 
-def concepts_event(concept_words, sentences, model: str, layer, device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+def concepts_event(concept_words, sentences, model: str, layer, device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
     """``api_name="lm_concepts"``: concept word lists against labelled sentences at the chosen layer.
 
     Returns the /lm_concepts summary, the correlation bars, the sentences' PCA and a status line.
@@ -255,7 +334,7 @@ def concepts_event(concept_words, sentences, model: str, layer, device: torch.de
     except concepts.ConceptInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
     layer = _whole(layer, "The layer")
-    loaded = _load(model, device, progress)
+    loaded = _load(model, device, progress, allow_any)
     progress(0.5, desc=f"Reading the concept words and {len(labelled)} sentences with {loaded.title}")
     try:
         analysis = concepts.analyse_concepts(loaded, concept_lists, labelled, layer)
@@ -283,7 +362,7 @@ def concepts_event(concept_words, sentences, model: str, layer, device: torch.de
     return analysis.summary(), figures.to_rgb(bars), figures.to_rgb(pca), status
 
 
-def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider) -> None:
+def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider, allow_any_model: bool = False) -> None:
     """The Concepts section, read with the tab's model and layer."""
     gr.Markdown(
         "### Concepts (the course's chapter 4)\nDoes the model hold an idea such as *positive* as a direction? A concept here is a list of "
@@ -304,7 +383,7 @@ def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider) 
         summary = gr.JSON(label="Concepts summary", elem_id="lm-concepts-json")
 
     def compare_concepts(concept_words, sentences, model, layer, progress=gr.Progress()):
-        return concepts_event(concept_words, sentences, model, layer, device, progress)
+        return concepts_event(concept_words, sentences, model, layer, device, progress, allow_any_model)
 
     run.click(compare_concepts, inputs=[words_box, sentences_box, model, layer], outputs=[summary, bars, pca, status], api_name="lm_concepts", concurrency_limit=2, concurrency_id="lm")
 
@@ -323,7 +402,10 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
             text = gr.Textbox(value=EXAMPLES[0], label="Your text", lines=4, max_lines=12, elem_id="lm-text")
             gr.Examples(EXAMPLES, inputs=text, label="Quick examples")
         with gr.Column(scale=4, min_width=300):
-            model = gr.Dropdown([(e.title, e.key) for e in lm.CATALOGUE.values()], value=first, label="Model", elem_id="lm-model")
+            model = gr.Dropdown(
+                [(e.title, e.key) for e in lm.CATALOGUE.values()], value=first, label="Model" + (" (or type a Hugging Face model id)" if allow_any_model else ""),
+                elem_id="lm-model", allow_custom_value=allow_any_model,
+            )
             about = gr.Markdown(model_status(first), elem_id="lm-model-status")
             # 0..MAX_LAYER accepted from API callers; the model's own range is checked (LayerError) on use.
             layer = gr.Slider(0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer")
@@ -362,27 +444,40 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     pretrained_status = gr.Markdown(elem_id="lm-pretrained-status")
     pretrained = figure("Strongest pretrained features on this text", elem_id="lm-pretrained")
     note(NOTES["pretrained"])
+    pretrained_tokens = gr.HighlightedText(
+        label="The text's tokens, shaded by their strongest pretrained feature: click one", show_legend=False, show_inline_category=False,
+        combine_adjacent=False, interactive=False, elem_id="lm-pretrained-tokens",
+    )
+    token_status = gr.Markdown(elem_id="lm-token-status")
+    token_plot = figure("Strongest pretrained features on the clicked token", elem_id="lm-token-features")
 
     inputs = [text, model, layer, view]
     outputs = [summary, heatmap, ranks, next_tokens, status]
 
     # Named wrappers (not lambdas): their parameter names are the API's.
     def analyse(text, model, layer, view, progress=gr.Progress()):
-        return analyse_text_event(text, model, layer, view, device, progress)
+        return analyse_text_event(text, model, layer, view, device, progress, allow_any_model)
 
     def look_up_pretrained(t, m, l):
         return pretrained_sae_panel(t, m, l, device)
 
-    def train_sae(text, model, layer, n_features, l1_weight, epochs, seed, progress=gr.Progress()):
-        return train_sae_event(text, model, layer, n_features, l1_weight, epochs, seed, device, progress)
+    def pick_token(t, m, l, evt: gr.SelectData):
+        return pretrained_token_panel(t, m, l, evt.index, device)
 
-    event = run.click(analyse, inputs=inputs, outputs=outputs, api_name="lm", concurrency_limit=2, concurrency_id="lm")
-    event.success(look_up_pretrained, inputs=[text, model, layer], outputs=[pretrained_status, pretrained], api_visibility="private", concurrency_limit=2, concurrency_id="lm")
-    text.submit(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
-    layer.release(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="minimal")
-    view.input(lambda t, m, l, v: switch_view(t, m, l, v, device), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
-    model.input(lambda m: choose_model(m, device), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
+    def train_sae(text, model, layer, n_features, l1_weight, epochs, seed, progress=gr.Progress()):
+        return train_sae_event(text, model, layer, n_features, l1_weight, epochs, seed, device, progress, allow_any_model)
+
+    pretrained_outputs = [pretrained_status, pretrained, pretrained_tokens]
+    for event in (
+        run.click(analyse, inputs=inputs, outputs=outputs, api_name="lm", concurrency_limit=2, concurrency_id="lm"),
+        text.submit(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm"),
+        layer.release(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="minimal"),
+    ):
+        event.success(look_up_pretrained, inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
+    pretrained_tokens.select(pick_token, inputs=[text, model, layer], outputs=[token_status, token_plot], api_visibility="private", concurrency_limit=2, concurrency_id="lm")
+    view.input(lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
+    model.input(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
     train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
-    blocks.load(lambda t, m, l: pretrained_sae_panel(t if m != "gpt2" else "", m, l, device), inputs=[text, model, layer], outputs=[pretrained_status, pretrained], api_visibility="private")
-    render_concepts(device, model, layer)
+    blocks.load(lambda t, m, l: pretrained_sae_panel(t if m != "gpt2" else "", m, l, device), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private")
+    render_concepts(device, model, layer, allow_any_model)
     return SimpleNamespace(text=text, model=model, layer=layer)

@@ -616,15 +616,15 @@ def sae_token_features(feature_acts: np.ndarray, token_labels: Sequence[str]) ->
     return figure
 
 
-def pretrained_feature_bars(indices: Sequence[int], activations: Sequence[float], token_labels: Sequence[str], title: str) -> Figure:
-    """The strongest features of a pretrained SAE on a text: one bar each, labelled with where it peaks."""
+def pretrained_feature_bars(indices: Sequence[int], activations: Sequence[float], token_labels: Sequence[str], title: str, xlabel: str = "peak activation on the text") -> Figure:
+    """The strongest features of a pretrained SAE on a text (or one token): one bar each, labelled with where it peaks."""
     k = len(indices)
     figure = new_figure(7.0, 0.8 + 0.32 * max(k, 1))
     ax = figure.add_subplot()
     positions = np.arange(k)[::-1]  # strongest at the top
     ax.barh(positions, activations, color="C2", edgecolor="0.3", linewidth=0.4)
     ax.set_yticks(positions, [f"#{i} @ {label}" for i, label in zip(indices, token_labels)], fontsize=8)
-    ax.set_xlabel("peak activation on the text")
+    ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
     return figure
 

@@ -8,7 +8,7 @@ import torch
 
 from demos import lm as lm_tab
 from superpos_core import concepts, lm
-from tests.helpers import save_tiny_gpt2
+from tests.helpers import TINY_D_MODEL as D_MODEL, save_tiny_gpt2
 
 KEY = "tiny-test"
 TEXT = "It was the best of times, it was the worst of times."
@@ -90,8 +90,8 @@ def test_bad_sae_controls_are_clear_errors(tiny, args):
 
 
 def test_pretrained_saes_belong_to_gpt2(tiny, monkeypatch):
-    text, image = lm_tab.pretrained_sae_panel(TEXT, KEY, 1)
-    assert "GPT-2 small" in text and image is None
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, KEY, 1)
+    assert "GPT-2 small" in text and image is None and tokens is None
 
 
 def test_missing_pretrained_sae_says_how_to_get_it(monkeypatch):
@@ -100,14 +100,77 @@ def test_missing_pretrained_sae_says_how_to_get_it(monkeypatch):
         raise lm_tab.sae.SAELoadError("not in the cache")
 
     monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", absent)
-    text, image = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 8)
+    monkeypatch.setattr(lm_tab, "_release_saes", type(lm_tab._release_saes)())
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 8)
+    assert "python -m superpos_core.sae --layers 8" in text and image is None and tokens is None
+    text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 8, 0)
     assert "python -m superpos_core.sae --layers 8" in text and image is None
+
+
+@pytest.fixture
+def gpt2_with_sae(tiny, tmp_path, monkeypatch):
+    """The tiny model standing in for GPT-2 small, and a pretrained SAE for its layer 1 in SAELens' format."""
+    from tests.superpos_core.test_sae import sae_tensors, write_sae_folder
+
+    monkeypatch.setitem(lm._loaded, ("gpt2", "cpu"), replace(tiny, name="gpt2"))
+    tensors = sae_tensors(d_in=D_MODEL, d_sae=200)
+    folder = write_sae_folder(tmp_path / "blocks.1.hook_resid_pre", tensors, d_in=D_MODEL, d_sae=200, hook_name="blocks.1.hook_resid_pre", hook_layer=1)
+    fetched = []
+
+    def from_the_cache(layer, **options):
+        assert options.get("local_files_only") is True  # a page view never starts a download
+        fetched.append(layer)
+        return lm_tab.sae.load_pretrained_sae(folder)
+
+    monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", from_the_cache)
+    monkeypatch.setattr(lm_tab, "_release_saes", type(lm_tab._release_saes)())
+    return tensors, fetched
+
+
+def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sae):
+    tensors, fetched = gpt2_with_sae
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
+    analysis = lm_tab._analysis(TEXT, "gpt2", 1, torch.device("cpu"), quiet)
+    acts = analysis.activations.astype(np.float64)  # (T, d_model)
+    by_hand = np.maximum((acts - tensors["b_dec"].double().numpy()) @ tensors["W_enc"].double().numpy() + tensors["b_enc"].double().numpy(), 0)  # (T, 200)
+    strongest = int(by_hand.max(axis=0).argmax())
+    assert f"[feature {strongest}](https://www.neuronpedia.org/gpt2-small/1-res-jb/{strongest})" in text and is_rgb(image)
+    assert [token for token, _ in tokens] == analysis.tokens  # every token, in order, to click on
+    shades = np.array([shade for _, shade in tokens])
+    np.testing.assert_allclose(shades, by_hand.max(axis=1) / by_hand.max(), atol=2e-3)
+    # A click on a token: that token's strongest features, not the text's.
+    token = int(np.argmin(by_hand.max(axis=1)))
+    text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, token)
+    first = int(by_hand[token].argmax())
+    assert text.startswith(f"Token {token} ") and f"[feature {first}](https://www.neuronpedia.org/gpt2-small/1-res-jb/{first})" in text and is_rgb(image)
+    assert text.index(f"[feature {first}]") < text.index("[feature", text.index(f"[feature {first}]") + 1)  # strongest first
+    assert fetched == [1]  # read once from the cache, then kept in memory
+    text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, 10_000)
+    assert "outside the text" in text and image is None
+
+
+def test_only_catalogue_models_unless_any_model_is_allowed(tiny, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(lm, "hub_offline", lambda: True)
+    for name in ("someone/some-model", "/etc", "../../secret", "https://example.com/model"):
+        with pytest.raises(gr.Error, match="Unknown model"):
+            lm_tab.analyse_text_event(TEXT, name, 1, progress=quiet)
+    for name in ("/etc", "../../secret", "https://example.com/model", "a/../b"):  # never a path or an address, even when allowed
+        with pytest.raises(gr.Error, match="Unknown model .* or a Hugging Face model id"):
+            lm_tab.analyse_text_event(TEXT, name, 1, progress=quiet, allow_any=True)
+    with pytest.raises(gr.Error, match="someone/some-model.*switched off"):  # a hub id is tried, through the ordinary cache
+        lm_tab.analyse_text_event(TEXT, "someone/some-model", 1, progress=quiet, allow_any=True)
+    assert "not in the catalogue" in lm_tab.choose_model("someone/some-model", allow_any=True)[0]
+    assert "Unknown model" in lm_tab.choose_model("someone/some-model")[0]
 
 
 def test_the_tab_builds():
     with gr.Blocks() as blocks:
         parts = lm_tab.render(blocks, torch.device("cpu"))
-    assert parts.model.value in lm.CATALOGUE
+    assert parts.model.value in lm.CATALOGUE and not parts.model.allow_custom_value
+    with gr.Blocks() as blocks:
+        parts = lm_tab.render(blocks, torch.device("cpu"), allow_any_model=True)
+    assert parts.model.allow_custom_value  # --allow-any-model: a model id can be typed
 
 
 CONCEPT_TEXT = concepts.format_concepts(concepts.CONCEPTS)
