@@ -15,7 +15,6 @@ import matplotlib
 matplotlib.use("Agg")  # a server has no screen; must precede any backend use
 
 import numpy as np
-import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
@@ -57,6 +56,8 @@ def tile_grid(tiles: np.ndarray, columns: int, gap: int = 1, fill: float = np.na
 
 def weight_heatmaps(weights: Mapping[str, np.ndarray]) -> Figure:
     """Seaborn heatmaps of weight matrices (neurons x inputs), coolwarm centred at 0."""
+    import seaborn as sns  # here, not at the top: it pulls in scipy.stats, ~2 s of every start-up for one figure
+
     figure = new_figure(7.0, 2.0 + 1.6 * len(weights))
     axes = figure.subplots(len(weights), 1, squeeze=False)[:, 0]
     for ax, (name, weight) in zip(axes, weights.items()):

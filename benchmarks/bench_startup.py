@@ -1,0 +1,55 @@
+"""python -m benchmarks.bench_startup [--runs 3] [--idle 10]
+
+How long `python app.py` takes from the command to a page the browser can load, and how much memory
+the idle server holds. Each run starts a fresh process on a free loopback port (so the operating
+system's file cache is warm after the first, as on a server that restarts), waits for the page,
+lets it idle for ``--idle`` seconds and reads its resident memory (VmRSS) before stopping it.
+Models load on first use, so neither figure includes one.
+
+Goals (issue 6): serving in <= 8 s, idle RSS <= 1.2 GB, on this project's 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from benchmarks.load import free_port, rss_mib, start_server, stop_server
+
+GOAL_START_S = 8.0
+GOAL_IDLE_MB = 1200.0  # 1.2 GB, in MB of 10^6 bytes
+MIB_PER_MB = 10**6 / 2**20
+
+
+def one_start(idle_s: float) -> tuple[float, float]:
+    started = time.perf_counter()
+    server = start_server(free_port())
+    serving = time.perf_counter() - started
+    try:
+        time.sleep(idle_s)
+        return serving, rss_mib(server.pid)
+    finally:
+        stop_server(server)
+
+
+def measure(runs: int = 3, idle_s: float = 10.0) -> dict:
+    """Median time to serve (s) and idle RSS (MiB) over ``runs`` fresh starts."""
+    results = [one_start(idle_s) for _ in range(runs)]
+    return {"start_s": statistics.median(r[0] for r in results), "idle_mib": statistics.median(r[1] for r in results), "runs": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[2])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds the server idles before its memory is read")
+    args = parser.parse_args()
+    result = measure(args.runs, args.idle)
+    for i, (serving, idle) in enumerate(result["runs"], 1):
+        print(f"run {i}: serving after {serving:.2f} s, idle RSS {idle:.0f} MiB")
+    goal_mib = GOAL_IDLE_MB * MIB_PER_MB
+    print(f"median: serving after {result['start_s']:.2f} s (goal <= {GOAL_START_S:.0f} s: {'met' if result['start_s'] <= GOAL_START_S else 'NOT MET'}); "
+          f"idle RSS {result['idle_mib']:.0f} MiB (goal <= {goal_mib:.0f} MiB = 1.2 GB: {'met' if result['idle_mib'] <= goal_mib else 'NOT MET'})")
+
+
+if __name__ == "__main__":
+    main()
