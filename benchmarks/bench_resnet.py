@@ -51,6 +51,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from benchmarks.summary import record
 from superpos_core import conv_rank, rank, resnets
 from superpos_core.capture import capture_activations, hook_count
 from superpos_core.conv_rank import channels_first, conv_layer_names
@@ -503,6 +504,12 @@ def main() -> None:
     ]
     for label, value, ok in goals:
         print(f"  {label:<58} {value:>10}  {verdict(ok)}")
+    record("resnet", "ResNet-50 forward with all 53 conv layers captured", captured_p50, "ms", None, bare_p50, f"<= {GOAL_CAPTURE_RATIO:g}x floor", capture_ratio <= GOAL_CAPTURE_RATIO)
+    record("resnet", "per-image handler (forward, grid, overlay, plots)", handler_p50, "ms", None, bare_p50, f"<= {GOAL_HANDLER_P50_MS:.0f} ms", handler_p50 <= GOAL_HANDLER_P50_MS)
+    record("resnet", "layer switch from the cached forward", switch_p50, "ms", None, None, f"<= {GOAL_SWITCH_P50_MS:.0f} ms", switch_p50 <= GOAL_SWITCH_P50_MS)
+    if rank_goals:
+        record("resnet", "reference rank table, 53 layers (streamed Gram)", ours["seconds"], "s", course["seconds"], floor_s, f">= {GOAL_RANK_SPEEDUP:.0f}x course, same ranks", speedup >= GOAL_RANK_SPEEDUP and same == len(names))
+        record("resnet", "reference rank table, peak memory", ours["extra_mib"], "MiB", course["extra_mib"], None, f"<= {GOAL_MEMORY_SHARE:g}x course", memory_share <= GOAL_MEMORY_SHARE)
     print()
     print(f"whole run: {time.perf_counter() - begun:.0f} s (load average now {load_average():.2f})")
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmarks.summary import record
 from superpos_core import toy
 
 N_FEATURES, M_HIDDEN = 5, 2
@@ -227,6 +228,8 @@ def main() -> None:
     for criterion in CRITERIA:
         ours, course = time_to_converged(criterion, args.repeats)
         converged[criterion.name] = ours
+        record("toy", f"{criterion.name}: converged answer (median s)", ours.median, "s", course.median, None,
+                       f"<= {GOAL_CONVERGED_S:.0f} s", ours.median <= GOAL_CONVERGED_S and all(ours.met))
         bound = ">=" if course.median_is_lower_bound else ""
         ratio = f"{bound}{course.median / ours.median:.2f}x"
         print()
@@ -274,6 +277,7 @@ def main() -> None:
     if args.paper_steps > 0:
         print(f"  paper-like: {args.paper_steps:,} steps, batch 1024, lr 1e-3 constant, 1 seed per sparsity")
     print(f"  {'side':<44} {'runs':>4} {'median s':>9} {'course/ours':>12}")
+    record("toy", f"{len(sparsities)}-point sparsity sweep", ours_sweep, "s", rows[1][1], None, f"<= {GOAL_SWEEP_S:.0f} s", ours_sweep <= GOAL_SWEEP_S)
     for label, seconds, runs in rows:
         print(f"  {label:<44} {runs:>4} {seconds:>9.2f} {seconds / ours_sweep:>11.2f}x")
 
