@@ -34,6 +34,37 @@ def new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def fixed_figure(width: float, height: float) -> Figure:
+    """A figure without a layout engine: its axes are placed by hand (``place``).
+
+    For figures redrawn on every request. The constrained layout measures every label before it
+    draws, which for a heatmap with 64 token labels cost more than the drawing itself.
+    """
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def place(figure: Figure, left: float, right: float, bottom: float, top: float, colorbar: bool = False):
+    """Axes with margins given in inches (and, with ``colorbar``, a thin colour-bar axes at its right).
+
+    Returns the axes, or (axes, colour-bar axes).
+    """
+    width, height = figure.get_size_inches()
+    bar_room = 0.9 if colorbar else 0.0  # the bar, its ticks and its label
+    ax = figure.add_axes((left / width, bottom / height, (width - left - right - bar_room) / width, (height - bottom - top) / height))
+    if not colorbar:
+        return ax
+    cax = figure.add_axes(((width - right - bar_room + 0.15) / width, bottom / height, 0.14 / width, (height - bottom - top) / height))
+    return ax, cax
+
+
+def label_room(labels: Sequence[str], fontsize: float) -> float:
+    """Inches a column of tick labels needs: about 0.6 em per character, as DejaVu Sans sets them."""
+    longest = max((len(str(label)) for label in labels), default=1)
+    return 0.6 * fontsize / 72 * longest + 0.1
+
+
 def to_rgb(figure: Figure) -> np.ndarray:
     """Render a figure to an (H, W, 3) uint8 array."""
     figure.canvas.draw()
@@ -478,15 +509,18 @@ class LayerRankPanel(LivePanel):
 # --- language models ---------------------------------------------------------------------------------
 
 
-def _token_ticks(ax, labels: Sequence[str], axis: str = "y", most: int = 48) -> None:
-    """Label tokens along one axis; past ``most`` tokens only every k-th, so labels never overlap."""
+def _token_ticks(ax, labels: Sequence[str], most: int = 48) -> None:
+    """Label the tokens down the y axis; past ``most`` tokens only every k-th, so labels never overlap.
+
+    Plain text beside each row rather than tick labels: matplotlib builds a whole Tick (two marks, two
+    labels, a grid line) per label, and for a 64-token heatmap that cost more than drawing it.
+    """
     step = max(1, -(-len(labels) // most))
-    positions = list(range(0, len(labels), step))
-    names = [labels[i] for i in positions]
-    if axis == "y":
-        ax.set_yticks(positions, names, fontsize=8 if step == 1 else 7)
-    else:
-        ax.set_xticks(positions, names, fontsize=8, rotation=90)
+    ax.set_yticks([])
+    beside = ax.get_yaxis_transform()  # x in axes fraction, y in rows
+    size = 8 if step == 1 else 7
+    for i in range(0, len(labels), step):
+        ax.text(-0.01, i, labels[i], transform=beside, ha="right", va="center", fontsize=size)
 
 
 def _robust_limit(values: np.ndarray) -> float:
@@ -513,8 +547,8 @@ def lm_token_heatmap(activations: np.ndarray, token_labels: Sequence[str], dimen
     T, d_model = activations.shape
     shown = activations if dimensions is None else activations[:, dimensions]  # (T, k)
     height = float(np.clip(1.2 + 0.2 * min(T, 48), 2.6, 11.0))
-    figure = new_figure(7.6, height)
-    ax = figure.add_subplot()
+    figure = fixed_figure(7.6, height)
+    ax, cax = place(figure, left=label_room(token_labels, 8) + 0.35, right=0.1, bottom=0.85, top=0.35, colorbar=True)
     limit = _robust_limit(shown)
     image = ax.imshow(shown, cmap=DIVERGING, vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
     _token_ticks(ax, token_labels)
@@ -524,19 +558,19 @@ def lm_token_heatmap(activations: np.ndarray, token_labels: Sequence[str], dimen
         # Label columns with the dimensions' own numbers: column 0 is the most variable, not dimension 0.
         step = max(1, len(dimensions) // 16)
         ax.set_xticks(range(0, len(dimensions), step), [str(int(d)) for d in dimensions[::step]], fontsize=7, rotation=90)
-        ax.set_xlabel(f"hidden dimension: the {len(dimensions)} that vary most across tokens, most variable first (of {d_model})")
-    ax.set_ylabel("token (as the tokenizer split the text)")
+        ax.set_xlabel(f"hidden dimension: the {len(dimensions)} that vary most across tokens, most variable first (of {d_model})", fontsize=9)
+    ax.set_ylabel("token (as the tokenizer split the text)", labelpad=label_room(token_labels, 8) * 72)
     ax.set_title(title, fontsize=9)
-    bar = figure.colorbar(image, ax=ax, shrink=0.9, extend="both")
-    bar.set_label("activation (clipped at the 99th percentile of the other tokens)", fontsize=8)
+    bar = figure.colorbar(image, cax=cax, extend="both")
+    bar.set_label("activation (clipped at the 99th percentile\nof the other tokens)", fontsize=8)
     return figure
 
 
 def lm_rank_by_layer(ranks: Sequence[int], bound: int, d_model: int, chosen: int, title: str) -> Figure:
     """Effective rank of the token matrix at every layer, with the ceiling min(tokens, d_model) drawn."""
     layers = np.arange(len(ranks))
-    figure = new_figure(7.0, 3.0)
-    ax = figure.add_subplot()
+    figure = fixed_figure(7.0, 3.0)
+    ax = place(figure, left=0.65, right=0.15, bottom=0.5, top=0.3)
     ax.plot(layers, ranks, "o-", color="C0", ms=4, lw=1.2, label="effective rank (99% of the energy)")
     ax.axhline(bound, color="0.4", lw=1, ls="--", label=f"ceiling min(tokens, d_model) = {bound}")
     if bound < d_model:
@@ -569,26 +603,30 @@ def sae_feature_grid(encoder_rows: np.ndarray, most: int = 64) -> Figure:
     h, w = _tile_shape(d_in)
     columns = int(np.ceil(np.sqrt(n)))
     grid_rows = -(-n // columns)
-    tile_width = 7.0 / columns
-    figure = new_figure(7.0, 0.5 + grid_rows * tile_width * h / w + 0.25 * grid_rows)
-    axes = figure.subplots(grid_rows, columns, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i >= n:
-            continue
-        limit = float(np.abs(rows[i]).max()) or 1.0
-        ax.imshow(rows[i].reshape(h, w), cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_title(f"feature {i}", fontsize=8)
+    # One picture of all the tiles (one imshow, not one axes per feature), each tile on its own scale.
+    limits = np.abs(rows).max(axis=1, keepdims=True)  # (n, 1)
+    scaled = rows / np.where(limits > 0, limits, 1.0)  # (n, d_in) in [-1, 1]
+    gap = max(2, w // 6)
+    label_room_px = max(4, h // 3)  # a strip above each tile for its name
+    mosaic = tile_grid(np.pad(scaled.reshape(n, h, w), ((0, 0), (label_room_px, 0), (0, 0)), constant_values=np.nan), columns, gap=gap)
+    figure = fixed_figure(7.0, 0.45 + 7.0 * mosaic.shape[0] / mosaic.shape[1])
+    ax = place(figure, left=0.05, right=0.05, bottom=0.05, top=0.4)
+    ax.set_axis_off()
+    colours = matplotlib.colormaps[DIVERGING].with_extremes(bad="white")
+    ax.imshow(mosaic, cmap=colours, vmin=-1, vmax=1, interpolation="nearest", aspect="auto")
+    for i in range(n):
+        r, c = divmod(i, columns)
+        ax.text(c * (w + gap) + w / 2, r * (h + label_room_px + gap) + label_room_px / 2, f"feature {i}", ha="center", va="center", fontsize=8)
     more = f" (first {n} of {len(encoder_rows)})" if len(encoder_rows) > n else ""
-    figure.suptitle(f"What each feature reads: its encoder weights, {d_in} dimensions folded {h}×{w}{more}", fontsize=9)
+    ax.set_title(f"What each feature reads: its encoder weights, {d_in} dimensions folded {h}×{w}{more}", fontsize=9)
     return figure
 
 
 def sae_activation_bars(mean_activation: np.ndarray) -> Figure:
     """Mean activation of each learned feature over the text's tokens; features that never fire marked."""
     n = len(mean_activation)
-    figure = new_figure(7.0, 2.8)
-    ax = figure.add_subplot()
+    figure = fixed_figure(7.0, 2.8)
+    ax = place(figure, left=0.7, right=0.15, bottom=0.5, top=0.15)
     dead = mean_activation <= 0
     ax.bar(np.arange(n), mean_activation, color=np.where(dead, "0.75", "C0"), edgecolor="0.3", linewidth=0.4)
     for i in np.flatnonzero(dead):
@@ -604,15 +642,15 @@ def sae_token_features(feature_acts: np.ndarray, token_labels: Sequence[str]) ->
     """Tokens (rows) × learned features (columns): which features fire on which token."""
     T, n = feature_acts.shape
     height = float(np.clip(1.2 + 0.2 * min(T, 48), 2.6, 11.0))
-    figure = new_figure(7.0, height)
-    ax = figure.add_subplot()
+    figure = fixed_figure(7.0, height)
+    ax, cax = place(figure, left=label_room(token_labels, 8) + 0.35, right=0.1, bottom=0.5, top=0.15, colorbar=True)
     top = _robust_limit(feature_acts)
     image = ax.imshow(feature_acts, cmap="viridis", vmin=0, vmax=top, aspect="auto", interpolation="nearest")
     _token_ticks(ax, token_labels)
     ax.set_xticks(_feature_ticks(n))
     ax.set_xlabel("feature")
-    ax.set_ylabel("token")
-    bar = figure.colorbar(image, ax=ax, shrink=0.9, extend="max")
+    ax.set_ylabel("token", labelpad=label_room(token_labels, 8) * 72)
+    bar = figure.colorbar(image, cax=cax, extend="max")
     bar.set_label("feature activation (0 = silent; clipped)", fontsize=8)
     return figure
 
