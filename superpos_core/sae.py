@@ -47,6 +47,7 @@ from superpos_core.rank import pytorch_linear_init
 
 MAX_FEATURES = 4096  # bounds one request's memory and time, whatever is asked
 MAX_EPOCHS = 5000
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds (a larger one overflows); the other tabs use the same bound
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
@@ -81,7 +82,7 @@ class CourseSAEConfig:
         _whole_number("The number of SAE features (n_features)", self.n_features, 1, MAX_FEATURES)
         _whole_number("The number of training epochs (epochs)", self.epochs, 1, MAX_EPOCHS)
         _whole_number("The learning-rate step size (lr_step_size)", self.lr_step_size, 1, None)
-        _whole_number("The seed (seed)", self.seed, 0, None)
+        _whole_number("The seed (seed)", self.seed, 0, MAX_SEED)
         if not _is_real(self.l1_weight) or self.l1_weight < 0:
             raise SAEInputError(
                 f"The sparsity penalty (l1_weight) must be 0 or more; got {self.l1_weight!r}. "
@@ -439,7 +440,10 @@ class PretrainedSAE(nn.Module):
         x = x.to(device=self.W_enc.device, dtype=self.W_enc.dtype)  # (..., d_in)
         if self.apply_b_dec_to_input:
             x = x - self.b_dec
-        return torch.relu(x @ self.W_enc + self.b_enc)  # (..., d_sae)
+        # addmm adds b_enc inside the product and the ReLU reuses its output: for 64 tokens and
+        # 24,576 features that saves two passes over a 6 MB result, next to a ~20 ms product.
+        codes = torch.addmm(self.b_enc, x.reshape(-1, self.d_in), self.W_enc).relu_()  # (N, d_sae)
+        return codes.reshape(*x.shape[:-1], self.d_sae)  # (..., d_sae)
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         return features @ self.W_dec + self.b_dec  # (..., d_sae) -> (..., d_in)
@@ -703,17 +707,18 @@ def top_features(feature_acts: np.ndarray | torch.Tensor, k: int = 10, token: in
     if token is not None:
         if not isinstance(token, (int, np.integer)) or isinstance(token, bool) or not -T <= token < T:
             raise SAEInputError(f"Token position {token!r} is outside the text, which has {T} tokens (0 to {T - 1}).")
-        position = int(token) % T
-        scores = acts[position]  # (d_sae,)
-        positions = torch.full_like(scores, position, dtype=torch.long)
+        scores = acts[int(token) % T]  # (d_sae,)
     elif by == "max":
-        scores, positions = acts.max(0)  # (d_sae,), (d_sae,)
+        scores = acts.amax(0)  # (d_sae,)
     else:
-        scores, positions = acts.mean(0), acts.argmax(0)  # (d_sae,), (d_sae,)
-    values, indices = scores.topk(min(k, scores.numel()))
+        scores = acts.mean(0)  # (d_sae,)
+    values, indices = scores.topk(min(k, scores.numel()))  # (k,), (k,)
+    # Where each chosen feature peaks, searched in its own column only: the arg-max of all d_sae
+    # columns at once cost ten times the rest of the ranking (3.4 ms for 64 tokens × 24,576).
+    positions = [int(token) % T] * len(indices) if token is not None else acts[:, indices].argmax(0).tolist()
     return [
-        FeatureHit(index=int(i), activation=float(v), token=int(positions[i]))
-        for v, i in zip(values, indices)
+        FeatureHit(index=int(i), activation=float(v), token=position)
+        for v, i, position in zip(values, indices, positions)
         if v > 0
     ]
 
