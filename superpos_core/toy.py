@@ -166,15 +166,15 @@ class _Batch:
     importance: torch.Tensor  # (I, n)
 
 
-def _init(configs: list[ToyConfig], generator: torch.Generator) -> _Batch:
+def _init(configs: list[ToyConfig], generator: torch.Generator, device: torch.device) -> _Batch:
     n, m = configs[0].n_features, configs[0].m_hidden
     W = torch.empty(len(configs), m, n)
     torch.nn.init.xavier_normal_(W.view(-1, n), generator=generator)  # as the paper's code
     return _Batch(
-        W=W.requires_grad_(True),
-        b=torch.zeros(len(configs), n, requires_grad=True),
-        sparsity=torch.tensor([c.sparsity for c in configs]),
-        importance=torch.stack([c.importance for c in configs]),
+        W=W.to(device).requires_grad_(True),
+        b=torch.zeros(len(configs), n, device=device, requires_grad=True),
+        sparsity=torch.tensor([c.sparsity for c in configs], device=device),
+        importance=torch.stack([c.importance for c in configs]).to(device),
     )
 
 
@@ -185,7 +185,8 @@ def _sample(batch: _Batch, size: int, generator: torch.Generator) -> torch.Tenso
     uniform on [0, 1). One random tensor instead of two halves the cost of sampling.
     """
     I, _, n = batch.W.shape
-    u = torch.rand(I, size, n, generator=generator)  # (I, B, n)
+    # Drawn on the CPU whatever the device, so a GPU trains on the very numbers a CPU would.
+    u = torch.rand(I, size, n, generator=generator).to(batch.W.device)  # (I, B, n)
     s = batch.sparsity[:, None, None]  # (I, 1, 1)
     return torch.clamp_min_((u - s) / (1 - s), 0.0)
 
@@ -197,7 +198,7 @@ def _per_instance_loss(batch: _Batch, x: torch.Tensor) -> torch.Tensor:
 
 
 def train_instances(
-    configs: list[ToyConfig], on_step: Callable[[int, int], None] | None = None, report_every: int = 100
+    configs: list[ToyConfig], on_step: Callable[[int, int], None] | None = None, report_every: int = 100, device: str | torch.device = "cpu"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train one toy model per config, all in one batched tensor.
 
@@ -207,7 +208,7 @@ def train_instances(
     """
     first = configs[0]
     generator = torch.Generator().manual_seed(first.seed)
-    batch = _init(configs, generator)
+    batch = _init(configs, generator, torch.device(device))
     optimizer = torch.optim.Adam([batch.W, batch.b], lr=first.learning_rate)
     # Linear warm-down to 0: big steps early, then settle. Converges in a fraction of the steps a
     # constant 1e-3 needs, which is what makes a live demo possible.
@@ -222,7 +223,7 @@ def train_instances(
             on_step(step + 1, first.steps)
     with torch.no_grad():
         final = _per_instance_loss(batch, _sample(batch, 8 * first.batch_size, generator))
-    return batch.W.detach().numpy(), batch.b.detach().numpy(), final.numpy()
+    return batch.W.detach().cpu().numpy(), batch.b.detach().cpu().numpy(), final.cpu().numpy()
 
 
 def represented(W: np.ndarray, threshold: float = 0.5) -> int:
@@ -230,10 +231,10 @@ def represented(W: np.ndarray, threshold: float = 0.5) -> int:
     return int((feature_norms(W) > threshold).sum())
 
 
-def train(config: ToyConfig, on_step: Callable[[int, int], None] | None = None) -> ToyResult:
+def train(config: ToyConfig, on_step: Callable[[int, int], None] | None = None, device: str | torch.device = "cpu") -> ToyResult:
     """Train ``config.restarts`` seeds of one setting side by side; keep the lowest loss."""
     config, notes = config.checked()
-    W, b, loss = train_instances([config] * config.restarts, on_step)
+    W, b, loss = train_instances([config] * config.restarts, on_step, device=device)
     best = int(np.argmin(loss))
     return ToyResult(config, W[best], b[best], float(loss[best]), notes)
 
@@ -243,7 +244,9 @@ def sparsity_grid(points: int = 20, densest: float = 1.0, sparsest: float = 0.01
     return 1.0 - np.geomspace(densest, sparsest, points)
 
 
-def sweep(config: ToyConfig, sparsities: np.ndarray | None = None, on_step=None, restarts: int = 2, batch_size: int = 512) -> list[ToyResult]:
+def sweep(
+    config: ToyConfig, sparsities: np.ndarray | None = None, on_step=None, restarts: int = 2, batch_size: int = 512, device: str | torch.device = "cpu"
+) -> list[ToyResult]:
     """One batched training run over many sparsities (and ``restarts`` seeds of each).
 
     Fewer restarts and a smaller batch than ``train``: the sweep is about the trend across
@@ -253,7 +256,7 @@ def sweep(config: ToyConfig, sparsities: np.ndarray | None = None, on_step=None,
     config = _replace(config, restarts=restarts, batch_size=batch_size)
     sparsities = sparsity_grid() if sparsities is None else np.asarray(sparsities, dtype=float)
     configs = [_replace(config, sparsity=float(s)) for s in sparsities for _ in range(config.restarts)]
-    W, b, loss = train_instances(configs, on_step)
+    W, b, loss = train_instances(configs, on_step, device=device)
     results = []
     for k, s in enumerate(sparsities):
         rows = slice(k * config.restarts, (k + 1) * config.restarts)
