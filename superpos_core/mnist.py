@@ -124,14 +124,30 @@ class MnistSplits:
     source: str
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else: a pickle naming any other callable is refused, so a
+    file swapped for a malicious one cannot run code when the app reads it."""
+
+    # What numpy arrays pickle to (and _codecs.encode, which turns the text of a protocol-2 pickle written by Python 3 back into bytes).
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in an MNIST pickle (only numpy arrays are)")
+        return super().find_class(module, name)
+
+
 def load_mnist_pickle(path: str | os.PathLike) -> MnistSplits:
     """Read the classic ``mnist.pkl.gz`` (train 50k, validation 10k, test 10k).
 
     Its pixels are the original bytes divided by 256, so ``x * 256`` recovers them exactly.
     Train and validation together are MNIST's 60,000 training digits.
+
+    Raises:
+        pickle.UnpicklingError: the file holds anything but numpy arrays.
     """
     with gzip.open(path, "rb") as handle:
-        (train_x, train_y), (val_x, val_y), (test_x, test_y) = pickle.load(handle, encoding="latin1")
+        (train_x, train_y), (val_x, val_y), (test_x, test_y) = _ArraysOnly(handle, encoding="latin1").load()
 
     def to_digits(x: np.ndarray, y: np.ndarray) -> Digits:
         return Digits(np.round(x * 256).astype(np.uint8).reshape(-1, 28, 28), y.astype(np.int64))

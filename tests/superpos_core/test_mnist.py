@@ -55,6 +55,23 @@ def test_pickle_loader_reads_the_classic_format(tmp_path):
     np.testing.assert_array_equal(splits.test.labels, parts[2][1])
 
 
+class RunsCode:
+    """A pickle that would call a function while being read: os.getcwd stands in for anything worse."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def test_pickle_loader_refuses_anything_but_arrays(tmp_path):
+    path = tmp_path / "mnist.pkl.gz"
+    with gzip.open(path, "wb") as handle:
+        pickle.dump(((RunsCode(), None), None, None), handle, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match="posix.getcwd is not allowed|os.getcwd is not allowed"):
+        mnist.load_mnist_pickle(path)
+
+
 def test_fresh_simplenet_is_pytorch_default_init():
     torch.manual_seed(3)
     reference = mnist.SimpleNet()
