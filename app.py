@@ -58,7 +58,7 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
         gr.Markdown(INTRO)
         rendered = {}
         render = {
-            "toy": lambda: toy.render(blocks),
+            "toy": lambda: toy.render(blocks, torch_device),
             "mnist": lambda: mnist.render(blocks, torch_device, can_send="resnet" in shown),
             "resnet": lambda: resnet.render(blocks, torch_device),
             "lm": lambda: lm_tab.render(blocks, torch_device, allow_any_model=allow_any_model),
@@ -70,11 +70,13 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
                 for key in shown:
                     with gr.Tab(TABS[key], id=key, elem_id=f"tab-{key}"):
                         rendered[key] = render[key]()
-            blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private")
+            blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private", concurrency_limit=16, concurrency_id="page-load")
         if "mnist" in rendered and "resnet" in rendered:
             # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.
             digits, convs = rendered["mnist"], rendered["resnet"]
-            digits.send.click(resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer], api_visibility="private")
+            digits.send.click(
+                resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer], api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples"
+            )
             digits.send.click(None, js=SHOW_RESNET_TAB)
     blocks.queue(max_size=64, default_concurrency_limit=2)
     return blocks

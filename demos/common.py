@@ -1,7 +1,12 @@
-"""Layout pieces every tab uses the same way."""
+"""Layout pieces every tab uses the same way, and the checks that give API callers clear messages."""
 from __future__ import annotations
 
+import math
+
 import gradio as gr
+
+QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-character string is not echoed
+MAX_SEED = 2**63 - 1  # the largest seed, either side of 0, that torch.Generator.manual_seed takes
 
 
 def figure(label: str, elem_id: str | None = None) -> gr.Image:
@@ -19,15 +24,149 @@ def note(text: str) -> None:
     gr.Markdown(text, elem_classes=["figure-note"])
 
 
-class ReadableUploads:
-    """Mix into an image component: a file that cannot be decoded gets a clear message.
+def quoted(value) -> str:
+    """A value as it is quoted back in a message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARS else f"{text[:QUOTED_CHARS]}… ({len(text):,} characters)"
 
-    API callers can send any file; the component's own decoding would otherwise fail with a
+
+def number(value, name: str) -> float:
+    """A control's value as a float (NaN and infinity pass: the range checks name them), or a clear ``gr.Error``."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1023:  # beyond any float
+        return math.inf if value > 0 else -math.inf
+    try:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return float(value)
+    except ValueError:
+        pass
+    raise gr.Error(f"{name} must be a number; got {quoted(value)}.", print_exception=False)
+
+
+def whole_number(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    """A control's value as a whole number within [low, high], or a ``gr.Error`` that names the control."""
+    bounds = f" from {low:,} to {high:,}" if low is not None and high is not None else f" of at least {low:,}" if low is not None else ""
+    if isinstance(value, int) and not isinstance(value, bool):  # JSON integers arrive exact, however long
+        whole = value
+    else:
+        real = number(value, name)
+        if not math.isfinite(real) or real != int(real):
+            raise gr.Error(f"{name} must be a whole number{bounds}; got {quoted(value)}.", print_exception=False)
+        whole = int(real)
+    if (low is not None and whole < low) or (high is not None and whole > high):
+        raise gr.Error(f"{name} must be a whole number{bounds}; got {quoted(value)}.", print_exception=False)
+    return whole
+
+
+def _checked_data_model(model: type, hint: str) -> type:
+    """Gradio's pydantic ``model`` whose validation failures are a ``gr.Error`` with ``hint``; same schema and name.
+
+    Gradio checks an upload's shape with the component's pydantic model before any of our code runs,
+    and a wrong shape (a number, a bare string) would otherwise be a validation traceback in the
+    server log and a bare "error" for the caller.
+    """
+
+    def model_validate(cls, obj, *args, **kwargs):
+        try:
+            return super(checked, cls).model_validate(obj, *args, **kwargs)
+        except ValueError as error:  # pydantic's ValidationError is one
+            details = error.errors() if callable(getattr(error, "errors", None)) else []
+            first = details[0] if details else {"loc": (), "input": obj}  # the part at fault: the whole may hold the server's upload paths
+            where = f" (its {'.'.join(map(str, first['loc']))!r} part)" if first["loc"] else ""
+            raise gr.Error(f"That is not a picture{where}: got {quoted(first.get('input', obj))}. {hint}", print_exception=False) from None
+
+    checked = type(model.__name__, (model,), {"model_validate": classmethod(model_validate), "__module__": model.__module__, "__doc__": model.__doc__})
+    return checked
+
+
+class ReadableUploads:
+    """Mix into an image component: a file that cannot be decoded, or a value that is no file, gets a clear message.
+
+    API callers can send anything; the component's own checks and decoding would otherwise fail with a
     traceback in the server log and a bare error for the caller.
     """
+
+    upload_hint = "Send a PNG or JPEG with gradio_client.handle_file(path)."
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "data_model", None) is not None:
+            cls.data_model = _checked_data_model(cls.data_model, cls.upload_hint)
 
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
         except (OSError, ValueError, SyntaxError) as error:
             raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
+
+
+class CheckedChoice:
+    """Mix into a Dropdown or Radio: a value that is not one of its choices gets a short message naming the control.
+
+    Gradio's own message repeats the whole value (however long) and prints a traceback in the server log.
+    """
+
+    def preprocess(self, payload):
+        choices = [value for _label, value in self.choices]
+        if payload is not None and not getattr(self, "allow_custom_value", False) and payload not in choices:
+            raise gr.Error(f"{self.label}: {quoted(payload)} is not in the list of choices ({', '.join(map(str, choices))}).", print_exception=False)
+        return super().preprocess(payload)
+
+
+class CheckedRange:
+    """Mix into a Slider or Number: a value that is no number, or out of the control's range, gets a message naming the control.
+
+    Gradio's own check fails with a bare error (and a server traceback) on text, lists or None.
+    """
+
+    def preprocess(self, payload):
+        if payload is None and not isinstance(self, gr.Slider):  # an empty Number box
+            return None
+        value = number(payload, self.label)
+        low, high = self.minimum, self.maximum
+        if math.isnan(value):
+            raise gr.Error(f"{self.label} must be a number; got {quoted(payload)}.", print_exception=False)
+        # In gradio's own words, so that callers matching its messages keep working.
+        if low is not None and value < low:
+            raise gr.Error(f"{self.label}: {quoted(payload)} is less than minimum value {low:,g}.", print_exception=False)
+        if high is not None and value > high:
+            raise gr.Error(f"{self.label}: {quoted(payload)} is greater than maximum value {high:,g}.", print_exception=False)
+        if math.isinf(value):
+            raise gr.Error(f"{self.label} must be a finite number; got {quoted(payload)}.", print_exception=False)
+        return super().preprocess(payload if isinstance(payload, (int, float)) else value)  # an int stays exact
+
+
+class ChoiceDropdown(CheckedChoice, gr.Dropdown):
+    """A Dropdown whose unknown values get a clear, short message (see ``CheckedChoice``)."""
+
+    # Gradio finds a component's front end, and names it in the config, by its class name: ours are gradio's own.
+    def get_block_name(self) -> str:
+        return "dropdown"
+
+    get_block_class = get_block_name
+
+
+class ChoiceRadio(CheckedChoice, gr.Radio):
+    """A Radio whose unknown values get a clear, short message (see ``CheckedChoice``)."""
+
+    def get_block_name(self) -> str:
+        return "radio"
+
+    get_block_class = get_block_name
+
+
+class CheckedSlider(CheckedRange, gr.Slider):
+    """A Slider whose wrong values get a clear message (see ``CheckedRange``)."""
+
+    def get_block_name(self) -> str:
+        return "slider"
+
+    get_block_class = get_block_name
+
+
+class CheckedNumber(CheckedRange, gr.Number):
+    """A Number whose wrong values get a clear message (see ``CheckedRange``)."""
+
+    def get_block_name(self) -> str:
+        return "number"
+
+    get_block_class = get_block_name

@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import figure, note
+from demos.common import CheckedNumber, CheckedSlider, ChoiceDropdown, ChoiceRadio, figure, note, quoted
 from superpos_core import concepts, figures, lm, sae
 
 NOTES = {
@@ -86,15 +86,15 @@ def _whole(value, name: str) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a whole number; got {value!r}.", print_exception=False) from None
+        raise gr.Error(f"{name} must be a whole number; got {quoted(value)}.", print_exception=False) from None
     if not np.isfinite(number) or number != int(number):
-        raise gr.Error(f"{name} must be a whole number; got {value!r}.", print_exception=False)
+        raise gr.Error(f"{name} must be a whole number; got {quoted(value)}.", print_exception=False)
     return int(number)
 
 
 def _load(model: str, device: torch.device, progress, allow_any: bool = False) -> lm.LoadedLM:
     if not isinstance(model, str):
-        raise gr.Error(f"Choose a model by its name; got {type(model).__name__}.", print_exception=False)
+        raise gr.Error(f"Choose a model by its name; got {quoted(model)}.", print_exception=False)
     typed = model not in lm.CATALOGUE
     if typed and not (allow_any and HUB_ID.fullmatch(model) and ".." not in model):
         known = ", ".join(lm.CATALOGUE)
@@ -402,14 +402,14 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
             text = gr.Textbox(value=EXAMPLES[0], label="Your text", lines=4, max_lines=12, elem_id="lm-text")
             gr.Examples(EXAMPLES, inputs=text, label="Quick examples")
         with gr.Column(scale=4, min_width=300):
-            model = gr.Dropdown(
+            model = ChoiceDropdown(
                 [(e.title, e.key) for e in lm.CATALOGUE.values()], value=first, label="Model" + (" (or type a Hugging Face model id)" if allow_any_model else ""),
                 elem_id="lm-model", allow_custom_value=allow_any_model,
             )
             about = gr.Markdown(model_status(first), elem_id="lm-model-status")
             # 0..MAX_LAYER accepted from API callers; the model's own range is checked (LayerError) on use.
-            layer = gr.Slider(0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer")
-            view = gr.Radio(list(VIEWS), value=VIEWS[0], label="Heatmap columns", elem_id="lm-view")
+            layer = CheckedSlider(0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer")
+            view = ChoiceRadio(list(VIEWS), value=VIEWS[0], label="Heatmap columns", elem_id="lm-view")
             run = gr.Button("Analyse the text", variant="primary")
     status = gr.Markdown(elem_id="lm-status")
     next_tokens = gr.Label(label="What the model expects next (top 5)", num_top_classes=5, elem_id="lm-next")
@@ -422,10 +422,10 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
 
     gr.Markdown("### A sparse autoencoder trained on your text (the course's way)")
     with gr.Row():
-        n_features = gr.Slider(4, 64, value=SAE_DEFAULTS.n_features, step=1, label="Features")
-        l1_weight = gr.Number(value=SAE_DEFAULTS.l1_weight, label="L1 weight (sparsity penalty)", minimum=0)
-        epochs = gr.Slider(50, 2000, value=SAE_DEFAULTS.epochs, step=50, label="Epochs")
-        seed = gr.Number(value=SAE_DEFAULTS.seed, precision=0, label="Seed")
+        n_features = CheckedSlider(4, 64, value=SAE_DEFAULTS.n_features, step=1, label="Features")
+        l1_weight = CheckedNumber(value=SAE_DEFAULTS.l1_weight, label="L1 weight (sparsity penalty)", minimum=0)
+        epochs = CheckedSlider(50, 2000, value=SAE_DEFAULTS.epochs, step=50, label="Epochs")
+        seed = CheckedNumber(value=SAE_DEFAULTS.seed, precision=0, label="Seed")
     train = gr.Button("Train the SAE on this text and layer")
     sae_status = gr.Markdown(elem_id="lm-sae-status")
     grid = figure("Learned features", elem_id="lm-sae-grid")
@@ -478,6 +478,6 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     view.input(lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
     model.input(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
     train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
-    blocks.load(lambda t, m, l: pretrained_sae_panel(t if m != "gpt2" else "", m, l, device), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private")
+    blocks.load(lambda t, m, l: pretrained_sae_panel(t if m != "gpt2" else "", m, l, device), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     render_concepts(device, model, layer, allow_any_model)
     return SimpleNamespace(text=text, model=model, layer=layer)

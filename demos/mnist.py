@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import ReadableUploads, figure, note
+from demos.common import MAX_SEED, ReadableUploads, figure, note, whole_number
 from superpos_core import figures
 from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
 from superpos_core.mnist_explorer import MnistExplorer, train_live
@@ -46,6 +46,8 @@ NOTES = {
 
 class SafeSketchpad(ReadableUploads, gr.Sketchpad):
     """A Sketchpad whose unreadable uploads (API callers can send any file) give a clear message."""
+
+    upload_hint = 'Send {"background": handle_file(path), "layers": [], "composite": None}, with handle_file from gradio_client.'
 
     # Gradio finds a template's front end by its parent's name; ours is one level deeper.
     def get_block_name(self) -> str:
@@ -104,7 +106,8 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         return ({"background": rgb, "layers": [], "composite": rgb}, *analyse(rgb, device))
 
     def train(epochs, seed, progress=gr.Progress()):
-        epochs, seed = int(np.clip(epochs or 1, 1, 5)), int(seed or 0)
+        # Sent as they are (preprocess=False), so that a wrong value gets a message naming its control.
+        epochs, seed = whole_number(epochs, "Epochs", 1, 5), whole_number(0 if seed is None else seed, "Seed", -MAX_SEED, MAX_SEED)
         rows, acc, ranks = [], [], {"fc1": [], "fc2": []}
         progress(0, desc="Preparing the data")
         for run in train_live(epochs, seed, device):
@@ -208,7 +211,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         concurrency_id="mnist-simplenet",
     )
     drawing_event.failure(explain_problem, inputs=sketch, outputs=live_outputs, api_visibility="private", show_progress="hidden", queue=False)
-    blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private")
+    blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private", concurrency_limit=4, concurrency_id="mnist-simplenet")
     gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_limit=4, concurrency_id="mnist-simplenet")
-    train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2)
+    train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2, concurrency_id="mnist-train", preprocess=False)
     return SimpleNamespace(sketch=sketch, send=send)

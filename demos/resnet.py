@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import ReadableUploads, figure, note
+from demos.common import ChoiceDropdown, ReadableUploads, figure, note, quoted
 from superpos_core import figures, mnist, resnets
 
 NOTES = {
@@ -78,7 +78,7 @@ def _card(loaded: resnets.LoadedResNet, view: resnets.LayerView | None, row, sou
 def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
     """Everything that depends on the layer alone; no forward pass."""
     if layer not in loaded.conv_layers:
-        raise gr.Error(f"There is no conv layer named {layer!r} in {loaded.entry.title}. Choose one of: {', '.join(loaded.conv_layers[:6])}, …", print_exception=False)
+        raise gr.Error(f"There is no conv layer named {quoted(layer)} in {loaded.entry.title}. Choose one of: {', '.join(loaded.conv_layers[:6])}, …", print_exception=False)
     source, rows, rank_panel = _rank_panel(loaded)
     row = next(r for r in rows if r.layer == layer)
     view = analysis.layers[layer] if analysis else None
@@ -190,7 +190,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
             image = SafeImage(label="Your picture", type="pil", image_mode=None, sources=["upload", "webcam", "clipboard"], elem_id="resnet-image", height=300)
             gallery = gr.Gallery(label="Or click an example", columns=5, height=200, allow_preview=False, object_fit="contain", elem_id="resnet-examples")
         with gr.Column(scale=5, min_width=300):
-            model = gr.Dropdown([(e.title, e.key) for e in resnets.CATALOGUE.values()], value=first, label="Model", elem_id="resnet-model")
+            model = ChoiceDropdown([(e.title, e.key) for e in resnets.CATALOGUE.values()], value=first, label="Model", elem_id="resnet-model")
             model_status = gr.Markdown(f"{resnets.CATALOGUE[first].about} {resnets.status(first)[1]}", elem_id="resnet-model-status")
             # Custom values allowed: an API caller may name any layer of whichever model it asks for; we check it.
             layer = gr.Dropdown(resnets.layer_names(first), value=resnets.layer_names(first)[0], label="Conv layer (by module name)", elem_id="resnet-layer", allow_custom_value=True)
@@ -220,9 +220,10 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         return picture
 
     model_outputs = [layer, model_status, gallery, state, grid, overlay, ranks, table, card]
-    model.input(lambda m: choose_model(m, device), inputs=model, outputs=model_outputs, api_visibility="private")
-    gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private")
-    blocks.load(lambda: choose_model(first, device), outputs=model_outputs, api_visibility="private")
+    # Choosing a model can load it and compute its rank table: the same limit as analysing with it.
+    model.input(lambda m: choose_model(m, device), inputs=model, outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples")
+    blocks.load(lambda: choose_model(first, device), outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
     return SimpleNamespace(image=image, model=model, layer=layer)
 
 

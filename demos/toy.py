@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import gradio as gr
 import numpy as np
+import torch
 
-from demos.common import figure, note
+from demos.common import MAX_SEED, figure, note, number, whole_number
 from superpos_core import figures, toy
 
 NOTES = {
@@ -39,30 +40,23 @@ def _log_sparsity(level: float) -> float:
 
 
 def _config(n, m, sparsity, decay, steps, seed) -> toy.ToyConfig:
-    def whole(value, name):
-        if value is None or not np.isfinite(float(value)) or float(value) != int(float(value)):
-            raise gr.Error(f"{name} must be a whole number; got {value!r}.", print_exception=False)
-        return int(float(value))
-
-    try:
-        return toy.ToyConfig(
-            n_features=whole(n, "Features n"),
-            m_hidden=whole(m, "Hidden dimensions m"),
-            sparsity=float(sparsity),
-            importance_decay=float(decay),
-            steps=float(steps) if steps is not None else 0,
-            seed=whole(seed, "Seed"),
-        )
-    except (TypeError, ValueError) as error:
-        raise gr.Error(f"Could not read the controls: {error}", print_exception=False) from None
+    """The controls as sent (``preprocess=False``): each read here, so that a message names the control."""
+    return toy.ToyConfig(
+        n_features=whole_number(n, "Features n"),
+        m_hidden=whole_number(m, "Hidden dimensions m"),
+        sparsity=number(sparsity, "Sparsity S"),
+        importance_decay=number(decay, "Importance decay r"),
+        steps=number(steps, "Training steps") if steps is not None else 0,
+        seed=whole_number(seed, "Seed", -MAX_SEED, MAX_SEED),
+    )
 
 
-def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress()):
+def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
     """The main event (``api_name="toy"``): train the toy model, return its summary and figures."""
     config = _config(n, m, sparsity, decay, steps, seed)
     progress(0, desc="Training")
     try:
-        result = toy.train(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"))
+        result = toy.train(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"), device=device)
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
     W, c = result.W, result.config
@@ -87,12 +81,12 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress()):
     )
 
 
-def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress()):
+def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
     """``api_name="toy_sweep"``: one batched run over 20 sparsities."""
     config = _config(n, m, 0.0, decay, steps, seed)
     progress(0, desc="Training 20 sparsities at once")
     try:
-        results = toy.sweep(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"))
+        results = toy.sweep(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"), device=device)
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
     sparsities = np.array([r.config.sparsity for r in results])
@@ -113,7 +107,7 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress()):
 
 
 
-def render(blocks: gr.Blocks) -> None:
+def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> None:
     """Lay out the toy-model tab inside the current ``gr.Tab`` and wire its events."""
     gr.Markdown(
         "## Toy model of superposition\nSqueeze *n* features through *m* < *n* hidden dimensions and read them back: "
@@ -161,6 +155,13 @@ def render(blocks: gr.Blocks) -> None:
     level.input(_log_sparsity, inputs=level, outputs=sparsity, api_visibility="private", queue=False, show_progress="hidden")
     # preprocess=False: the controls' values arrive as sent, so that our checks (which name the
     # control, and cap the steps rather than refuse them) answer API callers, not gradio's bounds.
-    train_button.click(train_toy, inputs=inputs, outputs=outputs, api_name="toy", concurrency_limit=2, concurrency_id="toy", preprocess=False)
-    sweep_button.click(sweep_toy, inputs=[n, m, decay, steps, seed], outputs=[sweep_summary, sweep_plot], api_name="toy_sweep", concurrency_limit=1, concurrency_id="toy-sweep", preprocess=False)
-    blocks.load(train_toy, inputs=inputs, outputs=outputs, api_visibility="private")
+    # Named wrappers (not lambdas): their parameter names are the API's.
+    def train(n, m, sparsity, decay, steps, seed, progress=gr.Progress()):
+        return train_toy(n, m, sparsity, decay, steps, seed, progress, device)
+
+    def sweep(n, m, decay, steps, seed, progress=gr.Progress()):
+        return sweep_toy(n, m, decay, steps, seed, progress, device)
+
+    train_button.click(train, inputs=inputs, outputs=outputs, api_name="toy", concurrency_limit=2, concurrency_id="toy", preprocess=False)
+    sweep_button.click(sweep, inputs=[n, m, decay, steps, seed], outputs=[sweep_summary, sweep_plot], api_name="toy_sweep", concurrency_limit=1, concurrency_id="toy-sweep", preprocess=False)
+    blocks.load(train, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="toy")

@@ -115,7 +115,7 @@ def _short(text: str, most: int = 40) -> str:
 def _lines(text, what: str, example: str) -> list[tuple[int, str]]:
     """(line number, stripped line) for each non-blank line; control characters removed as ``lm.clean_text`` does."""
     if not isinstance(text, str):
-        raise ConceptInputError(f"The {what} must be text, got {type(text).__name__}.")
+        raise ConceptInputError(f"The {what} must be text; got {text!r:.60}.")
     if len(text) > MAX_INPUT_CHARS:
         raise ConceptInputError(f"The {what} are {len(text):,} characters long; at most {MAX_INPUT_CHARS:,} are accepted. Keep the lists short.")
     try:

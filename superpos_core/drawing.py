@@ -90,7 +90,12 @@ def ink_image(picture) -> np.ndarray:
     if isinstance(picture, np.ndarray):
         ink = _ink_from_array(picture)
     elif isinstance(picture, Image.Image):
-        ink = _from_pil(picture)
+        try:
+            ink = _from_pil(picture)
+        except (OSError, ValueError, SyntaxError) as error:  # opened lazily (as gradio does): a broken file fails only here
+            if isinstance(error, DrawingError):
+                raise
+            raise DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
     elif isinstance(picture, (str, os.PathLike, bytes, bytearray)):
         source = io.BytesIO(picture) if isinstance(picture, (bytes, bytearray)) else picture
         try:

@@ -183,6 +183,10 @@ def photo_rgb(picture) -> Image.Image:
         raise ImageError(f"The picture is {picture.width}×{picture.height} pixels: too small to see anything. Use one at least {MIN_SIDE}×{MIN_SIDE}.")
     if picture.width * picture.height > drawing.MAX_PIXELS:
         raise ImageError(f"The picture is {picture.width}×{picture.height} pixels, too large to read. Use one of at most 8000×8000.")
+    try:
+        picture.load()  # gradio opens uploads lazily: a broken file fails here, not halfway through the conversion
+    except (OSError, ValueError, SyntaxError) as error:
+        raise ImageError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
     if max(picture.size) > 1024:
         picture = picture.copy()
         picture.thumbnail((1024, 1024))

@@ -94,3 +94,15 @@ def test_a_space_tells_the_app_where_to_serve(monkeypatch):
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **options: seen.update(options))
     app.main([])
     assert seen["server_name"] == "0.0.0.0" and seen["server_port"] == 7861 and seen["max_file_size"] == app.MAX_FILE_SIZE
+
+
+def test_every_queued_event_has_a_chosen_concurrency_limit():
+    # The defaults would let any number of one model's requests run at once; each event is given a limit,
+    # and events that run the same model share one (their concurrency_id).
+    blocks = app.build_app("cpu")
+    queued = [fn for fn in blocks.fns.values() if fn.fn is not None and fn.queue]
+    unlimited = [fn.name for fn in queued if fn.concurrency_limit == "default"]
+    assert queued and unlimited == []
+    by_model = {fn.api_name: fn.concurrency_id for fn in queued if fn.api_name in ("mnist", "resnet", "lm", "lm_concepts", "toy")}
+    assert by_model["lm"] == by_model["lm_concepts"] == "lm"
+    assert blocks._queue.max_size == 64  # a full queue says "busy, try again" instead of growing without bound

@@ -1,0 +1,519 @@
+"""Property-based fuzzing of every public endpoint, against the real server (issue 6).
+
+    python -m pytest tests/e2e/test_fuzz.py -q
+
+For every endpoint that ``view_api`` lists, hypothesis draws arguments: random pictures in every
+format and mode (1×1, hair-thin, 16-bit, palette, alpha, float, CMYK), garbage and truncated files
+with picture names, text of every kind (control characters, emoji, right-to-left, up to 200,000
+characters), wrong types (None, lists, dicts, numbers for text, text for numbers, NaN, infinity,
+negative and huge integers) and unknown model and layer names. Before the random draws, every
+parameter of every endpoint is sent None and a 200,000-character string, the rest kept valid.
+The property, for every call:
+
+* the answer is a normal one, whose first output is the endpoint's JSON summary; or
+* it is refused with ``gradio_client.exceptions.AppError`` whose message is a short sentence for a
+  person: not a traceback, not a bare "Error", no Python jargon, no path on the server.
+
+After each endpoint's batch one normal request must be answered correctly (the next user is served),
+and the server must not have printed a traceback meanwhile: refusals are expected, crashes are not.
+
+The examples are drawn with ``derandomize=True``: the same ones on every run and every machine, so
+a failure in CI reproduces locally. Draws are kept cheap on purpose (few training steps and epochs,
+only the models bundled here, never one that would be downloaded) so the file runs in about a
+minute and a half on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Callable
+
+import httpx
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+from PIL import Image
+
+from superpos_core import concepts, lm, resnets
+from tests import helpers
+
+LM = "smollm2-135m-offline"  # the one language model on every machine, so the only one fuzzed
+VIEWS = ["most variable 64 dimensions", "all dimensions"]
+SENTENCE = "It was the best of times, it was the worst of times."
+MAX_STEPS, MAX_EPOCHS = 50, 100  # training budgets the draws stay within: bigger ones are valid, just slow
+
+
+class Long(str):
+    """A long string whose repr stays short in hypothesis' reports."""
+
+    def __repr__(self) -> str:
+        return f"Long({len(self):,} characters: {str(self[:24])!r}…)"
+
+
+HUGE = Long(("superposition 🧠 مرحبا \u202eevil\u202c \x00\x07\t\n " * 6000)[:200_000])
+
+# --- wrong types, text and names ----------------------------------------------------------------
+
+SPECIAL_TEXT = [
+    "", " ", "\x00", "\t\n\r", "\x07\x1b[31m", "\u200b\u200d\ufeff", "\u202eevil\u202c", "مرحبا بالعالم", "שלום עולם",
+    "超位置の表現", "🙂👍🏽👨‍👩‍👧", "Z̸̢̛a̴l̷g̶o̵", "None", "null", "NaN", "-inf", "1e400", "0x10", "../../etc/passwd",
+    "<script>alert(1)</script>", "'; DROP TABLE x; --", "{}", "[]", "a:", ":", "::::",
+]
+plain_text = st.text(max_size=40)  # any code point but surrogates (which JSON cannot carry), control characters included
+odd_text = st.text(st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Mn", "So"]), max_size=20)  # controls, RTL marks, combining, emoji
+huge_text = st.builds(lambda unit, size: Long((unit * size)[:size]), st.text(min_size=1, max_size=6), st.integers(10_000, 200_000))
+any_text = st.one_of(plain_text, odd_text, st.sampled_from(SPECIAL_TEXT), huge_text)
+numbers = st.one_of(
+    st.integers(),
+    st.sampled_from([0, -1, 10**30, -(10**30), 2**63, 2**64, 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 5e-324, 2.5]),  # sent over plain HTTP: gradio_client refuses NaN
+)
+scalars = st.one_of(st.none(), st.booleans(), numbers, any_text)
+containers = st.one_of(
+    st.lists(scalars, max_size=3),
+    st.dictionaries(st.text(max_size=6), scalars, max_size=3),
+    st.sampled_from([[], {}, [[]], {"a": {"b": None}}, [1, [2, [3]]]]),
+)
+junk = st.one_of(st.none(), st.booleans(), numbers, any_text, containers)  # the wrong types, each as likely as the others
+
+
+def not_costly(limit: float, refused_above: float = math.inf) -> Callable[[object], bool]:
+    """A filter: drop values the server would read as a number in (limit, refused_above]: valid, but slow to train."""
+
+    def ok(value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return True
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):  # not a number, or an integer beyond any float: refused either way
+            return True
+        return not (math.isfinite(number) and limit < number <= refused_above)
+
+    return ok
+
+
+def unknown_name(known) -> st.SearchStrategy[str]:
+    names = st.one_of(plain_text, st.sampled_from(SPECIAL_TEXT), huge_text, st.sampled_from(["gpt-9", "resnet1000", "layer9.9.conv9", "fc1", "CONV1"]))
+    return names.filter(lambda name: name not in known)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file to send, written when the call is made; its repr stays short in hypothesis' reports."""
+
+    content: bytes
+    suffix: str
+    about: str
+
+    def __repr__(self) -> str:
+        return f"Upload({self.about}, {len(self.content):,} bytes, {self.suffix!r})"
+
+
+SAVES_IN = {  # format -> modes PIL writes in it, and the file name's ending
+    "PNG": (["1", "L", "LA", "P", "RGB", "RGBA", "I;16"], ".png"),
+    "JPEG": (["L", "RGB", "CMYK"], ".jpg"),
+    "GIF": (["L", "P", "1"], ".gif"),
+    "TIFF": (["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "F"], ".tif"),
+    "BMP": (["1", "L", "P", "RGB"], ".bmp"),
+    "WEBP": (["L", "RGB", "RGBA"], ".webp"),
+}
+SHAPES = st.one_of(  # (height, width)
+    st.tuples(st.integers(1, 64), st.integers(1, 64)),
+    st.sampled_from([(1, 1), (1, 1500), (1500, 1), (2, 700), (280, 280), (1100, 1100)]),
+)
+
+
+def real_digit(index: int) -> tuple[np.ndarray, int]:
+    test = helpers.sample().test
+    return test.images[index % len(test.images)], int(test.labels[index % len(test.images)])
+
+
+def paper(pattern: str, shape: tuple[int, int], seed: int) -> np.ndarray:
+    """A picture as (H, W) floats in [0, 1], 1 = white paper."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    if pattern == "noise":
+        return rng.random(shape)
+    if pattern == "flat":
+        return np.full(shape, rng.random())
+    if pattern == "stroke":
+        sheet = np.ones(shape)
+        sheet[h // 4 : max(h // 4 + 1, 3 * h // 4), max(0, w // 2 - w // 10) : w // 2 + w // 10 + 1] = 0.0
+        return sheet
+    image, _label = real_digit(seed)
+    digit = np.asarray(Image.fromarray(255 - image).resize((w, h)), dtype=np.float64) / 255
+    return 1 - digit if pattern == "inverted digit" else digit
+
+
+def encode(sheet: np.ndarray, mode: str, fmt: str) -> bytes:
+    if mode == "I;16":
+        image = Image.fromarray((sheet * 65535).astype(np.uint16))
+    elif mode == "F":
+        image = Image.fromarray(sheet.astype(np.float32))
+    else:
+        gray = Image.fromarray((sheet * 255).astype(np.uint8))
+        image = gray.convert("RGB").convert(mode) if mode in ("CMYK", "P") else gray.convert(mode)
+        if mode in ("RGBA", "LA"):  # as the browser's canvas sends it: ink opaque, paper transparent
+            image.putalpha(Image.fromarray(((1 - sheet) * 255).astype(np.uint8)))
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+@st.composite
+def pictures(draw) -> Upload:
+    fmt = draw(st.sampled_from(sorted(SAVES_IN)))
+    modes, suffix = SAVES_IN[fmt]
+    mode, shape = draw(st.sampled_from(modes)), draw(SHAPES)
+    pattern, seed = draw(st.sampled_from(["noise", "flat", "stroke", "digit", "inverted digit"])), draw(st.integers(0, 2**32 - 1))
+    return Upload(encode(paper(pattern, shape, seed), mode, fmt), suffix, f"{fmt} {mode} {shape[1]}×{shape[0]} {pattern}, seed {seed}")
+
+
+@st.composite
+def broken_files(draw) -> Upload:
+    suffix = draw(st.sampled_from([".png", ".jpg", ".gif", ".tif", ".bmp", ".webp", ""]))
+    kind = draw(st.sampled_from(["random bytes", "truncated", "picture header, then garbage", "empty", "text"]))
+    if kind == "random bytes":
+        return Upload(draw(st.binary(max_size=3000)), suffix, kind)
+    if kind == "empty":
+        return Upload(b"", suffix, kind)
+    if kind == "text":
+        return Upload(draw(any_text).encode(), suffix, kind)
+    whole = draw(pictures())
+    cut = draw(st.integers(0, max(0, len(whole.content) - 1)))
+    tail = draw(st.binary(max_size=200)) if kind != "truncated" else b""
+    return Upload(whole.content[:cut] + tail, suffix, f"{kind} at byte {cut} of {whole!r}")
+
+
+files = st.one_of(pictures(), broken_files())
+
+
+def canvas(inside: st.SearchStrategy) -> st.SearchStrategy[dict]:
+    """A Sketchpad value carrying what ``inside`` draws where a browser or an API caller might put it."""
+    return st.one_of(
+        st.builds(lambda f: {"background": f, "layers": [], "composite": None}, inside),
+        st.builds(lambda f: {"background": None, "layers": [], "composite": f}, inside),
+        st.builds(lambda f, g: {"background": f, "layers": [g], "composite": f}, inside, inside),
+    )
+
+
+def digit_upload(index: int = 0) -> tuple[Upload, int]:
+    image, label = real_digit(index)
+    return Upload(encode(helpers.digit_on_paper(image) / 255, "L", "PNG"), ".png", f"test digit {index}"), label
+
+
+# --- what each endpoint is sent, and what a normal answer looks like ----------------------------
+
+
+def mixed(valid: list[st.SearchStrategy], bad: list[st.SearchStrategy]) -> st.SearchStrategy[tuple]:
+    """Arguments that are all valid, or valid but for one, or anything goes.
+
+    Breaking one argument at a time reaches every parameter's own check, which a late check would
+    otherwise rarely see: an earlier bad argument is refused first.
+    """
+
+    def one_broken(i: int):
+        return st.tuples(*[bad[j] if j == i else valid[j] for j in range(len(valid))])
+
+    return st.one_of(
+        st.tuples(*valid),
+        st.integers(0, len(valid) - 1).flatmap(one_broken),
+        st.tuples(*[st.one_of(v, b) for v, b in zip(valid, bad)]),
+    )
+
+
+@dataclass
+class Fuzz:
+    arguments: st.SearchStrategy[tuple]
+    baseline: tuple  # valid and cheap: each parameter in turn is replaced by None and by HUGE
+    answered: Callable[[object], None]  # asserts that a normal answer's first output is the summary
+    next_user: Callable[[Client], None]  # a normal request, answered correctly
+    examples: int  # random draws, besides the explicit ones
+
+    def explicit(self) -> list[tuple]:
+        swapped = [self.baseline[:i] + (value,) + self.baseline[i + 1 :] for i in range(len(self.baseline)) for value in (None, HUGE)]
+        return [self.baseline, *swapped]
+
+
+def answered_toy(summary):
+    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "loss"}
+    assert len(summary["feature_norms"]) == len(summary["dimensionality"]) == summary["n_features"]
+
+
+def answered_sweep(summary):
+    assert len(summary["represented"]) == len(summary["sparsity"]) == len(summary["features_per_dimension"]) == 20
+
+
+def answered_mnist(summary):
+    assert summary["prediction"] in range(10) and len(summary["probabilities"]) == 10
+    assert {k: len(v) for k, v in summary["activations"].items()} == {"fc1": 128, "fc2": 64, "fc3": 10}
+
+
+def answered_train(status):
+    assert isinstance(status, str) and status.startswith("Done"), status
+
+
+def answered_resnet(summary):
+    assert summary["model"] == "mnist-resnet" and summary["layer"] in resnets.layer_names("mnist-resnet")
+    assert isinstance(summary["channels"], int) and len(summary["top5"]) == 5
+
+
+def answered_lm(summary):
+    assert summary["model"] == LM and 1 <= len(summary["tokens"]) <= 1024 and len(summary["next_tokens"]) == 5
+
+
+def answered_sae(summary):
+    assert len(summary["mean_activation"]) == summary["features"] and summary["mse"] >= 0
+
+
+def answered_concepts(summary):
+    assert summary["model"] == LM and len(summary["concepts"]) >= 2 and len(summary["labels"]) >= 2
+
+
+def next_toy(client):
+    summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, api_name="/toy")[0]
+    assert len(summary["feature_norms"]) == 5 and min(summary["feature_norms"]) >= 0.9  # the pentagon
+
+
+def next_sweep(client):
+    summary = client.predict(5, 2, 0.9, 300, 0, api_name="/toy_sweep")[0]
+    assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0
+
+
+def next_mnist(client):
+    upload, label = digit_upload()
+    with tempfile.TemporaryDirectory() as folder:
+        picture = {"background": with_files(upload, folder), "layers": [], "composite": None}
+        assert client.predict(picture, api_name="/mnist")[0]["prediction"] == label
+
+
+def next_train(client):
+    status, table, _plot = client.predict(1, 0, api_name="/mnist_train")
+    assert "Done" in status and table["data"][0][2] > 85  # test accuracy in %
+
+
+def next_resnet(client):
+    upload, label = digit_upload()
+    with tempfile.TemporaryDirectory() as folder:
+        assert client.predict(with_files(upload, folder), "mnist-resnet", "layer3.1.conv2", api_name="/resnet")[0]["top5"][0][0] == str(label)
+
+
+def next_lm(client):
+    assert client.predict(SENTENCE, LM, 10, VIEWS[0], api_name="/lm")[0]["tokens"][:4] == ["It", " was", " the", " best"]
+
+
+def next_sae(client):
+    summary = client.predict(SENTENCE, LM, 10, 16, 0.01, 500, 0, api_name="/lm_sae")[0]
+    assert summary["features"] == 16 and len(summary["mean_activation"]) == 16
+
+
+def next_concepts(client):
+    summary = client.predict(CONCEPT_WORDS, CONCEPT_SENTENCES, LM, 10, api_name="/lm_concepts")[0]
+    assert summary["sentences"] == 24 and summary["concepts"] == ["positive", "negative", "neutral"]
+
+
+LAYERS = resnets.layer_names("mnist-resnet")
+CONCEPT_WORDS, CONCEPT_SENTENCES = concepts.format_concepts(concepts.CONCEPTS), concepts.format_sentences(concepts.SENTENCES)
+seeds = st.integers(0, 2**32)
+lm_layers = st.integers(0, 30)  # SmolLM2-135M: the embeddings and 30 blocks
+bad_model = st.one_of(unknown_name(set(lm.CATALOGUE)), junk)  # never a real catalogue name: it might be downloaded
+short_text = st.one_of(plain_text.filter(str.strip), odd_text, st.sampled_from([SENTENCE, "🙂👍 emoji", "超位置の表現", "مرحبا بالعالم", "tab\tand\x07bell"]))
+labelled_lines = st.lists(st.tuples(st.text(max_size=10), st.text(max_size=30)), max_size=6).map(lambda rows: "\n".join(f"{a}: {b}" for a, b in rows))
+
+FUZZ = {
+    "/toy": Fuzz(
+        mixed(
+            [st.integers(2, 8), st.integers(1, 4), st.floats(0, 0.999), st.floats(0.5, 1), st.integers(1, MAX_STEPS), seeds],
+            [junk, junk, junk, junk, junk.filter(not_costly(MAX_STEPS)), junk],
+        ),
+        (5, 2, 0.9, 1.0, MAX_STEPS, 0), answered_toy, next_toy, 10,
+    ),
+    "/toy_sweep": Fuzz(
+        mixed(
+            [st.integers(2, 6), st.integers(1, 3), st.floats(0.5, 1), st.integers(1, MAX_STEPS), seeds],
+            [junk, junk, junk, junk.filter(not_costly(MAX_STEPS)), junk],
+        ),
+        (5, 2, 1.0, MAX_STEPS, 0), answered_sweep, next_sweep, 6,
+    ),
+    "/mnist": Fuzz(
+        st.tuples(st.one_of(canvas(files), canvas(junk), junk)),
+        ({"background": digit_upload()[0], "layers": [], "composite": None},), answered_mnist, next_mnist, 25,
+    ),
+    "/mnist_train": Fuzz(
+        mixed([st.just(1), seeds], [junk.filter(not_costly(1, refused_above=5)), junk]),
+        (1, 0), answered_train, next_train, 5,
+    ),
+    "/resnet": Fuzz(
+        mixed(
+            [files, st.just("mnist-resnet"), st.sampled_from(LAYERS)],
+            [junk, st.one_of(unknown_name(set(resnets.CATALOGUE)), junk), st.one_of(unknown_name(set(LAYERS)), junk)],
+        ),
+        (digit_upload()[0], "mnist-resnet", "conv1"), answered_resnet, next_resnet, 15,
+    ),
+    "/lm": Fuzz(
+        mixed([any_text, st.just(LM), lm_layers, st.sampled_from(VIEWS)], [junk, bad_model, junk, junk]),
+        (SENTENCE, LM, 3, VIEWS[0]), answered_lm, next_lm, 10,
+    ),
+    "/lm_sae": Fuzz(
+        mixed(
+            [short_text, st.just(LM), lm_layers, st.integers(4, 64), st.floats(0, 1), st.integers(50, MAX_EPOCHS), seeds],
+            [junk, bad_model, junk, junk.filter(not_costly(64)), junk, junk.filter(not_costly(MAX_EPOCHS)), junk],
+        ),
+        (SENTENCE, LM, 3, 8, 0.01, 50, 0), answered_sae, next_sae, 7,
+    ),
+    "/lm_concepts": Fuzz(
+        mixed(
+            [st.one_of(st.just(CONCEPT_WORDS), labelled_lines), st.one_of(st.just(CONCEPT_SENTENCES), labelled_lines), st.just(LM), lm_layers],
+            [st.one_of(junk, labelled_lines), st.one_of(junk, labelled_lines), bad_model, junk],
+        ),
+        (CONCEPT_WORDS, CONCEPT_SENTENCES, LM, 3), answered_concepts, next_concepts, 8,
+    ),
+}
+
+# --- sending, and judging the answer ------------------------------------------------------------
+
+JARGON = [
+    "Traceback", "site-packages", 'File "', "NoneType", "<class '", "Could not preprocess", "validation error", "pydantic",
+    "object has no attribute", "not supported between instances", "argument must be", "unhashable type", "could not convert",
+    "invalid literal", "upstream Gradio app has raised an exception", "errors.pydantic.dev",
+]
+SERVER_PATH = re.compile(r"(?<![\w.~])/(?:tmp|home|root|usr|var|work|etc|private)/")
+MAX_MESSAGE = 1000  # characters
+
+
+def assert_clear(message: str) -> None:
+    """A refusal a person can act on: one short sentence or two, no traceback, no jargon, no server paths."""
+    text = message.strip()
+    assert text and text.lower() not in {"error", "none", "null"}, f"a bare message: {message!r}"
+    assert len(text) <= MAX_MESSAGE, f"a message of {len(text):,} characters: {text[:200]!r}…"
+    for word in JARGON:
+        assert word not in text, f"{word!r} in {text[:300]!r}"
+    assert not SERVER_PATH.search(text), f"a path on the server in {text[:300]!r}"
+    assert not "a" <= text[0] <= "z" and text[-1] in ".!?…)`'\"", f"not a sentence: {text[:300]!r}"
+    assert len(re.findall(r"[^\W\d_]{2,}", text)) >= 3, f"not a sentence: {text[:300]!r}"
+
+
+def with_files(value, folder: str):
+    """``value`` with every ``Upload`` written into ``folder`` and replaced by ``handle_file``."""
+    if isinstance(value, Upload):
+        path = tempfile.NamedTemporaryFile(dir=folder, suffix=value.suffix, delete=False).name
+        with open(path, "wb") as file:
+            file.write(value.content)
+        return handle_file(path)
+    if isinstance(value, dict):
+        return {k: with_files(v, folder) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(with_files(v, folder) for v in value)
+    return value
+
+
+def json_safe(args) -> bool:
+    try:
+        json.dumps(args, allow_nan=False)
+        return True
+    except ValueError:
+        return False
+
+
+def raw_predict(server_url: str, api_name: str, args: list):
+    """Call an endpoint over plain HTTP, for arguments gradio_client will not send (NaN and infinity are not JSON)."""
+    base = f"{server_url.rstrip('/')}/gradio_api"
+    with httpx.Client(timeout=120) as http:
+
+        def uploaded(value):
+            if isinstance(value, dict) and value.get("meta") == {"_type": "gradio.FileData"}:
+                name = value["path"].rsplit("/", 1)[-1]
+                with open(value["path"], "rb") as file:
+                    response = http.post(f"{base}/upload", files={"files": (name, file)})
+                response.raise_for_status()
+                return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": name}
+            if isinstance(value, dict):
+                return {k: uploaded(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [uploaded(v) for v in value]
+            return value
+
+        body = json.dumps({"data": [uploaded(a) for a in args]}, allow_nan=True)
+        response = http.post(f"{base}/call{api_name}", content=body, headers={"content-type": "application/json"})
+        response.raise_for_status()
+        kind = None
+        with http.stream("GET", f"{base}/call{api_name}/{response.json()['event_id']}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and kind in ("complete", "error"):
+                    data = json.loads(line[5:])
+                    if kind == "complete":
+                        return data
+                    message = data.get("error") if isinstance(data, dict) else data
+                    raise AppError(message or "The upstream Gradio app has raised an exception (no message).")
+    raise AssertionError(f"{api_name}: the event stream ended without an answer")
+
+
+def call(client: Client, server_url: str, api_name: str, args: tuple):
+    with tempfile.TemporaryDirectory(prefix="superpos-fuzz-") as folder:
+        sent = [with_files(a, folder) for a in args]
+        if json_safe(sent):
+            return client.predict(*sent, api_name=api_name)
+        return raw_predict(server_url, api_name, sent)
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(server_url):
+    return Client(server_url, verbose=False)
+
+
+def test_every_public_endpoint_is_fuzzed(client):
+    """A new endpoint cannot be forgotten: it needs a strategy here, with one per parameter."""
+    api = client.view_api(print_info=False, return_format="dict")
+    endpoints = api["named_endpoints"]
+    missing, stale = sorted(set(endpoints) - set(FUZZ)), sorted(set(FUZZ) - set(endpoints))
+    assert not missing and not stale, f"endpoints without a fuzz strategy: {missing}; strategies for no endpoint: {stale}"
+    assert {name: len(info["parameters"]) for name, info in endpoints.items()} == {name: len(fuzz.baseline) for name, fuzz in FUZZ.items()}
+    assert not api["unnamed_endpoints"]
+
+
+@pytest.mark.parametrize("api_name", list(FUZZ))
+def test_every_input_is_answered_or_refused_clearly(api_name, client, server_url, capfd):
+    fuzz = FUZZ[api_name]
+
+    def answered_or_refused_clearly(args):
+        assert len(args) == len(fuzz.baseline)
+        try:
+            outputs, refusal = call(client, server_url, api_name, args), None
+        except AppError as error:
+            refusal = str(error)
+        if refusal is None:  # (judged outside the except: a failure then shows without the refusal's whole traceback)
+            fuzz.answered(outputs[0])
+        else:
+            assert_clear(refusal)
+
+    # derandomize=True: the same examples on every run, so that CI's failures reproduce anywhere.
+    # deadline=None: a call may take seconds (the language model loads on first use); that is no failure.
+    run = given(args=fuzz.arguments)(answered_or_refused_clearly)
+    for args in fuzz.explicit():
+        run = example(args=args)(run)
+    run = settings(
+        max_examples=fuzz.examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.large_base_example],
+    )(run)
+    run()
+    fuzz.next_user(client)  # and the next user is served as usual
+    printed = capfd.readouterr().err
+    assert "Traceback" not in printed, f"the server printed a traceback while {api_name} was fuzzed:\n{printed[-3000:]}"
