@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")  # a server has no screen; must precede any backend use
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
@@ -436,36 +438,45 @@ def heat_overlay(picture: np.ndarray, heat: np.ndarray, strength: float = 0.6) -
 class FeatureMapPanel(LivePanel):
     """Sixteen channels of one layer as a 4x4 grid, each labelled with its channel index.
 
-    The grid is one mosaic image (drawing one image is much cheaper than sixteen), with the
-    channel labels as text on top.
+    The grid is one mosaic image (drawing one image is much cheaper than sixteen). The sixteen
+    labels are stamped on the rendered pixels with Pillow: through matplotlib, setting that much
+    bold text cost as much as the rest of the panel.
     """
+
+    LABEL_POINTS = 8
 
     def __init__(self, side: int, tiles: int = 16, columns: int = 4):
         figure = new_figure(5.2, 5.6)
         super().__init__(figure)
-        self.side, self.columns, self.gap = side, columns, max(1, side // 20)
+        self.side, self.columns, self.gap, self.tiles = side, columns, max(1, side // 20), tiles
         ax = figure.add_subplot()
         ax.set_axis_off()
         mosaic = tile_grid(np.zeros((tiles, side, side)), columns, gap=self.gap)
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # the gaps between tiles
         self.image = self.animate(ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest"))
-        step = side + self.gap
-        self.labels = [
-            self.animate(ax.text((i % columns) * step + 0.5, (i // columns) * step + 0.5, "", ha="left", va="top", fontsize=8, color="white", fontweight="bold"))
-            for i in range(tiles)
-        ]
         self.title = self.animate(ax.set_title(" ", fontsize=10))
+        self.ax = ax
+        self._corners = None  # each tile's top-left corner in pixels, known once the layout is drawn
+        path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold"))
+        self.font = ImageFont.truetype(path, round(self.LABEL_POINTS * figure.dpi / 72))
 
     def update(self, maps: np.ndarray, channels: list[int], title: str) -> np.ndarray:
         top = max(float(np.max(maps)), 1e-9)  # one scale for the grid: channels compare
-        tiles = np.zeros((len(self.labels), self.side, self.side), dtype=np.float32)
+        tiles = np.zeros((self.tiles, self.side, self.side), dtype=np.float32)
         tiles[: len(channels)] = maps[: len(channels)]
         self.image.set_data(tile_grid(tiles, self.columns, gap=self.gap))
         self.image.set_clim(0, top)
-        for i, label in enumerate(self.labels):
-            label.set_text(f"ch {channels[i]}" if i < len(channels) else "")
         self.title.set_text(title)
-        return self.render()
+        pixels = self.render()
+        if self._corners is None:
+            step, height = self.side + self.gap, pixels.shape[0]
+            corners = [((i % self.columns) * step - 0.5, (i // self.columns) * step - 0.5) for i in range(self.tiles)]  # data coords
+            self._corners = [(x + 2, height - y + 1) for x, y in self.ax.transData.transform(corners)]  # pixels, from the top
+        picture = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(picture)
+        for (x, y), channel in zip(self._corners, channels[: self.tiles]):
+            draw.text((x, y), f"ch {channel}", font=self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40))  # legible on yellow too
+        return np.asarray(picture)
 
 
 class LayerRankPanel(LivePanel):
