@@ -467,3 +467,15 @@ def test_pretrained_features_feed_top_features(tmp_path):
     assert hits[0].activation == pytest.approx(float(acts.max()))
     assert [h.activation for h in hits] == sorted((h.activation for h in hits), reverse=True)
     assert all(acts[h.token, h.index] == pytest.approx(h.activation) for h in hits)
+
+
+def test_a_big_encoding_split_over_two_threads_gives_the_same_features(tmp_path, monkeypatch):
+    tensors = sae_tensors(d_sae=D_SAE + 1)  # an odd number of features: unequal halves
+    model = sae.load_pretrained_sae(write_sae_folder(tmp_path / "sae", tensors, d_sae=D_SAE + 1))
+    x = torch.randn(7, D_IN, generator=torch.Generator().manual_seed(2))
+    whole = model.encode(x)
+    monkeypatch.setattr(sae, "SPLIT_ENCODE_WORK", 1)  # as for a release-sized SAE (768 -> 24,576 on 64 tokens)
+    split = model.encode(x)
+    assert split.shape == (7, D_SAE + 1) and split.is_contiguous()
+    torch.testing.assert_close(split, whole)
+    np.testing.assert_allclose(split.numpy(), hand_encode(x.double().numpy(), tensors, apply_b_dec=True), rtol=1e-5, atol=1e-5)
