@@ -136,10 +136,27 @@ def _labels(analysis: lm.TextAnalysis) -> list[str]:
     return [lm.token_label(token) for token in analysis.tokens]
 
 
+_panels = threading.local()  # figures kept per server thread and redrawn: building them costs more than drawing
+
+
+def _token_panel(kind: str, tokens: int) -> figures.TokenHeatmap:
+    """This thread's heatmap for ``kind`` ("activations" or "sae") at the height ``tokens`` rows need."""
+    cache = getattr(_panels, "heatmaps", None)
+    if cache is None:
+        cache = _panels.heatmaps = {}
+    key = (kind, min(tokens, 48))
+    if key not in cache:
+        if kind == "sae":
+            cache[key] = figures.TokenHeatmap(key[1], "viridis", diverging=False, colorbar_label=figures.SAE_LABEL)
+        else:
+            cache[key] = figures.TokenHeatmap(key[1], colorbar_label=figures.ACTIVATION_LABEL)
+    return cache[key]
+
+
 def _heatmap(analysis: lm.TextAnalysis, view: str) -> np.ndarray:
     dimensions = None if view == VIEWS[1] else analysis.most_variable_dimensions(64)
     title = f"{analysis.model}, layer {analysis.layer}: {len(analysis.tokens)} tokens × {analysis.d_model} dimensions"
-    return figures.to_rgb(figures.lm_token_heatmap(analysis.activations, _labels(analysis), dimensions, title))
+    return figures.lm_token_heatmap(_token_panel("activations", len(analysis.tokens)), analysis.activations, _labels(analysis), dimensions, title)
 
 
 def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
@@ -149,7 +166,9 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     """
     analysis = _analysis(text, model, layer, device, progress, allow_any)
     ranks = analysis.ranks()
-    rank_plot = figures.lm_rank_by_layer(ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
+    if getattr(_panels, "ranks", None) is None:
+        _panels.ranks = figures.RankByLayer()
+    rank_plot = figures.lm_rank_by_layer(_panels.ranks, ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
     next_tokens = {lm.token_label(token): p for token, p in analysis.next_tokens}
     rank = ranks[analysis.layer]
     status = (
@@ -159,7 +178,7 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     notes = analysis.notes + analysis.layer_notes()
     if notes:
         status += "\n\n" + "\n".join(f"- ⚠️ {line}" for line in notes)
-    return analysis.summary(), _heatmap(analysis, view), figures.to_rgb(rank_plot), next_tokens, status
+    return analysis.summary(), _heatmap(analysis, view), rank_plot, next_tokens, status
 
 
 def switch_view(text, model: str, layer, view: str, device: torch.device = torch.device("cpu"), allow_any: bool = False):
@@ -199,7 +218,7 @@ def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed
         summary,
         figures.to_rgb(figures.sae_feature_grid(result.encoder_rows)),
         figures.to_rgb(figures.sae_activation_bars(result.mean_activation)),
-        figures.to_rgb(figures.sae_token_features(result.feature_acts, _labels(analysis))),
+        figures.sae_token_features(_token_panel("sae", len(analysis.tokens)), result.feature_acts, _labels(analysis)),
         status,
     )
 

@@ -520,20 +520,6 @@ class LayerRankPanel(LivePanel):
 # --- language models ---------------------------------------------------------------------------------
 
 
-def _token_ticks(ax, labels: Sequence[str], most: int = 48) -> None:
-    """Label the tokens down the y axis; past ``most`` tokens only every k-th, so labels never overlap.
-
-    Plain text beside each row rather than tick labels: matplotlib builds a whole Tick (two marks, two
-    labels, a grid line) per label, and for a 64-token heatmap that cost more than drawing it.
-    """
-    step = max(1, -(-len(labels) // most))
-    ax.set_yticks([])
-    beside = ax.get_yaxis_transform()  # x in axes fraction, y in rows
-    size = 8 if step == 1 else 7
-    for i in range(0, len(labels), step):
-        ax.text(-0.01, i, labels[i], transform=beside, ha="right", va="center", fontsize=size)
-
-
 def _robust_limit(values: np.ndarray) -> float:
     """A colour limit at the 99th percentile of |values| over all rows but the longest one.
 
@@ -546,10 +532,68 @@ def _robust_limit(values: np.ndarray) -> float:
     return limit if limit > 0 else 1.0
 
 
-def lm_token_heatmap(activations: np.ndarray, token_labels: Sequence[str], dimensions: np.ndarray | None, title: str) -> Figure:
-    """Tokens (rows, in reading order) × hidden dimensions (columns) of one layer, coolwarm centred at 0.
+class TokenHeatmap:
+    """Tokens (rows, in reading order) × columns (hidden dimensions, or SAE features) as a heatmap.
+
+    Built once and redrawn for each text: creating the axes and their ticks cost more than the
+    drawing, so one instance is kept per server thread and per height (``update`` returns pixels).
+    The token names and column numbers are stamped on the pixels with Pillow; through matplotlib,
+    64 token names cost as much as the rest of the picture. ``figure`` holds the last drawing
+    without them.
+    """
+
+    WIDTH = 7.6
+    POINTS = 8  # token names
+    SMALL = 7  # column numbers
+
+    def __init__(self, rows_shown: int, cmap: str = DIVERGING, diverging: bool = True, colorbar_label: str = ""):
+        self.height = float(np.clip(1.2 + 0.2 * rows_shown, 2.6, 11.0))
+        self.figure = fixed_figure(self.WIDTH, self.height)
+        self.ax, self.cax = place(self.figure, left=1.0, right=0.1, bottom=0.85, top=0.35, colorbar=True)
+        self.diverging = diverging
+        self.image = self.ax.imshow(np.zeros((2, 2)), cmap=cmap, vmin=-1 if diverging else 0, vmax=1, aspect="auto", interpolation="nearest")
+        self.ax.set_yticks([])
+        self.ax.set_xticks([])
+        self.bar = self.figure.colorbar(self.image, cax=self.cax, extend="both" if diverging else "max")
+        self.bar.set_label(colorbar_label, fontsize=8)
+        self.fonts = {size: ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans")), round(size * DPI / 72)) for size in (self.POINTS, self.SMALL)}
+
+    def update(self, values: np.ndarray, token_labels: Sequence[str], column_labels: Sequence[tuple[int, str]], title: str, xlabel: str, ylabel: str) -> np.ndarray:
+        """Draw ``values`` (T, k); ``column_labels`` are (column, text) pairs to write under the columns."""
+        T, k = values.shape
+        left = label_room(token_labels, self.POINTS) + 0.35
+        width = self.WIDTH - left - 0.1 - 0.9
+        self.ax.set_position((left / self.WIDTH, 0.85 / self.height, width / self.WIDTH, (self.height - 1.2) / self.height))
+        limit = _robust_limit(values) if self.diverging else max(_robust_limit(values), 1e-9)
+        self.image.set_data(values)
+        self.image.set_extent((-0.5, k - 0.5, T - 0.5, -0.5))
+        self.image.set_clim(-limit if self.diverging else 0, limit)
+        self.ax.set_xlim(-0.5, k - 0.5)
+        self.ax.set_ylim(T - 0.5, -0.5)
+        self.ax.set_title(title, fontsize=9)
+        self.ax.set_xlabel(xlabel, fontsize=9, labelpad=14)
+        self.ax.set_ylabel(ylabel, labelpad=(left - 0.35) * 72)
+        pixels = to_rgb(self.figure)
+        # 2) the names, stamped where the rows and columns are
+        picture = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(picture)
+        height = pixels.shape[0]
+        step = max(1, -(-T // 48))  # past 48 tokens every k-th name, so that names never overlap
+        rows = list(range(0, T, step))
+        font = self.fonts[self.POINTS if step == 1 else self.SMALL]
+        for (x, y), i in zip(self.ax.transData.transform([(-0.5, r) for r in rows]), rows):
+            draw.text((x - 4, height - y), token_labels[i], font=font, fill="black", anchor="rm")
+        columns = [c for c, _ in column_labels]
+        for (x, y), (_, text) in zip(self.ax.transData.transform([(c, T - 0.5) for c in columns]), column_labels):
+            draw.text((x, height - y + 3), text, font=self.fonts[self.SMALL], fill="black", anchor="mt")
+        return np.asarray(picture)
+
+
+def lm_token_heatmap(panel: TokenHeatmap, activations: np.ndarray, token_labels: Sequence[str], dimensions: np.ndarray | None, title: str) -> np.ndarray:
+    """A layer's activations, tokens × hidden dimensions, coolwarm centred at 0, as pixels.
 
     Args:
+        panel: a ``TokenHeatmap`` (coolwarm) to draw with, e.g. ``TokenHeatmap(min(T, 48))``.
         activations: (T, d_model) the layer's activations.
         token_labels: T labels, whitespace made visible (``lm.token_label``).
         dimensions: the columns to show (e.g. the most variable 64), or None for all of them.
@@ -557,44 +601,62 @@ def lm_token_heatmap(activations: np.ndarray, token_labels: Sequence[str], dimen
     """
     T, d_model = activations.shape
     shown = activations if dimensions is None else activations[:, dimensions]  # (T, k)
-    height = float(np.clip(1.2 + 0.2 * min(T, 48), 2.6, 11.0))
-    figure = fixed_figure(7.6, height)
-    ax, cax = place(figure, left=label_room(token_labels, 8) + 0.35, right=0.1, bottom=0.85, top=0.35, colorbar=True)
-    limit = _robust_limit(shown)
-    image = ax.imshow(shown, cmap=DIVERGING, vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
-    _token_ticks(ax, token_labels)
     if dimensions is None:
-        ax.set_xlabel(f"hidden dimension (all {d_model})")
+        ticks = _feature_ticks(d_model)
+        columns, xlabel = [(t, str(t)) for t in ticks], f"hidden dimension (all {d_model})"
     else:
         # Label columns with the dimensions' own numbers: column 0 is the most variable, not dimension 0.
         step = max(1, len(dimensions) // 16)
-        ax.set_xticks(range(0, len(dimensions), step), [str(int(d)) for d in dimensions[::step]], fontsize=7, rotation=90)
-        ax.set_xlabel(f"hidden dimension: the {len(dimensions)} that vary most across tokens, most variable first (of {d_model})", fontsize=9)
-    ax.set_ylabel("token (as the tokenizer split the text)", labelpad=label_room(token_labels, 8) * 72)
-    ax.set_title(title, fontsize=9)
-    bar = figure.colorbar(image, cax=cax, extend="both")
-    bar.set_label("activation (clipped at the 99th percentile\nof the other tokens)", fontsize=8)
-    return figure
+        columns = [(c, str(int(dimensions[c]))) for c in range(0, len(dimensions), step)]
+        xlabel = f"hidden dimension: the {len(dimensions)} that vary most across tokens, most variable first (of {d_model})"
+    return panel.update(shown, token_labels, columns, title, xlabel, "token (as the tokenizer split the text)")
 
 
-def lm_rank_by_layer(ranks: Sequence[int], bound: int, d_model: int, chosen: int, title: str) -> Figure:
-    """Effective rank of the token matrix at every layer, with the ceiling min(tokens, d_model) drawn."""
-    layers = np.arange(len(ranks))
-    figure = fixed_figure(7.0, 3.0)
-    ax = place(figure, left=0.65, right=0.15, bottom=0.5, top=0.3)
-    ax.plot(layers, ranks, "o-", color="C0", ms=4, lw=1.2, label="effective rank (99% of the energy)")
-    ax.axhline(bound, color="0.4", lw=1, ls="--", label=f"ceiling min(tokens, d_model) = {bound}")
-    if bound < d_model:
-        ax.text(0.99, bound, f"the text is the limit: {bound} tokens < d_model {d_model}", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4")
-    ax.plot([chosen], [ranks[chosen]], "o", ms=10, mfc="none", mec="C3", mew=2, label=f"layer {chosen} (chosen)")
-    ax.set_xlabel("layer (0 = embeddings, then one per block)")
-    ax.set_ylabel("effective rank")
-    ax.set_ylim(0, bound * 1.12 + 1)
-    ax.set_xlim(-0.5, len(ranks) - 0.5)
-    ax.set_xticks(_feature_ticks(len(ranks)))
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title, fontsize=9)
-    return figure
+ACTIVATION_LABEL = "activation (clipped at the 99th percentile\nof the other tokens)"
+SAE_LABEL = "feature activation (0 = silent; clipped)"
+
+
+class RankByLayer:
+    """Effective rank of the token matrix at every layer, the ceiling min(tokens, d_model) drawn.
+
+    Built once per server thread and redrawn for each text (see ``TokenHeatmap``): ``update``
+    returns pixels, ``figure`` holds the last drawing.
+    """
+
+    def __init__(self):
+        self.figure = fixed_figure(7.0, 3.0)
+        ax = self.ax = place(self.figure, left=0.65, right=0.15, bottom=0.5, top=0.3)
+        (self.line,) = ax.plot([], [], "o-", color="C0", ms=4, lw=1.2, label="effective rank (99% of the energy)")
+        self.ceiling = ax.axhline(0, color="0.4", lw=1, ls="--", label="ceiling")
+        self.note = ax.text(0.99, 0, "", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4")
+        (self.chosen,) = ax.plot([], [], "o", ms=10, mfc="none", mec="C3", mew=2, label="chosen")
+        ax.set_xlabel("layer (0 = embeddings, then one per block)")
+        ax.set_ylabel("effective rank")
+        self.legend = ax.legend(fontsize=7, loc="lower right")
+        self.layers = None
+
+    def update(self, ranks: Sequence[int], bound: int, d_model: int, chosen: int, title: str) -> np.ndarray:
+        layers = np.arange(len(ranks))
+        self.line.set_data(layers, ranks)
+        self.ceiling.set_ydata([bound, bound])
+        self.note.set_y(bound)
+        self.note.set_text(f"the text is the limit: {bound} tokens < d_model {d_model}" if bound < d_model else "")
+        self.chosen.set_data([chosen], [ranks[chosen]])
+        texts = self.legend.get_texts()
+        texts[1].set_text(f"ceiling min(tokens, d_model) = {bound}")
+        texts[2].set_text(f"layer {chosen} (chosen)")
+        self.ax.set_ylim(0, bound * 1.12 + 1)
+        if self.layers != len(ranks):  # new ticks only for a model with another depth
+            self.layers = len(ranks)
+            self.ax.set_xlim(-0.5, len(ranks) - 0.5)
+            self.ax.set_xticks(_feature_ticks(len(ranks)))
+        self.ax.set_title(title, fontsize=9)
+        return to_rgb(self.figure)
+
+
+def lm_rank_by_layer(panel: RankByLayer, ranks: Sequence[int], bound: int, d_model: int, chosen: int, title: str) -> np.ndarray:
+    """Effective rank at every layer, as pixels, drawn with ``panel`` (a ``RankByLayer``)."""
+    return panel.update(ranks, bound, d_model, chosen, title)
 
 
 def _tile_shape(d_in: int) -> tuple[int, int]:
@@ -649,21 +711,13 @@ def sae_activation_bars(mean_activation: np.ndarray) -> Figure:
     return figure
 
 
-def sae_token_features(feature_acts: np.ndarray, token_labels: Sequence[str]) -> Figure:
-    """Tokens (rows) × learned features (columns): which features fire on which token."""
+def sae_token_features(panel: TokenHeatmap, feature_acts: np.ndarray, token_labels: Sequence[str]) -> np.ndarray:
+    """Tokens (rows) × learned features (columns), as pixels: which features fire on which token.
+
+    ``panel``: a ``TokenHeatmap(min(T, 48), "viridis", diverging=False, colorbar_label=SAE_LABEL)``.
+    """
     T, n = feature_acts.shape
-    height = float(np.clip(1.2 + 0.2 * min(T, 48), 2.6, 11.0))
-    figure = fixed_figure(7.0, height)
-    ax, cax = place(figure, left=label_room(token_labels, 8) + 0.35, right=0.1, bottom=0.5, top=0.15, colorbar=True)
-    top = _robust_limit(feature_acts)
-    image = ax.imshow(feature_acts, cmap="viridis", vmin=0, vmax=top, aspect="auto", interpolation="nearest")
-    _token_ticks(ax, token_labels)
-    ax.set_xticks(_feature_ticks(n))
-    ax.set_xlabel("feature")
-    ax.set_ylabel("token", labelpad=label_room(token_labels, 8) * 72)
-    bar = figure.colorbar(image, cax=cax, extend="max")
-    bar.set_label("feature activation (0 = silent; clipped)", fontsize=8)
-    return figure
+    return panel.update(feature_acts, token_labels, [(t, str(t)) for t in _feature_ticks(n)], "", "feature", "token")
 
 
 def pretrained_feature_bars(indices: Sequence[int], activations: Sequence[float], token_labels: Sequence[str], title: str, xlabel: str = "peak activation on the text") -> Figure:
