@@ -16,7 +16,7 @@ import gradio as gr
 import torch
 
 from demos import lm as lm_tab, mnist, resnet, toy
-from superpos_core.devices import resolve_device
+from superpos_core.devices import limit_allocator_arenas, resolve_device
 
 TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}  # id -> title, in order
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
+    limit_allocator_arenas()  # memory freed by one request's thread is reused by the next (load test: RSS growth)
     try:
         blocks = build_app(args.device, tab=args.tab, allow_any_model=args.allow_any_model)
     except ValueError as error:

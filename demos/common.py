@@ -1,7 +1,13 @@
 """Layout pieces every tab uses the same way, and the checks that give API callers clear messages."""
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
 
@@ -170,3 +176,55 @@ class CheckedNumber(CheckedRange, gr.Number):
         return "number"
 
     get_block_class = get_block_name
+
+
+# --- long work at a lower priority ------------------------------------------------------------------
+
+BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
+BACKGROUND_WORKERS = 4
+_background_pool: ThreadPoolExecutor | None = None
+_background_lock = threading.Lock()
+
+
+def _lower_this_threads_priority() -> None:
+    try:  # on Linux a thread is a task of its own: this lowers this thread only, and needs no privilege
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except (OSError, AttributeError):  # another system: the work simply runs at the usual priority
+        pass
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _background_pool
+    with _background_lock:
+        if _background_pool is None:
+            _background_pool = ThreadPoolExecutor(BACKGROUND_WORKERS, thread_name_prefix="superpos-background", initializer=_lower_this_threads_priority)
+        return _background_pool
+
+
+def in_background(fn):
+    """Run an event's long work (training, a language model's forward, a sweep) on lower-priority threads.
+
+    When a class shares one server, a digit drawn while others train toy models should still be
+    answered at once: the scheduler gives the quick events' threads the cores first. The event keeps
+    its gradio context (its progress bar); a generator's steps each run there too, so it still streams.
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            context = contextvars.copy_context()
+            steps = context.run(fn, *args, **kwargs)
+            while True:
+                try:
+                    item = _pool().submit(context.run, next, steps).result()
+                except StopIteration:
+                    return
+                yield item
+
+        return stream
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
+
+    return run

@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import CheckedNumber, CheckedSlider, ChoiceDropdown, ChoiceRadio, figure, note, quoted
+from demos.common import CheckedNumber, CheckedSlider, ChoiceDropdown, ChoiceRadio, figure, in_background, note, quoted
 from superpos_core import concepts, figures, lm, sae
 
 NOTES = {
@@ -136,27 +136,32 @@ def _labels(analysis: lm.TextAnalysis) -> list[str]:
     return [lm.token_label(token) for token in analysis.tokens]
 
 
-_panels = threading.local()  # figures kept per server thread and redrawn: building them costs more than drawing
+def _new_heatmap(key: tuple[str, int]) -> figures.TokenHeatmap:
+    kind, rows = key
+    if kind == "sae":
+        return figures.TokenHeatmap(rows, "viridis", diverging=False, colorbar_label=figures.SAE_LABEL)
+    return figures.TokenHeatmap(rows, colorbar_label=figures.ACTIVATION_LABEL)
 
 
-def _token_panel(kind: str, tokens: int) -> figures.TokenHeatmap:
-    """This thread's heatmap for ``kind`` ("activations" or "sae") at the height ``tokens`` rows need."""
-    cache = getattr(_panels, "heatmaps", None)
-    if cache is None:
-        cache = _panels.heatmaps = {}
-    key = (kind, min(tokens, 48))
-    if key not in cache:
-        if kind == "sae":
-            cache[key] = figures.TokenHeatmap(key[1], "viridis", diverging=False, colorbar_label=figures.SAE_LABEL)
-        else:
-            cache[key] = figures.TokenHeatmap(key[1], colorbar_label=figures.ACTIVATION_LABEL)
-    return cache[key]
+# Figures reused from one text to the next (building them costs more than drawing), lent to one request at a time.
+_heatmaps = figures.PanelPool(_new_heatmap)
+_rank_plots = figures.PanelPool(lambda _key: figures.RankByLayer())
+
+
+def _heatmap_size(tokens: int) -> int:
+    return min(48, 8 * -(-tokens // 8))  # heights in steps of 8 rows: a few figures, not one per text length
 
 
 def _heatmap(analysis: lm.TextAnalysis, view: str) -> np.ndarray:
     dimensions = None if view == VIEWS[1] else analysis.most_variable_dimensions(64)
     title = f"{analysis.model}, layer {analysis.layer}: {len(analysis.tokens)} tokens × {analysis.d_model} dimensions"
-    return figures.lm_token_heatmap(_token_panel("activations", len(analysis.tokens)), analysis.activations, _labels(analysis), dimensions, title)
+    with _heatmaps.borrow(("activations", _heatmap_size(len(analysis.tokens)))) as panel:
+        return figures.lm_token_heatmap(panel, analysis.activations, _labels(analysis), dimensions, title)
+
+
+def _sae_token_features(feature_acts: np.ndarray, analysis: lm.TextAnalysis) -> np.ndarray:
+    with _heatmaps.borrow(("sae", _heatmap_size(len(analysis.tokens)))) as panel:
+        return figures.sae_token_features(panel, feature_acts, _labels(analysis))
 
 
 def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
@@ -166,9 +171,8 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     """
     analysis = _analysis(text, model, layer, device, progress, allow_any)
     ranks = analysis.ranks()
-    if getattr(_panels, "ranks", None) is None:
-        _panels.ranks = figures.RankByLayer()
-    rank_plot = figures.lm_rank_by_layer(_panels.ranks, ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
+    with _rank_plots.borrow() as panel:
+        rank_plot = figures.lm_rank_by_layer(panel, ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
     next_tokens = {lm.token_label(token): p for token, p in analysis.next_tokens}
     rank = ranks[analysis.layer]
     status = (
@@ -218,7 +222,7 @@ def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed
         summary,
         figures.to_rgb(figures.sae_feature_grid(result.encoder_rows)),
         figures.to_rgb(figures.sae_activation_bars(result.mean_activation)),
-        figures.sae_token_features(_token_panel("sae", len(analysis.tokens)), result.feature_acts, _labels(analysis)),
+        _sae_token_features(result.feature_acts, analysis),
         status,
     )
 
@@ -401,6 +405,7 @@ def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider, 
     with gr.Accordion("Concept numbers (the /lm_concepts API's JSON)", open=False):
         summary = gr.JSON(label="Concepts summary", elem_id="lm-concepts-json")
 
+    @in_background
     def compare_concepts(concept_words, sentences, model, layer, progress=gr.Progress()):
         return concepts_event(concept_words, sentences, model, layer, device, progress, allow_any_model)
 
@@ -474,15 +479,19 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     outputs = [summary, heatmap, ranks, next_tokens, status]
 
     # Named wrappers (not lambdas): their parameter names are the API's.
+    @in_background
     def analyse(text, model, layer, view, progress=gr.Progress()):
         return analyse_text_event(text, model, layer, view, device, progress, allow_any_model)
 
+    @in_background
     def look_up_pretrained(t, m, l):
         return pretrained_sae_panel(t, m, l, device)
 
+    @in_background
     def pick_token(t, m, l, evt: gr.SelectData):
         return pretrained_token_panel(t, m, l, evt.index, device)
 
+    @in_background
     def train_sae(text, model, layer, n_features, l1_weight, epochs, seed, progress=gr.Progress()):
         return train_sae_event(text, model, layer, n_features, l1_weight, epochs, seed, device, progress, allow_any_model)
 

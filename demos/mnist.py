@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import MAX_SEED, ReadableUploads, figure, note, whole_number
+from demos.common import MAX_SEED, ReadableUploads, figure, in_background, note, whole_number
 from superpos_core import figures
 from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
 from superpos_core.mnist_explorer import MnistExplorer, train_live
@@ -105,6 +105,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         rgb = np.repeat(paper[..., None], 3, axis=2)
         return ({"background": rgb, "layers": [], "composite": rgb}, *analyse(rgb, device))
 
+    @in_background
     def train(epochs, seed, progress=gr.Progress()):
         # Sent as they are (preprocess=False), so that a wrong value gets a message naming its control.
         epochs, seed = whole_number(epochs, "Epochs", 1, 5), whole_number(0 if seed is None else seed, "Seed", -MAX_SEED, MAX_SEED)

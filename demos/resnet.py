@@ -1,14 +1,13 @@
 """The ResNet tab: any conv layer of a real ResNet, its feature maps and its effective rank."""
 from __future__ import annotations
 
-import threading
 from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import ChoiceDropdown, ReadableUploads, figure, note, quoted
+from demos.common import ChoiceDropdown, ReadableUploads, figure, in_background, note, quoted
 from superpos_core import figures, mnist, resnets
 
 NOTES = {
@@ -24,7 +23,10 @@ READING = (
     "A low ratio means many channels are combinations of the others, room that superposition could have used but this layer did not."
 )
 NO_IMAGE = "🖼️ Upload a picture, paste one, use the webcam, or click an example below it."
-_panels = threading.local()
+# Figures reused from one picture to the next, lent to one request at a time: the feature-map grid,
+# and each model's rank plot.
+_feature_panels = figures.PanelPool(lambda _key: figures.FeatureMapPanel(resnets.MAP_SIDE))
+_rank_panels = figures.PanelPool()
 
 
 class SafeImage(ReadableUploads, gr.Image):
@@ -45,22 +47,12 @@ def _load(model: str, device: torch.device) -> resnets.LoadedResNet:
         raise gr.Error(str(error), print_exception=False, title="Model unavailable") from None
 
 
-def _rank_panel(loaded: resnets.LoadedResNet):
-    """The rank table and its (per-thread) plot for a model, computed once and cached on disk."""
+def _rank_plot(loaded: resnets.LoadedResNet, layer: str) -> tuple[str, list, np.ndarray]:
+    """The model's rank table (computed once and cached on disk) and its plot with ``layer`` marked."""
     source, rows = resnets.reference_ranks(loaded)
-    cache = getattr(_panels, "ranks", None)
-    if cache is None:
-        cache = _panels.ranks = {}
-    if loaded.entry.key not in cache:
-        cache[loaded.entry.key] = figures.LayerRankPanel(rows, f"{loaded.entry.title}\nactivations over {source}")
-    return source, rows, cache[loaded.entry.key]
-
-
-def _feature_panel() -> figures.FeatureMapPanel:
-    panel = getattr(_panels, "features", None)
-    if panel is None:
-        panel = _panels.features = figures.FeatureMapPanel(resnets.MAP_SIDE)
-    return panel
+    title = f"{loaded.entry.title}\nactivations over {source}"
+    with _rank_panels.borrow((loaded.entry.key, loaded.weights_id, source), make=lambda _key: figures.LayerRankPanel(rows, title)) as panel:
+        return source, rows, panel.update(layer)
 
 
 def _card(loaded: resnets.LoadedResNet, view: resnets.LayerView | None, row, source: str) -> str:
@@ -79,7 +71,7 @@ def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
     """Everything that depends on the layer alone; no forward pass."""
     if layer not in loaded.conv_layers:
         raise gr.Error(f"There is no conv layer named {quoted(layer)} in {loaded.entry.title}. Choose one of: {', '.join(loaded.conv_layers[:6])}, …", print_exception=False)
-    source, rows, rank_panel = _rank_panel(loaded)
+    source, rows, rank_plot = _rank_plot(loaded, layer)
     row = next(r for r in rows if r.layer == layer)
     view = analysis.layers[layer] if analysis else None
     summary = {
@@ -93,10 +85,11 @@ def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
     }
     grid = overlay = None
     if view is not None:
-        grid = _feature_panel().update(view.maps, view.top_channels, f"{layer}: the 16 strongest of {view.channels} channels")
+        with _feature_panels.borrow() as panel:
+            grid = panel.update(view.maps, view.top_channels, f"{layer}: the 16 strongest of {view.channels} channels")
         overlay = figures.heat_overlay(analysis.display, view.mean_map)
     table = [r.as_row() for r in rows]
-    return summary, grid, overlay, rank_panel.update(layer), table, _card(loaded, view, row, source)
+    return summary, grid, overlay, rank_plot, table, _card(loaded, view, row, source)
 
 
 def analyse(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")):
@@ -221,9 +214,9 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
 
     model_outputs = [layer, model_status, gallery, state, grid, overlay, ranks, table, card]
     # Choosing a model can load it and compute its rank table: the same limit as analysing with it.
-    model.input(lambda m: choose_model(m, device), inputs=model, outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    model.input(in_background(lambda m: choose_model(m, device)), inputs=model, outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
     gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples")
-    blocks.load(lambda: choose_model(first, device), outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    blocks.load(in_background(lambda: choose_model(first, device)), outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
     return SimpleNamespace(image=image, model=model, layer=layer)
 
 

@@ -5,7 +5,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import MAX_SEED, figure, note, number, whole_number
+from demos.common import MAX_SEED, figure, in_background, note, number, whole_number
 from superpos_core import figures, toy
 
 NOTES = {
@@ -156,9 +156,11 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     # preprocess=False: the controls' values arrive as sent, so that our checks (which name the
     # control, and cap the steps rather than refuse them) answer API callers, not gradio's bounds.
     # Named wrappers (not lambdas): their parameter names are the API's.
+    @in_background
     def train(n, m, sparsity, decay, steps, seed, progress=gr.Progress()):
         return train_toy(n, m, sparsity, decay, steps, seed, progress, device)
 
+    @in_background
     def sweep(n, m, decay, steps, seed, progress=gr.Progress()):
         return sweep_toy(n, m, decay, steps, seed, progress, device)
 

@@ -8,7 +8,9 @@ take about a millisecond instead of tens.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 
 import matplotlib
 
@@ -161,6 +163,39 @@ def training_progress(epochs: Sequence[int], accuracy: Sequence[float], ranks: M
 
 
 # --- live panels: built once, redrawn per stroke by blitting --------------------------------------
+
+
+class PanelPool:
+    """Figures kept for reuse by a server: one is lent to each drawing in progress and given back after.
+
+    Building a figure costs more than drawing it, so they are kept; but kept per thread, a server
+    that runs requests on dozens of threads ends up with dozens of copies. Lent out, there are only
+    ever as many as drawings at the same moment. ``make(key)`` builds one for ``key`` (a model, a size).
+    """
+
+    def __init__(self, make: Callable | None = None):
+        self.make = make
+        self.free: dict = {}  # key -> figures not lent out now
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self, key=None, make: Callable | None = None):
+        """Lend a figure for ``key``, built by ``make`` (default: the pool's) when none is free."""
+        with self.lock:
+            spare = self.free.get(key)
+            panel = spare.pop() if spare else None
+        if panel is None:
+            panel = (make or self.make)(key)
+        try:
+            yield panel
+        finally:
+            with self.lock:
+                self.free.setdefault(key, []).append(panel)
+
+    def count(self) -> int:
+        """Figures kept, lent out or not (lent ones come back)."""
+        with self.lock:
+            return sum(len(v) for v in self.free.values())
 
 
 class LivePanel:
@@ -675,7 +710,6 @@ def sae_feature_grid(encoder_rows: np.ndarray, most: int = 64) -> Figure:
     n, d_in = rows.shape
     h, w = _tile_shape(d_in)
     columns = int(np.ceil(np.sqrt(n)))
-    grid_rows = -(-n // columns)
     # One picture of all the tiles (one imshow, not one axes per feature), each tile on its own scale.
     limits = np.abs(rows).max(axis=1, keepdims=True)  # (n, 1)
     scaled = rows / np.where(limits > 0, limits, 1.0)  # (n, d_in) in [-1, 1]

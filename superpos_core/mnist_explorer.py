@@ -63,7 +63,7 @@ class MnistExplorer:
         values = np.concatenate([np.abs(self.reference.activations[n]).ravel() for n in mnist.LAYERS])
         self.activation_limit = float(np.percentile(values, 99.5))
         self.blank = mnist.normalize(np.zeros((28, 28)), self.device)[0]  # blank paper, for IG
-        self._panels = threading.local()
+        self._panels = figures.PanelPool(lambda _key: self._new_live_panels())
 
     _shared: dict[str, "MnistExplorer"] = {}
     _shared_lock = threading.Lock()
@@ -102,17 +102,13 @@ class MnistExplorer:
 
     # --- per drawing ----------------------------------------------------------------------------
 
-    def _live_panels(self):
-        panels = getattr(self._panels, "panels", None)
-        if panels is None:
-            panels = {
-                "saliency": figures.SaliencyPanel(),
-                "activations": figures.ActivationPanel(self.activation_limit),
-                "polysemanticity": figures.PolysemanticityPanel(self.reference.class_means["relu1"]),
-                "histograms": figures.HistogramPanel({n: self.reference.activations[n] for n in mnist.LAYERS}),
-            }
-            self._panels.panels = panels
-        return panels
+    def _new_live_panels(self) -> dict:
+        return {
+            "saliency": figures.SaliencyPanel(),
+            "activations": figures.ActivationPanel(self.activation_limit),
+            "polysemanticity": figures.PolysemanticityPanel(self.reference.class_means["relu1"]),
+            "histograms": figures.HistogramPanel({n: self.reference.activations[n] for n in mnist.LAYERS}),
+        }
 
     def analyse(self, picture) -> DigitAnalysis:
         """Prepare a picture as MNIST did, run the network once, and draw every live panel.
@@ -128,24 +124,24 @@ class MnistExplorer:
         attributions = integrated_gradients(self.model, x[0], prediction, self.blank).reshape(28, 28).cpu().numpy()
         values = {name: acts[name][0].cpu().numpy() for name in acts}
 
-        panels = self._live_panels()
-        polysemantic, top = panels["polysemanticity"].update(values["relu1"])
         summary = {
             "prediction": prediction,
             "probabilities": [round(float(p), 6) for p in probabilities],
             "activations": {name: [round(float(v), 5) for v in values[name]] for name in mnist.LAYERS},
             "effective_rank": self.effective_ranks,
         }
-        return DigitAnalysis(
-            summary=summary,
-            probabilities={str(d): float(p) for d, p in enumerate(probabilities)},
-            seen_and_saliency=panels["saliency"].update(prepared.pixels, attributions),
-            activations=panels["activations"].update(values),
-            polysemanticity=polysemantic,
-            histograms=panels["histograms"].update(values),
-            top_neurons=top,
-            inverted=prepared.inverted,
-        )
+        with self._panels.borrow() as panels:  # one set of figures per drawing in progress
+            polysemantic, top = panels["polysemanticity"].update(values["relu1"])
+            return DigitAnalysis(
+                summary=summary,
+                probabilities={str(d): float(p) for d, p in enumerate(probabilities)},
+                seen_and_saliency=panels["saliency"].update(prepared.pixels, attributions),
+                activations=panels["activations"].update(values),
+                polysemanticity=polysemantic,
+                histograms=panels["histograms"].update(values),
+                top_neurons=top,
+                inverted=prepared.inverted,
+            )
 
     def example_digits(self, count: int = 10) -> list[tuple[np.ndarray, int]]:
         """Real test digits to click, cycling through the classes 0..9: (28x28 uint8 image, label)."""

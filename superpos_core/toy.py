@@ -16,7 +16,7 @@ several seeds of one setting (we keep the best, as the paper does) or a sweep ov
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from superpos_core import lm, mnist, resnets, toy
+from superpos_core import lm, resnets, toy
 from superpos_core.mnist_explorer import MnistExplorer
 from tests import helpers
 

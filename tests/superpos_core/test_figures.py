@@ -80,3 +80,28 @@ def test_concept_pca_puts_each_sentence_at_its_coordinates():
     assert sorted(text.get_text() for text in ax.texts) == ["first sentence", "second", "third one"]
     many = figures.concept_pca_scatter(np.zeros((40, 2)), ["x"] * 40, [0.5, 0.1], ["s"] * 40, "test")
     assert not many.axes[0].texts  # past 32 sentences the words would pile up: the points alone
+
+
+def test_a_panel_pool_lends_each_figure_to_one_drawing_at_a_time():
+    import threading
+
+    made = []
+    pool = figures.PanelPool(lambda key: made.append(key) or object())
+    with pool.borrow("a") as first:
+        with pool.borrow("a") as second:
+            assert first is not second  # two drawings at once: two figures
+        with pool.borrow("a") as third:
+            assert third is second  # given back, lent again: not built anew
+    assert made == ["a", "a"] and pool.count() == 2
+    with pool.borrow("b", make=lambda key: "special") as other:
+        assert other == "special"
+    # Drawings on twenty different threads, one after another, reuse the same figures: no copy per thread.
+    def draw():
+        with pool.borrow("a"):
+            pass
+
+    for _ in range(20):
+        thread = threading.Thread(target=draw)
+        thread.start()
+        thread.join()
+    assert made == ["a", "a"] and pool.count() == 3  # two for "a", one for "b"
