@@ -149,6 +149,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--endpoints", nargs="*", help="only these (e.g. /mnist), to see one endpoint's own limit")
     args = parser.parse_args()
     if not (1 <= args.sessions <= 64 and 1 <= args.seconds <= 600):
         parser.error("--sessions must be 1..64 and --seconds 1..600: this is a bounded test, not a stress tool")
@@ -165,6 +166,8 @@ def main() -> int:
             calls = inputs(Path(folder))
             warm = Client(url, verbose=False)
             calls["/lm_concepts"] = concept_defaults(warm)
+            if args.endpoints:
+                calls = {name: options for name, options in calls.items() if name in args.endpoints}
             for name, options in calls.items():  # load every model once, outside the measurement
                 if options:
                     t = time.perf_counter()

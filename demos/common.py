@@ -181,7 +181,7 @@ class CheckedNumber(CheckedRange, gr.Number):
 # --- long work at a lower priority ------------------------------------------------------------------
 
 BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
-BACKGROUND_WORKERS = 4
+BACKGROUND_WORKERS = 2  # long jobs at once: more would only hold the interpreter lock longer against quick events
 _background_pool: ThreadPoolExecutor | None = None
 _background_lock = threading.Lock()
 
