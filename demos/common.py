@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import hashlib
 import inspect
+import io
 import math
 import os
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-character string is not echoed
 MAX_SEED = 2**63 - 1  # the largest seed, either side of 0, that torch.Generator.manual_seed takes
@@ -22,7 +28,41 @@ def figure(label: str, elem_id: str | None = None) -> gr.Image:
     the picture and would cover the figure's own title.
     """
     gr.Markdown(f"**{label}**", elem_classes=["figure-title"])
-    return gr.Image(label=label, show_label=False, interactive=False, format="png", buttons=["download", "fullscreen"], elem_id=elem_id)
+    return FigureImage(label=label, show_label=False, interactive=False, format="png", buttons=["download", "fullscreen"], elem_id=elem_id)
+
+
+class FigureImage(gr.Image):
+    """An output picture written to gradio's cache whole, or not at all.
+
+    Gradio names a picture's file by a hash of its bytes and writes it in place, so two users who
+    get the same picture (the same example clicked at once) would have one request rewrite the file
+    while the other's browser reads it: a truncated download. Here the file is written to a
+    temporary name and renamed, and a picture already there is not written again.
+    """
+
+    def get_block_name(self) -> str:  # the front end is gradio's own Image
+        return "image"
+
+    get_block_class = get_block_name
+
+    def postprocess(self, value):
+        if isinstance(value, np.ndarray):
+            value = _cache_png(Image.fromarray(value), Path(self.GRADIO_CACHE))
+        return super().postprocess(value)
+
+
+def _cache_png(picture: Image.Image, cache: Path) -> str:
+    with io.BytesIO() as buffer:
+        picture.save(buffer, format="png")
+        data = buffer.getvalue()
+    path = cache / hashlib.sha256(data).hexdigest()[:40] / "figure.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    return str(path)
 
 
 def note(text: str) -> None:

@@ -33,3 +33,4 @@ def test_sweep_summary():
     summary, image = toy_tab.sweep_toy(5, 2, 0.9, 300, 0, progress=lambda *a, **k: None)
     assert len(summary["sparsity"]) == len(summary["represented"]) == len(summary["features_per_dimension"]) == 20
     assert image.ndim == 3
+
