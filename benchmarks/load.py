@@ -52,6 +52,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(port: int) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     server = subprocess.Popen(
@@ -185,6 +191,7 @@ def main() -> int:
                 with lock:
                     (errors[name].append(error) if error else latencies[name].append(seconds))
 
+            cpu_before, clients_before = cpu_seconds(server.pid), time.process_time()
             stop_at = time.monotonic() + args.seconds
             threads = [threading.Thread(target=session, args=(url, calls, stop_at, args.seed + i, record), daemon=True) for i in range(args.sessions)]
             for thread in threads:
@@ -194,6 +201,7 @@ def main() -> int:
                 time.sleep(0.5)
             stuck = sum(t.is_alive() for t in threads)
             after = rss_mib(server.pid)
+            server_cpu, clients_cpu = cpu_seconds(server.pid) - cpu_before, time.process_time() - clients_before
     finally:
         stop_server(server)
 
@@ -208,6 +216,9 @@ def main() -> int:
         for message in sorted(set(messages))[:3]:
             print(f"  {name}: {message}")
     growth = after - before
+    calls = sum(len(v) for v in latencies.values()) + sum(len(v) for v in errors.values())
+    print(f"CPU used during the run: server {server_cpu:.1f} s, the {args.sessions} client sessions {clients_cpu:.1f} s "
+          f"(same machine, {os.cpu_count()} cores, {args.seconds:.0f} s): {1000 * server_cpu / max(calls, 1):.0f} ms of server CPU per call")
     mnist_p95 = percentile(latencies.get("/mnist", []), 95)
     print()
     print(f"server RSS: {before:.0f} MiB after warm-up, {peak[0]:.0f} MiB peak, {after:.0f} MiB at the end: growth {growth:+.0f} MiB")
