@@ -51,7 +51,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -60,6 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.measure import load_average, milliseconds, reset_peak, status_mib
 from benchmarks.summary import record
 from superpos_core import lm, sae
 
@@ -275,35 +276,12 @@ def bare_product(x: torch.Tensor, W_enc: torch.Tensor) -> torch.Tensor:
 # --- memory and timing ---------------------------------------------------------------------------------
 
 
-def _status_mib(field: str) -> float:
-    """One memory line of /proc/self/status (Linux), in MiB; NaN where there is none."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # the kernel writes kB
-    except (OSError, ValueError):
-        pass
-    return float("nan")
 
 
-def reset_peak() -> bool:
-    """Restart the kernel's peak-RSS mark (VmHWM) from what is resident now (Linux)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
-def milliseconds(run: Callable, *args, **kwargs) -> tuple[float, object]:
-    """How long ``run(*args, **kwargs)`` took, in ms, and what it returned."""
-    start = time.perf_counter()
-    result = run(*args, **kwargs)
-    return 1000 * (time.perf_counter() - start), result
 
 
-def load_average() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def p50_p95(values: list[float]) -> tuple[float, float]:
@@ -356,7 +334,7 @@ def smollm_child(threads: int, runs: int) -> None:
     # transformers is imported once per process by whichever model comes first: timed apart.
     import_ms, _ = milliseconds(lambda: __import__("transformers").AutoModelForCausalLM)
     reset = reset_peak()
-    before_mib = _status_mib("VmRSS")
+    before_mib = status_mib("VmRSS")
 
     # 1) Two users ask for the model at the same moment: one load, one shared model.
     barrier, got = threading.Barrier(2), {}
@@ -370,7 +348,7 @@ def smollm_child(threads: int, runs: int) -> None:
         thread.start()
     for thread in users:
         thread.join()
-    peak_mib, after_mib = _status_mib("VmHWM"), _status_mib("VmRSS")
+    peak_mib, after_mib = status_mib("VmHWM"), status_mib("VmRSS")
     loaded = got["first"][1]
     later_ms, again = milliseconds(lm.load, SMOLLM)
 

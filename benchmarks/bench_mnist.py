@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -22,6 +20,7 @@ import torch
 from PIL import Image
 
 from demos import mnist as mnist_tab  # imports superpos_core.figures, which selects the Agg backend
+from benchmarks.measure import milliseconds
 from benchmarks.summary import record
 from superpos_core import mnist
 from superpos_core.attribution import integrated_gradients
@@ -183,11 +182,6 @@ def _histogram_ranges(explorer: MnistExplorer) -> dict[str, tuple[float, float]]
 # --- timing --------------------------------------------------------------------------------------
 
 
-def milliseconds(run: Callable, *args) -> tuple[float, object]:
-    """How long ``run(*args)`` took, in ms, and what it returned."""
-    start = time.perf_counter()
-    result = run(*args)
-    return 1000 * (time.perf_counter() - start), result
 
 
 def forward_floor(model: torch.nn.Module, x: torch.Tensor, repeats: int = 500) -> np.ndarray:

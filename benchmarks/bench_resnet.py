@@ -37,12 +37,11 @@ import argparse
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from benchmarks.measure import MIB, load_average, milliseconds, peak_mib, reset_peak, status_mib
 from benchmarks.summary import record
 from superpos_core import conv_rank, rank, resnets
 from superpos_core.capture import capture_activations, hook_count
@@ -71,7 +71,6 @@ ISSUE_FORWARD_MS, ISSUE_COURSE_RANK_S, ISSUE_COURSE_PEAK_MB = 36.0, 6.0, 1100.0
 THRESHOLD_TIE = 1e-4
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "assets" / "photos"
-MIB = 2**20
 
 
 # --- the model and its inputs ---------------------------------------------------------------------
@@ -191,38 +190,10 @@ def ours_rank_table(model: nn.Module, batches: list[torch.Tensor]) -> tuple[list
 # --- one rank-table run in a fresh process --------------------------------------------------------
 
 
-def _status_mib(field: str) -> float:
-    """A memory line of /proc/self/status (Linux), in MiB; NaN where there is none."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # the kernel writes kB
-    except (OSError, ValueError):
-        pass
-    return float("nan")
 
 
-def reset_peak() -> bool:
-    """Make the kernel's peak-RSS mark (VmHWM) start again from what is resident now (Linux)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
-def peak_mib() -> float:
-    """Peak resident memory: VmHWM where Linux has it, else ``ru_maxrss``.
-
-    Not ``ru_maxrss`` first: a process started by a big one carries the parent's resident size at
-    the fork into its ``ru_maxrss``, so a child of this (gradio-laden) process would report more
-    than 1 GB before doing anything. VmHWM belongs to the child's own memory after exec.
-    """
-    peak = _status_mib("VmHWM")
-    if np.isnan(peak):
-        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = maxrss / MIB if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB on Linux
-    return peak
 
 
 def rank_child(side: str, threads: int) -> None:
@@ -234,7 +205,7 @@ def rank_child(side: str, threads: int) -> None:
         model(batches[0][:2])  # PyTorch's lazy set-up is not either side's memory
     gc.collect()
     reset = reset_peak()
-    before_mib, setup_peak_mib = _status_mib("VmRSS"), peak_mib()
+    before_mib, setup_peak_mib = status_mib("VmRSS"), peak_mib()
     if np.isnan(before_mib):
         before_mib = setup_peak_mib  # no /proc: the peak so far stands in for what is resident
 
@@ -307,15 +278,8 @@ def compare_ranks(course: dict, ours: dict) -> tuple[int, list[str], float]:
 # --- timing --------------------------------------------------------------------------------------
 
 
-def milliseconds(run: Callable, *args) -> tuple[float, object]:
-    """How long ``run(*args)`` took, in ms, and what it returned."""
-    start = time.perf_counter()
-    result = run(*args)
-    return 1000 * (time.perf_counter() - start), result
 
 
-def load_average() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 @torch.no_grad()
@@ -434,7 +398,7 @@ def main() -> None:
         print("   (no forward pass: the floor is drawing the panels)")
 
         # 4) The rank table, each run in a fresh process; the floor, bare forwards, in this one.
-        rank_lines, rank_goals = [], []
+        rank_goals = []
         if args.rank_runs > 0:
             batches = reference_like_batches()
             reference_forwards(model, batches[:1])
@@ -481,8 +445,8 @@ def main() -> None:
             print(f"   {'floor: 10 bare forwards, no hooks':<52} {floor_s:>7.2f}")
             print(f"   (the issue quotes ~{ISSUE_COURSE_RANK_S:.0f} s and ~{ISSUE_COURSE_PEAK_MB / 1000:.1f} GB peak for the course's way)")
             print(f"   where the memory goes: the course keeps {kept_mib:.0f} MiB of activations (float32); ours keeps {gram_mib:.0f} MiB of")
-            print(f"   Gram matrices (float64; float32 activations where a layer has fewer columns than channels), plus the")
-            print(f"   forward pass's own working memory: each layer's output is added to its")
+            print("   Gram matrices (float64 upper triangles; float32 activations where a layer has fewer columns than channels), plus the")
+            print("   forward pass's own working memory: each layer's output is added to its")
             print(f"   Gram matrix inside the hook and dropped, so no batch keeps all {len(names)} layers' outputs (~{kept_mib / REFERENCE_BATCHES:.0f} MiB) alive")
             print(f"   effective ranks: {same} of {len(names)} layers identical (course: float32 SVD; ours: float64 Gram eigenvalues);")
             print(f"   largest difference in any cumulative energy share: {largest_gap:.2e}")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmarks.measure import load_average
 from benchmarks.summary import record
 from superpos_core import toy
 
@@ -158,8 +159,6 @@ def timed(run: Callable, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def load_average() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 @dataclass

@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.measure import status_mib
+
 REPO = Path(__file__).resolve().parents[1]
 LM = "smollm2-135m-offline"  # the language model every machine of this project has
 GOAL_ERRORS, GOAL_RSS_GROWTH_MB, GOAL_MNIST_P95_S = 0, 100.0, 1.0
 HARD_STOP_S = 120  # a call still running this long after the run's end is abandoned, and counted as an error
-MIB = 2**20
 
 
 def free_port() -> int:
@@ -46,10 +47,7 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return status_mib("VmRSS", pid)
 
 
 def cpu_seconds(pid: int) -> float:
