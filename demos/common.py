@@ -221,6 +221,7 @@ class CheckedNumber(CheckedRange, gr.Number):
 # --- long work at a lower priority ------------------------------------------------------------------
 
 BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
+BACKGROUND_PREFIX = "superpos-background"
 BACKGROUND_WORKERS = 2  # long jobs at once: more would only hold the interpreter lock longer against quick events
 _background_pool: ThreadPoolExecutor | None = None
 _background_lock = threading.Lock()
@@ -237,8 +238,12 @@ def _pool() -> ThreadPoolExecutor:
     global _background_pool
     with _background_lock:
         if _background_pool is None:
-            _background_pool = ThreadPoolExecutor(BACKGROUND_WORKERS, thread_name_prefix="superpos-background", initializer=_lower_this_threads_priority)
+            _background_pool = ThreadPoolExecutor(BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=_lower_this_threads_priority)
         return _background_pool
+
+
+def _on_background_thread() -> bool:
+    return threading.current_thread().name.startswith(BACKGROUND_PREFIX)
 
 
 def in_background(fn):
@@ -265,6 +270,8 @@ def in_background(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        if _on_background_thread():  # already there (one background event calling another): waiting on the pool could deadlock
+            return fn(*args, **kwargs)
         return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
 
     return run

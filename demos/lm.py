@@ -466,14 +466,16 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
 
     gr.Markdown("### The field's way: a pretrained SAE for GPT-2 small")
     pretrained_status = gr.Markdown(elem_id="lm-pretrained-status")
-    pretrained = figure("Strongest pretrained features on this text", elem_id="lm-pretrained")
-    note(NOTES["pretrained"])
-    pretrained_tokens = gr.HighlightedText(
-        label="The text's tokens, shaded by their strongest pretrained feature: click one", show_legend=False, show_inline_category=False,
-        combine_adjacent=False, interactive=False, elem_id="lm-pretrained-tokens",
-    )
-    token_status = gr.Markdown(elem_id="lm-token-status")
-    token_plot = figure("Strongest pretrained features on the clicked token", elem_id="lm-token-features")
+    # Shown once a pretrained SAE has read the text: until then the status above says what is missing.
+    with gr.Column(visible=False) as pretrained_box:
+        pretrained = figure("Strongest pretrained features on this text", elem_id="lm-pretrained")
+        note(NOTES["pretrained"])
+        pretrained_tokens = gr.HighlightedText(
+            label="The text's tokens, shaded by their strongest pretrained feature: click one", show_legend=False, show_inline_category=False,
+            combine_adjacent=False, interactive=False, elem_id="lm-pretrained-tokens",
+        )
+        token_status = gr.Markdown(elem_id="lm-token-status")
+        token_plot = figure("Strongest pretrained features on the clicked token", elem_id="lm-token-features")
 
     inputs = [text, model, layer, view]
     outputs = [summary, heatmap, ranks, next_tokens, status]
@@ -485,7 +487,8 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
 
     @in_background
     def look_up_pretrained(t, m, l):
-        return pretrained_sae_panel(t, m, l, device)
+        status, plot, tokens = pretrained_sae_panel(t, m, l, device)
+        return status, plot, tokens, gr.Column(visible=tokens is not None)
 
     @in_background
     def pick_token(t, m, l, evt: gr.SelectData):
@@ -495,7 +498,7 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     def train_sae(text, model, layer, n_features, l1_weight, epochs, seed, progress=gr.Progress()):
         return train_sae_event(text, model, layer, n_features, l1_weight, epochs, seed, device, progress, allow_any_model)
 
-    pretrained_outputs = [pretrained_status, pretrained, pretrained_tokens]
+    pretrained_outputs = [pretrained_status, pretrained, pretrained_tokens, pretrained_box]
     for event in (
         run.click(analyse, inputs=inputs, outputs=outputs, api_name="lm", concurrency_limit=2, concurrency_id="lm"),
         text.submit(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm"),
@@ -506,6 +509,6 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     view.input(lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
     model.input(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
     train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
-    blocks.load(lambda t, m, l: pretrained_sae_panel(t if m != "gpt2" else "", m, l, device), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
+    blocks.load(lambda t, m, l: look_up_pretrained(t if m != "gpt2" else "", m, l), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     render_concepts(device, model, layer, allow_any_model)
     return SimpleNamespace(text=text, model=model, layer=layer)

@@ -807,7 +807,7 @@ def concept_correlation_bars(concepts: Sequence[str], labels: Sequence[str], raw
         ax.set_xlabel("concept (the mean vector of its words)")
         ax.set_title(name, fontsize=9)
     axes[0].set_ylabel("correlation with the label's sentences\n(Pearson r, mean over the sentences)", fontsize=8)
-    figure.legend(*axes[0].get_legend_handles_labels(), title="sentences labelled", loc="outside right upper", fontsize=8, title_fontsize=8)
+    figure.legend(*axes[0].get_legend_handles_labels(), title="sentences labelled", loc="outside right center", fontsize=8, title_fontsize=8)
     figure.suptitle(title, fontsize=9)
     return figure
 
