@@ -222,7 +222,7 @@ class CheckedNumber(CheckedRange, gr.Number):
 
 BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
 BACKGROUND_PREFIX = "superpos-background"
-BACKGROUND_WORKERS = 2  # long jobs at once: more would only hold the interpreter lock longer against quick events
+BACKGROUND_WORKERS = 1  # long jobs at once: more only hold the interpreter lock longer against quick events
 _background_pool: ThreadPoolExecutor | None = None
 _background_lock = threading.Lock()
 
