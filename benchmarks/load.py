@@ -156,6 +156,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="run the load this many times on the same server, printing RSS after each (only round 1 is timed)")
     parser.add_argument("--endpoints", nargs="*", help="only these (e.g. /mnist), to see one endpoint's own limit")
     args = parser.parse_args()
     if not (1 <= args.sessions <= 64 and 1 <= args.seconds <= 600):
@@ -203,6 +204,14 @@ def main() -> int:
             stuck = sum(t.is_alive() for t in threads)
             after = rss_mib(server.pid)
             server_cpu, clients_cpu = cpu_seconds(server.pid) - cpu_before, time.process_time() - clients_before
+            for round_number in range(2, args.rounds + 1):  # the same load again: does the memory keep growing?
+                stop_at = time.monotonic() + args.seconds
+                again = [threading.Thread(target=session, args=(url, calls, stop_at, args.seed + 100 * round_number + i, lambda *a: None), daemon=True) for i in range(args.sessions)]
+                for thread in again:
+                    thread.start()
+                for thread in again:
+                    thread.join(args.seconds + HARD_STOP_S)
+                print(f"RSS after round {round_number}: {rss_mib(server.pid):.0f} MiB (after round 1: {after:.0f} MiB)")
     finally:
         stop_server(server)
 
