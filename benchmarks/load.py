@@ -27,6 +27,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -113,14 +114,18 @@ def inputs(folder: Path) -> dict[str, list[tuple]]:
 WEIGHTS = {"/mnist": 12, "/resnet": 5, "/toy": 2, "/lm": 3, "/lm_sae": 1, "/lm_concepts": 1, "/toy_sweep": 1, "/mnist_train": 0.3}
 
 
-def session(url: str, calls: dict, stop_at: float, seed: int, record) -> None:
+def connect(url: str):
+    """A gradio_client session (it fetches the app's configuration and API description)."""
     from gradio_client import Client
 
-    rng = random.Random(seed)
     # Plain HTTP on loopback: no certificate to check. gradio_client makes a new HTTP client for each
     # request, and with checking on, each one reads the system's certificate store (~30 ms of CPU):
     # 16 sessions then spent more CPU than the server they were measuring.
-    client = Client(url, verbose=False, ssl_verify=False)
+    return Client(url, verbose=False, ssl_verify=False)
+
+
+def session(client, calls: dict, stop_at: float, seed: int, record) -> None:
+    rng = random.Random(seed)
     names = [name for name in WEIGHTS if calls.get(name)]
     weights = [WEIGHTS[name] for name in names]
     while time.monotonic() < stop_at:
@@ -162,7 +167,6 @@ def main() -> int:
     if not (1 <= args.sessions <= 64 and 1 <= args.seconds <= 600):
         parser.error("--sessions must be 1..64 and --seconds 1..600: this is a bounded test, not a stress tool")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    from gradio_client import Client
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -172,7 +176,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as folder:
             calls = inputs(Path(folder))
-            warm = Client(url, verbose=False, ssl_verify=False)
+            warm = connect(url)
             calls["/lm_concepts"] = concept_defaults(warm)
             if args.endpoints:
                 calls = {name: options for name, options in calls.items() if name in args.endpoints}
@@ -193,9 +197,13 @@ def main() -> int:
                 with lock:
                     (errors[name].append(error) if error else latencies[name].append(seconds))
 
+            # Sessions connect first (16 at once fetch the app's configuration: a burst the server answers
+            # in a few seconds), then the clock starts: what is timed is the calls.
+            with ThreadPoolExecutor(args.sessions) as pool:
+                clients = list(pool.map(lambda _: connect(url), range(args.sessions)))
             cpu_before, clients_before = cpu_seconds(server.pid), time.process_time()
             stop_at = time.monotonic() + args.seconds
-            threads = [threading.Thread(target=session, args=(url, calls, stop_at, args.seed + i, record), daemon=True) for i in range(args.sessions)]
+            threads = [threading.Thread(target=session, args=(clients[i], calls, stop_at, args.seed + i, record), daemon=True) for i in range(args.sessions)]
             for thread in threads:
                 thread.start()
             while any(t.is_alive() for t in threads) and time.monotonic() < stop_at + HARD_STOP_S:
@@ -206,7 +214,7 @@ def main() -> int:
             server_cpu, clients_cpu = cpu_seconds(server.pid) - cpu_before, time.process_time() - clients_before
             for round_number in range(2, args.rounds + 1):  # the same load again: does the memory keep growing?
                 stop_at = time.monotonic() + args.seconds
-                again = [threading.Thread(target=session, args=(url, calls, stop_at, args.seed + 100 * round_number + i, lambda *a: None), daemon=True) for i in range(args.sessions)]
+                again = [threading.Thread(target=session, args=(clients[i], calls, stop_at, args.seed + 100 * round_number + i, lambda *a: None), daemon=True) for i in range(args.sessions)]
                 for thread in again:
                     thread.start()
                 for thread in again:

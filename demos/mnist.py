@@ -57,11 +57,13 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
         return "sketchpad"
 
 
+DRAWINGS_AT_ONCE = 4  # drawings analysed at the same moment; the live figures are built ahead for each
+
 
 def analyse(picture, device: torch.device = torch.device("cpu")):
     """The per-drawing event (``api_name="mnist"``): the JSON summary first, then every live panel."""
     try:
-        result = MnistExplorer.shared(device).analyse(picture)
+        result = MnistExplorer.shared(device, DRAWINGS_AT_ONCE).analyse(picture)
     except DrawingError as error:
         # Hidden in the page (the failure handler shows it beside the canvas), sent to API callers.
         raise gr.Error(str(error), visible=False, print_exception=False) from None
@@ -86,7 +88,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     """Lay out the MNIST tab inside the current ``gr.Tab``; returns what other tabs link to."""
 
     def explorer() -> MnistExplorer:
-        return MnistExplorer.shared(device)
+        return MnistExplorer.shared(device, DRAWINGS_AT_ONCE)
 
     def static_panels():
         e = explorer()
@@ -208,11 +210,11 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         api_name="mnist",
         trigger_mode="always_last",  # while one frame is analysed, only the newest stroke waits
         show_progress="hidden",
-        concurrency_limit=4,
+        concurrency_limit=DRAWINGS_AT_ONCE,
         concurrency_id="mnist-simplenet",
     )
     drawing_event.failure(explain_problem, inputs=sketch, outputs=live_outputs, api_visibility="private", show_progress="hidden", queue=False)
-    blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private", concurrency_limit=4, concurrency_id="mnist-simplenet")
-    gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_limit=4, concurrency_id="mnist-simplenet")
+    blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private", concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
+    gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
     train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2, concurrency_id="mnist-train", preprocess=False)
     return SimpleNamespace(sketch=sketch, send=send)

@@ -192,6 +192,15 @@ class PanelPool:
             with self.lock:
                 self.free.setdefault(key, []).append(panel)
 
+    def prepare(self, count: int, key=None, make: Callable | None = None) -> None:
+        """Build figures ahead, up to ``count`` free ones for ``key``: the first requests to arrive
+        together (a class opening the page at once) then draw at once instead of each building its own."""
+        with self.lock:
+            missing = count - len(self.free.get(key, []))
+        built = [(make or self.make)(key) for _ in range(max(0, missing))]
+        with self.lock:
+            self.free.setdefault(key, []).extend(built)
+
     def count(self) -> int:
         """Figures kept, lent out or not (lent ones come back)."""
         with self.lock:

@@ -50,7 +50,7 @@ class MnistExplorer:
     figures (matplotlib figures must not be drawn by two threads at once).
     """
 
-    def __init__(self, weights=mnist.WEIGHTS_PATH, device: str | torch.device = "cpu", threshold: float = rank.DEFAULT_THRESHOLD):
+    def __init__(self, weights=mnist.WEIGHTS_PATH, device: str | torch.device = "cpu", threshold: float = rank.DEFAULT_THRESHOLD, ready_panels: int = 1):
         self.device = torch.device(device)
         self.threshold = threshold
         self.model = mnist.load_simplenet(weights, self.device)
@@ -64,17 +64,18 @@ class MnistExplorer:
         self.activation_limit = float(np.percentile(values, 99.5))
         self.blank = mnist.normalize(np.zeros((28, 28)), self.device)[0]  # blank paper, for IG
         self._panels = figures.PanelPool(lambda _key: self._new_live_panels())
+        self._panels.prepare(ready_panels)  # one set of live figures per drawing that may be in progress at once (~0.25 s each)
 
     _shared: dict[str, "MnistExplorer"] = {}
     _shared_lock = threading.Lock()
 
     @classmethod
-    def shared(cls, device: str | torch.device = "cpu") -> "MnistExplorer":
-        """One explorer per device for the whole process, built on first use."""
+    def shared(cls, device: str | torch.device = "cpu", ready_panels: int = 1) -> "MnistExplorer":
+        """One explorer per device for the whole process, built on first use (with ``ready_panels`` sets of figures)."""
         with cls._shared_lock:
             key = str(device)
             if key not in cls._shared:
-                cls._shared[key] = cls(device=device)
+                cls._shared[key] = cls(device=device, ready_panels=ready_panels)
             return cls._shared[key]
 
     @property

@@ -105,3 +105,13 @@ def test_a_panel_pool_lends_each_figure_to_one_drawing_at_a_time():
         thread.start()
         thread.join()
     assert made == ["a", "a"] and pool.count() == 3  # two for "a", one for "b"
+
+
+def test_a_panel_pool_can_build_its_figures_ahead():
+    made = []
+    pool = figures.PanelPool(lambda key: made.append(key) or len(made))
+    pool.prepare(3)
+    pool.prepare(2)  # already there: nothing more is built
+    assert made == [None, None, None] and pool.count() == 3
+    with pool.borrow() as first, pool.borrow() as second, pool.borrow() as third:
+        assert {first, second, third} == {1, 2, 3} and len(made) == 3  # three drawings at once, none waits on a build
