@@ -31,7 +31,26 @@ def figure(label: str, elem_id: str | None = None) -> gr.Image:
     return FigureImage(label=label, show_label=False, interactive=False, format="png", buttons=["download", "fullscreen"], elem_id=elem_id)
 
 
-class FigureImage(gr.Image):
+class GradiosFrontEnd:
+    """Mix into a subclass of a gradio component: the browser gets that gradio component's own front end.
+
+    Gradio finds a component's front end by its class name (a template's, such as Sketchpad, by its
+    parent's), so a subclass with a name of its own would ask for one that does not exist.
+    """
+
+    @classmethod
+    def _gradio_class(cls) -> type:
+        return next(c for c in cls.__mro__ if c.__module__.startswith(("gradio.components.", "gradio.templates")))
+
+    def get_block_name(self) -> str:
+        gradio_class = self._gradio_class()
+        return (gradio_class.__base__ if hasattr(gradio_class, "is_template") else gradio_class).__name__.lower()
+
+    def get_block_class(self) -> str:
+        return self._gradio_class().__name__.lower()
+
+
+class FigureImage(GradiosFrontEnd, gr.Image):
     """An output picture written to gradio's cache whole, or not at all.
 
     Gradio names a picture's file by a hash of its bytes and writes it in place, so two users who
@@ -39,11 +58,6 @@ class FigureImage(gr.Image):
     while the other's browser reads it: a truncated download. Here the file is written to a
     temporary name and renamed, and a picture already there is not written again.
     """
-
-    def get_block_name(self) -> str:  # the front end is gradio's own Image
-        return "image"
-
-    get_block_class = get_block_name
 
     def postprocess(self, value):
         if isinstance(value, np.ndarray):
@@ -124,7 +138,7 @@ def _checked_data_model(model: type, hint: str) -> type:
     return checked
 
 
-class ReadableUploads:
+class ReadableUploads(GradiosFrontEnd):
     """Mix into an image component: a file that cannot be decoded, or a value that is no file, gets a clear message.
 
     API callers can send anything; the component's own checks and decoding would otherwise fail with a
@@ -145,7 +159,7 @@ class ReadableUploads:
             raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
 
 
-class CheckedChoice:
+class CheckedChoice(GradiosFrontEnd):
     """Mix into a Dropdown or Radio: a value that is not one of its choices gets a short message naming the control.
 
     Gradio's own message repeats the whole value (however long) and prints a traceback in the server log.
@@ -158,7 +172,7 @@ class CheckedChoice:
         return super().preprocess(payload)
 
 
-class CheckedRange:
+class CheckedRange(GradiosFrontEnd):
     """Mix into a Slider or Number: a value that is no number, or out of the control's range, gets a message naming the control.
 
     Gradio's own check fails with a bare error (and a server traceback) on text, lists or None.
@@ -184,38 +198,17 @@ class CheckedRange:
 class ChoiceDropdown(CheckedChoice, gr.Dropdown):
     """A Dropdown whose unknown values get a clear, short message (see ``CheckedChoice``)."""
 
-    # Gradio finds a component's front end, and names it in the config, by its class name: ours are gradio's own.
-    def get_block_name(self) -> str:
-        return "dropdown"
-
-    get_block_class = get_block_name
-
 
 class ChoiceRadio(CheckedChoice, gr.Radio):
     """A Radio whose unknown values get a clear, short message (see ``CheckedChoice``)."""
-
-    def get_block_name(self) -> str:
-        return "radio"
-
-    get_block_class = get_block_name
 
 
 class CheckedSlider(CheckedRange, gr.Slider):
     """A Slider whose wrong values get a clear message (see ``CheckedRange``)."""
 
-    def get_block_name(self) -> str:
-        return "slider"
-
-    get_block_class = get_block_name
-
 
 class CheckedNumber(CheckedRange, gr.Number):
     """A Number whose wrong values get a clear message (see ``CheckedRange``)."""
-
-    def get_block_name(self) -> str:
-        return "number"
-
-    get_block_class = get_block_name
 
 
 # --- long work at a lower priority ------------------------------------------------------------------

@@ -49,13 +49,6 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
 
     upload_hint = 'Send {"background": handle_file(path), "layers": [], "composite": None}, with handle_file from gradio_client.'
 
-    # Gradio finds a template's front end by its parent's name; ours is one level deeper.
-    def get_block_name(self) -> str:
-        return "imageeditor"
-
-    def get_block_class(self) -> str:
-        return "sketchpad"
-
 
 DRAWINGS_AT_ONCE = 4  # drawings analysed at the same moment; the live figures are built ahead for each
 

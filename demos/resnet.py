@@ -32,13 +32,6 @@ _rank_panels = figures.PanelPool()
 class SafeImage(ReadableUploads, gr.Image):
     """An Image input whose unreadable uploads give a clear message instead of a traceback."""
 
-    def get_block_name(self) -> str:  # the front end is gradio's own Image
-        return "image"
-
-    def get_block_class(self) -> str:
-        return "image"
-
-
 
 def _load(model: str, device: torch.device) -> resnets.LoadedResNet:
     try:
