@@ -138,8 +138,7 @@ class StreamingGram:
             gram = small.matrix()
         else:
             gram = self.gram[name].matrix()
-        eigenvalues = torch.linalg.eigvalsh(gram, UPLO="U").flip(0).clamp_min(0)  # largest first
-        values = eigenvalues.sqrt().cpu().numpy()
+        values = rank.singular_values_from_gram(gram, triangle="U")  # largest first
         return np.pad(values, (0, max(0, self.channels[name] - len(values))))  # the zero ones, up to C
 
     def release(self, name: str) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from superpos_core.rank import DEFAULT_THRESHOLD, effective_rank
+from superpos_core.rank import DEFAULT_THRESHOLD, effective_rank, singular_values_from_gram
 
 
 @dataclass(frozen=True)
@@ -521,12 +521,10 @@ class TextAnalysis:
         layer = self.layer if layer is None else check_layer(layer, self.n_layers)
         if layer not in self._spectra:
             # From the smaller Gram matrix: its eigenvalues are the squared singular values, all the
-            # effective rank needs (13 layers of 64 tokens × 768: 23 ms by SVD, ~2 ms this way). And
-            # torch's LAPACK, not numpy's: torch keeps to torch.set_num_threads, while numpy's OpenBLAS
-            # runs a thread per core, and on a busy 2-core server those threads stalled each other.
+            # effective rank needs (13 layers of 64 tokens × 768: 23 ms by SVD, ~2 ms this way).
             a = self.hidden_states[layer].double()  # (T, d_model)
             gram = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a  # (min(T, d), min(T, d))
-            self._spectra[layer] = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0).sqrt().numpy()  # (min(T, d_model),) largest first
+            self._spectra[layer] = singular_values_from_gram(gram)  # (min(T, d_model),) largest first
         return self._spectra[layer]
 
     def effective_rank(self, layer: int | None = None) -> int:

@@ -33,6 +33,16 @@ def singular_values(matrix: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.linalg.svd(matrix, compute_uv=False)
 
 
+def singular_values_from_gram(gram: torch.Tensor, triangle: str = "L") -> np.ndarray:
+    """Singular values of A, largest first, from its Gram matrix A Aᵀ (or AᵀA): the roots of its eigenvalues.
+
+    ``triangle``: the half of ``gram`` that is filled in ("L" or "U"); the other is not read.
+    Through torch's LAPACK, which keeps to ``torch.set_num_threads`` (numpy's OpenBLAS runs a thread
+    per core, and on a busy server those threads stalled each other).
+    """
+    return torch.linalg.eigvalsh(gram, UPLO=triangle).flip(0).clamp_min(0).sqrt().cpu().numpy()
+
+
 def energy_share(values: np.ndarray) -> np.ndarray:
     """Cumulative share of the squared singular values: ``cumvar`` in the course's code."""
     squared = np.asarray(values, dtype=np.float64) ** 2
