@@ -172,7 +172,7 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     analysis = _analysis(text, model, layer, device, progress, allow_any)
     ranks = analysis.ranks()
     with _rank_plots.borrow() as panel:
-        rank_plot = figures.lm_rank_by_layer(panel, ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
+        rank_plot = panel.update(ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
     next_tokens = {lm.token_label(token): p for token, p in analysis.next_tokens}
     rank = ranks[analysis.layer]
     status = (

@@ -69,6 +69,15 @@ def label_room(labels: Sequence[str], fontsize: float) -> float:
     return 0.6 * fontsize / 72 * longest + 0.1
 
 
+def pillow_font(points: float, bold: bool = False) -> ImageFont.FreeTypeFont:
+    """Matplotlib's own DejaVu Sans for Pillow, at ``points`` on a figure of ``DPI``: for text stamped on rendered pixels.
+
+    A new font object each time: a panel keeps its own, as a FreeType face is not shared between threads.
+    """
+    path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal"))
+    return ImageFont.truetype(path, round(points * DPI / 72))
+
+
 def to_rgb(figure: Figure) -> np.ndarray:
     """Render a figure to an (H, W, 3) uint8 array."""
     figure.canvas.draw()
@@ -501,8 +510,7 @@ class FeatureMapPanel(LivePanel):
         self.title = self.animate(ax.set_title(" ", fontsize=10))
         self.ax = ax
         self._corners = None  # each tile's top-left corner in pixels, known once the layout is drawn
-        path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold"))
-        self.font = ImageFont.truetype(path, round(self.LABEL_POINTS * figure.dpi / 72))
+        self.font = pillow_font(self.LABEL_POINTS, bold=True)
 
     def update(self, maps: np.ndarray, channels: list[int], title: str) -> np.ndarray:
         top = max(float(np.max(maps)), 1e-9)  # one scale for the grid: channels compare
@@ -600,7 +608,7 @@ class TokenHeatmap:
         self.ax.set_xticks([])
         self.bar = self.figure.colorbar(self.image, cax=self.cax, extend="both" if diverging else "max")
         self.bar.set_label(colorbar_label, fontsize=8)
-        self.fonts = {size: ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans")), round(size * DPI / 72)) for size in (self.POINTS, self.SMALL)}
+        self.fonts = {size: pillow_font(size) for size in (self.POINTS, self.SMALL)}
 
     def update(self, values: np.ndarray, token_labels: Sequence[str], column_labels: Sequence[tuple[int, str]], title: str, xlabel: str, ylabel: str) -> np.ndarray:
         """Draw ``values`` (T, k); ``column_labels`` are (column, text) pairs to write under the columns."""
@@ -696,11 +704,6 @@ class RankByLayer:
             self.ax.set_xticks(_feature_ticks(len(ranks)))
         self.ax.set_title(title, fontsize=9)
         return to_rgb(self.figure)
-
-
-def lm_rank_by_layer(panel: RankByLayer, ranks: Sequence[int], bound: int, d_model: int, chosen: int, title: str) -> np.ndarray:
-    """Effective rank at every layer, as pixels, drawn with ``panel`` (a ``RankByLayer``)."""
-    return panel.update(ranks, bound, d_model, chosen, title)
 
 
 def _tile_shape(d_in: int) -> tuple[int, int]:
