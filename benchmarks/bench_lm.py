@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -60,7 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.measure import load_average, milliseconds, reset_peak, status_mib
+from benchmarks.measure import load_average, milliseconds, reset_peak, status_mib, threads_and_load
 from benchmarks.summary import record
 from superpos_core import lm, sae
 
@@ -392,7 +391,6 @@ def verdict(ok: bool | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Time the language-model tab on a random-weight GPT-2 small, the course's SAE loop and the offline SmolLM2.")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     parser.add_argument("--runs", type=int, default=20, help="timed handler calls (and floors) in 1)")
     # The course's loop takes about half a second on 64 tokens: 5 runs per side keep 2) under 15 s.
     parser.add_argument("--sae-runs", type=int, default=5, help="timed runs per side in 2)")
@@ -414,8 +412,7 @@ def main() -> None:
 
     print(f"Language-model tab, {TOKENS} tokens of English text. GPT-2 small has RANDOM weights (GPT2Config() defaults, seed {SEED}):")
     print("the real ones are not on this machine, and speed does not depend on the weights' values.")
-    # On a shared machine other work steals cores: print the load so a slow run can be read for what it is.
-    print(f"torch {torch.__version__}, PyTorch threads: {torch.get_num_threads()} of {cores} cores (load average {load_average():.2f})")
+    print(threads_and_load())
 
     from demos import lm as lm_tab  # imports gradio and the figures (Agg backend)
 

@@ -12,7 +12,6 @@ redraws). Goals from the issue: p50 <= 50 ms, and >= 3x faster than the course's
 from __future__ import annotations
 
 import argparse
-import os
 from functools import cache
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from PIL import Image
 
 from demos import mnist as mnist_tab  # imports superpos_core.figures, which selects the Agg backend
-from benchmarks.measure import milliseconds
+from benchmarks.measure import milliseconds, threads_and_load
 from benchmarks.summary import record
 from superpos_core import mnist
 from superpos_core.attribution import integrated_gradients
@@ -195,7 +194,6 @@ def forward_floor(model: torch.nn.Module, x: torch.Tensor, repeats: int = 500) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Time the MNIST tab's per-drawing handler against the course's way.")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     # 150 digits keep the run under about two minutes on 2 cores: the course's way costs ~0.5 s each.
     parser.add_argument("--count", type=int, default=150, help="digits timed per side")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per side first")
@@ -212,10 +210,7 @@ def main() -> None:
     values = [canvas_value(digits[i % len(digits)]) for i in range(needed)]
 
     print(f"MNIST per-drawing handler: {args.count} bundled test digits as 280x280 RGBA drawings, after {args.warmup} warm-up calls")
-    # On a shared machine other work steals cores, and PyTorch's threads then wait on each other:
-    # print the load so a slow run can be read for what it is.
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, PyTorch threads: {torch.get_num_threads()} of {cores} cores (load average {load:.2f}), matplotlib {matplotlib.__version__}")
+    print(f"{threads_and_load()}, matplotlib {matplotlib.__version__}")
 
     ours_ms, course_ms = [], []
     for i, value in enumerate(values):

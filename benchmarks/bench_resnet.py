@@ -50,7 +50,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from benchmarks.measure import MIB, load_average, milliseconds, peak_mib, reset_peak, status_mib
+from benchmarks.measure import MIB, load_average, milliseconds, peak_mib, reset_peak, status_mib, threads_and_load
 from benchmarks.summary import record
 from superpos_core import conv_rank, rank, resnets
 from superpos_core.capture import capture_activations, hook_count
@@ -306,7 +306,6 @@ def verdict(ok: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Time the ResNet tab on a random-weight ResNet-50, and its rank table against the course's way.")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     parser.add_argument("--forwards", type=int, default=30, help="timed forward passes per side in 1)")
     parser.add_argument("--images", type=int, default=30, help="timed handler calls in 2)")
     parser.add_argument("--switch-passes", type=int, default=2, help="passes over all 53 conv layers in 3)")
@@ -323,8 +322,7 @@ def main() -> None:
 
     print(f"ResNet tab on ResNet-50 with RANDOM weights (built by resnets.build, seed {SEED}): the ImageNet weights are not on this machine,")
     print("and speed does not depend on the weights' values. Predictions and ranks of a random network mean nothing here.")
-    # On a shared machine other work steals cores: print the load so a slow run can be read for what it is.
-    print(f"torch {torch.__version__}, PyTorch threads: {torch.get_num_threads()} of {cores} cores (load average {load_average():.2f})")
+    print(threads_and_load())
 
     with tempfile.TemporaryDirectory(prefix="superpos-bench-") as cache:
         # Set before anything reads it: the random model's rank table must not reach the user's cache.

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmarks.measure import load_average
+from benchmarks.measure import load_average, threads_and_load
 from benchmarks.summary import record
 from superpos_core import toy
 
@@ -198,7 +197,6 @@ def time_to_converged(criterion: Criterion, repeats: int) -> tuple[Side, Side]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Time the toy model's training against the course's one-model-at-a-time loop.")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     parser.add_argument("--repeats", type=int, default=3, help="seeds per criterion, and runs of our sweep")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1, as `python app.py` runs)")
     # 20 models x 5,000 steps is about 45 s on an idle core, half of the whole run; 0 leaves it out.
@@ -208,8 +206,7 @@ def main() -> None:
     begun = time.perf_counter()
 
     print(f"Toy model of superposition, n={N_FEATURES} features in m={M_HIDDEN} dimensions")
-    # On a shared machine other work steals cores: print the load so a slow run can be read for what it is.
-    print(f"torch {torch.__version__}, PyTorch threads: {torch.get_num_threads()} of {cores} cores (load average {load_average():.2f})")
+    print(threads_and_load())
 
     # Untimed warm-up of both sides: the first call pays for PyTorch's lazy set-up, not for training.
     toy.train(toy.ToyConfig(N_FEATURES, M_HIDDEN, steps=50))

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 MIB = 2**20
 
 
@@ -21,6 +23,15 @@ def milliseconds(run: Callable, *args, **kwargs) -> tuple[float, object]:
 def load_average() -> float:
     """The machine's 1-minute load average: printed so that a slow run can be read for what it is."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def threads_and_load() -> str:
+    """PyTorch's version, its threads against the cores this process may use, and the machine's load.
+
+    On a shared machine other work steals cores: printed, it lets a slow run be read for what it is.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return f"torch {torch.__version__}, PyTorch threads: {torch.get_num_threads()} of {cores} cores (load average {load_average():.2f})"
 
 
 def status_mib(field: str, pid: int | str = "self") -> float:
