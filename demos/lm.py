@@ -203,7 +203,7 @@ def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed
     progress(0, desc="Training the sparse autoencoder")
     try:
         result = sae.train_course_sae(
-            analysis.activations, config, on_epoch=lambda done, total, loss: progress(done / total, desc=f"Epoch {done:,} of {total:,}: loss {loss:.4g}")
+            torch.as_tensor(analysis.activations).to(device), config, on_epoch=lambda done, total, loss: progress(done / total, desc=f"Epoch {done:,} of {total:,}: loss {loss:.4g}")
         )
     except sae.SAEInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
@@ -228,19 +228,20 @@ def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed
 
 
 KEEP_SAES = 2  # pretrained SAEs kept in memory, most recently used first (about 150 MB each)
-_release_saes: OrderedDict[int, sae.PretrainedSAE] = OrderedDict()
+_release_saes: OrderedDict[tuple[int, str], sae.PretrainedSAE] = OrderedDict()
 _release_lock = threading.Lock()
 
 
-def _release_sae(layer: int) -> sae.PretrainedSAE:
-    """GPT-2 small's SAE for ``layer``, read from the Hugging Face cache once and kept for the next request."""
+def _release_sae(layer: int, device: torch.device) -> sae.PretrainedSAE:
+    """GPT-2 small's SAE for ``layer`` on ``device``, read from the Hugging Face cache once and kept for the next request."""
+    key = (layer, str(torch.device(device)))
     with _release_lock:
-        if layer in _release_saes:
-            _release_saes.move_to_end(layer)
-            return _release_saes[layer]
-    model_sae = sae.fetch_release_sae(layer, local_files_only=True)
+        if key in _release_saes:
+            _release_saes.move_to_end(key)
+            return _release_saes[key]
+    model_sae = sae.fetch_release_sae(layer, local_files_only=True).to(device)
     with _release_lock:
-        _release_saes[layer] = model_sae
+        _release_saes[key] = model_sae
         while len(_release_saes) > KEEP_SAES:
             _release_saes.popitem(last=False)
     return model_sae
@@ -259,7 +260,7 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
         layer = _whole(layer, "The layer")
         if layer not in release.layers:
             return f"GPT-2 small's pretrained SAEs read the residual stream entering blocks {release.layers[0]}–{release.layers[-1]}; layer {layer} is after the last block. Choose a layer from 0 to 11.", None
-        model_sae = _release_sae(layer)
+        model_sae = _release_sae(layer, device)
     except sae.SAELoadError as error:
         get = f"Get it (about 150 MB) once, on a machine with internet: `python -m superpos_core.sae --layers {layer}`."
         return f"The pretrained SAE for layer {layer} is not on this machine ({error}). {get}", None
@@ -269,7 +270,7 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
         return "The pretrained SAE is here: analyse a text to see its features.", None
     analysis = _analysis(text, model, layer, device, lambda *a, **k: None)
     with torch.inference_mode():
-        features = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32))  # (T, d_sae)
+        features = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32)).cpu()  # (T, d_sae), on the SAE's device
     return None, (analysis, features)
 
 

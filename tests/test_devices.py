@@ -11,17 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from superpos_core import lm, resnets, toy
+from superpos_core import concepts, conv_rank, lm, resnets, sae, toy
+from superpos_core.devices import resolve_device
 from superpos_core.mnist_explorer import MnistExplorer
 from tests import helpers
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+WORDS = [f" {w}" for words in concepts.CONCEPTS.values() for w in words]
 TEXT = "It was the best of times, it was the worst of times."
 
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    return helpers.save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+    return helpers.save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), WORDS)
 
 
 def on(model: torch.nn.Module, device: str) -> bool:
@@ -30,6 +32,7 @@ def on(model: torch.nn.Module, device: str) -> bool:
 
 def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
     """Each tab's science on ``device``: the numbers it shows, and a check that it ran there."""
+    assert resolve_device(device).type == device  # as app.py chooses it (full float32 on a GPU)
     numbers = {}
     digit = helpers.digit_on_paper(helpers.sample().test.images[0])
     explorer = MnistExplorer(device=device)
@@ -42,6 +45,9 @@ def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
     assert on(loaded.model, device)
     analysis = resnets.analyse_image(loaded, 255 - np.kron(helpers.sample().test.images[1], np.ones((4, 4), np.uint8)))
     numbers["resnet top-5"] = np.array([p for _, p in analysis.top5])
+    _, batches = resnets.reference_batches(loaded)
+    assert batches[0].device.type == device
+    numbers["resnet reference ranks (2 batches)"] = np.array([row.effective_rank for row in conv_rank.rank_table(loaded.model, batches[:2])])
 
     config = toy.ToyConfig(5, 2, sparsity=0.9, steps=200, restarts=2)
     numbers["toy W"] = toy.train(config, device=device).W
@@ -51,6 +57,25 @@ def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
     text = lm.analyse_text(model, TEXT, layer=2)
     numbers["lm hidden states"] = text.hidden_states.numpy()
     numbers["lm next-token probabilities"] = np.array([p for _, p in text.next_tokens])
+
+    activations = torch.as_tensor(text.activations).to(device)  # (T, d_model), as the tab trains on them
+    trained = sae.train_course_sae(activations, sae.CourseSAEConfig(n_features=8, epochs=100, seed=0))
+    assert on(trained.model, device)
+    numbers["course SAE losses"] = trained.loss_history
+    numbers["course SAE codes"] = trained.feature_acts
+
+    generator = torch.Generator().manual_seed(0)
+    d_model, d_sae = activations.shape[1], 64
+    pretrained = sae.PretrainedSAE(
+        torch.randn(d_model, d_sae, generator=generator), torch.randn(d_sae, d_model, generator=generator),
+        torch.randn(d_sae, generator=generator) * 0.1, torch.randn(d_model, generator=generator) * 0.1, hook_name="blocks.2.hook_resid_pre", layer=2,
+    ).to(device)
+    assert on(pretrained, device)
+    with torch.inference_mode():
+        numbers["pretrained SAE codes"] = pretrained.encode(activations).cpu().numpy()
+
+    found = concepts.analyse_concepts(model, concepts.CONCEPTS, concepts.default_sentences(), layer=2)
+    numbers["concept correlations"] = found.correlations(centred=True)
     return numbers
 
 

@@ -18,9 +18,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server_url():
+    """The app on the CPU, or on the device named by SUPERPOS_TEST_DEVICE (``cuda``, to run the API tests on a GPU)."""
     import app
 
-    blocks = app.build_app("cpu")
+    blocks = app.build_app(os.environ.get("SUPERPOS_TEST_DEVICE", "cpu"))
     blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, css=app.CSS, max_file_size=app.MAX_FILE_SIZE)
     yield blocks.local_url
     blocks.close()
