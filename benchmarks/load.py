@@ -125,6 +125,7 @@ def connect(url: str):
 
 
 def session(client, calls: dict, stop_at: float, seed: int, record) -> None:
+    """One learner: calls endpoints one after another until ``stop_at``; ``record(name, started, seconds, error)``."""
     rng = random.Random(seed)
     names = [name for name in WEIGHTS if calls.get(name)]
     weights = [WEIGHTS[name] for name in names]
@@ -135,9 +136,9 @@ def session(client, calls: dict, stop_at: float, seed: int, record) -> None:
         try:
             result = client.submit(*args, api_name=name).result(timeout=HARD_STOP_S)
             ok = isinstance(result, (list, tuple)) and isinstance(result[0], dict) if name != "/mnist_train" else bool(result)
-            record(name, time.perf_counter() - started, None if ok else f"unexpected result {str(result)[:80]}")
+            record(name, started, time.perf_counter() - started, None if ok else f"unexpected result {str(result)[:80]}")
         except Exception as error:  # counted, printed at the end
-            record(name, time.perf_counter() - started, f"{type(error).__name__}: {str(error)[:120]}")
+            record(name, started, time.perf_counter() - started, f"{type(error).__name__}: {str(error)[:120]}")
 
 
 def concept_defaults(client) -> list[tuple]:
@@ -163,6 +164,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=1, help="run the load this many times on the same server, printing RSS after each (only round 1 is timed)")
     parser.add_argument("--endpoints", nargs="*", help="only these (e.g. /mnist), to see one endpoint's own limit")
+    parser.add_argument("--timeline", type=float, default=0, metavar="S", help="also print /mnist calls and p95 per window of S seconds (when in the run slow answers come)")
     args = parser.parse_args()
     if not (1 <= args.sessions <= 64 and 1 <= args.seconds <= 600):
         parser.error("--sessions must be 1..64 and --seconds 1..600: this is a bounded test, not a stress tool")
@@ -190,18 +192,23 @@ def main() -> int:
 
             latencies: dict[str, list[float]] = defaultdict(list)
             errors: dict[str, list[str]] = defaultdict(list)
+            mnist_calls: list[tuple[float, float]] = []  # (started, seconds) of each answered /mnist call
             lock = threading.Lock()
             peak = [before]
 
-            def record(name: str, seconds: float, error: str | None) -> None:
+            def record(name: str, started: float, seconds: float, error: str | None) -> None:
                 with lock:
                     (errors[name].append(error) if error else latencies[name].append(seconds))
+                    if name == "/mnist" and not error:
+                        mnist_calls.append((started, seconds))
 
             # Sessions connect first (16 at once fetch the app's configuration: a burst the server answers
             # in a few seconds), then the clock starts: what is timed is the calls.
             with ThreadPoolExecutor(args.sessions) as pool:
                 clients = list(pool.map(lambda _: connect(url), range(args.sessions)))
+            print(f"{len(clients)} sessions connected; the clock starts.", flush=True)
             cpu_before, clients_before = cpu_seconds(server.pid), time.process_time()
+            clock_started = time.perf_counter()
             stop_at = time.monotonic() + args.seconds
             threads = [threading.Thread(target=session, args=(clients[i], calls, stop_at, args.seed + i, record), daemon=True) for i in range(args.sessions)]
             for thread in threads:
@@ -224,6 +231,12 @@ def main() -> int:
         stop_server(server)
 
     print()
+    if args.timeline:
+        print(f"/mnist by when the call started (windows of {args.timeline:g} s):")
+        for first in np.arange(0, args.seconds, args.timeline):
+            window = [s for t, s in mnist_calls if first <= t - clock_started < first + args.timeline]
+            print(f"  {first:5.0f}-{first + args.timeline:<4.0f} s  {len(window):4} calls  p95 {percentile(window, 95):6.3f} s  slowest {max(window, default=float('nan')):6.3f} s")
+        print()
     print(f"{'endpoint':<14} {'calls':>6} {'p50 s':>7} {'p95 s':>7} {'errors':>7}")
     for name in WEIGHTS:
         done = latencies.get(name, [])

@@ -67,7 +67,9 @@ class FigureImage(GradiosFrontEnd, gr.Image):
 
 def _cache_png(picture: Image.Image, cache: Path) -> str:
     with io.BytesIO() as buffer:
-        picture.save(buffer, format="png")
+        # zlib's fastest level: on these flat-coloured figures the files come out within a few
+        # percent of the default level's size, for about a quarter less encoding time per request.
+        picture.save(buffer, format="png", compress_level=1)
         data = buffer.getvalue()
     path = cache / hashlib.sha256(data).hexdigest()[:40] / "figure.png"
     if not path.exists():

@@ -206,7 +206,7 @@ class PanelPool:
         together (a class opening the page at once) then draw at once instead of each building its own."""
         with self.lock:
             missing = count - len(self.free.get(key, []))
-        built = [(make or self.make)(key) for _ in range(max(0, missing))]
+        built = [_drawn((make or self.make)(key)) for _ in range(max(0, missing))]
         with self.lock:
             self.free.setdefault(key, []).extend(built)
 
@@ -214,6 +214,14 @@ class PanelPool:
         """Figures kept, lent out or not (lent ones come back)."""
         with self.lock:
             return sum(len(v) for v in self.free.values())
+
+
+def _drawn(made):
+    """A panel, or a dict of panels, with every live panel's background drawn (built ahead, ready to blit)."""
+    for panel in made.values() if isinstance(made, dict) else [made]:
+        if isinstance(panel, LivePanel):
+            panel.draw_background()
+    return made
 
 
 class LivePanel:
@@ -233,11 +241,15 @@ class LivePanel:
         self.animated.append(artist)
         return artist
 
+    def draw_background(self) -> None:
+        """Draw everything that is not animated, once (the layout, axes and labels: most of the cost)."""
+        if self._background is None:
+            self.figure.canvas.draw()
+            self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+
     def render(self) -> np.ndarray:
         canvas = self.figure.canvas
-        if self._background is None:
-            canvas.draw()  # draws everything that is not animated
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
+        self.draw_background()
         canvas.restore_region(self._background)
         for artist in self.animated:
             self.figure.draw_artist(artist)
