@@ -3,8 +3,7 @@ layer, and sparse autoencoders that pull features back out of the superposed res
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import gradio as gr
@@ -13,6 +12,7 @@ import torch
 
 from demos.common import CheckedNumber, CheckedSlider, ChoiceDropdown, ChoiceRadio, figure, in_background, note, quoted
 from superpos_core import concepts, figures, lm, sae
+from superpos_core.recent import Recent
 
 NOTES = {
     "heatmap": "One row per token, in reading order, exactly as the tokenizer cut the text (␣ is a space). One column per hidden "
@@ -45,9 +45,8 @@ MAX_LAYER = 40  # the slider's range before a model tells us its own
 
 # Analyses of recent texts, so moving the layer slider, switching the view or training an SAE reuses the
 # forward pass. A few entries only: one long text holds tens of MB of hidden states.
-_analyses: OrderedDict[tuple[str, str, str], lm.TextAnalysis] = OrderedDict()
-_analyses_lock = threading.Lock()
 CACHED_TEXTS = 4
+_analyses: Recent[lm.TextAnalysis] = Recent(CACHED_TEXTS)  # (model, device, text) -> every layer's activations
 
 
 def default_model() -> str:
@@ -116,20 +115,13 @@ def _analysis(text, model: str, layer, device: torch.device, progress, allow_any
     loaded = _load(model, device, progress, allow_any)
     key = (model, str(loaded.device), text)
     try:
-        with _analyses_lock:
-            cached = _analyses.get(key)
-            if cached is not None:
-                _analyses.move_to_end(key)
-                return cached.at_layer(layer)
+        cached = _analyses.get(key)
+        if cached is not None:
+            return cached.at_layer(layer)
         progress(0.5, desc=f"Reading the text with {loaded.title}")
-        analysis = lm.analyse_text(loaded, text, layer)
+        return _analyses.put(key, lm.analyse_text(loaded, text, layer)).at_layer(layer)
     except (lm.TextInputError, lm.LayerError) as error:
         raise gr.Error(str(error), print_exception=False) from None
-    with _analyses_lock:
-        _analyses[key] = analysis
-        while len(_analyses) > CACHED_TEXTS:
-            _analyses.popitem(last=False)
-    return analysis
 
 
 def _labels(analysis: lm.TextAnalysis) -> list[str]:
@@ -228,27 +220,38 @@ def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed
 
 
 KEEP_SAES = 2  # pretrained SAEs kept in memory, most recently used first (about 150 MB each)
-_release_saes: OrderedDict[tuple[int, str], sae.PretrainedSAE] = OrderedDict()
-_release_lock = threading.Lock()
+_release_saes: Recent[sae.PretrainedSAE] = Recent(KEEP_SAES)  # (layer, device) -> its SAE
 
 
 def _release_sae(layer: int, device: torch.device) -> sae.PretrainedSAE:
     """GPT-2 small's SAE for ``layer`` on ``device``, read from the Hugging Face cache once and kept for the next request."""
-    key = (layer, str(torch.device(device)))
-    with _release_lock:
-        if key in _release_saes:
-            _release_saes.move_to_end(key)
-            return _release_saes[key]
-    model_sae = sae.fetch_release_sae(layer, local_files_only=True).to(device)
-    with _release_lock:
-        _release_saes[key] = model_sae
-        while len(_release_saes) > KEEP_SAES:
-            _release_saes.popitem(last=False)
-    return model_sae
+    return _release_saes.get_or_make((layer, str(torch.device(device))), lambda: sae.fetch_release_sae(layer, local_files_only=True).to(device))
 
 
-def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple[str, None] | tuple[None, tuple[lm.TextAnalysis, torch.Tensor]]:
-    """(why not, None) when no pretrained SAE can read this; else (None, (the analysis, its (T, d_sae) features))."""
+@dataclass(frozen=True)
+class _SAEReading:
+    """What a pretrained SAE found in one text: all the panel and a click on a token need."""
+
+    analysis: lm.TextAnalysis
+    peaks: list[float]  # (T,) each token's strongest feature activation
+    over_text: list[sae.FeatureHit]  # the strongest features over the whole text
+    per_token: list[list[sae.FeatureHit]]  # (T,) each token's strongest features
+
+
+TOP_FEATURES = 10
+_readings: Recent[_SAEReading] = Recent(CACHED_TEXTS)  # (SAE, model, device, text) -> its reading
+
+
+def _read_with(model_sae: sae.PretrainedSAE, analysis: lm.TextAnalysis) -> _SAEReading:
+    with torch.inference_mode():
+        features = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32)).cpu()  # (T, d_sae), on the SAE's device
+    values, indices = features.topk(min(TOP_FEATURES, features.shape[1]), dim=1)  # (T, k) each token's strongest, once for every click
+    per_token = [[sae.FeatureHit(int(i), float(v), t) for v, i in zip(vs, ids) if v > 0] for t, (vs, ids) in enumerate(zip(values, indices))]
+    return _SAEReading(analysis, features.amax(dim=1).tolist(), sae.top_features(features, k=TOP_FEATURES), per_token)
+
+
+def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple[str, None] | tuple[None, _SAEReading]:
+    """(why not, None) when no pretrained SAE can read this; else (None, what it read, kept for the next click)."""
     release = sae.GPT2_SMALL_RES_JB
     if model != "gpt2":
         return (
@@ -269,9 +272,7 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
     analysis = _analysis(text, model, layer, device, lambda *a, **k: None)
-    with torch.inference_mode():
-        features = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32)).cpu()  # (T, d_sae), on the SAE's device
-    return None, (analysis, features)
+    return None, _readings.get_or_make((model_sae, model, str(device), text), lambda: _read_with(model_sae, analysis))
 
 
 def _feature_links(hits: list[sae.FeatureHit], layer: int, labels: list[str], at_token: bool) -> str:
@@ -285,15 +286,13 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
     Returns the status (with a Neuronpedia link per feature), the bars of the strongest features (or
     None), and the text's tokens shaded by their strongest feature, for the learner to click (or None).
     """
-    why, found = _pretrained_features(text, model, layer, device)
+    why, reading = _pretrained_features(text, model, layer, device)
     if why:
         return why, None, None
-    analysis, features = found
+    analysis, hits = reading.analysis, reading.over_text
     labels = _labels(analysis)
-    peaks = features.amax(dim=1)  # (T,) each token's strongest feature
-    top = float(peaks.max())
-    tokens = [(token, round(float(peak) / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.tokens, peaks)]
-    hits = sae.top_features(features, k=10)
+    top = max(reading.peaks)
+    tokens = [(token, round(peak / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.tokens, reading.peaks)]
     if not hits:
         return "The pretrained SAE is here, but none of its features fire on this text.", None, tokens
     release, layer = sae.GPT2_SMALL_RES_JB, analysis.layer
@@ -307,19 +306,19 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
 
 def pretrained_token_panel(text, model: str, layer, token, device: torch.device = torch.device("cpu")):
     """The strongest pretrained features on one token of the text, the one the learner clicked (helper event)."""
-    why, found = _pretrained_features(text, model, layer, device)
+    why, reading = _pretrained_features(text, model, layer, device)
     if why:
         return why, None
-    analysis, features = found
-    labels = _labels(analysis)
-    try:
-        hits = sae.top_features(features, k=10, token=_whole(token, "The token position"))
-    except sae.SAEInputError as error:
-        return str(error), None
-    word = labels[hits[0].token] if hits else labels[int(token)]
+    labels = _labels(reading.analysis)
+    token = _whole(token, "The token position")
+    count = len(labels)
+    if not -count <= token < count:
+        return f"Token position {token} is outside the text, which has {count} tokens (0 to {count - 1}).", None
+    token %= count
+    hits, word = reading.per_token[token], labels[token]
     if not hits:
-        return f"No pretrained feature fires on token {int(token)} (“{word}”).", None
-    layer = analysis.layer
+        return f"No pretrained feature fires on token {token} (“{word}”).", None
+    layer = reading.analysis.layer
     plot = figures.pretrained_feature_bars(
         [h.index for h in hits], [h.activation for h in hits], [word] * len(hits), f"GPT-2 small, layer {layer}: strongest features on token {hits[0].token} (“{word}”)", xlabel="activation on this token"
     )

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from superpos_core import lm, resnets
+from superpos_core.recent import Recent
 from tests import helpers
 
 
@@ -116,7 +117,7 @@ class FullDisk:
 
 def test_a_full_disk_under_the_rank_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(resnets, "_reference_memo", {})
+    monkeypatch.setattr(resnets, "_reference_memo", Recent(8))
     real = tempfile.NamedTemporaryFile
     monkeypatch.setattr(resnets.tempfile, "NamedTemporaryFile", lambda *a, **k: FullDisk(real(*a, **k), room=100))
     source, table = resnets.reference_ranks(resnets.load("mnist-resnet"))
@@ -124,7 +125,7 @@ def test_a_full_disk_under_the_rank_cache(tmp_path, monkeypatch):
     assert list((tmp_path / "ranks").iterdir()) == []  # neither a truncated table nor a temporary file is left
     monkeypatch.undo()
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(resnets, "_reference_memo", {})
+    monkeypatch.setattr(resnets, "_reference_memo", Recent(8))
     assert resnets.reference_ranks(resnets.load("mnist-resnet"))[1] == table  # room again: computed and cached whole
     (cached,) = (tmp_path / "ranks").iterdir()
     assert len(json.loads(cached.read_text())) == 20

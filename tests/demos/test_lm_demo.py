@@ -8,6 +8,7 @@ import torch
 
 from demos import lm as lm_tab
 from superpos_core import concepts, lm
+from superpos_core.recent import Recent
 from tests.helpers import TINY_D_MODEL as D_MODEL, save_tiny_gpt2
 
 KEY = "tiny-test"
@@ -29,7 +30,8 @@ def tiny(tiny_loaded, monkeypatch):
     loaded = replace(tiny_loaded, name=KEY, title="Tiny GPT-2 (test)")
     monkeypatch.setitem(lm._loaded, (KEY, "cpu"), loaded)
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
-    monkeypatch.setattr(lm_tab, "_analyses", type(lm_tab._analyses)())
+    monkeypatch.setattr(lm_tab, "_analyses", Recent(lm_tab.CACHED_TEXTS))
+    monkeypatch.setattr(lm_tab, "_readings", Recent(lm_tab.CACHED_TEXTS))
     return loaded
 
 
@@ -100,7 +102,7 @@ def test_missing_pretrained_sae_says_how_to_get_it(monkeypatch):
         raise lm_tab.sae.SAELoadError("not in the cache")
 
     monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", absent)
-    monkeypatch.setattr(lm_tab, "_release_saes", type(lm_tab._release_saes)())
+    monkeypatch.setattr(lm_tab, "_release_saes", Recent(lm_tab.KEEP_SAES))
     text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 8)
     assert "python -m superpos_core.sae --layers 8" in text and image is None and tokens is None
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 8, 0)
@@ -123,7 +125,7 @@ def gpt2_with_sae(tiny, tmp_path, monkeypatch):
         return lm_tab.sae.load_pretrained_sae(folder)
 
     monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", from_the_cache)
-    monkeypatch.setattr(lm_tab, "_release_saes", type(lm_tab._release_saes)())
+    monkeypatch.setattr(lm_tab, "_release_saes", Recent(lm_tab.KEEP_SAES))
     return tensors, fetched
 
 
@@ -138,7 +140,10 @@ def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sa
     assert [token for token, _ in tokens] == analysis.tokens  # every token, in order, to click on
     shades = np.array([shade for _, shade in tokens])
     np.testing.assert_allclose(shades, by_hand.max(axis=1) / by_hand.max(), atol=2e-3)
-    # A click on a token: that token's strongest features, not the text's.
+    # A click on a token: that token's strongest features, not the text's, from what was read above
+    # (the SAE does not read the text again).
+    sae_model = lm_tab._release_saes.get((1, "cpu"))
+    sae_model.encode = lambda x: pytest.fail("a click re-encoded the whole text")
     token = int(np.argmin(by_hand.max(axis=1)))
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, token)
     first = int(by_hand[token].argmax())
@@ -147,6 +152,7 @@ def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sa
     assert fetched == [1]  # read once from the cache, then kept in memory
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, 10_000)
     assert "outside the text" in text and image is None
+    assert lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, -1)[0].startswith(f"Token {len(analysis.tokens) - 1} ")  # from the end, as in Python
 
 
 def test_only_catalogue_models_unless_any_model_is_allowed(tiny, monkeypatch):

@@ -1,6 +1,5 @@
 import gradio as gr
 import pytest
-import torch
 
 from demos import resnet as resnet_tab
 from superpos_core import resnets
