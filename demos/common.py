@@ -17,6 +17,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from superpos_core.devices import release_free_memory
+
 QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-character string is not echoed
 MAX_SEED = 2**63 - 1  # the largest seed, either side of 0, that torch.Generator.manual_seed takes
 
@@ -247,6 +249,7 @@ def in_background(fn):
     When a class shares one server, a digit drawn while others train toy models should still be
     answered at once: the scheduler gives the quick events' threads the cores first. The event keeps
     its gradio context (its progress bar); a generator's steps each run there too, so it still streams.
+    When the job ends, the memory it freed is given back to the system (``release_free_memory``).
     """
     if inspect.isgeneratorfunction(fn):
 
@@ -254,12 +257,15 @@ def in_background(fn):
         def stream(*args, **kwargs):
             context = contextvars.copy_context()
             steps = context.run(fn, *args, **kwargs)
-            while True:
-                try:
-                    item = _pool().submit(context.run, next, steps).result()
-                except StopIteration:
-                    return
-                yield item
+            try:
+                while True:
+                    try:
+                        item = _pool().submit(context.run, next, steps).result()
+                    except StopIteration:
+                        return
+                    yield item
+            finally:
+                release_free_memory()
 
         return stream
 
@@ -267,6 +273,9 @@ def in_background(fn):
     def run(*args, **kwargs):
         if _on_background_thread():  # already there (one background event calling another): waiting on the pool could deadlock
             return fn(*args, **kwargs)
-        return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
+        try:
+            return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
+        finally:
+            release_free_memory()  # the job's temporaries, freed, go back to the system
 
     return run

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from superpos_core import concepts, conv_rank, lm, resnets, sae, toy
-from superpos_core.devices import resolve_device
+from superpos_core.devices import release_free_memory, resolve_device
 from superpos_core.mnist_explorer import MnistExplorer
 from tests import helpers
 
@@ -89,3 +89,19 @@ def test_every_model_runs_on_its_device_and_a_gpu_agrees_with_the_cpu(tiny_folde
             np.testing.assert_allclose(results[device][name], cpu_values, rtol=1e-3, atol=1e-4, err_msg=f"{name} on {device}")
     assert results["cpu"]["mnist probabilities"].argmax() == helpers.sample().test.labels[0]  # real numbers, not empty ones
     assert len(results["cpu"]["resnet top-5"]) == 5 and results["cpu"]["toy W"].shape == (2, 5)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def test_freed_memory_goes_back_to_the_system():
+    """Memory freed between blocks still in use stays in glibc's heap, and counts in RSS, until trimmed."""
+    blocks = [np.ones(8192) for _ in range(3072)]  # 3,072 blocks of 64 KiB (192 MiB), each from the heap
+    kept = blocks[::8]  # every 8th stays in use, so the heap cannot simply shrink from its end
+    del blocks
+    before = rss_mib()
+    assert release_free_memory()
+    assert before - rss_mib() > 100  # most of the 168 MiB freed left the process
+    assert len(kept) == 384

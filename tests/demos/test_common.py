@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -54,3 +55,24 @@ def test_long_work_runs_on_lower_priority_threads_and_nests_without_waiting_on_i
 
     streamed = list(steps(3))  # a generator still streams, each step on a background thread
     assert [i for i, _ in streamed] == [0, 1, 2] and all(name.startswith("superpos-background") for _, name in streamed)
+
+
+def test_each_long_job_gives_its_freed_memory_back(monkeypatch):
+    import demos.common as common
+
+    trimmed = []
+    monkeypatch.setattr(common, "release_free_memory", lambda: trimmed.append(True))
+
+    @common.in_background
+    def job():
+        return 1
+
+    @common.in_background
+    def steps():
+        yield from range(3)
+
+    assert job() == 1 and len(trimmed) == 1
+    assert list(steps()) == [0, 1, 2] and len(trimmed) == 2  # once the stream is done
+    with pytest.raises(ZeroDivisionError):
+        common.in_background(lambda: 1 / 0)()
+    assert len(trimmed) == 3  # a job that fails frees its memory too
