@@ -239,7 +239,7 @@ class _SAEReading:
 
 
 TOP_FEATURES = 10
-_readings: Recent[_SAEReading] = Recent(CACHED_TEXTS)  # (SAE, model, device, text) -> its reading
+_readings: Recent[_SAEReading] = Recent(CACHED_TEXTS)  # (model, layer, device, text) -> what its SAE found
 
 
 def _read_with(model_sae: sae.PretrainedSAE, analysis: lm.TextAnalysis) -> _SAEReading:
@@ -272,7 +272,7 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
     analysis = _analysis(text, model, layer, device, lambda *a, **k: None)
-    return None, _readings.get_or_make((model_sae, model, str(device), text), lambda: _read_with(model_sae, analysis))
+    return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, analysis))
 
 
 def _feature_links(hits: list[sae.FeatureHit], layer: int, labels: list[str], at_token: bool) -> str:
