@@ -115,3 +115,20 @@ def test_a_panel_pool_can_build_its_figures_ahead():
     assert made == [None, None, None] and pool.count() == 3
     with pool.borrow() as first, pool.borrow() as second, pool.borrow() as third:
         assert {first, second, third} == {1, 2, 3} and len(made) == 3  # three drawings at once, none waits on a build
+
+
+def test_figures_built_ahead_are_drawn_ahead():
+    """A crowd's first drawings only draw what changed: the layout, axes and labels were drawn when the pool built the set."""
+    rng = np.random.default_rng(3)
+    pool = figures.PanelPool(lambda _key: {"activations": figures.ActivationPanel(limit=5.0), "histograms": figures.HistogramPanel({"fc1": rng.normal(size=(50, 128)), "fc2": rng.normal(size=(50, 64))})})
+    pool.prepare(2)
+
+    def must_not_draw_it_all(*args, **kwargs):
+        raise AssertionError("a whole figure was drawn while a request waited")
+
+    with pool.borrow() as panels:
+        for panel in panels.values():
+            panel.figure.canvas.draw = must_not_draw_it_all
+        picture = panels["activations"].update({"fc1": rng.normal(size=128), "fc2": rng.normal(size=64), "fc3": rng.normal(size=10)})
+        panels["histograms"].update({"fc1": rng.normal(size=128), "fc2": rng.normal(size=64)})
+    assert picture.shape[2] == 3
