@@ -114,12 +114,12 @@ def _analysis(text, model: str, layer, device: torch.device, progress, allow_any
     layer = _whole(layer, "The layer")
     loaded = _load(model, device, progress, allow_any)
     key = (model, str(loaded.device), text)
-    try:
-        cached = _analyses.get(key)
-        if cached is not None:
-            return cached.at_layer(layer)
+    def read() -> lm.TextAnalysis:
         progress(0.5, desc=f"Reading the text with {loaded.title}")
-        return _analyses.put(key, lm.analyse_text(loaded, text, layer)).at_layer(layer)
+        return lm.analyse_text(loaded, text, layer)
+
+    try:
+        return _analyses.get_or_make(key, read).at_layer(layer)
     except (lm.TextInputError, lm.LayerError) as error:
         raise gr.Error(str(error), print_exception=False) from None
 
@@ -271,8 +271,7 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
         return str(error), None
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
-    analysis = _analysis(text, model, layer, device, lambda *a, **k: None)
-    return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, analysis))
+    return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, _analysis(text, model, layer, device, lambda *a, **k: None)))
 
 
 def _feature_links(hits: list[sae.FeatureHit], layer: int, labels: list[str], at_token: bool) -> str:
@@ -310,11 +309,10 @@ def pretrained_token_panel(text, model: str, layer, token, device: torch.device 
     if why:
         return why, None
     labels = _labels(reading.analysis)
-    token = _whole(token, "The token position")
-    count = len(labels)
-    if not -count <= token < count:
-        return f"Token position {token} is outside the text, which has {count} tokens (0 to {count - 1}).", None
-    token %= count
+    try:
+        token = sae.token_position(_whole(token, "The token position"), len(labels))
+    except sae.SAEInputError as error:
+        return str(error), None
     hits, word = reading.per_token[token], labels[token]
     if not hits:
         return f"No pretrained feature fires on token {token} (“{word}”).", None

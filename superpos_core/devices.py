@@ -26,6 +26,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, where it is glibc (whose allocator the two functions below tune); else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
 def limit_allocator_arenas(arenas: int = 2) -> bool:
     """Ask glibc for at most ``arenas`` malloc arenas (it otherwise gives each busy thread its own, up to 8 per core).
 
@@ -33,12 +44,8 @@ def limit_allocator_arenas(arenas: int = 2) -> bool:
     stays in that thread's arena and the process's resident memory creeps up under load. Returns
     whether the setting took (False on systems without glibc).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-8, arenas))  # -8 is M_ARENA_MAX
-    except (OSError, AttributeError):
-        return False
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(-8, arenas))  # -8 is M_ARENA_MAX
 
 
 def release_free_memory() -> bool:
@@ -50,11 +57,9 @@ def release_free_memory() -> bool:
     growth over a minute of 16 sessions went from +120-160 MiB to about +75 MiB). It takes a few
     milliseconds, nothing beside a job that takes seconds.
     """
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        return True
-    except (OSError, AttributeError):
-        return False
+    libc.malloc_trim(0)
+    return True
 

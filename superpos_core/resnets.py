@@ -27,9 +27,9 @@ from PIL import Image
 from torch import nn
 
 from superpos_core import drawing, mnist, mnist_resnet
-from superpos_core.recent import Recent
 from superpos_core.capture import capture_activations
 from superpos_core.conv_rank import LayerRank, conv_layer_names, rank_table
+from superpos_core.recent import Recent
 
 
 @dataclass(frozen=True)
@@ -342,10 +342,10 @@ _reference_memo: Recent[tuple[str, list[LayerRank]]] = Recent(8)  # (model, weig
 
 def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[LayerRank]]:
     """The rank table over the model's reference set: from memory, else the disk cache, else computed."""
-    memo_key = (loaded.entry.key, loaded.weights_id, str(cache_dir()))
-    found = _reference_memo.get(memo_key)
-    if found is not None:
-        return found
+    return _reference_memo.get_or_make((loaded.entry.key, loaded.weights_id, str(cache_dir())), lambda: _reference_table(loaded, on_batch))
+
+
+def _reference_table(loaded: LoadedResNet, on_batch) -> tuple[str, list[LayerRank]]:
     source, batches = reference_batches(loaded)
     key = hashlib.sha256(f"{loaded.entry.key}|{loaded.weights_id}|{source}".encode()).hexdigest()[:16]
     path = cache_dir() / "ranks" / f"{loaded.entry.key}-{key}.json"
@@ -354,7 +354,7 @@ def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[Laye
     except (OSError, ValueError, TypeError):  # absent or unreadable: compute it again
         table = rank_table(loaded.model, batches, on_batch=on_batch)
         _write_atomically(path, json.dumps([row.__dict__ for row in table]))
-    return _reference_memo.put(memo_key, (source, table))
+    return source, table
 
 
 def _write_atomically(path: Path, text: str) -> None:
