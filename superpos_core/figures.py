@@ -78,6 +78,21 @@ def pillow_font(points: float, bold: bool = False) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, round(points * DPI / 72))
 
 
+def stamp_text(pixels: np.ndarray, labels: Sequence[tuple[tuple[float, float], str]], font: ImageFont.FreeTypeFont, **style) -> np.ndarray:
+    """Write each ``(x, y), text`` label (pixels from the top left) on an RGB picture with Pillow; ``style`` goes to ``ImageDraw.text``.
+
+    For labels that change on every update of a live panel: Pillow sets a short label in a few
+    microseconds, matplotlib in about a millisecond, and matplotlib's drawing also gives up
+    Python's interpreter lock glyph by glyph, so on a busy server each label waited its turn again
+    and again.
+    """
+    picture = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(picture)
+    for xy, text in labels:
+        draw.text(xy, text, font=font, **style)
+    return np.asarray(picture)
+
+
 def to_rgb(figure: Figure) -> np.ndarray:
     """Render a figure to an (H, W, 3) uint8 array."""
     figure.canvas.draw()
@@ -327,18 +342,24 @@ class PolysemanticityPanel(LivePanel):
         ax.set_xlabel("digit class in the test sample")
         ax.set_yticks([])
         ax.set_title("mean firing per class (each row scaled to its max)", fontsize=9)
-        # Row labels are animated texts: real tick labels would force a full redraw each time.
-        self.labels = [self.animate(ax.text(-0.6, r, "", ha="right", va="center", fontsize=8)) for r in range(rows)]
         ax.set_ylabel("neuron (its firing now)", labelpad=58)
         figure.colorbar(self.image, ax=ax, label="share of the row's max", shrink=0.9)
+        # The row labels change with every drawing, so they are stamped on the rendered pixels with
+        # Pillow: through matplotlib, six short labels cost twice the rest of the panel.
+        self.ax = ax
+        self.font = pillow_font(8)
+        self.label_anchors: list[tuple[float, float]] | None = None  # each label's right-middle point, in pixels from the top left
 
     def update(self, firing: np.ndarray) -> tuple[np.ndarray, list[int]]:
         top = [int(i) for i in np.argsort(firing)[::-1][: self.rows]]
         table = self.class_means[:, top].T  # (rows, 10)
         self.image.set_data(table / np.maximum(table.max(1, keepdims=True), 1e-9))
-        for label, neuron in zip(self.labels, top):
-            label.set_text(f"#{neuron} ({firing[neuron]:.1f})")
-        return self.render(), top
+        pixels = self.render()
+        if self.label_anchors is None:
+            height = pixels.shape[0]
+            self.label_anchors = [(x, height - y) for x, y in self.ax.transData.transform([(-0.6, r) for r in range(self.rows)])]
+        labels = [(xy, f"#{neuron} ({firing[neuron]:.1f})") for xy, neuron in zip(self.label_anchors, top)]
+        return stamp_text(pixels, labels, self.font, fill="black", anchor="rm"), top
 
 
 class HistogramPanel(LivePanel):
@@ -536,11 +557,8 @@ class FeatureMapPanel(LivePanel):
             step, height = self.side + self.gap, pixels.shape[0]
             corners = [((i % self.columns) * step - 0.5, (i // self.columns) * step - 0.5) for i in range(self.tiles)]  # data coords
             self._corners = [(x + 2, height - y + 1) for x, y in self.ax.transData.transform(corners)]  # pixels, from the top
-        picture = Image.fromarray(pixels)
-        draw = ImageDraw.Draw(picture)
-        for (x, y), channel in zip(self._corners, channels[: self.tiles]):
-            draw.text((x, y), f"ch {channel}", font=self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40))  # legible on yellow too
-        return np.asarray(picture)
+        labels = [(corner, f"ch {channel}") for corner, channel in zip(self._corners, channels[: self.tiles])]
+        return stamp_text(pixels, labels, self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40))  # legible on yellow too
 
 
 class LayerRankPanel(LivePanel):
