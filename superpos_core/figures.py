@@ -529,7 +529,7 @@ class FeatureMapPanel(LivePanel):
     bold text cost as much as the rest of the panel.
     """
 
-    LABEL_POINTS = 8
+    LABEL_POINTS, TITLE_POINTS = 8, 10
 
     def __init__(self, side: int, tiles: int = 16, columns: int = 4):
         figure = new_figure(5.2, 5.6)
@@ -540,10 +540,12 @@ class FeatureMapPanel(LivePanel):
         mosaic = tile_grid(np.zeros((tiles, side, side)), columns, gap=self.gap)
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # the gaps between tiles
         self.image = self.animate(ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest"))
-        self.title = self.animate(ax.set_title(" ", fontsize=10))
+        self.title = ax.set_title(" ", fontsize=self.TITLE_POINTS)  # a blank title keeps the room; the words are stamped
         self.ax = ax
         self._corners = None  # each tile's top-left corner in pixels, known once the layout is drawn
+        self._title_at = None  # the title's centre on its baseline, in pixels
         self.font = pillow_font(self.LABEL_POINTS, bold=True)
+        self.title_font = pillow_font(self.TITLE_POINTS)
 
     def update(self, maps: np.ndarray, channels: list[int], title: str) -> np.ndarray:
         top = max(float(np.max(maps)), 1e-9)  # one scale for the grid: channels compare
@@ -551,14 +553,16 @@ class FeatureMapPanel(LivePanel):
         tiles[: len(channels)] = maps[: len(channels)]
         self.image.set_data(tile_grid(tiles, self.columns, gap=self.gap))
         self.image.set_clim(0, top)
-        self.title.set_text(title)
         pixels = self.render()
         if self._corners is None:
             step, height = self.side + self.gap, pixels.shape[0]
             corners = [((i % self.columns) * step - 0.5, (i // self.columns) * step - 0.5) for i in range(self.tiles)]  # data coords
             self._corners = [(x + 2, height - y + 1) for x, y in self.ax.transData.transform(corners)]  # pixels, from the top
+            x, y = self.title.get_transform().transform(self.title.get_position())
+            self._title_at = (x, height - y)
         labels = [(corner, f"ch {channel}") for corner, channel in zip(self._corners, channels[: self.tiles])]
-        return stamp_text(pixels, labels, self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40))  # legible on yellow too
+        pixels = stamp_text(pixels, labels, self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40))  # legible on yellow too
+        return stamp_text(pixels, [(self._title_at, title)], self.title_font, fill="black", anchor="ms")
 
 
 class LayerRankPanel(LivePanel):
@@ -587,7 +591,8 @@ class LayerRankPanel(LivePanel):
         figure.suptitle(title, fontsize=9)
         self.markers = [self.animate(ax.plot([], [], "o", ms=9, mfc="none", mec="C3", mew=2)[0]) for ax in self.axes]
         self.lines = [self.animate(ax.axvline(0, color="C3", lw=0.8, ls=":")) for ax in self.axes]
-        self.name = self.animate(self.axes[1].text(0.02, 0.04, "", transform=self.axes[1].transAxes, fontsize=8, color="C3"))
+        self.font = pillow_font(8)  # the layer's name is stamped in the corner of the second plot
+        self._name_at = None
 
     def update(self, layer: str) -> np.ndarray:
         index = next(i for i, r in enumerate(self.rows) if r.layer == layer)
@@ -595,8 +600,11 @@ class LayerRankPanel(LivePanel):
         for marker, line, value in zip(self.markers, self.lines, (row.effective_rank, row.ratio)):
             marker.set_data([index], [value])
             line.set_xdata([index, index])
-        self.name.set_text(layer)
-        return self.render()
+        pixels = self.render()
+        if self._name_at is None:
+            x, y = self.axes[1].transAxes.transform((0.02, 0.04))
+            self._name_at = (x, pixels.shape[0] - y)
+        return stamp_text(pixels, [(self._name_at, layer)], self.font, fill=matplotlib.colors.to_hex("C3"), anchor="ls")
 
 
 # --- language models ---------------------------------------------------------------------------------

@@ -144,3 +144,35 @@ def test_figures_built_ahead_are_drawn_ahead():
         picture = panels["activations"].update({"fc1": rng.normal(size=128), "fc2": rng.normal(size=64), "fc3": rng.normal(size=10)})
         panels["histograms"].update({"fc1": rng.normal(size=128), "fc2": rng.normal(size=64)})
     assert picture.shape[2] == 3
+
+
+def _changed_box(first: np.ndarray, second: np.ndarray) -> tuple[int, int, int, int]:
+    rows, columns = np.nonzero(np.any(first != second, axis=2))
+    return rows.min(), rows.max(), columns.min(), columns.max()
+
+
+def test_feature_map_title_is_stamped_above_the_grid():
+    panel = figures.FeatureMapPanel(side=7)
+    maps = np.random.default_rng(3).random((16, 7, 7))
+    first = panel.update(maps, list(range(16)), "layer1.0.conv1: the 16 strongest of 64 channels")
+    second = panel.update(maps, list(range(16)), "layer4.1.conv2: the 16 strongest of 512 channels")
+    top, bottom, _, _ = _changed_box(first, second)  # only the title changed, and only the title's band moved
+    grid_top = first.shape[0] - panel.ax.transData.transform((0, -0.5))[1]
+    assert 0 <= top and bottom < grid_top
+    assert first[top : bottom + 1].min() < 80  # dark words
+
+
+def test_layer_rank_panel_names_the_marked_layer():
+    from types import SimpleNamespace
+
+    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=0.5, channels=16, sample_bound=False) for i in range(5)]
+    panel = figures.LayerRankPanel(rows, "test")
+    first, second = panel.update("conv1"), panel.update("conv1")
+    np.testing.assert_array_equal(first, second)  # the same layer draws the same picture
+    renamed = panel.update("conv3")
+    top, bottom, left, right = _changed_box(first, renamed)
+    assert right - left > 100  # the marker moved in both plots
+    red = np.array(matplotlib.colors.to_rgb("C3")) * 255
+    x, y = (int(v) for v in panel._name_at)
+    corner = renamed[y - 12 : y + 3, x : x + 60].reshape(-1, 3)
+    assert (np.abs(corner - red).sum(axis=1) < 60).sum() > 10  # the layer's name, in the marker's red
