@@ -169,6 +169,8 @@ def main() -> int:
     if not (1 <= args.sessions <= 64 and 1 <= args.seconds <= 600):
         parser.error("--sessions must be 1..64 and --seconds 1..600: this is a bounded test, not a stress tool")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    # Stopped from outside (a timeout, kill): still stop the server, which runs in its own session.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
