@@ -78,6 +78,14 @@ def pillow_font(points: float, bold: bool = False) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, round(points * DPI / 72))
 
 
+def pixels_from_top(transform, points: Sequence[tuple[float, float]], height: float) -> list[tuple[float, float]]:
+    """Where ``points`` (in ``transform``'s coordinates) land on a rendered picture ``height`` pixels tall, as (x, y) from its top left.
+
+    Matplotlib counts display pixels up from the bottom; Pillow, stamping on the picture, down from the top.
+    """
+    return [(x, height - y) for x, y in transform.transform(points)]
+
+
 def stamp_text(pixels: np.ndarray, labels: Sequence[tuple[tuple[float, float], str]], font: ImageFont.FreeTypeFont, **style) -> np.ndarray:
     """Write each ``(x, y), text`` label (pixels from the top left) on an RGB picture with Pillow; ``style`` goes to ``ImageDraw.text``.
 
@@ -356,8 +364,7 @@ class PolysemanticityPanel(LivePanel):
         self.image.set_data(table / np.maximum(table.max(1, keepdims=True), 1e-9))
         pixels = self.render()
         if self.label_anchors is None:
-            height = pixels.shape[0]
-            self.label_anchors = [(x, height - y) for x, y in self.ax.transData.transform([(-0.6, r) for r in range(self.rows)])]
+            self.label_anchors = pixels_from_top(self.ax.transData, [(-0.6, r) for r in range(self.rows)], pixels.shape[0])
         labels = [(xy, f"#{neuron} ({firing[neuron]:.1f})") for xy, neuron in zip(self.label_anchors, top)]
         return stamp_text(pixels, labels, self.font, fill="black", anchor="rm"), top
 
@@ -557,9 +564,8 @@ class FeatureMapPanel(LivePanel):
         if self._corners is None:
             step, height = self.side + self.gap, pixels.shape[0]
             corners = [((i % self.columns) * step - 0.5, (i // self.columns) * step - 0.5) for i in range(self.tiles)]  # data coords
-            self._corners = [(x + 2, height - y + 1) for x, y in self.ax.transData.transform(corners)]  # pixels, from the top
-            x, y = self.title.get_transform().transform(self.title.get_position())
-            self._title_at = (x, height - y)
+            self._corners = [(x + 2, y + 1) for x, y in pixels_from_top(self.ax.transData, corners, height)]
+            self._title_at = pixels_from_top(self.title.get_transform(), [self.title.get_position()], height)[0]
         labels = [(corner, f"ch {channel}") for corner, channel in zip(self._corners, channels[: self.tiles])]
         pixels = stamp_text(pixels, labels, self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40))  # legible on yellow too
         return stamp_text(pixels, [(self._title_at, title)], self.title_font, fill="black", anchor="ms")
@@ -602,8 +608,7 @@ class LayerRankPanel(LivePanel):
             line.set_xdata([index, index])
         pixels = self.render()
         if self._name_at is None:
-            x, y = self.axes[1].transAxes.transform((0.02, 0.04))
-            self._name_at = (x, pixels.shape[0] - y)
+            self._name_at = pixels_from_top(self.axes[1].transAxes, [(0.02, 0.04)], pixels.shape[0])[0]
         return stamp_text(pixels, [(self._name_at, layer)], self.font, fill=matplotlib.colors.to_hex("C3"), anchor="ls")
 
 
@@ -671,11 +676,10 @@ class TokenHeatmap:
         step = max(1, -(-T // 48))  # past 48 tokens every k-th name, so that names never overlap
         rows = list(range(0, T, step))
         font = self.fonts[self.POINTS if step == 1 else self.SMALL]
-        for (x, y), i in zip(self.ax.transData.transform([(-0.5, r) for r in rows]), rows):
-            draw.text((x - 4, height - y), token_labels[i], font=font, fill="black", anchor="rm")
-        columns = [c for c, _ in column_labels]
-        for (x, y), (_, text) in zip(self.ax.transData.transform([(c, T - 0.5) for c in columns]), column_labels):
-            draw.text((x, height - y + 3), text, font=self.fonts[self.SMALL], fill="black", anchor="mt")
+        for (x, y), i in zip(pixels_from_top(self.ax.transData, [(-0.5, r) for r in rows], height), rows):
+            draw.text((x - 4, y), token_labels[i], font=font, fill="black", anchor="rm")
+        for (x, y), (_, text) in zip(pixels_from_top(self.ax.transData, [(c, T - 0.5) for c, _ in column_labels], height), column_labels):
+            draw.text((x, y + 3), text, font=self.fonts[self.SMALL], fill="black", anchor="mt")
         return np.asarray(picture)
 
 
