@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from superpos_core.rank import DEFAULT_THRESHOLD, effective_rank, singular_values_from_gram
+from superpos_core.rank import DEFAULT_THRESHOLD, effective_rank, rank_to_reach, singular_values_from_gram
 
 
 @dataclass(frozen=True)
@@ -345,11 +345,18 @@ def _forward_parameters(model: nn.Module) -> set[str]:
     return set(inspect.signature(model.forward).parameters)
 
 
-def _any_token_id(tokenizer) -> int:
+def bos_token_id(tokenizer) -> int | None:
+    """The token a document starts with: the tokenizer's BOS, else its end-of-text (GPT-2 has one token for
+    both: its training text ran documents together, each after an ``<|endoftext|>``), else None."""
     for candidate in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if candidate is not None:
             return int(candidate)
-    return int(tokenizer("a", add_special_tokens=False).input_ids[0])
+    return None
+
+
+def _any_token_id(tokenizer) -> int:
+    bos = bos_token_id(tokenizer)
+    return bos if bos is not None else int(tokenizer("a", add_special_tokens=False).input_ids[0])
 
 
 def _context_length(model: nn.Module, tokenizer) -> int:
@@ -481,11 +488,13 @@ class TextAnalysis:
     model: str
     layer: int
     text: str  # the text as analysed: cleaned, before any truncation to ``token_ids``
-    token_ids: list[int]
+    token_ids: list[int]  # the text's own tokens, without the BOS put before them
     tokens: list[str]  # readable, one per token, as the tokenizer split the text
-    hidden_states: torch.Tensor  # (n_layers, T, d_model) float32 on the CPU
+    hidden_states: torch.Tensor  # (n_layers, T, d_model) float32 on the CPU, the text's T tokens (no BOS row)
     next_tokens: list[tuple[str, float]]  # the model's top-5 after the last token, with probabilities
     notes: list[str] = field(default_factory=list)
+    bos_id: int | None = None  # the document-start token read before the text (see ``analyse_text``), if the model has one
+    bos: str | None = None  # that token as text, e.g. "<|endoftext|>"
     threshold: float = DEFAULT_THRESHOLD
     _spectra: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # shared by at_layer copies
 
@@ -564,14 +573,34 @@ class TextAnalysis:
         """Columns for the heatmap's "most variable dimensions" view of the chosen layer."""
         return most_variable_dimensions(self.activations, k)
 
+    def rank_to_reach(self, layer: int | None = None) -> int:
+        """Singular values needed to reach 99% of the energy: the effective rank plus the one that crosses the line."""
+        return rank_to_reach(self.singular_values(layer), self.threshold)
+
+    @property
+    def bos_note(self) -> str | None:
+        """One sentence for the learner on the token read before the text, and why."""
+        if self.bos is None:
+            return None
+        return (
+            f"The model read {token_label(self.bos)} before your text, as it read the start of every document in training. Models park "
+            "huge values on the first position (an *attention sink*); that token takes the role, and it is left out of everything shown "
+            "here, so the ranks, heatmap and SAEs describe your text's own tokens."
+        )
+
     def summary(self) -> dict:
-        """JSON-ready: the /lm API's contract. Keys and types are pinned by a test."""
+        """JSON-ready: the /lm API's contract. Keys and types are pinned by a test.
+
+        ``tokens`` are the text's own tokens; ``bos`` is the token read before them (None when the model has none).
+        """
         return {
             "model": self.model,
             "layer": int(self.layer),
             "tokens": list(self.tokens),
+            "bos": self.bos,
             "d_model": self.d_model,
             "effective_rank": self.effective_rank(),
+            "rank_to_reach": self.rank_to_reach(),
             "next_tokens": [[token, float(p)] for token, p in self.next_tokens],
         }
 
@@ -593,19 +622,25 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
     """
     layer = check_layer(layer, loaded.n_layers)
     text, notes = clean_text(text)
-    # 1) tokenise the whole text, so the note can say how much was left out
-    ids = loaded.tokenizer(text).input_ids
-    limit = min(loaded.context_length, max_tokens)
+    # 1) tokenise the whole text, so the note can say how much was left out. The BOS is ours to add, never
+    #    the tokenizer's: some tokenizers add one and some do not, and the text's tokens must be the same either way.
+    ids = loaded.tokenizer(text, add_special_tokens=False).input_ids
+    bos = bos_token_id(loaded.tokenizer)
+    prefix = [] if bos is None else [bos]
+    limit = min(loaded.context_length, max_tokens) - len(prefix)
     if len(ids) > limit:
-        why = f"{loaded.title} reads at most {loaded.context_length:,} tokens" if limit == loaded.context_length else f"this app reads at most {limit:,} tokens at once"
+        why = f"{loaded.title} reads at most {loaded.context_length:,} tokens" if limit + len(prefix) == loaded.context_length else f"this app reads at most {max_tokens:,} tokens at once"
         notes.append(f"The text is {len(ids):,} tokens and {why}: only the first {limit:,} were analysed, and the next-token guess follows token {limit:,}.")
         ids = ids[:limit]
-    # 2) one forward pass; hidden states of every layer come back together
-    input_ids = torch.tensor([ids], device=loaded.device)  # (1, T)
+    # 2) one forward pass over BOS + text; hidden states of every layer come back together. Models put huge values
+    #    on the first position (an attention sink): with no BOS the text's first token took that role and held
+    #    over 99.9% of the energy from the middle layers on, so the rank counted that one token. The BOS takes the
+    #    role here, as it did in training, and its row is dropped: everything shown is the text's own tokens.
+    input_ids = torch.tensor([prefix + ids], device=loaded.device)  # (1, 1 + T)
     extra = {"logits_to_keep": 1} if loaded.keeps_last_logits else {}
     with torch.inference_mode():
         out = loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True, **extra)
-    hidden = torch.stack([h[0] for h in out.hidden_states]).to("cpu", torch.float32)  # (n_layers, T, d_model)
+    hidden = torch.stack([h[0, len(prefix) :] for h in out.hidden_states]).to("cpu", torch.float32)  # (n_layers, T, d_model)
     # 3) the next token: softmax over the whole output, but only ids the tokenizer can spell (Pythia's
     #    output layer is padded past its vocabulary with ids that stand for nothing)
     probs = torch.softmax(out.logits[0, -1].float(), dim=-1)  # (vocab,)
@@ -618,4 +653,5 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
             f"With {len(ids)} token{'s' * (len(ids) != 1)} the activations form a {len(ids)} × {d_model} matrix, so no layer's effective "
             f"rank can exceed {len(ids)}: that limit comes from the text's length, not from the model."
         )
-    return TextAnalysis(loaded.name, layer, text, list(ids), tokens, hidden, next_tokens, notes)
+    bos_text = None if bos is None else loaded.tokenizer.convert_ids_to_tokens(bos)
+    return TextAnalysis(loaded.name, layer, text, list(ids), tokens, hidden, next_tokens, notes, bos_id=bos, bos=bos_text)

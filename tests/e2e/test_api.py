@@ -180,7 +180,8 @@ SENTENCE = "It was the best of times, it was the worst of times."
 
 def test_lm_contract_with_the_offline_model(client):
     summary = client.predict(SENTENCE, "smollm2-135m-offline", 10, api_name="/lm")[0]
-    assert set(summary) == {"model", "layer", "tokens", "d_model", "effective_rank", "next_tokens"}
+    assert set(summary) == {"model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"}
+    assert summary["bos"] == "<|im_start|>" and "<|im_start|>" not in summary["tokens"]
     assert summary["model"] == "smollm2-135m-offline" and summary["layer"] == 10 and summary["d_model"] == 576
     assert summary["tokens"][:4] == ["It", " was", " the", " best"]
     assert 0 <= summary["effective_rank"] <= min(len(summary["tokens"]), 576)

@@ -47,12 +47,16 @@ def test_hidden_states_of_every_layer_in_one_pass(tiny):
     T = len(analysis.tokens)
     assert "".join(analysis.tokens) == text and " the" in analysis.tokens  # readable, as the tokenizer split it
     assert analysis.hidden_states.shape == (3, T, D_MODEL) and analysis.n_layers == 3 and analysis.d_model == D_MODEL
+    # The model reads its document-start token first (GPT-2: <|endoftext|>); its row is not the text's.
+    bos = tiny.tokenizer.eos_token_id
+    assert analysis.bos_id == bos and analysis.bos == "<|endoftext|>" and bos not in analysis.token_ids
+    assert analysis.summary()["bos"] == "<|endoftext|>" and analysis.summary()["tokens"] == analysis.tokens
     with torch.no_grad():
-        reference = tiny.model(torch.tensor([analysis.token_ids]), output_hidden_states=True).hidden_states
+        reference = tiny.model(torch.tensor([[bos, *analysis.token_ids]]), output_hidden_states=True).hidden_states
     for layer in range(3):
         view = analysis.at_layer(layer)
         assert view.activations.shape == (T, D_MODEL)
-        np.testing.assert_allclose(view.activations, reference[layer][0].numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(view.activations, reference[layer][0, 1:].numpy(), rtol=1e-5, atol=1e-5)
     assert len(analysis.next_tokens) == 5
     probabilities = [p for _, p in analysis.next_tokens]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1
@@ -77,10 +81,31 @@ def test_rank_is_the_course_count_and_bounded_by_the_text(tiny):
 
 def test_long_text_is_cut_to_the_context_and_says_so(tiny):
     analysis = lm.analyse_text(tiny, "the end " * 200, layer=0)
-    assert len(analysis.tokens) == N_POSITIONS == analysis.hidden_states.shape[1]
-    assert any(f"reads at most {N_POSITIONS}" in note and "first 64" in note for note in analysis.notes)
+    assert len(analysis.tokens) == N_POSITIONS - 1 == analysis.hidden_states.shape[1]  # one position is the BOS's
+    assert any(f"reads at most {N_POSITIONS}" in note and f"first {N_POSITIONS - 1}" in note for note in analysis.notes)
     capped = lm.analyse_text(tiny, "the end " * 200, layer=0, max_tokens=10)
-    assert len(capped.tokens) == 10 and any("this app reads at most 10" in note for note in capped.notes)
+    assert len(capped.tokens) == 9 and any("this app reads at most 10" in note for note in capped.notes)
+
+
+def test_a_model_without_bos_or_end_of_text_reads_the_text_alone(tiny, monkeypatch):
+    monkeypatch.setattr(lm, "bos_token_id", lambda tokenizer: None)
+    analysis = lm.analyse_text(tiny, "the cat sat", layer=1)
+    assert analysis.bos is None and analysis.bos_note is None and analysis.summary()["bos"] is None
+    with torch.no_grad():
+        reference = tiny.model(torch.tensor([analysis.token_ids]), output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(analysis.activations, reference[1][0].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_offline_model_ranks_the_text_not_an_attention_sink():
+    """On the course's sentence SmolLM2 put 99.9% of the energy on its first token from layer 12 on, and the
+    effective rank read 0 at 17 of 31 layers. With the BOS as the sink, the 14 tokens use 8 or more directions
+    at every layer, and no text token holds most of a layer's energy past the first few blocks."""
+    loaded = lm.load("smollm2-135m-offline")
+    analysis = lm.analyse_text(loaded, "It was the best of times, it was the worst of times.", layer=15)
+    assert analysis.bos == "<|im_start|>" and len(analysis.tokens) == 14 and analysis.tokens[0] == "It"
+    assert min(analysis.ranks()) >= 8
+    assert all(analysis.dominant_token(layer)[1] < 0.5 for layer in range(8, analysis.n_layers))
+    assert all(analysis.rank_to_reach(layer) == analysis.effective_rank(layer) + 1 for layer in range(analysis.n_layers))
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", "\x00\x07\x1b"])
@@ -155,8 +180,9 @@ def test_one_huge_token_is_pointed_out():
 
 def test_summary_is_the_api_contract(tiny):
     summary = lm.analyse_text(tiny, "the cat 😀", layer=1).summary()
-    assert list(summary) == ["model", "layer", "tokens", "d_model", "effective_rank", "next_tokens"]
+    assert list(summary) == ["model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"]
     assert summary["model"] == tiny.name and summary["layer"] == 1 and summary["d_model"] == D_MODEL
+    assert summary["bos"] == "<|endoftext|>" and summary["rank_to_reach"] == summary["effective_rank"] + 1
     assert all(isinstance(token, str) for token in summary["tokens"])
     assert isinstance(summary["effective_rank"], int) and not isinstance(summary["effective_rank"], bool)
     assert len(summary["next_tokens"]) == 5
