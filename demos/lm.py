@@ -18,9 +18,10 @@ NOTES = {
     "heatmap": "One row per token, in reading order, exactly as the tokenizer cut the text (␣ is a space). One column per hidden "
     "dimension of the chosen layer; red is positive, blue negative. No single column means one word or idea: meaning is spread "
     "across many dimensions at once, and each dimension takes part in many meanings.",
-    "ranks": "How many independent directions the tokens really use at each layer: the effective rank, the number of singular "
-    "values needed to hold 99% of the activations' energy. The dashed line is the most it could ever be, min(tokens, d_model). "
-    "A short text is the limit long before the model is.",
+    "ranks": "How many directions the tokens use at each layer: the effective rank, the course's count of singular values (largest "
+    "first) whose running share of the squared total is still below 99%. Reaching 99% takes one more (the status line gives both). "
+    "The activations are not centred, as in the course. The dashed line is the most it could ever be, min(tokens, d_model): "
+    "a short text is the limit long before the model is. The BOS token read before the text is not counted.",
     "grid": "Each small square is one learned feature: the weights it uses to read the layer's activations, folded into a square so "
     "they fit. A feature is a direction in the layer, and most directions mix many dimensions.",
     "bars": "How strongly each learned feature fires on average over the text. With the L1 penalty most features stay quiet on most "
@@ -169,8 +170,11 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     rank = ranks[analysis.layer]
     status = (
         f"**{len(analysis.tokens)} tokens** at layer {analysis.layer} of {analysis.n_layers - 1}: effective rank **{rank}** "
-        f"out of at most {analysis.rank_bound} (d_model {analysis.d_model}). The model's next-token guess: **{lm.token_label(analysis.next_tokens[0][0])}**."
+        f"out of at most {analysis.rank_bound} (d_model {analysis.d_model}); {analysis.rank_to_reach()} singular values reach 99% of the energy. "
+        f"The model's next-token guess: **{lm.token_label(analysis.next_tokens[0][0])}**."
     )
+    if analysis.bos_note:
+        status += f"\n\nℹ️ {analysis.bos_note}"
     notes = analysis.notes + analysis.layer_notes()
     if notes:
         status += "\n\n" + "\n".join(f"- ⚠️ {line}" for line in notes)
@@ -336,7 +340,8 @@ CONCEPT_NOTES = {
     "its words' hidden states) and each sentence's mean hidden state, averaged over the sentences of each label. These bars are "
     "often high and nearly equal: every hidden state shares a large common part (a few dimensions are big for every token), and "
     "that part swamps the rest. Right: the same after taking the average concept from each concept and the average sentence from "
-    "each sentence, which leaves what sets each one apart. If the layer carries a concept, its tallest bar here is its own label's. "
+    "each sentence, which leaves what sets each one apart (with only two concepts the two are then exact opposites, mirror-image "
+    "bars). If the layer carries a concept, its tallest bar here is its own label's. "
     "The differences are small and change from layer to layer: read them as a hint, not a proof.",
     "pca": "Each dot is one sentence: its mean hidden state, placed along the two directions in which the sentences differ most "
     "(principal components; each axis says what share of the variation it holds). Sentences of one label that sit together differ "

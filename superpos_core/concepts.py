@@ -412,6 +412,13 @@ def analyse_concepts(loaded: lm.LoadedLM, concepts: Mapping[str, Sequence[str]],
     concept_vectors = np.stack([word_vectors[[row[w] for w in ws]].mean(axis=0) for ws in concepts.values()])  # (C, d_model)
     sentence_vectors = _mean_hidden_states(loaded, [[prefix, *ids] for ids in sentence_ids], layer)  # (S, d_model)
     notes = []
+    if len(concepts) == 2:
+        # Centring takes the two concepts' mean from each, leaving c₁ − m = −(c₂ − m): one direction and its opposite.
+        notes.append(
+            "With two concepts, centring leaves each the exact opposite of the other, so the right-hand bars are mirror images "
+            "(one concept's r is minus the other's): one fact, not two. Add a third concept, such as the default neutral words, "
+            "for bars that can differ."
+        )
     if layer == 0:
         notes.append(
             "Layer 0 is the token embeddings, before any block has mixed the words of a sentence: a sentence that contains a "

@@ -720,7 +720,7 @@ class RankByLayer:
     def __init__(self):
         self.figure = fixed_figure(7.0, 3.0)
         ax = self.ax = place(self.figure, left=0.65, right=0.15, bottom=0.5, top=0.3)
-        (self.line,) = ax.plot([], [], "o-", color="C0", ms=4, lw=1.2, label="effective rank (99% of the energy)")
+        (self.line,) = ax.plot([], [], "o-", color="C0", ms=4, lw=1.2, label="effective rank (values below 99% of the energy)")
         self.ceiling = ax.axhline(0, color="0.4", lw=1, ls="--", label="ceiling")
         self.note = ax.text(0.99, 0, "", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4")
         (self.chosen,) = ax.plot([], [], "o", ms=10, mfc="none", mec="C3", mew=2, label="chosen")

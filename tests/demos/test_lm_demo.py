@@ -41,8 +41,11 @@ def is_rgb(image) -> bool:
 
 def test_main_event_returns_the_lm_contract_first(tiny):
     summary, heatmap, ranks, next_tokens, status = lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
-    assert set(summary) == {"model", "layer", "tokens", "d_model", "effective_rank", "next_tokens"}
+    assert set(summary) == {"model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"}
     assert summary["model"] == KEY and summary["layer"] == 1 and summary["d_model"] == tiny.d_model
+    # The learner is told what was read before the text, and both rank counts agree with the summary.
+    assert "␣" not in summary["bos"] and "read <|endoftext|> before your text" in status and "attention sink" in status
+    assert f"effective rank **{summary['effective_rank']}**" in status and f"{summary['rank_to_reach']} singular values reach 99%" in status
     assert isinstance(summary["tokens"], list) and all(isinstance(t, str) for t in summary["tokens"])
     assert isinstance(summary["effective_rank"], int) and 0 <= summary["effective_rank"] <= len(summary["tokens"])
     assert len(summary["next_tokens"]) == 5 and all(isinstance(t, str) and isinstance(p, float) for t, p in summary["next_tokens"])

@@ -215,3 +215,14 @@ def test_a_layer_outside_the_model_names_the_range(tiny, layer):
 def test_layer_zero_says_it_counts_shared_words(tiny):
     analysis = concepts.analyse_concepts(tiny, WORDS, SENTENCES, 0)
     assert any("token embeddings" in note for note in analysis.notes)
+
+
+def test_two_concepts_centred_are_mirror_images_and_the_notes_say_so(tiny):
+    two = {"warm": WORDS["warm"], "cold": WORDS["cold"]}
+    analysis = concepts.analyse_concepts(tiny, two, SENTENCES, 1)
+    centred = analysis.by_label(centred=True)
+    np.testing.assert_allclose(centred[0], -centred[1], atol=1e-12)  # one fact, not two
+    assert any("mirror images" in note and "third concept" in note for note in analysis.notes)
+    three = concepts.analyse_concepts(tiny, WORDS, SENTENCES, 1)
+    assert not any("mirror" in note for note in three.notes)
+    assert not np.allclose(three.by_label(centred=True)[0], -three.by_label(centred=True)[1])
