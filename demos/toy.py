@@ -14,13 +14,19 @@ NOTES = {
     "goes negative when the model needs to filter out the small interference from other features.",
     "bars": "Bar height: how strongly each feature is stored (about 1 = kept, 0 = dropped). Bar colour: how much of other features lies "
     "along its direction. Dark bars have a direction to themselves; bright bars are in superposition.",
-    "dimensionality": "Dᵢ is the share of a hidden dimension that feature i gets: 1 on its own axis, ½ in an antipodal pair, ⅖ in a pentagon. "
-    "Features per dimension is ‖W‖²_F / m: kept features count about one each (a little more when they grow longer than 1 to beat the bias).",
-    "arrows": "With two hidden dimensions every feature is an arrow in the plane. Dense features: two arrows at right angles, the rest vanish. "
-    "Sparse features with equal importance: five arrows 72° apart, a pentagon. Five features in two dimensions.",
-    "sweep": "One training run of 20 models at once, from dense (left) to very sparse (right). As the features get sparser the model stops "
-    "dropping features and starts packing them: the count jumps past m, the number of dimensions it has. "
-    "With r = 1 dense features are all alike and the dense end is noisy; r = 0.9 gives the crispest picture.",
+    "dimensionality": "Dᵢ is the share of a hidden dimension that feature i gets: 1 on its own axis, ¾ in a tetrahedron, ⅔ in a triangle, "
+    "½ in an antipodal pair, ⅖ in a pentagon, ⅜ in a square antiprism (⅓ in a hexagon, in a plane). Features per dimension is "
+    "‖W‖²_F / m: each feature counts its squared length. Kept features grow longer than 1 to beat the bias, so a trained pentagon "
+    "reads about 3.4 rather than the 2.5 of five unit arrows.",
+    "arrows": "With two hidden dimensions every feature is an arrow in the plane. Dense features of falling importance (r < 1): two "
+    "arrows at right angles, the rest vanish. Dense features of equal importance (r = 1) are all alike, so the model keeps any 2-dimensional "
+    "slice of them: several shorter arrows, none on its own axis, still only two features' worth. Sparse features with equal importance: "
+    "five arrows 72° apart, a pentagon. Five features in two dimensions.",
+    "sweep": "One training run of 20 models at once, from dense (left) to very sparse (right). Left: features with ‖Wᵢ‖ > 0.5, fully or "
+    "partly stored. Right: features per dimension, ‖W‖²_F / m; above the dotted line at 1 the model packs more than one feature's worth "
+    "into each dimension, which is superposition. As the features get sparser the model stops dropping features and starts packing them. "
+    "With r = 1 dense features are all alike: the model spreads its m dimensions thinly over several of them, so the left count can pass m "
+    "while the right stays at 1, with no superposition. r = 0.9 gives the crispest picture.",
 }
 
 EXPLANATION = """### Why superposition happens
@@ -51,6 +57,28 @@ def _config(n, m, sparsity, decay, steps, seed) -> toy.ToyConfig:
     )
 
 
+def _verdict(result: toy.ToyResult) -> str:
+    """One sentence on what the trained W shows, decided from its geometry (``toy.in_superposition``)."""
+    c, norms = result.config, result.feature_norms
+    dims = f"{c.m_hidden} dimension{'s' * (c.m_hidden > 1)}"
+    kept, per_dimension = toy.represented(result.W), result.features_per_dimension
+    if result.superposition:
+        return (
+            f"**Superposition**: {per_dimension:.2f} features per dimension (‖W‖²_F / m, clearly above 1) — {kept} of "
+            f"{c.n_features} features stored (‖Wᵢ‖ > 0.5) in **{dims}**, sharing directions"
+        )
+    verdict = f"**No superposition**: {per_dimension:.2f} features per dimension (‖W‖²_F / m, at most about 1): no more than one feature's worth per dimension"
+    partial = norms[norms > 0.5]
+    if kept > c.m_hidden:
+        verdict += (
+            f". The {kept} features with ‖Wᵢ‖ > 0.5 are each only partly stored (norms {partial.min():.2f} to {partial.max():.2f}): "
+            f"the model keeps a {c.m_hidden}-dimensional slice spread over them, which no feature has to itself"
+        )
+    else:
+        verdict += f" — {kept} of {c.n_features} features stored (‖Wᵢ‖ > 0.5) in **{dims}**, the rest dropped"
+    return verdict
+
+
 def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
     """The main event (``api_name="toy"``): train the toy model, return its summary and figures."""
     config = _config(n, m, sparsity, decay, steps, seed)
@@ -60,13 +88,7 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
     W, c = result.W, result.config
-    kept = toy.represented(W)
-    status = (
-        f"**{kept} of {c.n_features} features** are represented in **{c.m_hidden} dimension{'s' * (c.m_hidden > 1)}** "
-        f"at sparsity {c.sparsity:g} (loss {result.loss:.4g}, best of {c.restarts} seeds)."
-    )
-    if kept > c.m_hidden:
-        status += " More features than dimensions: that is superposition."
+    status = _verdict(result) + f" (sparsity {c.sparsity:g}, loss {result.loss:.4g}, best of {c.restarts} seeds)."
     if result.notes:
         status += "\n\n" + " ".join(f"⚠️ {note}" for note in result.notes)
     arrows = figures.to_rgb(figures.toy_arrows(W)) if c.m_hidden == 2 else None
@@ -98,6 +120,7 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
         "sparsity": [round(float(s), 6) for s in sparsities],
         "represented": kept,
         "features_per_dimension": [round(float(v), 5) for v in per_dimension],
+        "superposition": [r.superposition for r in results],
     }
     figure = figures.toy_sweep(sparsities, kept, per_dimension, config.n_features, config.m_hidden)
     return summary, figures.to_rgb(figure)

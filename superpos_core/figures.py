@@ -444,14 +444,29 @@ def toy_feature_bars(norms: np.ndarray, interference: np.ndarray) -> Figure:
     return figure
 
 
+# The regular shapes of Elhage et al. (2022) and the share of a dimension each gives its features.
+DIMENSIONALITY_GEOMETRIES = (
+    (1.0, "1  own dimension"),
+    (3 / 4, "¾  tetrahedron"),
+    (2 / 3, "⅔  triangle"),
+    (1 / 2, "½  antipodal pair"),
+    (2 / 5, "⅖  pentagon"),
+    (3 / 8, "⅜  square antiprism"),
+    (1 / 3, "⅓  hexagon (in a plane)"),
+)
+
+
 def toy_dimensionality(dimensionality: np.ndarray, features_per_dimension: float) -> Figure:
     """Each feature's dimensionality Dᵢ, with the fractions of the regular geometries marked."""
     n = len(dimensionality)
     figure = new_figure(4.6, 3.0)
     ax = figure.add_subplot()
-    for value, name in ((1.0, "own dimension"), (0.5, "antipodal pair"), (0.4, "pentagon (2/5)"), (1 / 3, "triangle (1/3)")):
+    label_at = np.inf
+    for value, name in DIMENSIONALITY_GEOMETRIES:
         ax.axhline(value, color="0.75", lw=0.8, zorder=0)
-        ax.text(n - 0.4, value, f" {name}", va="center", fontsize=7, color="0.4", clip_on=False)
+        # ⅖, ⅜ and ⅓ lie closer than a line of text: their labels step down, each beside its own fraction.
+        label_at = min(value, label_at - 0.065)
+        ax.text(n - 0.4, label_at, f" {name}", va="center", fontsize=7, color="0.4", clip_on=False)
     ax.plot(np.arange(n), dimensionality, "o", color="C0")
     ax.set_ylim(-0.05, 1.1)
     ax.set_xlim(-0.6, n - 0.4)

@@ -99,8 +99,9 @@ def test_train_endpoint_streams_epochs(client):
 
 def test_toy_contract_and_bad_controls(client):
     summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, api_name="/toy")[0]
-    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "loss"}
+    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "represented", "superposition", "loss"}
     assert summary["n_features"] == 5 and summary["m"] == 2 and summary["sparsity"] == 0.99
+    assert summary["superposition"] is True and summary["represented"] == 5
     assert len(summary["feature_norms"]) == 5 and min(summary["feature_norms"]) >= 0.9  # the pentagon
     assert isinstance(summary["features_per_dimension"], float) and isinstance(summary["loss"], float)
     for args, message in [((0, 2, 0.5, 1, 100, 0), "features n"), ((5, 2, 1.0, 1, 100, 0), "Sparsity"), ((5, 0, 0.5, 1, 100, 0), "hidden dimensions m")]:
@@ -113,6 +114,7 @@ def test_toy_contract_and_bad_controls(client):
 def test_toy_sweep_endpoint(client):
     summary = client.predict(5, 2, 0.9, 300, 0, api_name="/toy_sweep")[0]
     assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0
+    assert len(summary["superposition"]) == 20 and summary["superposition"][0] is False and summary["superposition"][-1] is True
 
 
 def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):

@@ -91,6 +91,31 @@ def test_sweep_shows_the_phase_change():
 
 def test_summary_contract():
     summary = toy.train(toy.ToyConfig(steps=100)).summary()
-    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "loss"}
+    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "represented", "superposition", "loss"}
+    assert isinstance(summary["represented"], int) and isinstance(summary["superposition"], bool)
     assert len(summary["feature_norms"]) == len(summary["dimensionality"]) == 5
     assert isinstance(summary["loss"], float) and isinstance(summary["m"], int)
+
+
+def _unit_arrows(angles) -> np.ndarray:
+    return np.stack([np.cos(angles), np.sin(angles)])  # (2, n)
+
+
+def test_a_projection_spread_over_every_feature_is_not_superposition():
+    """Dense, equally important features: WᵀW is a rank-2 projection spread over all five features.
+    Norms above 0.5 count four or five 'kept', but nothing is packed: 2 dimensions hold 2 features' worth."""
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 2)))[0].T  # (2, 5) orthonormal rows
+    np.testing.assert_allclose(np.linalg.eigvalsh(basis.T @ basis), [0, 0, 0, 1, 1], atol=1e-12)
+    assert toy.features_per_dimension(basis) == pytest.approx(1.0) and not toy.in_superposition(basis)
+    assert toy.in_superposition(_unit_arrows(2 * np.pi * np.arange(5) / 5))  # a pentagon: 2.5 per dimension
+    assert not toy.in_superposition(np.eye(2, 5))  # two kept on their own axes, three dropped
+
+
+def test_trained_dense_equal_features_are_not_called_superposition():
+    dense = toy.train(toy.ToyConfig(sparsity=0.0, importance_decay=1.0))
+    assert toy.represented(dense.W) > dense.config.m_hidden  # the count alone would have said "superposition"
+    assert dense.features_per_dimension < 1.05 and dense.summary()["superposition"] is False
+    pentagon = toy.train(toy.ToyConfig(sparsity=0.99))
+    assert pentagon.summary()["superposition"] is True and pentagon.summary()["represented"] == 5
+    assert 3.3 < pentagon.features_per_dimension < 3.45  # not 2.5: kept features grow to norm ~1.16 (docstring)
+    assert np.all(pentagon.feature_norms > 1.1)
