@@ -41,7 +41,7 @@ def is_rgb(image) -> bool:
 
 def test_main_event_returns_the_lm_contract_first(tiny):
     summary, heatmap, ranks, next_tokens, status = lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
-    assert set(summary) == {"model", "layer", "tokens", "d_model", "effective_rank", "next_tokens"}
+    assert set(summary) == {"model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"}
     assert summary["model"] == KEY and summary["layer"] == 1 and summary["d_model"] == tiny.d_model
     assert isinstance(summary["tokens"], list) and all(isinstance(t, str) for t in summary["tokens"])
     assert isinstance(summary["effective_rank"], int) and 0 <= summary["effective_rank"] <= len(summary["tokens"])
