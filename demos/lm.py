@@ -260,11 +260,11 @@ def _read_with(model_sae: sae.PretrainedSAE, analysis: lm.TextAnalysis, loaded: 
 
 
 def _fed_note(fed: sae.SAEInput, tokenizer) -> str:
-    """One sentence on what the SAE read, e.g. "after <|endoftext|>, centred, in 3 windows of 128 tokens"."""
+    """One sentence on what the SAE read, e.g. "after <|endoftext|>, centred, in 3 windows of up to 128 tokens"."""
     how = [f"after {lm.token_label(tokenizer.convert_ids_to_tokens(fed.bos))}"] if fed.bos is not None else ["with no token before the text"]
     if fed.centred:
         how.append("centred (each token's mean over its dimensions taken away)")
-    how.append(f"in {fed.windows} windows of up to {fed.window} tokens, each read afresh" if fed.windows > 1 else f"in one window (it was trained on windows of {fed.window} tokens)")
+    how.append(f"in {fed.windows} windows of up to {fed.window} tokens, each read afresh" if fed.windows > 1 else f"in one window (a window holds up to {fed.window} tokens)")
     return "Read as the SAE was trained: " + ", ".join(how) + "."
 
 

@@ -756,8 +756,12 @@ def fetch_pretrained_sae(
             about 20 s before giving up; a server that knows it is offline should pass True (or
             set ``HF_HUB_OFFLINE=1``).
         revision: a branch, tag or commit of the repository (default: main).
-        release: the catalogue entry it belongs to, if any (see ``load_pretrained_sae``).
+        release: the catalogue entry it belongs to (see ``load_pretrained_sae``); by default the
+            catalogued release of ``repo_id``, if there is one, so that its SAEs are read as trained
+            whichever way they are fetched.
     """
+    if release is None:
+        release = next((entry for entry in PRETRAINED_RELEASES.values() if entry.repo_id == repo_id), None)
     paths = {}
     for filename in (CFG_FILENAME, WEIGHTS_FILENAME):
         try:
@@ -818,7 +822,7 @@ class SAEInput:
     activations: torch.Tensor  # (T, d_in) float32 on the CPU, one row per token of the text
     hidden_state: int  # the hidden state the SAE's hook is (Hugging Face numbering: 0 = embeddings)
     bos: int | None  # the token each window starts with, None if the SAE was trained without one
-    window: int  # positions per window, BOS included: the SAE's context_size (or the model's context)
+    window: int  # positions per window, BOS included: the SAE's context_size, or the model's context if shorter or unrecorded
     windows: int  # how many windows the text took
     centred: bool  # each row had its mean over d_in taken away (the SAE was trained on centred writing weights)
     reused: bool  # taken from the analysis given, without a forward pass of its own

@@ -514,6 +514,9 @@ def test_fetching_a_release_sae_applies_its_catalogue_entry(tmp_path, monkeypatc
     monkeypatch.setattr(sae, "hf_hub_download", FakeHub(write_sae_folder(tmp_path / "snapshot" / "blocks.8.hook_resid_pre", prepend_bos=DROP)))
     model = sae.fetch_release_sae(8, local_files_only=True)
     assert (model.prepend_bos, model.context_size, model.center_writing_weights) == (True, 128, True)
+    # fetched by its repository's name (as `python -m superpos_core.sae --repo ...` does), it is still the release's
+    assert sae.fetch_pretrained_sae(sae.GPT2_SMALL_RES_JB.repo_id, "blocks.8.hook_resid_pre").center_writing_weights
+    assert not sae.fetch_pretrained_sae("someone/else", "blocks.8.hook_resid_pre").center_writing_weights
 
 
 def test_saelens_6_files_keep_where_the_inputs_come_from_under_metadata(tmp_path):
