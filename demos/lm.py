@@ -30,7 +30,10 @@ NOTES = {
     "is described by a handful of features rather than hundreds of mixed-up dimensions.",
     "pretrained": "A sparse autoencoder trained by others on millions of GPT-2 tokens, with 24,576 features for 768 dimensions: "
     "32 features per dimension, superposition undone at scale. Each bar is a feature that fires strongly on this text; its "
-    "Neuronpedia page shows the texts that make it fire most.",
+    "Neuronpedia page shows the texts that make it fire most. Its features mean that only on inputs like its training data, so "
+    f"it reads the text as it was trained: in windows of {sae.GPT2_SMALL_RES_JB.context_size} tokens, each after <|endoftext|>, with "
+    f"each token's mean over the {sae.GPT2_SMALL_RES_JB.d_in} dimensions taken away (TransformerLens, which it was trained with, "
+    "centres GPT-2's weights so that this mean is 0).",
 }
 EXAMPLES = [
     "It was the best of times, it was the worst of times.",
@@ -237,6 +240,8 @@ class _SAEReading:
     """What a pretrained SAE found in one text: all the panel and a click on a token need."""
 
     analysis: lm.TextAnalysis
+    fed: sae.SAEInput  # what the SAE read: the text after the BOS, in windows, centred, as the SAE's settings say
+    fed_note: str  # that, in one sentence for the learner
     peaks: list[float]  # (T,) each token's strongest feature activation
     over_text: list[sae.FeatureHit]  # the strongest features over the whole text
     per_token: list[list[sae.FeatureHit]]  # (T,) each token's strongest features
@@ -246,12 +251,25 @@ TOP_FEATURES = 10
 _readings: Recent[_SAEReading] = Recent(CACHED_TEXTS)  # (model, layer, device, text) -> what its SAE found
 
 
-def _read_with(model_sae: sae.PretrainedSAE, analysis: lm.TextAnalysis) -> _SAEReading:
+def _read_with(model_sae: sae.PretrainedSAE, analysis: lm.TextAnalysis, loaded: lm.LoadedLM) -> _SAEReading:
+    # The SAE's own input, not the analysis's hidden state: GPT-2 small's SAEs were trained on centred
+    # activations of 128-token windows that start with <|endoftext|>, and must be fed the same (sae_input
+    # reads each SAE's own settings, and reuses the analysis's forward pass when the text fits one window).
+    fed = sae.sae_input(model_sae, loaded, analysis.token_ids, analysis)
     with torch.inference_mode():
-        features = model_sae.encode(torch.as_tensor(analysis.activations, dtype=torch.float32)).cpu()  # (T, d_sae), on the SAE's device
+        features = model_sae.encode(fed.activations).cpu()  # (T, d_sae), on the SAE's device
     values, indices = features.topk(min(TOP_FEATURES, features.shape[1]), dim=1)  # (T, k) each token's strongest, once for every click
     per_token = [[sae.FeatureHit(int(i), float(v), t) for v, i in zip(vs, ids) if v > 0] for t, (vs, ids) in enumerate(zip(values, indices))]
-    return _SAEReading(analysis, features.amax(dim=1).tolist(), sae.top_features(features, k=TOP_FEATURES), per_token)
+    return _SAEReading(analysis, fed, _fed_note(fed, loaded.tokenizer), features.amax(dim=1).tolist(), sae.top_features(features, k=TOP_FEATURES), per_token)
+
+
+def _fed_note(fed: sae.SAEInput, tokenizer) -> str:
+    """One sentence on what the SAE read, e.g. "after <|endoftext|>, centred, in 3 windows of up to 128 tokens"."""
+    how = [f"after {lm.token_label(tokenizer.convert_ids_to_tokens(fed.bos))}"] if fed.bos is not None else ["with no token before the text"]
+    if fed.centred:
+        how.append("centred (each token's mean over its dimensions taken away)")
+    how.append(f"in {fed.windows} windows of up to {fed.window} tokens, each read afresh" if fed.windows > 1 else f"in one window (a window holds up to {fed.window} tokens)")
+    return "Read as the SAE was trained: " + ", ".join(how) + "."
 
 
 def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple[str, None] | tuple[None, _SAEReading]:
@@ -275,7 +293,11 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
         return str(error), None
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
-    return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, _analysis(text, model, layer, device, lambda *a, **k: None)))
+    quiet = lambda *a, **k: None  # noqa: E731  no progress bar for a helper event
+    try:
+        return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, _analysis(text, model, layer, device, quiet), _load(model, device, quiet)))
+    except sae.SAEInputError as error:
+        return str(error), None
 
 
 def _feature_links(hits: list[sae.FeatureHit], layer: int, labels: list[str], at_token: bool) -> str:
@@ -297,11 +319,11 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
     top = max(reading.peaks)
     tokens = [(token, round(peak / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.tokens, reading.peaks)]
     if not hits:
-        return "The pretrained SAE is here, but none of its features fire on this text.", None, tokens
+        return f"The pretrained SAE is here, but none of its features fire on this text. {reading.fed_note}", None, tokens
     release, layer = sae.GPT2_SMALL_RES_JB, analysis.layer
     plot = figures.pretrained_feature_bars([h.index for h in hits], [h.activation for h in hits], [labels[h.token] for h in hits], f"GPT-2 small, layer {layer}: strongest of {release.d_sae:,} features")
     status = (
-        f"Pretrained SAE for layer {layer} loaded ({release.d_sae:,} features). Strongest on this text:\n{_feature_links(hits, layer, labels, False)}\n\n"
+        f"Pretrained SAE for layer {layer} loaded ({release.d_sae:,} features). {reading.fed_note} Strongest on this text:\n{_feature_links(hits, layer, labels, False)}\n\n"
         "**Click a token** in the text below to see the features that fire on it."
     )
     return status, figures.to_rgb(plot), tokens

@@ -16,7 +16,10 @@ reconstruct its activations with few active features at a time can pull them apa
 2. The field's way: SAEs with tens of thousands of features trained on hundreds of millions of
    tokens, published on the Hugging Face hub in SAELens' folder format (``cfg.json`` and
    ``sae_weights.safetensors``): ``load_pretrained_sae``, ``fetch_pretrained_sae``, the catalogue
-   ``GPT2_SMALL_RES_JB``, and ``neuronpedia_url`` to look a feature up on Neuronpedia.
+   ``GPT2_SMALL_RES_JB``, and ``neuronpedia_url`` to look a feature up on Neuronpedia. Such an SAE
+   only means what it was trained to mean on inputs like its training data: ``sae_input`` reads a
+   text as SAELens fed the SAE (after the BOS, in windows of its context size, centred if the
+   model's writing weights were centred).
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from superpos_core import lm
 from superpos_core.rank import pytorch_linear_init
 
 MAX_FEATURES = 4096  # bounds one request's memory and time, whatever is asked
@@ -337,6 +341,11 @@ class PretrainedRelease:
     d_sae: int  # features per SAE
     neuronpedia_pattern: str  # a feature's page, formatted with layer= and index=
     notes: str = ""  # what a learner should know about where the SAEs come from
+    # How the SAEs' training data was read, used where a cfg.json is silent (a cfg.json that says otherwise
+    # is refused): None leaves it to the file, or to SAELens' default when the file is silent too.
+    prepend_bos: bool | None = None  # each training window started with the model's BOS
+    center_writing_weights: bool | None = None  # TransformerLens centred the model's writing weights
+    context_size: int | None = None  # positions per training window, BOS included
 
     def subfolder(self, layer: int) -> str:
         self._check_layer(layer)
@@ -366,6 +375,18 @@ GPT2_SMALL_RES_JB = PretrainedRelease(
         "stream entering block L (hook_resid_pre), 24,576 features (32× the 768 dimensions). "
         "About 150 MB of weights per layer."
     ),
+    # These cfg.json files (saved in early 2024 by SAELens, then called mats_sae_training) record
+    # context_size 128 but not how the model was loaded. SAELens loaded it then with TransformerLens'
+    # HookedTransformer.from_pretrained, whose defaults centre the writing weights. Its commit 7c0d1f7
+    # (Sept 2024, "fix: centre writing weights defaults") moved training to from_pretrained_no_processing,
+    # began saving model_from_pretrained_kwargs in cfg.json, and gave this release (and two other early
+    # GPT-2 ones) model_from_pretrained_kwargs {"center_writing_weights": true} in its catalogue
+    # (sae_lens/pretrained_saes.yaml, config_overrides), which its loader merges over the file's settings
+    # (get_sae_lens_config_from_disk in sae_lens/loading/pretrained_sae_loaders.py). prepend_bos true is
+    # SAELens' default for files that leave it out (handle_pre_6_0_config there), stated here as data.
+    prepend_bos=True,
+    center_writing_weights=True,
+    context_size=128,
 )
 PRETRAINED_RELEASES = {GPT2_SMALL_RES_JB.name: GPT2_SMALL_RES_JB}  # release name -> catalogue entry
 
@@ -406,7 +427,10 @@ class PretrainedSAE(nn.Module):
         apply_b_dec_to_input: whether ``encode`` subtracts ``b_dec`` first (centring x on the
             decoder's bias, as most SAELens SAEs were trained).
         model_name: the model the SAE was trained on, if ``cfg.json`` says.
-        prepend_bos: whether it was trained on text that starts with the BOS token.
+        prepend_bos: whether each window of its training text started with the model's BOS token.
+        context_size: positions per training window, BOS included (None: not recorded).
+        center_writing_weights: whether it was trained on TransformerLens' centred residual stream:
+            with the model's writing weights centred, every activation has zero mean over d_in.
         source: where it was loaded from, for messages.
         cfg: the whole ``cfg.json``, for anything else it says.
     """
@@ -423,6 +447,8 @@ class PretrainedSAE(nn.Module):
         apply_b_dec_to_input: bool = True,
         model_name: str | None = None,
         prepend_bos: bool = True,
+        context_size: int | None = None,
+        center_writing_weights: bool = False,
         source: str = "",
         cfg: dict | None = None,
     ) -> None:
@@ -438,6 +464,8 @@ class PretrainedSAE(nn.Module):
         self.apply_b_dec_to_input = apply_b_dec_to_input
         self.model_name = model_name
         self.prepend_bos = prepend_bos
+        self.context_size = context_size
+        self.center_writing_weights = center_writing_weights
         self.source = source
         self.cfg = dict(cfg or {})
 
@@ -495,6 +523,8 @@ class _Settings:
     apply_b_dec_to_input: bool
     model_name: str | None
     prepend_bos: bool
+    context_size: int | None
+    center_writing_weights: bool
 
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
@@ -515,8 +545,36 @@ def _read_cfg(cfg_path: Path, source: str) -> dict:
     return cfg
 
 
-def _settings(cfg: dict, source: str) -> _Settings:
-    """Check a cfg.json's settings: the ones we need, and none that would change the maths."""
+_SILENT = object()  # a setting a cfg.json does not record
+
+
+def _recorded(cfg: dict, key: str, default=_SILENT):
+    """A cfg.json setting: at the top level, where SAELens saved it before version 6, or in the
+    ``metadata`` object, where SAELens 6 saves where an SAE's inputs come from (model, hook, BOS...)."""
+    if key in cfg:
+        return cfg[key]
+    metadata = cfg.get("metadata")
+    if isinstance(metadata, dict) and key in metadata:
+        return metadata[key]
+    return default
+
+
+def _with_catalogue(where: str, key: str, recorded, release: PretrainedRelease | None):
+    """The file's setting; where it is silent, the catalogue's; a catalogue that disagrees with the file is an error."""
+    catalogued = None if release is None else getattr(release, key)
+    if recorded is _SILENT or recorded is None:
+        return catalogued
+    if catalogued is not None and recorded != catalogued:
+        raise SAELoadError(f"{where}: {key} is {recorded!r}, but the catalogue entry {release.name} says {catalogued!r}; which one describes the SAE's training is unclear.")
+    return recorded
+
+
+def _settings(cfg: dict, source: str, release: PretrainedRelease | None = None) -> _Settings:
+    """Check a cfg.json's settings: the ones we need, and none that would change the maths.
+
+    ``release``, the catalogue entry the SAE belongs to, supplies how its training data was read where the
+    file is silent (as SAELens' catalogue does for its older releases).
+    """
     where = f"{CFG_FILENAME} of {source}"
     sizes = {}
     for key in ("d_in", "d_sae"):
@@ -528,12 +586,12 @@ def _settings(cfg: dict, source: str) -> _Settings:
 
     # Files saved before SAELens 6 call it hook_point (and hook_point_layer); newer ones may leave
     # the layer out altogether, since the hook name already says it.
-    hook_name = cfg.get("hook_name", cfg.get("hook_point"))
+    hook_name = _recorded(cfg, "hook_name", cfg.get("hook_point"))
     if not isinstance(hook_name, str) or not hook_name:
         raise SAELoadError(f"{where}: hook_name (or hook_point) is missing: which activation the SAE reads, e.g. 'blocks.8.hook_resid_pre'.")
     match = _BLOCK.match(hook_name)
     named_layer = int(match.group(1)) if match else None
-    layer = cfg.get("hook_layer", cfg.get("hook_point_layer"))
+    layer = _recorded(cfg, "hook_layer", cfg.get("hook_point_layer"))
     if layer is None:
         layer = named_layer
     elif not isinstance(layer, int) or isinstance(layer, bool) or (named_layer is not None and layer != named_layer):
@@ -557,14 +615,34 @@ def _settings(cfg: dict, source: str) -> _Settings:
         raise SAELoadError(f"{where}: activation function {activation!r} is not supported; only 'relu' is.")
     if cfg.get("finetuning_scaling_factor"):
         raise SAELoadError(f"{where}: finetuning_scaling_factor is not supported (it rescales the features after encoding).")
-    head = cfg.get("hook_head_index", cfg.get("hook_point_head_index"))
+    head = _recorded(cfg, "hook_head_index", cfg.get("hook_point_head_index"))
     if head is not None:
         raise SAELoadError(f"{where}: hook_head_index {head!r} is not supported: this SAE reads one attention head's output, not a whole activation.")
 
     apply_b_dec = cfg.get("apply_b_dec_to_input", True)  # SAELens' default for files that leave it out
     if not isinstance(apply_b_dec, bool):
         raise SAELoadError(f"{where}: apply_b_dec_to_input must be true or false; got {apply_b_dec!r}.")
-    model_name = cfg.get("model_name")
+    model_name = _recorded(cfg, "model_name", None)
+
+    # How the training text was read: what sae_input must reproduce.
+    prepend_bos = _with_catalogue(where, "prepend_bos", _recorded(cfg, "prepend_bos"), release)
+    prepend_bos = True if prepend_bos is None else prepend_bos  # SAELens' default for files that leave it out
+    if not isinstance(prepend_bos, bool):
+        raise SAELoadError(f"{where}: prepend_bos must be true or false; got {prepend_bos!r}.")
+    context_size = _with_catalogue(where, "context_size", _recorded(cfg, "context_size"), release)
+    shortest = 2 if prepend_bos else 1  # a window must hold a token of text besides its BOS
+    if context_size is not None and (not isinstance(context_size, int) or isinstance(context_size, bool) or context_size < shortest):
+        raise SAELoadError(f"{where}: context_size must be a whole number of at least {shortest} (positions per training window); got {context_size!r}.")
+    # SAELens loads the model with HookedTransformer.from_pretrained_no_processing(**model_from_pretrained_kwargs)
+    # (sae_lens/load_model.py), so kwargs that leave center_writing_weights out mean uncentred weights.
+    kwargs = _recorded(cfg, "model_from_pretrained_kwargs")
+    if kwargs is not _SILENT and kwargs is not None and not isinstance(kwargs, dict):
+        raise SAELoadError(f"{where}: model_from_pretrained_kwargs must be an object of keyword arguments; got {kwargs!r}.")
+    centred = kwargs.get("center_writing_weights", False) if isinstance(kwargs, dict) else _SILENT
+    centred = _with_catalogue(where, "center_writing_weights", centred, release)
+    centred = False if centred is None else centred
+    if not isinstance(centred, bool):
+        raise SAELoadError(f"{where}: model_from_pretrained_kwargs.center_writing_weights must be true or false; got {centred!r}.")
     return _Settings(
         d_in=sizes["d_in"],
         d_sae=sizes["d_sae"],
@@ -572,7 +650,9 @@ def _settings(cfg: dict, source: str) -> _Settings:
         layer=layer,
         apply_b_dec_to_input=apply_b_dec,
         model_name=model_name if isinstance(model_name, str) else None,
-        prepend_bos=bool(cfg.get("prepend_bos", True)),
+        prepend_bos=prepend_bos,
+        context_size=context_size,
+        center_writing_weights=centred,
     )
 
 
@@ -608,9 +688,9 @@ def _read_weights(weights_path: Path, settings: _Settings, source: str) -> dict[
     return tensors
 
 
-def _load(cfg_path: Path, weights_path: Path, source: str) -> PretrainedSAE:
+def _load(cfg_path: Path, weights_path: Path, source: str, release: PretrainedRelease | None) -> PretrainedSAE:
     cfg = _read_cfg(cfg_path, source)
-    settings = _settings(cfg, source)
+    settings = _settings(cfg, source, release)
     tensors = _read_weights(weights_path, settings, source)
     return PretrainedSAE(
         **tensors,
@@ -619,12 +699,14 @@ def _load(cfg_path: Path, weights_path: Path, source: str) -> PretrainedSAE:
         apply_b_dec_to_input=settings.apply_b_dec_to_input,
         model_name=settings.model_name,
         prepend_bos=settings.prepend_bos,
+        context_size=settings.context_size,
+        center_writing_weights=settings.center_writing_weights,
         source=source,
         cfg=cfg,
     ).eval()
 
 
-def load_pretrained_sae(folder: str | Path) -> PretrainedSAE:
+def load_pretrained_sae(folder: str | Path, release: PretrainedRelease | None = None) -> PretrainedSAE:
     """Load an SAE saved in SAELens' format: ``folder/cfg.json`` and ``folder/sae_weights.safetensors``.
 
     Raises ``SAELoadError`` for a missing file or tensor, a shape that does not match ``d_in`` and
@@ -633,11 +715,13 @@ def load_pretrained_sae(folder: str | Path) -> PretrainedSAE:
 
     Args:
         folder: the folder holding both files.
+        release: the catalogue entry it belongs to, if any: it says how the SAE's training text was
+            read (BOS, context size, centring) where ``cfg.json`` is silent.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise SAELoadError(f"There is no folder {folder}: a pretrained SAE is a folder holding {CFG_FILENAME} and {WEIGHTS_FILENAME}.")
-    return _load(folder / CFG_FILENAME, folder / WEIGHTS_FILENAME, source=str(folder))
+    return _load(folder / CFG_FILENAME, folder / WEIGHTS_FILENAME, source=str(folder), release=release)
 
 
 def _why_unavailable(error: Exception) -> str:
@@ -655,7 +739,9 @@ def _why_unavailable(error: Exception) -> str:
     return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
 
 
-def fetch_pretrained_sae(repo_id: str, subfolder: str, *, local_files_only: bool = False, revision: str | None = None) -> PretrainedSAE:
+def fetch_pretrained_sae(
+    repo_id: str, subfolder: str, *, local_files_only: bool = False, revision: str | None = None, release: PretrainedRelease | None = None
+) -> PretrainedSAE:
     """Load a pretrained SAE from the Hugging Face hub, through the ordinary Hugging Face cache.
 
     The first call downloads ``subfolder/cfg.json`` and ``subfolder/sae_weights.safetensors``;
@@ -670,7 +756,12 @@ def fetch_pretrained_sae(repo_id: str, subfolder: str, *, local_files_only: bool
             about 20 s before giving up; a server that knows it is offline should pass True (or
             set ``HF_HUB_OFFLINE=1``).
         revision: a branch, tag or commit of the repository (default: main).
+        release: the catalogue entry it belongs to (see ``load_pretrained_sae``); by default the
+            catalogued release of ``repo_id``, if there is one, so that its SAEs are read as trained
+            whichever way they are fetched.
     """
+    if release is None:
+        release = next((entry for entry in PRETRAINED_RELEASES.values() if entry.repo_id == repo_id), None)
     paths = {}
     for filename in (CFG_FILENAME, WEIGHTS_FILENAME):
         try:
@@ -684,7 +775,7 @@ def fetch_pretrained_sae(repo_id: str, subfolder: str, *, local_files_only: bool
                 f"`python -m superpos_core.sae --repo {repo_id} --subfolder {subfolder}`, and the files are kept in "
                 f"the Hugging Face cache ({hf_constants.HF_HUB_CACHE}); from then on they load offline."
             ) from error
-    return _load(paths[CFG_FILENAME], paths[WEIGHTS_FILENAME], source=f"{repo_id}/{subfolder}")
+    return _load(paths[CFG_FILENAME], paths[WEIGHTS_FILENAME], source=f"{repo_id}/{subfolder}", release=release)
 
 
 def fetch_release_sae(layer: int, release: PretrainedRelease = GPT2_SMALL_RES_JB, *, local_files_only: bool = False) -> PretrainedSAE:
@@ -695,7 +786,125 @@ def fetch_release_sae(layer: int, release: PretrainedRelease = GPT2_SMALL_RES_JB
         release: a catalogue entry (default: GPT-2 small's residual-stream SAEs).
         local_files_only: look only in the Hugging Face cache (see ``fetch_pretrained_sae``).
     """
-    return fetch_pretrained_sae(release.repo_id, release.subfolder(layer), local_files_only=local_files_only)
+    return fetch_pretrained_sae(release.repo_id, release.subfolder(layer), local_files_only=local_files_only, release=release)
+
+
+# --- what a pretrained SAE reads -------------------------------------------------------------------
+
+_RESIDUAL = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
+WINDOWS_PER_PASS = 16  # windows read in one batched forward pass: bounds memory for very long token lists
+
+
+def hidden_state_index(hook_name: str, n_layers: int) -> int:
+    """The Hugging Face hidden state a TransformerLens residual-stream hook is, in a model with ``n_layers`` of them.
+
+    ``blocks.L.hook_resid_pre`` is hidden state L (0 is the embeddings) and ``blocks.L.hook_resid_post``
+    is L + 1, except after the last block: Hugging Face applies the final norm to its last hidden state.
+
+    Raises ``SAEInputError`` for any other hook, or a block the model does not have.
+    """
+    match = _RESIDUAL.match(hook_name)
+    if match is None:
+        raise SAEInputError(f"This SAE reads {hook_name!r}; only SAEs of the residual stream (blocks.L.hook_resid_pre or hook_resid_post) can be fed here.")
+    index = int(match.group(1)) + (match.group(2) == "post")
+    if index > n_layers - 2:  # hidden states 0 .. n_layers - 2 are the residual stream as it is
+        raise SAEInputError(
+            f"This SAE reads {hook_name!r}, which this model's hidden states do not hold: it has {n_layers - 1} blocks, and its last "
+            "hidden state has the final norm applied."
+        )
+    return index
+
+
+@dataclass(frozen=True)
+class SAEInput:
+    """What a pretrained SAE is fed for one text (``sae_input``), and how it was read."""
+
+    activations: torch.Tensor  # (T, d_in) float32 on the CPU, one row per token of the text
+    hidden_state: int  # the hidden state the SAE's hook is (Hugging Face numbering: 0 = embeddings)
+    bos: int | None  # the token each window starts with, None if the SAE was trained without one
+    window: int  # positions per window, BOS included: the SAE's context_size, or the model's context if shorter or unrecorded
+    windows: int  # how many windows the text took
+    centred: bool  # each row had its mean over d_in taken away (the SAE was trained on centred writing weights)
+    reused: bool  # taken from the analysis given, without a forward pass of its own
+
+
+def sae_input(model_sae: PretrainedSAE, loaded: lm.LoadedLM, token_ids: Sequence[int], analysis: lm.TextAnalysis | None = None) -> SAEInput:
+    """The activations ``model_sae`` should encode for a text's tokens, read as its training text was.
+
+    SAELens trains an SAE on TransformerLens activations of fixed-length windows of text, and its
+    features mean what they mean only on such inputs. Three of the SAE's settings say how:
+
+    1. ``prepend_bos``: every window starts with the model's BOS (``lm.bos_token_id``) at position 0,
+       as SAELens puts one at the start of each training window; its row is not returned.
+    2. ``context_size``: windows of that many positions, BOS included. A longer text is read in
+       consecutive windows, each from position 0 after its own BOS, as SAELens cut its training text;
+       positions the SAE never saw in training are never fed to it. (Unrecorded: the model's context.)
+    3. ``center_writing_weights``: TransformerLens centred every weight that writes to the residual
+       stream (embeddings, attention and MLP outputs) over d_model, so each write, and so the stream,
+       has zero mean over d_model. The stream is read only through LayerNorm, which takes the mean away
+       anyway, so nothing else changes: the centred stream is the Hugging Face hidden state minus its
+       own mean over d_model, position by position. (Exact for LayerNorm models such as GPT-2; models
+       with RMSNorm could not have had their weights centred.)
+
+    Args:
+        model_sae: a pretrained SAE of the residual stream (see ``hidden_state_index``).
+        loaded: the model it reads, from ``lm.load``; its width must be the SAE's d_in.
+        token_ids: the text's tokens, without a BOS (as ``TextAnalysis.token_ids``).
+        analysis: the analysis of these tokens, if there is one. Its hidden states are reused, saving a
+            forward pass, when they are what the SAE reads: the text read after the same BOS, in one window.
+
+    Raises:
+        SAEInputError: no tokens, a hook or width the model does not have, or an SAE trained after a BOS
+            read with a model that has none.
+    """
+    ids = [int(t) for t in token_ids]
+    if not ids:
+        raise SAEInputError("There are no tokens for the SAE to read: type at least one word.")
+    if loaded.d_model != model_sae.d_in:
+        raise SAEInputError(f"This SAE reads {model_sae.d_in}-dimensional activations, and {loaded.title}'s are {loaded.d_model}-dimensional: it belongs to another model.")
+    index = hidden_state_index(model_sae.hook_name, loaded.n_layers)
+    bos = lm.bos_token_id(loaded.tokenizer) if model_sae.prepend_bos else None
+    if model_sae.prepend_bos and bos is None:
+        raise SAEInputError(f"This SAE was trained on text read after a BOS token, and {loaded.title}'s tokenizer has none.")
+    prefix = [] if bos is None else [bos]
+    window = min(model_sae.context_size or loaded.context_length, loaded.context_length)
+    if window <= len(prefix):
+        raise SAEInputError(f"{loaded.title} reads {loaded.context_length} positions at a time: no room for text after the BOS.")
+    step = window - len(prefix)  # text tokens per window
+    chunks = [ids[start : start + step] for start in range(0, len(ids), step)]
+
+    # 1) The analysis already read the text after the same BOS in one pass: those are the SAE's inputs.
+    reused = (
+        analysis is not None and len(chunks) == 1 and analysis.model == loaded.name and analysis.token_ids == ids
+        and analysis.bos_id == bos and analysis.n_layers == loaded.n_layers
+    )
+    if reused:
+        hidden = analysis.hidden_states[index].clone()  # (T, d_model), a copy: the analysis is shared
+    else:
+        hidden = _read_windows(loaded, prefix, chunks, index)  # (T, d_model)
+    # 2) TransformerLens' centred residual stream, from the uncentred one (see 3. above).
+    if model_sae.center_writing_weights:
+        hidden = hidden - hidden.mean(dim=-1, keepdim=True)
+    return SAEInput(hidden.to("cpu", torch.float32).contiguous(), index, bos, window, len(chunks), model_sae.center_writing_weights, reused)
+
+
+def _read_windows(loaded: lm.LoadedLM, prefix: list[int], chunks: list[list[int]], index: int) -> torch.Tensor:
+    """Hidden state ``index`` of ``prefix + chunk`` for every chunk, prefix rows dropped, end to end: (T, d_model).
+
+    Equal-length windows go through the model together; only the last chunk can be shorter, and it is
+    read on its own rather than padded, so no window's numbers depend on another's.
+    """
+    full, rest = (chunks, []) if len(chunks[-1]) == len(chunks[0]) else (chunks[:-1], chunks[-1:])
+    groups = [full[i : i + WINDOWS_PER_PASS] for i in range(0, len(full), WINDOWS_PER_PASS)] + ([rest] if rest else [])
+    extra = {"logits_to_keep": 1} if loaded.keeps_last_logits else {}
+    rows = []
+    for group in groups:
+        input_ids = torch.tensor([prefix + chunk for chunk in group], device=loaded.device)  # (W, window)
+        with torch.inference_mode():
+            out = loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True, **extra)
+        hidden = out.hidden_states[index][:, len(prefix) :]  # (W, window - prefix, d_model)
+        rows.append(hidden.reshape(-1, hidden.shape[-1]).to("cpu", torch.float32))  # (W · tokens, d_model)
+    return torch.cat(rows)  # (T, d_model)
 
 
 # --- which features fire ---------------------------------------------------------------------------

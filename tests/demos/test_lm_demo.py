@@ -112,34 +112,41 @@ def test_missing_pretrained_sae_says_how_to_get_it(monkeypatch):
     assert "python -m superpos_core.sae --layers 8" in text and image is None
 
 
-@pytest.fixture
-def gpt2_with_sae(tiny, tmp_path, monkeypatch):
-    """The tiny model standing in for GPT-2 small, and a pretrained SAE for its layer 1 in SAELens' format."""
+def serve_sae(tiny, folder, monkeypatch, release=lm_tab.sae.GPT2_SMALL_RES_JB, **cfg_changes):
+    """The tiny model standing in for GPT-2 small, and a pretrained SAE for its layer 1 in SAELens' format,
+    served as ``fetch_release_sae`` serves the release's (its catalogue entry applied, unless ``release`` is None)."""
     from tests.superpos_core.test_sae import sae_tensors, write_sae_folder
 
     monkeypatch.setitem(lm._loaded, ("gpt2", "cpu"), replace(tiny, name="gpt2"))
     tensors = sae_tensors(d_in=D_MODEL, d_sae=200)
-    folder = write_sae_folder(tmp_path / "blocks.1.hook_resid_pre", tensors, d_in=D_MODEL, d_sae=200, hook_name="blocks.1.hook_resid_pre", hook_layer=1)
+    write_sae_folder(folder, tensors, d_in=D_MODEL, d_sae=200, hook_name="blocks.1.hook_resid_pre", hook_layer=1, **cfg_changes)
     fetched = []
 
     def from_the_cache(layer, **options):
         assert options.get("local_files_only") is True  # a page view never starts a download
         fetched.append(layer)
-        return lm_tab.sae.load_pretrained_sae(folder)
+        return lm_tab.sae.load_pretrained_sae(folder, release=release)
 
     monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", from_the_cache)
     monkeypatch.setattr(lm_tab, "_release_saes", Recent(lm_tab.KEEP_SAES))
     return tensors, fetched
 
 
+@pytest.fixture
+def gpt2_with_sae(tiny, tmp_path, monkeypatch):
+    return serve_sae(tiny, tmp_path / "blocks.1.hook_resid_pre", monkeypatch)
+
+
 def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sae):
     tensors, fetched = gpt2_with_sae
     text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
     analysis = lm_tab._analysis(TEXT, "gpt2", 1, torch.device("cpu"), quiet)
-    acts = analysis.activations.astype(np.float64)  # (T, d_model)
+    acts = analysis.activations.astype(np.float64)  # (T, d_model), read after <|endoftext|> in one window, as the SAE was trained
+    acts -= acts.mean(axis=1, keepdims=True)  # centred: the release was trained with GPT-2's writing weights centred
     by_hand = np.maximum((acts - tensors["b_dec"].double().numpy()) @ tensors["W_enc"].double().numpy() + tensors["b_enc"].double().numpy(), 0)  # (T, 200)
     strongest = int(by_hand.max(axis=0).argmax())
     assert f"[feature {strongest}](https://www.neuronpedia.org/gpt2-small/1-res-jb/{strongest})" in text and is_rgb(image)
+    assert "Read as the SAE was trained: after <|endoftext|>, centred" in text
     assert [token for token, _ in tokens] == analysis.tokens  # every token, in order, to click on
     shades = np.array([shade for _, shade in tokens])
     np.testing.assert_allclose(shades, by_hand.max(axis=1) / by_hand.max(), atol=2e-3)
@@ -156,6 +163,37 @@ def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sa
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, 10_000)
     assert "outside the text" in text and image is None
     assert lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, -1)[0].startswith(f"Token {len(analysis.tokens) - 1} ")  # from the end, as in Python
+
+
+def test_the_panel_feeds_the_sae_its_own_input_in_windows(tiny, tmp_path, monkeypatch):
+    # An SAE trained on 8-token windows (BOS included) of centred activations: the text takes several windows.
+    serve_sae(tiny, tmp_path / "sae", monkeypatch, release=None, context_size=8, model_from_pretrained_kwargs={"center_writing_weights": True})
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
+    _, reading = lm_tab._pretrained_features(TEXT, "gpt2", 1, torch.device("cpu"))  # the reading the panel showed, from the cache
+    model_sae, analysis = lm_tab._release_saes.get((1, "cpu")), reading.analysis
+    fed = lm_tab.sae.sae_input(model_sae, lm._loaded[("gpt2", "cpu")], analysis.token_ids)
+    assert fed.windows == -(-len(analysis.token_ids) // 7) > 1 and fed.centred
+    torch.testing.assert_close(reading.fed.activations, fed.activations)
+    with torch.no_grad():
+        features = model_sae.encode(fed.activations)  # (T, 200)
+        unfed = model_sae.encode(torch.as_tensor(analysis.activations))  # what the panel encoded before: the analysis's hidden state
+    np.testing.assert_allclose(reading.peaks, features.amax(dim=1).numpy(), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(reading.peaks, unfed.amax(dim=1).numpy(), atol=1e-3)
+    strongest = lm_tab.sae.top_features(features, k=1)[0].index
+    assert f"[feature {strongest}]" in text and is_rgb(image)
+    assert f"in {fed.windows} windows of up to 8 tokens" in text and "after <|endoftext|>, centred" in text
+    last = features[-1].topk(lm_tab.TOP_FEATURES)  # the last token, in the last window: a click shows its own features
+    assert [h.index for h in reading.per_token[-1]] == last.indices[last.values > 0].tolist()
+
+
+def test_an_sae_that_cannot_be_fed_says_why(tiny, tmp_path, monkeypatch):
+    from tests.superpos_core.test_sae import sae_tensors, write_sae_folder
+
+    serve_sae(tiny, tmp_path / "sae", monkeypatch, release=None)  # GPT-2 stood in for, and fresh caches
+    folder = write_sae_folder(tmp_path / "z", sae_tensors(d_in=D_MODEL, d_sae=200), d_in=D_MODEL, d_sae=200, hook_name="blocks.1.attn.hook_z", hook_layer=1)
+    monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", lambda layer, **options: lm_tab.sae.load_pretrained_sae(folder))
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
+    assert "only SAEs of the residual stream" in text and image is None and tokens is None
 
 
 def test_only_catalogue_models_unless_any_model_is_allowed(tiny, monkeypatch):

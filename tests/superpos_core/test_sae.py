@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 from pathlib import Path
@@ -8,7 +9,8 @@ import torch
 from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors.torch import save_file
 
-from superpos_core import sae
+from superpos_core import lm, sae
+from tests.helpers import TINY_D_MODEL, save_tiny_gpt2
 
 # --- builders (made here, never downloaded) --------------------------------------------------------
 
@@ -479,3 +481,181 @@ def test_a_big_encoding_split_over_two_threads_gives_the_same_features(tmp_path,
     assert split.shape == (7, D_SAE + 1) and split.is_contiguous()
     torch.testing.assert_close(split, whole)
     np.testing.assert_allclose(split.numpy(), hand_encode(x.double().numpy(), tensors, apply_b_dec=True), rtol=1e-5, atol=1e-5)
+
+
+# --- settings: how the SAE's training text was read -----------------------------------------------
+
+
+def test_settings_of_how_the_training_text_was_read(tmp_path):
+    centred = sae.load_pretrained_sae(write_sae_folder(tmp_path / "centred", context_size=64, model_from_pretrained_kwargs={"center_writing_weights": True}))
+    assert (centred.prepend_bos, centred.context_size, centred.center_writing_weights) == (True, 64, True)
+    # SAELens loads the model with from_pretrained_no_processing(**kwargs): kwargs without the key mean uncentred.
+    plain = sae.load_pretrained_sae(write_sae_folder(tmp_path / "plain", model_from_pretrained_kwargs={"fold_ln": False}, prepend_bos=False))
+    assert (plain.prepend_bos, plain.context_size, plain.center_writing_weights) == (False, 128, False)
+    # A file silent on all three: SAELens' defaults (BOS yes, centring no), and no window size.
+    silent = sae.load_pretrained_sae(write_sae_folder(tmp_path / "silent", prepend_bos=DROP, context_size=DROP))
+    assert (silent.prepend_bos, silent.context_size, silent.center_writing_weights) == (True, None, False)
+
+
+def test_the_catalogue_fills_in_what_cfg_json_leaves_out(tmp_path):
+    # The release's files (keys as SAELens' tests show them) record context_size but not how GPT-2 was loaded.
+    folder = write_sae_folder(
+        tmp_path / "jb", hook_name=DROP, hook_layer=DROP, apply_b_dec_to_input=DROP, normalize_activations=DROP, prepend_bos=DROP,
+        hook_point="blocks.8.hook_resid_pre", hook_point_layer=8, hook_point_head_index=None, dataset_path="Skylion007/openwebtext",
+    )
+    release = sae.GPT2_SMALL_RES_JB
+    assert (release.prepend_bos, release.center_writing_weights, release.context_size) == (True, True, 128)
+    model = sae.load_pretrained_sae(folder, release=release)
+    assert (model.prepend_bos, model.context_size, model.center_writing_weights) == (True, 128, True)
+    assert not sae.load_pretrained_sae(folder).center_writing_weights  # without the catalogue nothing says it was centred
+
+
+def test_fetching_a_release_sae_applies_its_catalogue_entry(tmp_path, monkeypatch):
+    monkeypatch.setattr(sae, "hf_hub_download", FakeHub(write_sae_folder(tmp_path / "snapshot" / "blocks.8.hook_resid_pre", prepend_bos=DROP)))
+    model = sae.fetch_release_sae(8, local_files_only=True)
+    assert (model.prepend_bos, model.context_size, model.center_writing_weights) == (True, 128, True)
+    # fetched by its repository's name (as `python -m superpos_core.sae --repo ...` does), it is still the release's
+    assert sae.fetch_pretrained_sae(sae.GPT2_SMALL_RES_JB.repo_id, "blocks.8.hook_resid_pre").center_writing_weights
+    assert not sae.fetch_pretrained_sae("someone/else", "blocks.8.hook_resid_pre").center_writing_weights
+
+
+def test_saelens_6_files_keep_where_the_inputs_come_from_under_metadata(tmp_path):
+    metadata = {
+        "model_name": "gpt2-small", "hook_name": "blocks.3.hook_resid_pre", "hook_head_index": None, "context_size": 32,
+        "prepend_bos": False, "model_from_pretrained_kwargs": {"center_writing_weights": True}, "sae_lens_version": "6.5.1",
+    }
+    folder = write_sae_folder(tmp_path / "v6", hook_name=DROP, hook_layer=DROP, model_name=DROP, context_size=DROP, prepend_bos=DROP, metadata=metadata)
+    model = sae.load_pretrained_sae(folder)
+    assert (model.hook_name, model.layer, model.model_name) == ("blocks.3.hook_resid_pre", 3, "gpt2-small")
+    assert (model.prepend_bos, model.context_size, model.center_writing_weights) == (False, 32, True)
+
+
+@pytest.mark.parametrize(
+    "cfg_changes, message",
+    [
+        ({"context_size": 1}, "context_size must be a whole number of at least 2"),
+        ({"context_size": 0, "prepend_bos": False}, "at least 1"),
+        ({"context_size": "128"}, "context_size"),
+        ({"prepend_bos": "yes"}, "prepend_bos must be true or false"),
+        ({"model_from_pretrained_kwargs": ["center_writing_weights"]}, "model_from_pretrained_kwargs must be an object"),
+        ({"model_from_pretrained_kwargs": {"center_writing_weights": 1}}, "center_writing_weights must be true or false"),
+    ],
+)
+def test_unusable_reading_settings_raise_a_clear_load_error(tmp_path, cfg_changes, message):
+    with pytest.raises(sae.SAELoadError, match=message):
+        sae.load_pretrained_sae(write_sae_folder(tmp_path / "sae", **cfg_changes))
+
+
+@pytest.mark.parametrize(
+    "cfg_changes, setting",
+    [
+        ({"context_size": 64}, "context_size is 64"),
+        ({"prepend_bos": False}, "prepend_bos is False"),
+        ({"model_from_pretrained_kwargs": {}}, "center_writing_weights is False"),
+    ],
+)
+def test_a_file_that_contradicts_its_catalogue_entry_is_refused(tmp_path, cfg_changes, setting):
+    with pytest.raises(sae.SAELoadError, match=f"{setting}, but the catalogue entry gpt2-small-res-jb says"):
+        sae.load_pretrained_sae(write_sae_folder(tmp_path / "sae", **cfg_changes), release=sae.GPT2_SMALL_RES_JB)
+
+
+# --- what a pretrained SAE reads: the tiny GPT-2 standing in for GPT-2 small -------------------------
+
+TEXT = "It was the best of times, it was the worst of times."
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return lm.load(save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2")), allow_any=True)
+
+
+def tiny_sae(folder: Path, hook: str = "blocks.1.hook_resid_pre", **cfg_changes) -> sae.PretrainedSAE:
+    tensors = sae_tensors(d_in=TINY_D_MODEL, d_sae=48)
+    return sae.load_pretrained_sae(write_sae_folder(folder, tensors, d_in=TINY_D_MODEL, d_sae=48, hook_name=hook, hook_layer=DROP, **cfg_changes))
+
+
+def hidden_state(model, ids: list[int], index: int) -> torch.Tensor:
+    """By hand: one forward pass of the Hugging Face model over exactly ``ids``, hidden state ``index``: (len(ids), d_model)."""
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[index][0]
+
+
+def with_centred_writing_weights(model):
+    """A copy of a GPT-2 whose every weight that writes to the residual stream (token and position
+    embeddings, each attention and MLP output projection, and their biases) has zero mean over d_model,
+    as TransformerLens' center_writing_weights makes them. (Conv1D weights are (in, out): out is last.)"""
+    centred = copy.deepcopy(model)
+    t = centred.transformer
+    writers = [t.wte.weight, t.wpe.weight] + [w for block in t.h for w in (block.attn.c_proj.weight, block.attn.c_proj.bias, block.mlp.c_proj.weight, block.mlp.c_proj.bias)]
+    with torch.no_grad():
+        for weight in writers:
+            weight -= weight.mean(dim=-1, keepdim=True)
+    return centred
+
+
+@pytest.mark.parametrize("hook, index", [("blocks.0.hook_resid_pre", 0), ("blocks.1.hook_resid_pre", 1), ("blocks.0.hook_resid_post", 1)])
+def test_centred_input_is_the_residual_stream_of_the_model_with_centred_writing_weights(tiny, tmp_path, hook, index):
+    model_sae = tiny_sae(tmp_path / "sae", hook, context_size=64, model_from_pretrained_kwargs={"center_writing_weights": True})
+    analysis = lm.analyse_text(tiny, TEXT, 1)
+    fed = sae.sae_input(model_sae, tiny, analysis.token_ids, analysis)
+    assert (fed.hidden_state, fed.bos, fed.windows, fed.window, fed.centred, fed.reused) == (index, analysis.bos_id, 1, 64, True, True)
+    by_hand = hidden_state(with_centred_writing_weights(tiny.model), [analysis.bos_id, *analysis.token_ids], index)[1:]  # BOS row dropped
+    assert fed.activations.shape == (len(analysis.token_ids), TINY_D_MODEL) and fed.activations.dtype == torch.float32
+    torch.testing.assert_close(fed.activations, by_hand, rtol=1e-5, atol=1e-5)
+    assert analysis.hidden_states[index].mean(dim=1).abs().max() > 1e-3  # so the centring did something
+    # and the SAE's features are those of its input
+    torch.testing.assert_close(model_sae.encode(fed.activations), model_sae.encode(by_hand), rtol=1e-5, atol=1e-5)
+
+
+def test_a_long_text_is_read_in_windows_each_after_its_own_bos(tiny, tmp_path, monkeypatch):
+    model_sae = tiny_sae(tmp_path / "sae", context_size=8)  # 7 tokens of text after each BOS
+    analysis = lm.analyse_text(tiny, TEXT, 1)
+    ids, bos = analysis.token_ids, analysis.bos_id
+    assert len(ids) > 3 * 7 and len(ids) % 7  # several full windows and a shorter last one
+    by_hand = torch.cat([hidden_state(tiny.model, [bos, *ids[start : start + 7]], 1)[1:] for start in range(0, len(ids), 7)])
+    fed = sae.sae_input(model_sae, tiny, ids, analysis)
+    assert (fed.windows, fed.window, fed.bos, fed.centred, fed.reused) == (-(-len(ids) // 7), 8, bos, False, False)
+    torch.testing.assert_close(fed.activations, by_hand, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(fed.activations[7:], analysis.hidden_states[1][7:], atol=1e-3)  # beyond the first window, not the analysis's
+    monkeypatch.setattr(sae, "WINDOWS_PER_PASS", 2)  # full windows in batches of 2, the shorter one alone
+    torch.testing.assert_close(sae.sae_input(model_sae, tiny, ids).activations, by_hand, rtol=1e-5, atol=1e-5)
+
+
+def test_without_bos_or_centring_the_hidden_states_pass_through_unchanged(tiny, tmp_path):
+    analysis = lm.analyse_text(tiny, TEXT, 1)
+    no_bos = tiny_sae(tmp_path / "no-bos", context_size=64, prepend_bos=False)
+    fed = sae.sae_input(no_bos, tiny, analysis.token_ids, analysis)
+    assert (fed.bos, fed.centred, fed.reused) == (None, False, False)  # the analysis read a BOS first: not reusable
+    torch.testing.assert_close(fed.activations, hidden_state(tiny.model, analysis.token_ids, 1), rtol=1e-5, atol=1e-5)
+    after_bos = tiny_sae(tmp_path / "bos", context_size=64)
+    fed = sae.sae_input(after_bos, tiny, analysis.token_ids, analysis)
+    assert fed.reused and torch.equal(fed.activations, analysis.hidden_states[1])
+    fed.activations.zero_()
+    assert analysis.hidden_states[1].abs().sum() > 0  # a copy: the analysis, shared with other requests, is left alone
+    torch.testing.assert_close(sae.sae_input(after_bos, tiny, analysis.token_ids).activations, analysis.hidden_states[1], rtol=1e-5, atol=1e-5)
+
+
+def test_a_window_is_never_longer_than_the_model_reads(tiny, tmp_path):
+    model_sae = tiny_sae(tmp_path / "sae", context_size=1000)
+    ids = lm.analyse_text(tiny, TEXT * 3, 1).token_ids  # cut to the tiny model's 64 positions, BOS included
+    assert sae.sae_input(model_sae, tiny, ids).window == tiny.context_length == 64
+
+
+@pytest.mark.parametrize(
+    "hook, cfg_changes, ids, message",
+    [
+        ("blocks.1.hook_resid_post", {}, [1, 2], "final norm"),
+        ("blocks.2.hook_resid_pre", {}, [1, 2], "final norm"),
+        ("blocks.0.attn.hook_z", {}, [1, 2], "only SAEs of the residual stream"),
+        ("blocks.1.hook_resid_pre", {}, [], "no tokens"),
+    ],
+)
+def test_what_cannot_be_fed_is_a_clear_input_error(tiny, tmp_path, hook, cfg_changes, ids, message):
+    with pytest.raises(sae.SAEInputError, match=message):
+        sae.sae_input(tiny_sae(tmp_path / "sae", hook, **cfg_changes), tiny, ids)
+
+
+def test_an_sae_of_another_width_is_refused(tiny, tmp_path):
+    model_sae = sae.load_pretrained_sae(write_sae_folder(tmp_path / "sae", hook_name="blocks.1.hook_resid_pre", hook_layer=1))
+    with pytest.raises(sae.SAEInputError, match=f"reads {D_IN}-dimensional activations"):
+        sae.sae_input(model_sae, tiny, [1, 2])
