@@ -163,22 +163,24 @@ def course_rank_table(model: nn.Module, batches: list[torch.Tensor], threshold: 
 
 @contextmanager
 def recording_singular_values() -> Iterator[dict[str, np.ndarray]]:
-    """Keep a reference to the singular values ``rank_table`` computes anyway, to compare them.
+    """Keep a reference to the (uncentred) singular values ``rank_table`` computes anyway, to compare them.
 
-    Only wraps ``StreamingGram.singular_values``; what ``rank_table`` computes is unchanged.
+    Only wraps ``StreamingGram.spectra``; what ``rank_table`` computes is unchanged. The centred
+    values it also computes have no counterpart on the course's side and are not compared.
     """
-    original = conv_rank.StreamingGram.singular_values
+    original = conv_rank.StreamingGram.spectra
     seen: dict[str, np.ndarray] = {}
 
-    def recording(self, name: str) -> np.ndarray:
-        seen[name] = original(self, name)
-        return seen[name]
+    def recording(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        values, centred = original(self, name)
+        seen[name] = values
+        return values, centred
 
-    conv_rank.StreamingGram.singular_values = recording
+    conv_rank.StreamingGram.spectra = recording
     try:
         yield seen
     finally:
-        conv_rank.StreamingGram.singular_values = original
+        conv_rank.StreamingGram.spectra = original
 
 
 def ours_rank_table(model: nn.Module, batches: list[torch.Tensor]) -> tuple[list[list], dict[str, np.ndarray]]:
