@@ -165,7 +165,7 @@ def test_feature_map_title_is_stamped_above_the_grid():
 def test_layer_rank_panel_names_the_marked_layer():
     from types import SimpleNamespace
 
-    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=0.5, channels=16, sample_bound=False) for i in range(5)]
+    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=0.5, channels=16, sample_bound=False, centred_effective_rank=6 + i) for i in range(5)]
     panel = figures.LayerRankPanel(rows, "test")
     first, second = panel.update("conv1"), panel.update("conv1")
     np.testing.assert_array_equal(first, second)  # the same layer draws the same picture
@@ -176,3 +176,15 @@ def test_layer_rank_panel_names_the_marked_layer():
     x, y = (int(v) for v in panel._name_at)
     corner = renamed[y - 12 : y + 3, x : x + 60].reshape(-1, 3)
     assert (np.abs(corner - red).sum(axis=1) < 60).sum() > 10  # the layer's name, in the marker's red
+
+
+def test_layer_rank_panel_draws_the_centred_count_beside_the_courses():
+    from types import SimpleNamespace
+
+    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=(4 + i) / 16, channels=16, sample_bound=False, centred_effective_rank=6 + 2 * i) for i in range(5)]
+    panel = figures.LayerRankPanel(rows, "test")
+    for ax, expected in zip(panel.axes, ([6, 8, 10, 12, 14], [6 / 16, 8 / 16, 10 / 16, 12 / 16, 14 / 16])):
+        (centred,) = [line for line in ax.get_lines() if line.get_label().startswith("centred")]
+        np.testing.assert_allclose(centred.get_ydata(), expected)
+    labels = [text.get_text() for text in panel.axes[0].get_legend().get_texts()]
+    assert labels == ["course's (uncentred)", "centred (channel means removed)", "channels"]
