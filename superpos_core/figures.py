@@ -171,7 +171,7 @@ def spectrum(trained: Mapping[str, RankSummary], baseline: Mapping[str, RankSumm
         ax.set_xlabel("singular value index")
         ax.set_ylabel("singular value (log scale)")
         ax.legend(fontsize=8, loc="lower left")
-    figure.suptitle(f"Dotted lines: effective rank (values before {threshold:.0%} of the energy)", fontsize=9)
+    figure.suptitle(f"Dotted lines: effective rank (singular values whose running share of the energy is still below {threshold:.0%})", fontsize=9)
     return figure
 
 
