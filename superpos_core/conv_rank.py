@@ -172,16 +172,14 @@ class StreamingGram:
             torch.cat(pieces, dim=1, out=a)  # widened to float64 as it is copied
             small = UpperGram(a.shape[1], a.device)
             small.add(a.T)  # (columns, columns): same non-zero eigenvalues as a aᵀ
+            r = a.T @ a.sum(1)  # (columns,) = K 1, from the channel sums: no second columns×columns matrix
             del a
-            gram = small.matrix()
+            n = len(r)
 
             def centre(k: torch.Tensor) -> None:
-                n = k.shape[0]
-                full = k.triu() + k.triu(1).T  # (n, n), both halves: K 1 needs every entry
-                r = full.sum(1)  # (n,) = K 1
-                k.sub_(r[None, :] / n).sub_(r[:, None] / n).add_(r.sum() / n**2)  # the lower half is never read
+                k.sub_(r[None, :] / n).sub_(r[:, None] / n).add_(r.sum() / n**2)  # H K H, in place; the lower half is never read
 
-            return gram, centre
+            return small.matrix(), centre
         sums, columns = self.sums[name], self.columns[name]
         return self.gram[name].matrix(), lambda g: g.addr_(sums, sums, alpha=-1.0 / columns)  # (C, C) − s sᵀ/N
 
