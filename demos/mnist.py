@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from demos.common import MAX_SEED, ReadableUploads, figure, in_background, note, whole_number
-from superpos_core import figures
+from superpos_core import figures, mnist
 from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
-from superpos_core.mnist_explorer import MnistExplorer, train_live
+from superpos_core.mnist_explorer import MnistExplorer, bundled_reference, train_live
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
 BRUSH = 12  # radius in canvas px: a 24 px stroke, about an eighth of a full-height digit, like MNIST's pen
@@ -22,14 +22,20 @@ NOTES = {
     "saliency": "Left: your drawing cropped, scaled to 20 px and centred as MNIST's digits were; this is all the network sees. "
     "Right: integrated gradients from blank paper to your digit. Red pixels raised the score of the answer, blue ones lowered it; "
     "together they add up to the score's change from blank paper.",
-    "activations": "Every neuron of the three layers, before the ReLU, on one colour scale. Most hidden neurons take part for every digit: "
-    "the answer is spread over many neurons rather than stored in one. Blue values are cut to zero by the ReLU before the next layer.",
-    "polysemanticity": "The six fc1 neurons firing hardest for your digit, and how strongly each fires, on average, for every digit class in 2,000 real test digits. "
-    "A row that is bright in several columns belongs to a neuron that answers to several digits: it is polysemantic.",
+    "activations": "Every neuron of the three layers, before the ReLU, on one colour scale. A typical digit (the median of 2,000 real test digits) fires "
+    "{fc1_firing:.0f} of fc1's {fc1_units} neurons ({fc1_share:.0%}) and {fc2_firing:.0f} of fc2's {fc2_units} ({fc2_share:.0%}): their output is above zero "
+    "after the ReLU. So a digit is spread over dozens of neurons rather than stored in one, while many of the others are silent for it. "
+    "Blue values are cut to zero by the ReLU before the next layer.",
+    "polysemanticity": "The six fc1 neurons firing hardest for your digit, and how strongly each fires, on average, for every digit class in 2,000 real "
+    "test digits (each row scaled to its own peak). A row bright in several columns belongs to a neuron that answers to several digit classes: "
+    "{multi_class} of fc1's {fc1_units} neurons reach half their peak class mean on two or more classes ({silent} never fire on these digits). "
+    "That alone is not superposition: digits share strokes, and a neuron that detects one stroke answers to every digit drawn with it. "
+    "Its feature may be the stroke, not several digits.",
     "histograms": "Grey: how often each activation value occurs over 2,000 real test digits. Red ticks: this digit's neurons. "
     "A drawing very unlike MNIST pushes ticks into the tails.",
     "spectrum": "Singular values of each weight matrix, largest first, on a log scale; red for the trained network, grey for the same layer freshly initialised. "
-    "The effective rank counts the directions needed before 99% of the squared singular values are used up. Training concentrates the weights in fewer, "
+    "The effective rank (dotted lines) is the course's count: singular values whose running share of the squared total is still below 99%, one fewer "
+    "than the number needed to reach 99% (the table gives both). Training concentrates the weights in fewer, "
     "stronger directions, yet far more directions stay in use than there are digits: room for many features sharing neurons.",
     "weights": "Each row is one neuron's weights: red inputs excite it, blue ones inhibit it. fc1's 784 inputs are the pixels, row by row.",
     "neuron_weights": "fc1's weights shown as pictures: each tile is the pattern of ink that excites that neuron most. "
@@ -42,6 +48,25 @@ NOTES = {
 
 
 
+
+def measured_notes(reference: mnist.Reference) -> dict[str, str]:
+    """The notes, with the numbers they quote measured on ``reference`` (the shipped network over the bundled test digits).
+
+    Args:
+        reference: activations of the network over the test digits, as ``mnist.reference_activations`` gives them.
+    """
+    units = {hidden: reference.activations[hidden].shape[1] for hidden in mnist.HIDDEN}
+    numbers = {
+        "fc1_firing": reference.typical_firing("relu1"),
+        "fc1_units": units["relu1"],
+        "fc1_share": reference.typical_firing("relu1") / units["relu1"],
+        "fc2_firing": reference.typical_firing("relu2"),
+        "fc2_units": units["relu2"],
+        "fc2_share": reference.typical_firing("relu2") / units["relu2"],
+        "multi_class": reference.multi_class_neurons("relu1"),
+        "silent": reference.silent_neurons("relu1"),
+    }
+    return {name: text.format(**numbers) for name, text in NOTES.items()}
 
 
 class SafeSketchpad(ReadableUploads, gr.Sketchpad):
@@ -82,6 +107,8 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
 
     def explorer() -> MnistExplorer:
         return MnistExplorer.shared(device, DRAWINGS_AT_ONCE)
+
+    notes = measured_notes(bundled_reference())
 
     def static_panels():
         e = explorer()
@@ -143,18 +170,18 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
             label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
-            note(NOTES["label"])
+            note(notes["label"])
             saliency = figure("What the network sees, and why it answers", elem_id="mnist-saliency")
-            note(NOTES["saliency"])
+            note(notes["saliency"])
     with gr.Row():
         with gr.Column():
             activations = figure("Activations of every neuron")
-            note(NOTES["activations"])
+            note(notes["activations"])
         with gr.Column():
             polysemanticity = figure("Is one neuron one digit? (polysemanticity)")
-            note(NOTES["polysemanticity"])
+            note(notes["polysemanticity"])
     histograms = figure("This digit's activations against 2,000 real test digits")
-    note(NOTES["histograms"])
+    note(notes["histograms"])
     with gr.Accordion("Numbers behind the pictures (the /mnist API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="mnist-json")
 
@@ -162,7 +189,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     with gr.Row():
         with gr.Column():
             spectrum = figure("Singular values: trained vs random initialisation")
-            note(NOTES["spectrum"])
+            note(notes["spectrum"])
         with gr.Column():
             table = gr.Dataframe(
                 headers=["layer", "neurons", "effective rank", "ratio", "needed to reach 99%", "random init"],
@@ -177,17 +204,17 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     with gr.Row():
         with gr.Column():
             weights = figure("Weight matrices fc1 and fc2")
-            note(NOTES["weights"])
+            note(notes["weights"])
         with gr.Column():
             neuron_weights = figure("fc1 neurons as pictures")
-            note(NOTES["neuron_weights"])
+            note(notes["neuron_weights"])
 
     gr.Markdown("## Train your own and watch the rank change")
     with gr.Row():
         epochs = gr.Slider(1, 5, value=3, step=1, label="Epochs")
         seed = gr.Number(value=0, precision=0, label="Seed (same seed, same run)")
         train_button = gr.Button("Train a fresh network", variant="primary")
-    note(NOTES["train"])
+    note(notes["train"])
     train_status = gr.Markdown()
     with gr.Row():
         with gr.Column():

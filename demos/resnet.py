@@ -9,18 +9,24 @@ import torch
 
 from demos.common import ChoiceDropdown, ReadableUploads, figure, in_background, note, quoted
 from superpos_core import figures, mnist, resnets
+from superpos_core.conv_rank import TABLE_HEADERS
 
 NOTES = {
     "maps": "The 16 channels of this layer that respond most to the picture, strongest first (each tile shares one colour scale). "
     "Early layers respond to edges and strokes at every position; deeper layers to larger, rarer patterns on a coarser grid.",
     "overlay": "The layer's mean activation over all its channels, stretched over the picture: where in the image this layer is busy.",
-    "ranks": "The course's experiment: for every conv layer, the effective rank of its activations over a reference set (how many independent "
-    "directions its channels really span), left as a count beside the channel count, right as a share of the channels. Hollow orange points: "
-    "the reference set had fewer than 4 numbers per channel there, so the rank is capped by the sample, not the layer.",
+    "ranks": "The course's experiment over a reference set, one point per conv layer. Its effective rank is a count: of the singular values of the "
+    "layer's (channels × positions) activations, how many have a running share of the squared total still below 99% (one fewer than the number "
+    "needed to reach 99%). Left as a count beside the channel count, right as a share of the channels. Blue dots: the course's count, on the "
+    "conv's output as it is, before its BatchNorm, so each channel's mean counts as energy too. Green line: the same count once each channel's "
+    "mean over the reference set is taken away (the centred count). Hollow orange points: the reference set had fewer than 4 numbers per "
+    "channel there, so the rank is capped by the sample, not the layer.",
 }
 READING = (
-    "A ratio near 1 means the channels point in nearly independent directions: the layer uses all of its width. "
-    "A low ratio means many channels are combinations of the others, room that superposition could have used but this layer did not."
+    "The ratio is the rank over the channel count. Near 1: reaching 99% of the energy takes nearly as many directions as there are channels. "
+    "Low: few directions reach 99% of it, and the many others share the last 1%. That measures how concentrated the energy is, not how many "
+    "channels are combinations of the others: the weak directions are weak, not empty. The centred count leaves out the channels' means, "
+    "which in the course's count are energy like any other."
 )
 NO_IMAGE = "🖼️ Upload a picture, paste one, use the webcam, or click an example below it."
 # Figures reused from one picture to the next, lent to one request at a time: the feature-map grid,
@@ -53,7 +59,10 @@ def _card(loaded: resnets.LoadedResNet, view: resnets.LayerView | None, row, sou
     text = (
         f"### {row.layer}\n`{loaded.describe(row.layer)}`\n\n"
         f"- **{row.channels} channels**{size}\n"
-        f"- **effective rank {row.effective_rank}** over {source} → ratio **{row.ratio:.2f}**\n\n{READING}"
+        f"- **effective rank {row.effective_rank}** over {source} → ratio **{row.ratio:.2f}**: the course's count, singular values whose running "
+        f"share of the squared total is still below 99% ({row.rank_to_reach} are needed to reach it)\n"
+        f"- **centred effective rank {row.centred_effective_rank}** → ratio **{row.centred_ratio:.2f}**: the same count once each channel's mean "
+        f"over the reference set is taken away\n\n{READING}"
     )
     if row.sample_bound:
         text += f"\n\n⚠️ Here the reference set gives only {row.columns:,} numbers for {row.channels} channels: the rank is capped by the sample. Read it as a lower bound, not a finding."
@@ -75,6 +84,7 @@ def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
         "effective_rank": row.effective_rank,
         "ratio": round(row.ratio, 4),
         "sample_bound": bool(row.sample_bound),
+        "centred_effective_rank": int(row.centred_effective_rank),
     }
     grid = overlay = None
     if view is not None:
@@ -167,7 +177,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
     """Lay out the ResNet tab inside the current ``gr.Tab``; returns what other tabs link to."""
     gr.Markdown(
         "## Inside a ResNet\nDoes a deep network superpose like the small ones? Pick a model and any of its conv layers: see what the layer's channels "
-        "respond to in your picture, and how many independent directions the layer really uses, layer by layer (the course's second experiment)."
+        "respond to in your picture, and how its activations' energy spreads over directions, layer by layer (the course's effective rank: its second experiment)."
     )
     first = resnets.DEFAULT
     state = gr.State(None)
@@ -192,7 +202,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
             card = gr.Markdown(elem_id="resnet-card")
     ranks = figure("Effective rank, layer by layer", elem_id="resnet-ranks")
     note(NOTES["ranks"])
-    table = gr.Dataframe(headers=["layer_name", "total_channels", "effective_rank", "ratio", "bounded_by_sample"], label="The course's table", interactive=False)
+    table = gr.Dataframe(headers=TABLE_HEADERS, label="The course's table, with the centred count beside it", interactive=False)
     with gr.Accordion("Numbers behind the pictures (the /resnet API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="resnet-json")
 

@@ -1,10 +1,23 @@
 """Effective rank of every conv layer's activations over a reference set, streamed.
 
 For a layer with C channels the activations over a reference set form a (C, samples·H·W) matrix:
-one row per channel, one column per (image, position). Its effective rank says how many
-independent directions the C channels really span.
+one row per channel, one column per (image, position): the conv's own output, before its
+BatchNorm. Two counts are taken from it, both the course's 99%-energy count (``rank.effective_rank``):
 
-Two things differ from the course's code, on purpose:
+* ``effective_rank``, the course's: of the matrix as it is, *uncentred*. A channel's mean over the
+  sample counts as energy too, so one direction (the channels' mean activations) can take a large
+  share, and the count then says how concentrated the energy is, not how many channels are linear
+  combinations of the others.
+* ``centred_effective_rank``: of the matrix with each channel's mean over the sample taken away
+  (its covariance, times the number of columns). This counts the directions in which the channels
+  *vary* together. The BatchNorm after each conv also takes a mean away from every channel (the
+  one it learned in training) before it rescales the channel.
+
+Neither counts channels that are linear combinations of the others. Such a channel leaves one
+direction empty, but a count below C says only that the directions it leaves out hold, together,
+less than 1% of the energy: weak directions, not necessarily empty ones.
+
+Three things differ from the course's code, on purpose:
 
 1) Channels first. The course reshaped NCHW activations straight to (C, -1). That reshape walks
    memory in N, C, H, W order, so each "row" mixes different samples and channels. We move the
@@ -18,10 +31,13 @@ Two things differ from the course's code, on purpose:
    The sums are kept in float64. In float32 a layer whose cumulative share sits within ~1e-6 of
    the threshold can land on the wrong side (seen on ResNet-50's layer3.0.conv3: true share
    0.9900001, float32 Gram 0.9899996), and the rank then differs by one from a float64 SVD.
+3) Centred as well. Beside the Gram matrix G each layer keeps its per-channel sums s (C numbers):
+   over N columns the centred Gram is G − s sᵀ/N (= G − N μμᵀ, μ the channel means), formed in
+   float64 once the sums are complete. It costs one more eigen-decomposition per layer.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,13 +67,24 @@ def channels_first(activations: torch.Tensor) -> torch.Tensor:
 class LayerRank:
     layer: str
     channels: int
-    effective_rank: int
-    ratio: float
+    effective_rank: int  # the course's: singular values whose cumulative energy share is still below 99%, uncentred
+    ratio: float  # effective_rank / channels
     columns: int  # samples·H·W the rank was measured over
     sample_bound: bool  # columns < 4 × channels: the sample, not the layer, limits the rank
+    rank_to_reach: int  # singular values needed to reach 99% (the crossing one counted): normally effective_rank + 1
+    centred_effective_rank: int  # the same count with each channel's mean over the sample taken away
+
+    @property
+    def centred_ratio(self) -> float:
+        return self.centred_effective_rank / self.channels
 
     def as_row(self) -> list:
-        return [self.layer, self.channels, self.effective_rank, round(self.ratio, 4), self.sample_bound]
+        """A row of the tab's table, in ``TABLE_HEADERS`` order."""
+        return [self.layer, self.channels, self.effective_rank, round(self.ratio, 4), self.centred_effective_rank, round(self.centred_ratio, 4), self.sample_bound]
+
+
+# The course's table (its first four columns and the sample flag), the centred count beside it.
+TABLE_HEADERS = ["layer_name", "total_channels", "effective_rank", "ratio", "centred_effective_rank", "centred_ratio", "bounded_by_sample"]
 
 
 class UpperGram:
@@ -102,6 +129,7 @@ class StreamingGram:
         self.expected_samples = expected_samples  # images in the whole reference set, when known
         self.gram: dict[str, UpperGram] = {}  # name -> its C×C Gram matrix so far
         self.kept: dict[str, list[torch.Tensor]] = {}  # name -> [(C, columns) float32] per batch
+        self.sums: dict[str, torch.Tensor] = {}  # name -> (C,) float64: each channel's sum over the columns so far, beside its Gram matrix
         self.columns: dict[str, int] = {}
         self.channels: dict[str, int] = {}
 
@@ -114,6 +142,7 @@ class StreamingGram:
                 self.kept[name] = []
             else:
                 self.gram[name] = UpperGram(channels, activations.device)
+                self.sums[name] = torch.zeros(channels, dtype=torch.float64, device=activations.device)
         self.columns[name] += samples * height * width
         if name in self.kept:
             self.kept[name].append(channels_first(activations).float())
@@ -125,35 +154,72 @@ class StreamingGram:
             chunk = activations[first : first + step]
             part = torch.empty((channels, chunk.shape[0], height, width), dtype=torch.float64, device=chunk.device)
             part.copy_(chunk.permute(1, 0, 2, 3))
-            self.gram[name].add(part.view(channels, -1))  # (C, n·H·W)
+            part = part.view(channels, -1)  # (C, n·H·W)
+            self.gram[name].add(part)
+            self.sums[name] += part.sum(1)
 
-    def singular_values(self, name: str) -> np.ndarray:
+    def _gram(self, name: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], None]]:
+        """The layer's Gram matrix (upper triangle filled) and a function that centres it in place.
+
+        Centring the C×C Gram G of A (C, N): (A − μ1ᵀ)(A − μ1ᵀ)ᵀ = G − s sᵀ/N, s the channel sums.
+        Centring the columns×columns Gram K = AᵀA of a kept layer: A − μ1ᵀ = A H, H = I − 11ᵀ/n, so
+        its Gram is H K H = K − (1 rᵀ + r 1ᵀ)/n + (1ᵀr)/n² 11ᵀ, r = K 1: the same non-zero
+        eigenvalues as the centred C×C Gram. Both are O(size²), no second pass over the data.
+        """
         if name in self.kept:
             pieces = self.kept[name]
             a = torch.empty(self.channels[name], self.columns[name], dtype=torch.float64, device=pieces[0].device)  # (C, columns), columns < C
             torch.cat(pieces, dim=1, out=a)  # widened to float64 as it is copied
             small = UpperGram(a.shape[1], a.device)
             small.add(a.T)  # (columns, columns): same non-zero eigenvalues as a aᵀ
+            r = a.T @ a.sum(1)  # (columns,) = K 1, from the channel sums: no second columns×columns matrix
             del a
-            gram = small.matrix()
-        else:
-            gram = self.gram[name].matrix()
+            n = len(r)
+
+            def centre(k: torch.Tensor) -> None:
+                k.sub_(r[None, :] / n).sub_(r[:, None] / n).add_(r.sum() / n**2)  # H K H, in place; the lower half is never read
+
+            return small.matrix(), centre
+        sums, columns = self.sums[name], self.columns[name]
+        return self.gram[name].matrix(), lambda g: g.addr_(sums, sums, alpha=-1.0 / columns)  # (C, C) − s sᵀ/N
+
+    def _padded_values(self, name: str, gram: torch.Tensor) -> np.ndarray:
         values = rank.singular_values_from_gram(gram, triangle="U")  # largest first
         return np.pad(values, (0, max(0, self.channels[name] - len(values))))  # the zero ones, up to C
+
+    def singular_values(self, name: str, centred: bool = False) -> np.ndarray:
+        """A layer's singular values, largest first, C of them; ``centred``: each channel's mean taken away first."""
+        gram, centre = self._gram(name)
+        if centred:
+            centre(gram)
+        return self._padded_values(name, gram)
+
+    def spectra(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(singular values, centred singular values): both from one assembly of the Gram matrix."""
+        gram, centre = self._gram(name)
+        values = self._padded_values(name, gram)
+        centre(gram)
+        return values, self._padded_values(name, gram)
 
     def release(self, name: str) -> None:
         """Forget a layer's sums (after its singular values are read), so the next layer's eigen-problem has the room."""
         self.gram.pop(name, None)
         self.kept.pop(name, None)
+        self.sums.pop(name, None)
 
     def ranks(self, threshold: float = rank.DEFAULT_THRESHOLD) -> list[LayerRank]:
         """Every layer's effective rank. Releases each layer's sums once read: call it once, at the end."""
         rows = []
         for name, channels in self.channels.items():
             columns = self.columns[name]
-            eff = rank.effective_rank(self.singular_values(name), threshold)
+            values, centred = self.spectra(name)
             self.release(name)
-            rows.append(LayerRank(name, channels, eff, eff / channels, columns, columns < BOUND_FACTOR * channels))
+            eff = rank.effective_rank(values, threshold)
+            rows.append(LayerRank(
+                name, channels, eff, eff / channels, columns, columns < BOUND_FACTOR * channels,
+                rank_to_reach=rank.rank_to_reach(values, threshold),
+                centred_effective_rank=rank.effective_rank(centred, threshold),
+            ))
         return rows
 
 

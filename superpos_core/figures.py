@@ -171,7 +171,7 @@ def spectrum(trained: Mapping[str, RankSummary], baseline: Mapping[str, RankSumm
         ax.set_xlabel("singular value index")
         ax.set_ylabel("singular value (log scale)")
         ax.legend(fontsize=8, loc="lower left")
-    figure.suptitle(f"Dotted lines: effective rank (values before {threshold:.0%} of the energy)", fontsize=9)
+    figure.suptitle(f"Dotted lines: effective rank (singular values whose running share of the energy is still below {threshold:.0%})", fontsize=9)
     return figure
 
 
@@ -587,7 +587,11 @@ class FeatureMapPanel(LivePanel):
 
 
 class LayerRankPanel(LivePanel):
-    """The course's two plots: effective rank and rank / channels against depth, one layer marked."""
+    """The course's two plots: effective rank and rank / channels against depth, one layer marked.
+
+    Beside the course's count (uncentred activations) a second line gives the same count with each
+    channel's mean over the sample taken away (``LayerRank.centred_effective_rank``).
+    """
 
     def __init__(self, rows: Sequence, title: str):
         figure = new_figure(7.0, 3.0)
@@ -597,13 +601,15 @@ class LayerRankPanel(LivePanel):
         ranks = np.array([r.effective_rank for r in self.rows])
         ratios = np.array([r.ratio for r in self.rows])
         channels = np.array([r.channels for r in self.rows])
+        centred = np.array([r.centred_effective_rank for r in self.rows])
         bound = np.array([r.sample_bound for r in self.rows])
         self.axes = figure.subplots(1, 2)
-        for ax, values, label in ((self.axes[0], ranks, "effective rank"), (self.axes[1], ratios, "effective rank / channels")):
+        for ax, values, centred_values, label in ((self.axes[0], ranks, centred, "effective rank"), (self.axes[1], ratios, centred / channels, "effective rank / channels")):
             ax.plot(depth, values, "-", color="0.7", lw=1, zorder=1)
-            ax.scatter(depth[~bound], values[~bound], s=14, color="C0", zorder=2, label="measured")
+            ax.scatter(depth[~bound], values[~bound], s=14, color="C0", zorder=2, label="course's (uncentred)")
             if bound.any():
                 ax.scatter(depth[bound], values[bound], s=18, facecolors="none", edgecolors="C1", zorder=2, label="bounded by the sample")
+            ax.plot(depth, centred_values, "-", color="C2", lw=1, zorder=1, label="centred (channel means removed)")
             ax.set_xlabel("conv layer (input → output)")
             ax.set_ylabel(label)
         self.axes[0].step(depth, channels, where="mid", color="0.5", lw=0.8, ls="--", label="channels")

@@ -281,6 +281,31 @@ class Reference:
     labels: np.ndarray  # (N,)
     class_means: dict[str, np.ndarray]  # hidden layer (relu1, relu2) -> (10, units) mean firing
 
+    def typical_firing(self, hidden: str) -> float:
+        """How many of a hidden layer's neurons fire (output above zero after the ReLU) for the median digit.
+
+        Args:
+            hidden: "relu1" (fc1's neurons) or "relu2" (fc2's).
+        """
+        return float(np.median((self.activations[hidden] > 0).sum(axis=1)))  # (N,) neurons firing per digit -> median
+
+    def silent_neurons(self, hidden: str) -> int:
+        """Neurons of a hidden layer that fire for none of the digits (every class mean is zero)."""
+        return int((self.class_means[hidden].max(axis=0) <= 0).sum())
+
+    def multi_class_neurons(self, hidden: str, level: float = 0.5, classes: int = 2) -> int:
+        """Neurons whose mean firing reaches ``level`` × their own peak class mean on at least ``classes`` digit classes.
+
+        Args:
+            hidden: "relu1" or "relu2".
+            level: the share of a neuron's largest class mean that a class must reach to count.
+            classes: how many classes must reach it. Silent neurons (peak 0) never count.
+        """
+        means = self.class_means[hidden]  # (10, units)
+        peak = means.max(axis=0)  # (units,)
+        reached = (means >= level * peak) & (peak > 0)  # (10, units)
+        return int((reached.sum(axis=0) >= classes).sum())
+
 
 @torch.no_grad()
 def reference_activations(model: SimpleNet, digits: Digits, device: str | torch.device = "cpu") -> Reference:

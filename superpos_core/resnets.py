@@ -338,6 +338,9 @@ def _cifar100():
 
 
 _reference_memo: Recent[tuple[str, list[LayerRank]]] = Recent(8)  # (model, weights, cache folder) -> (source, table)
+# Bumped whenever a cached table's rows change meaning or fields. 2: rank_to_reach and
+# centred_effective_rank added (a version-1 file has neither, and is recomputed, never read).
+RANK_CACHE_VERSION = 2
 
 
 def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[LayerRank]]:
@@ -345,15 +348,30 @@ def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[Laye
     return _reference_memo.get_or_make((loaded.entry.key, loaded.weights_id, str(cache_dir())), lambda: _reference_table(loaded, on_batch))
 
 
+def rank_cache_path(loaded: LoadedResNet, source: str) -> Path:
+    """Where the table of ``loaded`` over the reference set ``source`` is cached: one file per model, weights, set and format."""
+    key = hashlib.sha256(f"{loaded.entry.key}|{loaded.weights_id}|{source}|v{RANK_CACHE_VERSION}".encode()).hexdigest()[:16]
+    return cache_dir() / "ranks" / f"{loaded.entry.key}-{key}.json"
+
+
+def _read_cached_table(path: Path) -> list[LayerRank] | None:
+    """The cached table, or None if it is absent, unreadable or of another format version."""
+    try:
+        cached = json.loads(path.read_text())
+        if not isinstance(cached, dict) or cached.get("version") != RANK_CACHE_VERSION:
+            return None
+        return [LayerRank(**row) for row in cached["rows"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def _reference_table(loaded: LoadedResNet, on_batch) -> tuple[str, list[LayerRank]]:
     source, batches = reference_batches(loaded)
-    key = hashlib.sha256(f"{loaded.entry.key}|{loaded.weights_id}|{source}".encode()).hexdigest()[:16]
-    path = cache_dir() / "ranks" / f"{loaded.entry.key}-{key}.json"
-    try:
-        table = [LayerRank(**row) for row in json.loads(path.read_text())]
-    except (OSError, ValueError, TypeError):  # absent or unreadable: compute it again
+    path = rank_cache_path(loaded, source)
+    table = _read_cached_table(path)
+    if table is None:  # absent, unreadable or an older format: compute it again
         table = rank_table(loaded.model, batches, on_batch=on_batch)
-        _write_atomically(path, json.dumps([row.__dict__ for row in table]))
+        _write_atomically(path, json.dumps({"version": RANK_CACHE_VERSION, "rows": [row.__dict__ for row in table]}))
     return source, table
 
 

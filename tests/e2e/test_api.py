@@ -124,11 +124,12 @@ def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):
 def test_resnet_contract(client, digit_file):
     path, label = digit_file
     summary = resnet_call(client, path, layer="layer3.1.conv2")[0]
-    assert set(summary) == {"model", "layer", "top5", "channels", "effective_rank", "ratio", "sample_bound"}
+    assert set(summary) == {"model", "layer", "top5", "channels", "effective_rank", "ratio", "sample_bound", "centred_effective_rank"}
     assert summary["model"] == "mnist-resnet" and summary["layer"] == "layer3.1.conv2"
     assert summary["top5"][0][0] == str(label) and len(summary["top5"]) == 5
     assert isinstance(summary["channels"], int) and isinstance(summary["effective_rank"], int)
     assert isinstance(summary["ratio"], float) and isinstance(summary["sample_bound"], bool)
+    assert isinstance(summary["centred_effective_rank"], int) and 0 < summary["centred_effective_rank"] <= summary["channels"]
 
 
 def test_resnet_bad_input(client, tmp_path, digit_file):

@@ -33,6 +33,60 @@ def test_streaming_gram_matches_numpy_svd_on_channels_first_data():
     np.testing.assert_allclose(gram.singular_values("x"), np.linalg.svd(channels_first(torch.cat(batches)).numpy(), compute_uv=False), rtol=1e-6)
 
 
+def captured_channels_first(model: nn.Module, batches: list[torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
+    """Every named layer's activations over all ``batches`` at once, (C, N·H·W) float64: the unstreamed matrix."""
+    with torch.no_grad(), capture_activations(model, names) as acts:
+        everything = {}
+        for x in batches:
+            model(x)
+            for name, a in acts.items():
+                everything.setdefault(name, []).append(a)
+    return {name: channels_first(torch.cat(parts)).double().numpy() for name, parts in everything.items()}
+
+
+def test_streamed_centred_rank_matches_an_svd_of_the_explicitly_centred_matrix():
+    model = small_convnet()
+    generator = torch.Generator().manual_seed(1)
+    batches = [torch.randn(5, 3, 10, 10, generator=generator) + 0.5 for _ in range(3)]  # off-centre inputs: every channel has a mean
+    table = {row.layer: row for row in rank_table(model, batches)}
+    differs = 0
+    for name, matrix in captured_channels_first(model, batches, conv_layer_names(model)).items():
+        centred = matrix - matrix.mean(axis=1, keepdims=True)  # (C, N·H·W), each channel's mean over the sample taken away
+        values = np.linalg.svd(centred, compute_uv=False)
+        assert table[name].centred_effective_rank == rank.effective_rank(values), name
+        assert table[name].effective_rank == rank.effective_rank(np.linalg.svd(matrix, compute_uv=False)), name
+        assert table[name].rank_to_reach == rank.rank_to_reach(np.linalg.svd(matrix, compute_uv=False)), name
+        differs += table[name].centred_effective_rank != table[name].effective_rank
+    assert differs  # the two counts are not the same number under two names
+    gram = StreamingGram()
+    for x in batches:
+        gram.add("x", x)
+    inputs = channels_first(torch.cat(batches)).double().numpy()
+    np.testing.assert_allclose(gram.singular_values("x", centred=True), np.linalg.svd(inputs - inputs.mean(1, keepdims=True), compute_uv=False), rtol=1e-6, atol=1e-9)
+
+
+def test_kept_layers_are_centred_too():
+    model = small_convnet()
+    generator = torch.Generator().manual_seed(2)
+    batches = [torch.randn(2, 3, 4, 4, generator=generator) + 1.0 for _ in range(3)]
+    gram = StreamingGram(expected_samples=6)
+    from superpos_core.capture import hooks_calling
+
+    with torch.no_grad(), hooks_calling(model, conv_layer_names(model), gram.add):
+        for x in batches:
+            model(x)
+    assert "4" in gram.kept  # 40 channels, 6 columns: the columns×columns path
+    matrix = captured_channels_first(model, batches, ["4"])["4"]
+    expected = np.linalg.svd(matrix - matrix.mean(1, keepdims=True), compute_uv=False)  # (6,)
+    values, centred = gram.spectra("4")
+    # Compared as energies (squared singular values, what the ranks add up): centring leaves one exact zero, and a
+    # rounding-sized eigenvalue of 1e-16 has a square root of 1e-8.
+    np.testing.assert_allclose(centred[: len(expected)] ** 2, expected**2, rtol=1e-6, atol=1e-12)
+    assert len(centred) == 40 and np.abs(centred[len(expected) :]).max() < 1e-6
+    np.testing.assert_allclose(values[: len(expected)], np.linalg.svd(matrix, compute_uv=False), rtol=1e-6, atol=1e-9)
+    assert not np.allclose(values[: len(expected)], centred[: len(expected)])
+
+
 def test_channels_first_is_not_the_courses_reshape():
     a = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)  # N=2, C=3
     ours = channels_first(a)

@@ -165,7 +165,7 @@ def test_feature_map_title_is_stamped_above_the_grid():
 def test_layer_rank_panel_names_the_marked_layer():
     from types import SimpleNamespace
 
-    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=0.5, channels=16, sample_bound=False) for i in range(5)]
+    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=0.5, channels=16, sample_bound=False, centred_effective_rank=6 + i) for i in range(5)]
     panel = figures.LayerRankPanel(rows, "test")
     first, second = panel.update("conv1"), panel.update("conv1")
     np.testing.assert_array_equal(first, second)  # the same layer draws the same picture
@@ -201,3 +201,15 @@ def test_dimensionality_reference_lines_are_the_shapes_they_name():
         D = toy.feature_dimensionality(W)
         np.testing.assert_allclose(D, lines[name], atol=1e-12, err_msg=name)  # every feature of the shape alike
     figures.toy_dimensionality(np.full(5, 0.4), 3.4)  # and the figure draws with them
+
+
+def test_layer_rank_panel_draws_the_centred_count_beside_the_courses():
+    from types import SimpleNamespace
+
+    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=(4 + i) / 16, channels=16, sample_bound=False, centred_effective_rank=6 + 2 * i) for i in range(5)]
+    panel = figures.LayerRankPanel(rows, "test")
+    for ax, expected in zip(panel.axes, ([6, 8, 10, 12, 14], [6 / 16, 8 / 16, 10 / 16, 12 / 16, 14 / 16])):
+        (centred,) = [line for line in ax.get_lines() if line.get_label().startswith("centred")]
+        np.testing.assert_allclose(centred.get_ydata(), expected)
+    labels = [text.get_text() for text in panel.axes[0].get_legend().get_texts()]
+    assert labels == ["course's (uncentred)", "centred (channel means removed)", "channels"]

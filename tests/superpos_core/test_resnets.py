@@ -128,7 +128,29 @@ def test_reference_ranks_are_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
     assert resnets.reference_ranks(loaded)[1] == first
-    assert json.loads(files[0].read_text())[0]["layer"] == "conv1"  # and the file is whole again
+    assert json.loads(files[0].read_text())["rows"][0]["layer"] == "conv1"  # and the file is whole again
+
+
+def test_a_cached_table_of_an_older_format_is_recomputed_not_misread(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
+    loaded = resnets.load("mnist-resnet")
+    source = resnets.reference_batches(loaded)[0]
+    # Format 1 (before the centred count): a bare list of rows, named by model, weights and set only.
+    stale = [{"layer": name, "channels": 16, "effective_rank": 1, "ratio": 0.0625, "columns": 10**6, "sample_bound": False} for name in resnets.layer_names("mnist-resnet")]
+    old_key = hashlib.sha256(f"mnist-resnet|{loaded.weights_id}|{source}".encode()).hexdigest()[:16]
+    new_path = resnets.rank_cache_path(loaded, source)
+    assert new_path.name != f"mnist-resnet-{old_key}.json"  # the format version is part of the name
+    new_path.parent.mkdir(parents=True)
+    for path in (new_path.parent / f"mnist-resnet-{old_key}.json", new_path):
+        path.write_text(json.dumps(stale))
+    table = resnets.reference_ranks(loaded)[1]
+    assert all(row.effective_rank > 1 for row in table)  # the stale ranks were not read
+    assert all(1 <= row.centred_effective_rank <= row.channels and row.rank_to_reach >= row.effective_rank for row in table)
+    cached = json.loads(new_path.read_text())
+    assert cached["version"] == resnets.RANK_CACHE_VERSION == 2 and cached["rows"][0]["centred_effective_rank"] == table[0].centred_effective_rank
+    new_path.write_text(json.dumps({"version": 1, "rows": cached["rows"]}))  # a format stamp that is not ours: recomputed too
+    resnets._reference_memo.clear()
+    assert resnets.reference_ranks(loaded)[1] == table and json.loads(new_path.read_text())["version"] == 2
 
 
 def test_bundled_architecture_save_load_round_trip(tmp_path):
