@@ -72,15 +72,16 @@ class LayerRank:
     columns: int  # samples·H·W the rank was measured over
     sample_bound: bool  # columns < 4 × channels: the sample, not the layer, limits the rank
     rank_to_reach: int  # singular values needed to reach 99% (the crossing one counted): normally effective_rank + 1
-    centred_effective_rank: int  # the same count with each channel's mean over the sample taken away
+    centred_effective_rank: int | None  # the same count with each channel's mean over the sample taken away (None: not asked for)
 
     @property
-    def centred_ratio(self) -> float:
-        return self.centred_effective_rank / self.channels
+    def centred_ratio(self) -> float | None:
+        return None if self.centred_effective_rank is None else self.centred_effective_rank / self.channels
 
     def as_row(self) -> list:
         """A row of the tab's table, in ``TABLE_HEADERS`` order."""
-        return [self.layer, self.channels, self.effective_rank, round(self.ratio, 4), self.centred_effective_rank, round(self.centred_ratio, 4), self.sample_bound]
+        centred_ratio = None if self.centred_ratio is None else round(self.centred_ratio, 4)
+        return [self.layer, self.channels, self.effective_rank, round(self.ratio, 4), self.centred_effective_rank, centred_ratio, self.sample_bound]
 
 
 # The course's table (its first four columns and the sample flag), the centred count beside it.
@@ -194,10 +195,16 @@ class StreamingGram:
             centre(gram)
         return self._padded_values(name, gram)
 
-    def spectra(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(singular values, centred singular values): both from one assembly of the Gram matrix."""
+    def spectra(self, name: str, centred: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(singular values, centred singular values or None): both from one assembly of the Gram matrix.
+
+        The centred values cost a second eigen-decomposition, as long as the first: ``centred=False``
+        leaves them out (the course's table alone).
+        """
         gram, centre = self._gram(name)
         values = self._padded_values(name, gram)
+        if not centred:
+            return values, None
         centre(gram)
         return values, self._padded_values(name, gram)
 
@@ -207,25 +214,30 @@ class StreamingGram:
         self.kept.pop(name, None)
         self.sums.pop(name, None)
 
-    def ranks(self, threshold: float = rank.DEFAULT_THRESHOLD) -> list[LayerRank]:
-        """Every layer's effective rank. Releases each layer's sums once read: call it once, at the end."""
+    def ranks(self, threshold: float = rank.DEFAULT_THRESHOLD, centred: bool = True) -> list[LayerRank]:
+        """Every layer's effective rank (and centred rank, unless ``centred=False``). Releases each layer's sums once read: call it once, at the end."""
         rows = []
         for name, channels in self.channels.items():
             columns = self.columns[name]
-            values, centred = self.spectra(name)
+            values, centred_values = self.spectra(name, centred)
             self.release(name)
             eff = rank.effective_rank(values, threshold)
             rows.append(LayerRank(
                 name, channels, eff, eff / channels, columns, columns < BOUND_FACTOR * channels,
                 rank_to_reach=rank.rank_to_reach(values, threshold),
-                centred_effective_rank=rank.effective_rank(centred, threshold),
+                centred_effective_rank=None if centred_values is None else rank.effective_rank(centred_values, threshold),
             ))
         return rows
 
 
 @torch.no_grad()
-def rank_table(model: nn.Module, batches: Iterable[torch.Tensor], threshold: float = rank.DEFAULT_THRESHOLD, on_batch=None) -> list[LayerRank]:
-    """Effective rank of every conv layer over the reference ``batches`` (one forward per batch)."""
+def rank_table(
+    model: nn.Module, batches: Iterable[torch.Tensor], threshold: float = rank.DEFAULT_THRESHOLD, on_batch=None, centred: bool = True
+) -> list[LayerRank]:
+    """Effective rank of every conv layer over the reference ``batches`` (one forward per batch).
+
+    ``centred=False`` leaves out the centred count (``centred_effective_rank`` None): the course's table alone, about half the eigen-work.
+    """
     known = isinstance(batches, (list, tuple))  # counted without iterating twice (a loader would load twice)
     gram = StreamingGram(expected_samples=sum(len(x) for x in batches) if known else None)
     with hooks_calling(model, conv_layer_names(model), gram.add):
@@ -234,4 +246,4 @@ def rank_table(model: nn.Module, batches: Iterable[torch.Tensor], threshold: flo
                 model(images)
             if on_batch:
                 on_batch(i + 1)
-    return gram.ranks(threshold)
+    return gram.ranks(threshold, centred)

@@ -58,6 +58,9 @@ def test_streamed_centred_rank_matches_an_svd_of_the_explicitly_centred_matrix()
         assert table[name].rank_to_reach == rank.rank_to_reach(np.linalg.svd(matrix, compute_uv=False)), name
         differs += table[name].centred_effective_rank != table[name].effective_rank
     assert differs  # the two counts are not the same number under two names
+    course_only = {row.layer: row for row in rank_table(model, batches, centred=False)}  # the course's columns alone, half the eigen-work
+    assert all(row.centred_effective_rank is None and row.centred_ratio is None for row in course_only.values())
+    assert [(r.effective_rank, r.rank_to_reach) for r in course_only.values()] == [(table[n].effective_rank, table[n].rank_to_reach) for n in course_only]
     gram = StreamingGram()
     for x in batches:
         gram.add("x", x)
