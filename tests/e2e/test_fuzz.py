@@ -246,7 +246,8 @@ class Fuzz:
 
 
 def answered_toy(summary):
-    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "loss"}
+    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "represented", "superposition", "loss"}
+    assert isinstance(summary["superposition"], bool) and summary["superposition"] == (summary["features_per_dimension"] > 1.1)
     assert len(summary["feature_norms"]) == len(summary["dimensionality"]) == summary["n_features"]
 
 
