@@ -128,4 +128,5 @@ def test_a_full_disk_under_the_rank_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(resnets, "_reference_memo", Recent(8))
     assert resnets.reference_ranks(resnets.load("mnist-resnet"))[1] == table  # room again: computed and cached whole
     (cached,) = (tmp_path / "ranks").iterdir()
-    assert len(json.loads(cached.read_text())) == 20
+    written = json.loads(cached.read_text())
+    assert written["version"] == resnets.RANK_CACHE_VERSION and len(written["rows"]) == 20
