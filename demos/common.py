@@ -88,6 +88,23 @@ def note(text: str) -> None:
     gr.Markdown(text, elem_classes=["figure-note"])
 
 
+def network_view(describe, inputs=(), triggers=(), initial: str | None = None, label: str = "The network this tab uses (print(model), with shapes)", elem_id: str | None = None) -> gr.HTML:
+    """A closed accordion that shows a tab's network: its modules, their output shapes and parameters, the captured ones marked.
+
+    ``describe(*inputs)`` returns the HTML (``superpos_core.network.as_html``). It runs when the learner
+    opens the accordion and whenever a component in ``triggers`` changes (the model or the layer chosen),
+    never while the page is built: a model that takes seconds to load is described once it is loaded.
+    ``initial`` is shown until then.
+    """
+    with gr.Accordion(label, open=False, elem_id=elem_id) as box:
+        view = gr.HTML(initial or "<p>Open this to see the network.</p>", elem_classes=["network-view"])
+    show = dict(fn=describe, inputs=list(inputs), outputs=view, api_visibility="private", concurrency_limit=4, concurrency_id="network-view", show_progress="minimal")
+    box.expand(**show)
+    for trigger in triggers:
+        trigger.change(**show)
+    return view
+
+
 def quoted(value) -> str:
     """A value as it is quoted back in a message: its repr, cut short."""
     text = repr(value)
@@ -279,3 +296,93 @@ def in_background(fn):
             release_free_memory()  # the job's temporaries, freed, go back to the system
 
     return run
+
+
+# --- results kept once per server -------------------------------------------------------------------
+
+
+class _Job:
+    """One computation under way: how far it has got, and its end."""
+
+    def __init__(self) -> None:
+        self.finished = threading.Event()
+        self.fraction, self.desc = 0.0, "Starting"
+        self.error: BaseException | None = None
+
+    def report(self, fraction: float | None = None, desc: str | None = None, **_ignored) -> None:
+        """Called by the computation as ``progress(fraction, desc=...)``: the shape of a ``gr.Progress``."""
+        if fraction is not None:
+            self.fraction = float(fraction)
+        if desc is not None:
+            self.desc = desc
+
+
+class KeptResults:
+    """Results computed once per process and kept, keyed by everything they depend on.
+
+    For what every visitor sees first (the toy tab's opening model): computed in the background as the
+    server starts, so that the first visitor does not wait for it. The key must name all a result
+    depends on (device, configuration), never an app or a page: one process can build many apps.
+    A failure is never kept (the next request tries again), and a result is kept only once it is whole.
+    A request that comes while the result is being computed waits for it, with its progress bar moving.
+    """
+
+    POLL_S = 0.2  # how often a waiting request's progress bar is updated
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict = {}
+        self._running: dict = {}
+
+    def start(self, key, compute) -> None:
+        """Compute ``compute(report)`` for ``key`` on a low-priority thread, unless it is kept or under way."""
+        self._job(key, compute)
+
+    def _job(self, key, compute) -> _Job | None:
+        with self._lock:
+            if key in self._kept:
+                return None
+            job = self._running.get(key)
+            if job is None:
+                job = self._running[key] = _Job()
+                threading.Thread(target=self._run, args=(key, compute, job), name=f"{BACKGROUND_PREFIX}-kept", daemon=True).start()
+            return job
+
+    def _run(self, key, compute, job: _Job) -> None:
+        _lower_this_threads_priority()
+        try:
+            value = compute(job.report)
+        except BaseException as error:  # kept for the requests waiting now, never for later ones
+            job.error = error
+            with self._lock:
+                self._running.pop(key, None)
+        else:
+            with self._lock:
+                self._kept[key] = value
+                self._running.pop(key, None)
+        finally:
+            job.finished.set()
+
+    def get(self, key, compute, progress=None):
+        """The kept result for ``key``; computed now (or waited for) if it is not kept yet.
+
+        ``progress`` (a ``gr.Progress``) follows the computation while this request waits. If the
+        computation fails, its error is raised here, and nothing is kept.
+        """
+        while True:
+            with self._lock:
+                if key in self._kept:
+                    return self._kept[key]
+            job = self._job(key, compute)
+            if job is None:
+                continue
+            while not job.finished.wait(self.POLL_S):
+                if progress is not None:
+                    progress(job.fraction, desc=job.desc)
+            if job.error is not None:
+                raise job.error
+
+    def forget(self) -> None:
+        """Drop every kept result (tests)."""
+        with self._lock:
+            self._kept.clear()

@@ -1,12 +1,20 @@
 """The toy-model tab: superposition from first principles, trained live."""
 from __future__ import annotations
 
+import copy
+import math
+
 import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import MAX_SEED, figure, in_background, note, number, whole_number
-from superpos_core import figures, toy
+from demos.common import MAX_SEED, KeptResults, figure, in_background, network_view, note, number, whole_number
+from superpos_core import figures, network, toy
+
+# The controls' values when the tab opens: the pentagon, five features in two dimensions.
+DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}
+LEVEL_RANGE = (0.0, 3.0)  # the log-scale slider's k, for S = 1 - 10⁻ᵏ from 0 to 0.999
+OPENING = KeptResults()  # the defaults' trained model, once per (device, controls) for the whole process
 
 NOTES = {
     "gram": "Each cell is how much two features' directions overlap (WᵀW). A red diagonal with white elsewhere: every kept feature "
@@ -45,6 +53,24 @@ def _log_sparsity(level: float) -> float:
     return round(1.0 - 10.0 ** (-float(level)), 6)
 
 
+def _level(sparsity) -> float | None:
+    """S -> the log-scale slider's k = -log₁₀(1 - S), held to the slider's range; None if S is no usable number."""
+    try:
+        value = float(sparsity)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(value) or not 0 <= value < 1:
+        return None
+    level = -math.log10(1.0 - value)
+    return round(min(max(level, LEVEL_RANGE[0]), LEVEL_RANGE[1]), 4)
+
+
+def sparsity_to_level(sparsity):
+    """The S box was typed in: move the slider to match (or leave it where it is while S is not a number yet)."""
+    level = _level(sparsity)
+    return gr.skip() if level is None else level
+
+
 def _config(n, m, sparsity, decay, steps, seed) -> toy.ToyConfig:
     """The controls as sent (``preprocess=False``): each read here, so that a message names the control."""
     return toy.ToyConfig(
@@ -79,6 +105,15 @@ def _verdict(result: toy.ToyResult) -> str:
     return verdict
 
 
+def error_line(n, m, sparsity, decay, steps, seed, what: str = "Not trained") -> str:
+    """What the status says after a run failed: the message the controls get, in place of the last result."""
+    try:
+        _config(n, m, sparsity, decay, steps, seed).checked()
+    except (gr.Error, toy.ToyInputError) as error:
+        return f"⚠️ **{what}**: {getattr(error, 'message', None) or error}"
+    return f"⚠️ **{what}**: the run failed. Try again, or with fewer steps."
+
+
 def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
     """The main event (``api_name="toy"``): train the toy model, return its summary and figures."""
     config = _config(n, m, sparsity, decay, steps, seed)
@@ -87,6 +122,7 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device
         result = toy.train(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"), device=device)
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
+    progress(1.0, desc="Drawing the figures")
     W, c = result.W, result.config
     status = _verdict(result) + f" (sparsity {c.sparsity:g}, loss {result.loss:.4g}, best of {c.restarts} seeds)."
     if result.notes:
@@ -111,6 +147,7 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
         results = toy.sweep(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"), device=device)
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
+    progress(1.0, desc="Measuring the 20 models and drawing the figure")
     sparsities = np.array([r.config.sparsity for r in results])
     kept = [toy.represented(r.W) for r in results]
     per_dimension = [r.features_per_dimension for r in results]
@@ -126,8 +163,34 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
     return summary, figures.to_rgb(figure)
 
 
+def opening_result(device: torch.device = torch.device("cpu"), progress=None):
+    """The defaults' trained model and figures, computed once per process and device and kept (``OPENING``).
+
+    What every visitor sees when the tab opens; started in the background when the tab is built, so the
+    first visitor does not wait for it, and one who comes sooner waits with a moving progress bar.
+    """
+    key = (str(torch.device(device)), tuple(sorted(DEFAULTS.items())))
+    kept = OPENING.get(key, lambda report: train_toy(**DEFAULTS, progress=report, device=device), progress)
+    return copy.deepcopy(kept)  # gradio may change the updates it is handed; the kept ones stay as they are
 
 
+def start_opening(device: torch.device = torch.device("cpu")) -> None:
+    """Begin computing ``opening_result`` in the background (nothing happens if it is kept or under way)."""
+    key = (str(torch.device(device)), tuple(sorted(DEFAULTS.items())))
+    OPENING.start(key, lambda report: train_toy(**DEFAULTS, progress=report, device=device))
+
+
+def network_html(n, m) -> str:
+    """The toy model for these controls as a module list (``toy.ToyModel``), its hidden layer marked."""
+    try:
+        model = toy.ToyModel(whole_number(n, "Features n", 1, toy.MAX_FEATURES), whole_number(m, "Hidden dimensions m", 1, toy.MAX_HIDDEN))
+    except gr.Error as error:
+        return f"<p>⚠️ {error.message}</p>"
+    rows = network.describe(model, torch.zeros(1, model.hidden.in_features), captured=["hidden"])
+    return network.as_html(rows, highlight="hidden", printed=repr(model)) + (
+        "<p>The tab draws <code>hidden.weight</code>, which is W, and <code>readout.bias</code>, which is b. The readout uses W again, "
+        "transposed (tied weights), so W is counted once.</p>"
+    )
 
 
 def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> None:
@@ -138,14 +201,14 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
         "as feature 0. Train it and see which features survive, and how they share the space (Elhage et al., 2022, *Toy Models of Superposition*)."
     )
     with gr.Row():
-        n = gr.Slider(2, toy.MAX_FEATURES, value=5, step=1, label="Features n")
-        m = gr.Slider(1, toy.MAX_HIDDEN, value=2, step=1, label="Hidden dimensions m")
-        decay = gr.Slider(0.5, 1.0, value=1.0, step=0.01, label="Importance decay r (feature i matters rⁱ)")
+        n = gr.Slider(2, toy.MAX_FEATURES, value=DEFAULTS["n"], step=1, label="Features n", elem_id="toy-n")
+        m = gr.Slider(1, toy.MAX_HIDDEN, value=DEFAULTS["m"], step=1, label="Hidden dimensions m", elem_id="toy-m")
+        decay = gr.Slider(0.5, 1.0, value=DEFAULTS["decay"], step=0.01, label="Importance decay r (feature i matters rⁱ)")
     with gr.Row():
-        level = gr.Slider(0, 3, value=2, step=0.05, label="Sparsity, log scale: 1 − S = 10^(−k)")
-        sparsity = gr.Number(value=0.99, label="Sparsity S (chance a feature is 0)", minimum=0, maximum=0.999, step=0.001, elem_id="toy-sparsity")
-        steps = gr.Slider(100, toy.MAX_STEPS, value=1000, step=100, label="Training steps")
-        seed = gr.Number(value=0, precision=0, label="Seed")
+        level = gr.Slider(*LEVEL_RANGE, value=_level(DEFAULTS["sparsity"]), step=0.05, label="Sparsity, log scale: 1 − S = 10^(−k)", elem_id="toy-level")
+        sparsity = gr.Number(value=DEFAULTS["sparsity"], label="Sparsity S (chance a feature is 0)", minimum=0, maximum=0.999, step=0.001, elem_id="toy-sparsity")
+        steps = gr.Slider(100, toy.MAX_STEPS, value=DEFAULTS["steps"], step=100, label="Training steps", elem_id="toy-steps")
+        seed = gr.Number(value=DEFAULTS["seed"], precision=0, label="Seed")
     with gr.Row():
         train_button = gr.Button("Train the toy model", variant="primary")
         sweep_button = gr.Button("Sweep 20 sparsities")
@@ -172,10 +235,13 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     with gr.Accordion("Sweep numbers (the /toy_sweep API's JSON)", open=False):
         sweep_summary = gr.JSON(label="Sweep summary")
     gr.Markdown(EXPLANATION)
+    network_view(network_html, inputs=[n, m], triggers=[n, m], initial=network_html(DEFAULTS["n"], DEFAULTS["m"]), elem_id="toy-network")
 
     inputs = [n, m, sparsity, decay, steps, seed]
     outputs = [summary, status, gram, bars, dimensionality, arrows, arrows_hint]
+    # The slider and the S box always agree: moving either sets the other (.input: only a person's change, so no loop).
     level.input(_log_sparsity, inputs=level, outputs=sparsity, api_visibility="private", queue=False, show_progress="hidden")
+    sparsity.input(sparsity_to_level, inputs=sparsity, outputs=level, api_visibility="private", queue=False, show_progress="hidden", preprocess=False)
     # preprocess=False: the controls' values arrive as sent, so that our checks (which name the
     # control, and cap the steps rather than refuse them) answer API callers, not gradio's bounds.
     # Named wrappers (not lambdas): their parameter names are the API's.
@@ -187,6 +253,19 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     def sweep(n, m, decay, steps, seed, progress=gr.Progress()):
         return sweep_toy(n, m, decay, steps, seed, progress, device)
 
-    train_button.click(train, inputs=inputs, outputs=outputs, api_name="toy", concurrency_limit=2, concurrency_id="toy", preprocess=False)
-    sweep_button.click(sweep, inputs=[n, m, decay, steps, seed], outputs=[sweep_summary, sweep_plot], api_name="toy_sweep", concurrency_limit=1, concurrency_id="toy-sweep", preprocess=False)
-    blocks.load(train, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="toy")
+    def opening(progress=gr.Progress()):
+        return opening_result(device, progress)
+
+    # API callers get the error itself. In the page the status line then says it, in place of the last result, and
+    # the failed run's outputs are handed back unchanged (gr.skip), which clears their Error badges.
+    errors = dict(api_visibility="private", queue=False, preprocess=False, show_progress="hidden")
+    train_button.click(train, inputs=inputs, outputs=outputs, api_name="toy", concurrency_limit=2, concurrency_id="toy", preprocess=False).failure(
+        lambda *controls: [error_line(*controls)] + [gr.skip()] * (len(outputs) - 1), inputs=inputs, outputs=[status] + [o for o in outputs if o is not status], **errors
+    )
+    sweep_button.click(sweep, inputs=[n, m, decay, steps, seed], outputs=[sweep_summary, sweep_plot], api_name="toy_sweep", concurrency_limit=1, concurrency_id="toy-sweep", preprocess=False).failure(
+        lambda n, m, decay, steps, seed: (error_line(n, m, 0.0, decay, steps, seed, what="The sweep did not run"), gr.skip(), gr.skip()),
+        inputs=[n, m, decay, steps, seed], outputs=[status, sweep_summary, sweep_plot], **errors
+    )
+    # The opening model is kept once per process (started here, in the background), so it is there when a visitor comes.
+    start_opening(device)
+    blocks.load(opening, outputs=outputs, api_visibility="private", concurrency_limit=16, concurrency_id="toy-opening")

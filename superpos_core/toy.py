@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 MAX_FEATURES, MAX_HIDDEN = 64, 16
 MAX_STEPS = 20_000  # bounds the work of one request, whatever is asked
@@ -127,6 +128,47 @@ class ToyResult:
         }
 
 
+class TiedReadout(nn.Module):
+    """x' = ReLU(Wᵀh + b), reading back with the encoder's own W (the weights are tied, as in the paper)."""
+
+    def __init__(self, encoder: nn.Linear) -> None:
+        super().__init__()
+        self._encoder = [encoder]  # in a list: the encoder's W is counted once, under the encoder
+        self.bias = nn.Parameter(torch.zeros(encoder.in_features))  # b: (n,)
+        self.relu = nn.ReLU()
+
+    def extra_repr(self) -> str:
+        m, n = self._encoder[0].weight.shape
+        return f"in_features={m}, out_features={n}, bias=True, weight=hidden.weight.T"
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.relu(h @ self._encoder[0].weight + self.bias)  # (B, m) @ (m, n) -> (B, n)
+
+
+class ToyModel(nn.Module):
+    """One trained toy model as a module, to print and inspect; training itself batches many (``train_instances``).
+
+        model = ToyModel.from_result(toy.train(ToyConfig(sparsity=0.99)))
+        model(x)  # (B, n) -> (B, n)
+    """
+
+    def __init__(self, n_features: int, m_hidden: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(n_features, m_hidden, bias=False)  # h = W x; its weight is W: (m, n)
+        self.readout = TiedReadout(self.hidden)
+
+    @classmethod
+    def from_result(cls, result: "ToyResult") -> "ToyModel":
+        model = cls(result.config.n_features, result.config.m_hidden)
+        with torch.no_grad():
+            model.hidden.weight.copy_(torch.as_tensor(result.W))
+            model.readout.bias.copy_(torch.as_tensor(result.b))
+        return model.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.hidden(x))  # (B, n) -> (B, m) -> (B, n)
+
+
 # --- measures of superposition -------------------------------------------------------------------
 
 
@@ -227,15 +269,18 @@ def _per_instance_loss(batch: _Batch, x: torch.Tensor) -> torch.Tensor:
 
 
 def train_instances(
-    configs: list[ToyConfig], on_step: Callable[[int, int], None] | None = None, report_every: int = 100, device: str | torch.device = "cpu"
+    configs: list[ToyConfig], on_step: Callable[[int, int], None] | None = None, report_every: int | None = None, device: str | torch.device = "cpu"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train one toy model per config, all in one batched tensor.
 
     All configs must share n, m, steps, batch size, learning rate and seed; sparsity and
     importance may differ. Returns W (I, m, n), b (I, n) and each instance's final loss (I,),
-    the loss measured on a fresh batch with the final weights.
+    the loss measured on a fresh batch with the final weights. ``on_step(done, total)`` is called
+    every ``report_every`` steps (by default about 50 times a run, so that a progress bar moves
+    however few steps are asked) and after the last.
     """
     first = configs[0]
+    report_every = report_every or max(1, first.steps // 50)
     generator = torch.Generator().manual_seed(first.seed)
     batch = _init(configs, generator, torch.device(device))
     optimizer = torch.optim.Adam([batch.W, batch.b], lr=first.learning_rate)
@@ -248,7 +293,7 @@ def train_instances(
         loss.backward()
         optimizer.step()
         schedule.step()
-        if on_step and (step + 1) % report_every == 0:
+        if on_step and ((step + 1) % report_every == 0 or step + 1 == first.steps):
             on_step(step + 1, first.steps)
     with torch.no_grad():
         final = _per_instance_loss(batch, _sample(batch, 8 * first.batch_size, generator))
