@@ -21,17 +21,29 @@ from superpos_core.devices import limit_allocator_arenas, resolve_device
 TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}  # id -> title, in order
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
 SHOW_RESNET_TAB = "() => { document.querySelector('button[role=tab][data-tab-id=\"resnet\"]')?.click(); }"
-# ?tab=lm opens that tab. In the browser, because a tab chosen by the server sticks: later updates would
-# snap the page back to it. Inside a <gradio-app> web component the page's address is the course page's,
-# so the component's own src is read too.
+# ?tab=lm opens that tab (any case: ?tab=LM too). In the browser, because a tab chosen by the server sticks:
+# later updates would snap the page back to it. Inside a <gradio-app> web component the page's address is the
+# course page's, so the component's own src is read too. On a narrow screen (a phone) gradio shows only the
+# chosen tab's button and lists the others, by title alone, under "More tabs": those are clicked by title.
 OPEN_TAB_FROM_ADDRESS = (
-    "() => { const known = %s;"
+    "() => { const titles = %s; window.superposTabOpened = true;"
     " const host = document.querySelector('gradio-app[src]');"
     " const addresses = [window.location.href, host ? new URL(host.getAttribute('src'), window.location.href).href : null];"
     " for (const address of addresses) { if (!address) continue;"
-    "  const wanted = new URL(address).searchParams.get('tab');"
-    "  if (wanted && known.includes(wanted)) { document.querySelector(`button[role=tab][data-tab-id=\"${wanted}\"]`)?.click(); return; } } }"
-) % json.dumps(list(TABS))
+    "  const wanted = (new URL(address).searchParams.get('tab') || '').trim().toLowerCase();"
+    "  if (!(wanted in titles)) continue;"
+    "  const button = document.querySelector(`button[role=tab][data-tab-id=\"${wanted}\"]`)"
+    "   || [...document.querySelectorAll('.overflow-dropdown button')].find((b) => b.textContent.trim() === titles[wanted]);"
+    "  button?.click(); return; } }"
+) % json.dumps(TABS)
+# Switching tabs writes ?tab=NAME into the address (other parameters kept), so that a teacher can copy a link to
+# the tab. Not inside a <gradio-app> web component: there the address is the course page's own. Not before the
+# address has opened its tab either: gradio selects the first tab as the page is built.
+SHOW_TAB_IN_ADDRESS = (
+    "() => { if (!window.superposTabOpened || document.querySelector('gradio-app[src]')) return;"
+    " const address = new URL(window.location.href); address.searchParams.set('tab', %s);"
+    " window.history.replaceState(window.history.state, '', address); }"
+)
 CSS = ".figure-note { font-size: 0.9em; opacity: 0.85; } .figure-title p { margin-bottom: -8px; }"
 INTRO = (
     "# superpos: superposition, live\n"
@@ -43,7 +55,7 @@ INTRO = (
 def unknown_tab_warning(request: gr.Request) -> None:
     """Say so when an address asks for a tab that does not exist (the page stays on the first tab)."""
     wanted = request.query_params.get("tab") if request is not None else None
-    if wanted and wanted not in TABS:
+    if wanted and wanted.strip().lower() not in TABS:
         gr.Warning(f"There is no tab {wanted[:40]!r} here. Links can open ?tab={', ?tab='.join(TABS)}.")
 
 
@@ -68,8 +80,9 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
         else:
             with gr.Tabs():
                 for key in shown:
-                    with gr.Tab(TABS[key], id=key, elem_id=f"tab-{key}"):
+                    with gr.Tab(TABS[key], id=key, elem_id=f"tab-{key}") as page_tab:
                         rendered[key] = render[key]()
+                    page_tab.select(None, js=SHOW_TAB_IN_ADDRESS % json.dumps(key))
             blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private", concurrency_limit=16, concurrency_id="page-load")
         if "mnist" in rendered and "resnet" in rendered:
             # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.

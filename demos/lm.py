@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from demos.common import CheckedNumber, CheckedSlider, ChoiceDropdown, ChoiceRadio, figure, in_background, note, quoted
+from demos import networks  # the network view (issue 13)
+from demos.common import network_view
 from superpos_core import concepts, figures, lm, sae
 from superpos_core.recent import Recent
 
@@ -536,4 +538,7 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
     blocks.load(lambda t, m, l: look_up_pretrained(t if m != "gpt2" else "", m, l), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     render_concepts(device, model, layer, allow_any_model)
+
+    # The network this tab uses, as the course shows it first (demos/networks.py): described once an analysis has loaded it.
+    network_view(lambda m, l: networks.lm_html(m, l, device), inputs=[model, layer], triggers=[model, layer, status], elem_id="lm-network")
     return SimpleNamespace(text=text, model=model, layer=layer)

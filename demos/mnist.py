@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from demos.common import MAX_SEED, ReadableUploads, figure, in_background, note, whole_number
+from demos import networks  # the network view (issue 13)
+from demos.common import network_view
 from superpos_core import figures, mnist
 from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
 from superpos_core.mnist_explorer import MnistExplorer, bundled_reference, train_live
@@ -237,4 +239,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private", concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
     gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
     train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2, concurrency_id="mnist-train", preprocess=False)
+
+    # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened).
+    network_view(lambda: networks.mnist_html(explorer().model), elem_id="mnist-network")
     return SimpleNamespace(sketch=sketch, send=send)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from demos.common import ChoiceDropdown, ReadableUploads, figure, in_background, note, quoted
+from demos import networks  # the network view (issue 13)
+from demos.common import network_view
 from superpos_core import figures, mnist, resnets
 from superpos_core.conv_rank import TABLE_HEADERS
 
@@ -220,6 +222,9 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
     model.input(in_background(lambda m: choose_model(m, device)), inputs=model, outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
     gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples")
     blocks.load(in_background(lambda: choose_model(first, device)), outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+
+    # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened, from the architecture).
+    network_view(networks.resnet_html, inputs=[model, layer], triggers=[model, layer], elem_id="resnet-network")
     return SimpleNamespace(image=image, model=model, layer=layer)
 
 
