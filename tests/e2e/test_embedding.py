@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "embed.html"
-EXAMPLE_APP = "http://127.0.0.1:7860/"  # the address the example page embeds
+PHONE = {"width": 390, "height": 844}  # an iPhone 12-14's viewport
 
 # Relative luminance and contrast ratio as WCAG defines them, of an element's text against the first
 # opaque background behind it.
@@ -52,34 +53,63 @@ def test_an_unknown_tab_in_a_link_says_so_and_opens_the_first(page, server_url):
 
 
 @pytest.fixture
-def course_page(server_url):
-    """The example course page, served from another origin, embedding the test's server instead of :7860."""
-    html = EXAMPLE.read_text()
-    assert EXAMPLE_APP in html
-    folder = EXAMPLE.parent
+def phone(browser):
+    page = browser.new_page()
+    page.set_viewport_size(PHONE)
+    yield page
+    page.close()
+
+
+@pytest.mark.parametrize("asked, tab, title, inside", [
+    ("mnist", "mnist", "Draw a digit (MNIST)", "#mnist-status"),
+    ("ResNet", "resnet", "ResNet", "#resnet-status"),
+    ("LM", "lm", "Language model", "#lm-text textarea"),
+])
+def test_a_deep_link_opens_its_tab_on_a_phone(phone, server_url, asked, tab, title, inside):
+    """At 390 px gradio lists most tabs under "More tabs"; a link still opens its tab, whatever the case of its name."""
+    phone.goto(f"{server_url}?tab={asked}")
+    expect(selected_tab(phone)).to_have_text(title, timeout=30_000)
+    expect(phone.locator(inside)).to_be_visible()
+    expect(phone).to_have_url(re.compile(rf"[?&]tab={tab}(&|$)"))  # the address names the tab as links do
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_switching_tabs_puts_the_tab_in_the_address(phone, server_url):
+    phone.goto(f"{server_url}?__theme=light")
+    expect(selected_tab(phone)).to_have_text("Toy model", timeout=30_000)
+    expect(phone).to_have_url(re.compile(r"__theme=light$"))  # opening the first tab leaves the address alone
+    phone.get_by_role("button", name="More tabs").click()
+    phone.locator(".overflow-dropdown button", has_text="ResNet").click()
+    expect(selected_tab(phone)).to_have_text("ResNet")
+    expect(phone).to_have_url(re.compile(r"\?__theme=light&tab=resnet$"), timeout=5_000)  # other parameters kept
+    phone.get_by_role("tab", name="Toy model").click()
+    expect(phone).to_have_url(re.compile(r"tab=toy$"), timeout=5_000)
+    # The copied address opens that tab again.
+    phone.get_by_role("button", name="More tabs").click()
+    phone.locator(".overflow-dropdown button", has_text="Language model").click()
+    expect(phone).to_have_url(re.compile(r"tab=lm$"), timeout=5_000)
+    phone.goto(phone.url)
+    expect(selected_tab(phone)).to_have_text("Language model", timeout=30_000)
+
+
+@pytest.fixture
+def course_site():
+    """The examples folder served as a course site would serve it, from an origin other than the app's."""
 
     class Handler(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self):
-            if self.path != "/embed.html":
-                return super().do_GET()
-            body = html.replace(EXAMPLE_APP, server_url).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(Handler, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(Handler, directory=str(EXAMPLE.parent)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/embed.html"
     server.shutdown()
+    server.server_close()
 
 
-def test_the_example_course_page_embeds_the_app(page, course_page):
-    page.goto(course_page)
+def test_the_example_course_page_embeds_the_app(page, course_site, server_url):
+    page.goto(f"{course_site}?app={server_url}")  # the app is found from ?app=, not from a port written into the page
+    expect(page.locator("#embed-status")).to_contain_text("come from the superpos app", timeout=30_000)
     # The web component, opened on the ResNet tab by the ?tab= in its src.
     component = page.locator("gradio-app")
     expect(component.locator("button[role=tab][aria-selected=true]")).to_have_text("ResNet", timeout=60_000)
@@ -87,11 +117,34 @@ def test_the_example_course_page_embeds_the_app(page, course_page):
     example.scroll_into_view_if_needed()
     example.click()  # a real MNIST digit through the embedded app and back
     expect(component.locator("#resnet-status")).to_contain_text("answer", timeout=60_000)
+    assert "tab=" not in page.url  # the embedded app leaves the course page's own address alone
     # The iframe fallback, opened on the MNIST tab, works as the full app does.
     page.locator("#demo-frame").scroll_into_view_if_needed()
     frame = page.frame_locator("#demo-frame")
     expect(frame.locator("button[role=tab][aria-selected=true]")).to_have_text("Draw a digit (MNIST)", timeout=60_000)
     expect(frame.locator("#mnist-examples button.thumbnail-item").first).to_be_visible(timeout=60_000)
+
+
+def test_the_example_page_opened_as_a_file_says_why_and_how_to_serve_it(page, server_url):
+    page.goto(f"{EXAMPLE.as_uri()}?app={server_url}")
+    status = page.locator("#embed-status")
+    expect(status).to_contain_text("opened as a file", timeout=30_000)
+    expect(status).to_contain_text("python -m http.server 8000 --directory examples")
+    expect(status).to_contain_text(f"embed.html?app={server_url}")
+    # The iframe needs no permission from the app: it works from a file too.
+    page.locator("#demo-frame").scroll_into_view_if_needed()
+    frame = page.frame_locator("#demo-frame")
+    expect(frame.locator("button[role=tab][aria-selected=true]")).to_have_text("Draw a digit (MNIST)", timeout=60_000)
+
+
+def test_the_example_page_says_when_no_app_answers(page, course_site):
+    nowhere = f"http://127.0.0.1:{free_port()}/"
+    page.goto(f"{course_site}?app={nowhere}<i>injected</i>")
+    status = page.locator("#embed-status")
+    expect(status).to_contain_text("No superpos app answered", timeout=30_000)
+    expect(status).to_contain_text("python app.py")
+    expect(status).to_contain_text("<i>injected</i>")  # the address is shown as text, never as HTML
+    expect(status.locator("i")).to_have_count(0)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
