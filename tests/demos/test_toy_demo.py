@@ -1,7 +1,9 @@
 import gradio as gr
 import pytest
+import torch
 
 from demos import toy as toy_tab
+from superpos_core import toy
 
 
 def test_main_event_returns_the_summary_first():
@@ -48,3 +50,42 @@ def test_dense_equal_features_are_not_called_superposition():
 def test_the_arrows_note_says_when_two_arrows_stand_at_right_angles():
     assert "r < 1" in toy_tab.NOTES["arrows"] and "r = 1" in toy_tab.NOTES["arrows"]
     assert "3.4" in toy_tab.NOTES["dimensionality"] and "2.5" in toy_tab.NOTES["dimensionality"]
+
+
+def test_the_s_box_moves_the_slider_and_back():
+    for level in (0, 0.5, 1, 2, 2.5, 3):
+        assert toy_tab.sparsity_to_level(toy_tab._log_sparsity(level)) == pytest.approx(level, abs=1e-3)
+    assert toy_tab.sparsity_to_level(0.995) == pytest.approx(2.301, abs=1e-3)
+    assert toy_tab.sparsity_to_level(0.99999) == 3.0  # sparser than the slider reaches: it stops at its end
+    for unusable in ("", "0.9.", None, 1.0, 1.5, -0.1, float("nan")):
+        assert isinstance(toy_tab.sparsity_to_level(unusable), type(gr.skip()))  # the slider stays where it is
+
+
+def test_an_error_line_names_the_control():
+    assert toy_tab.error_line(5, 2, 1.5, 1.0, 100, 0).startswith("⚠️ **Not trained**: Sparsity")
+    assert "Features n" in toy_tab.error_line("x", 2, 0.5, 1.0, 100, 0)
+    assert "hidden dimensions m" in toy_tab.error_line(5, 0, 0.5, 1.0, 100, 0)
+    assert toy_tab.error_line(5, 2, 0.0, 2.0, 100, 0, what="The sweep did not run").startswith("⚠️ **The sweep did not run**: Importance decay")
+
+
+def test_the_opening_model_is_kept_per_device_and_copied_out():
+    toy_tab.OPENING.forget()
+    toy_tab.start_opening(torch.device("cpu"))
+    summary, status, *images, arrows, hint = toy_tab.opening_result(torch.device("cpu"))
+    assert summary["superposition"] is True and "5 of 5 features" in status and arrows["visible"] is True
+    arrows["visible"] = False  # gradio may change what it is handed
+    again = toy_tab.opening_result(torch.device("cpu"))
+    assert again[-2]["visible"] is True and again[0] == summary
+    assert (summary["n_features"], summary["m"], summary["sparsity"]) == (toy_tab.DEFAULTS["n"], toy_tab.DEFAULTS["m"], toy_tab.DEFAULTS["sparsity"])
+
+
+def test_training_reports_about_fifty_times_and_at_the_end():
+    calls = []
+    toy.train(toy.ToyConfig(steps=130), on_step=lambda done, total: calls.append(done))
+    assert calls[-1] == 130 and 40 <= len(calls) <= 70 and calls == sorted(calls)
+
+
+def test_the_network_view_follows_n_and_m():
+    page = toy_tab.network_html(6, 3)
+    assert "(1, 3)" in page and "24 parameters" in page and "◀ shown" in page
+    assert "Features n" in toy_tab.network_html(0, 3)
