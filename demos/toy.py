@@ -163,21 +163,25 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
     return summary, figures.to_rgb(figure)
 
 
+def _opening(device: torch.device):
+    """The kept opening model's key (everything it depends on) and how to compute it."""
+    key = (str(torch.device(device)), tuple(sorted(DEFAULTS.items())))
+    return key, lambda report: train_toy(**DEFAULTS, progress=report, device=device)
+
+
 def opening_result(device: torch.device = torch.device("cpu"), progress=None):
     """The defaults' trained model and figures, computed once per process and device and kept (``OPENING``).
 
     What every visitor sees when the tab opens; started in the background when the tab is built, so the
     first visitor does not wait for it, and one who comes sooner waits with a moving progress bar.
     """
-    key = (str(torch.device(device)), tuple(sorted(DEFAULTS.items())))
-    kept = OPENING.get(key, lambda report: train_toy(**DEFAULTS, progress=report, device=device), progress)
+    kept = OPENING.get(*_opening(device), progress)
     return copy.deepcopy(kept)  # gradio may change the updates it is handed; the kept ones stay as they are
 
 
 def start_opening(device: torch.device = torch.device("cpu")) -> None:
     """Begin computing ``opening_result`` in the background (nothing happens if it is kept or under way)."""
-    key = (str(torch.device(device)), tuple(sorted(DEFAULTS.items())))
-    OPENING.start(key, lambda report: train_toy(**DEFAULTS, progress=report, device=device))
+    OPENING.start(*_opening(device))
 
 
 def network_html(n, m) -> str:

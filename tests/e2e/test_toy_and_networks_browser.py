@@ -15,8 +15,14 @@ def page(browser):
     page.close()
 
 
-def progress_texts(page) -> set[str]:
-    return {t for t in page.locator(".progress-level-inner").all_inner_texts() if t.strip()}
+def steps_seen(page, of: str, enough: int, seconds: float = 30) -> set[str]:
+    """The progress bars' "Step … of {of}" texts seen while a run goes on, until ``enough`` different ones (or time is up)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(seen) < enough:
+        seen |= {t for t in page.locator(".progress-level-inner").all_inner_texts() if t.startswith("Step ") and f"of {of}" in t}
+        page.wait_for_timeout(100)
+    return seen
 
 
 def test_the_pentagon_is_there_when_the_page_opens(page, server_url):
@@ -73,24 +79,13 @@ def test_progress_bars_move_while_training_and_sweeping(page, server_url):
     steps.fill("6000")
     steps.press("Enter")
     page.get_by_role("button", name="Train the toy model").click()
-    seen: set[str] = set()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len({t for t in seen if t.startswith("Step ")}) < 2:
-        seen |= progress_texts(page)
-        page.wait_for_timeout(150)
-    moving = sorted(t for t in seen if t.startswith("Step "))
-    assert len(moving) >= 2 and all("of 6,000" in t for t in moving), seen  # at least two different steps shown
+    assert len(steps_seen(page, "6,000", enough=2)) >= 2  # the bar moved: two different steps shown
     expect(page.locator(".progress-level-inner")).to_have_count(0, timeout=60_000)  # the run has ended
     expect(page.locator("#toy-status")).to_contain_text("features per dimension")
     steps.fill("1000")
     steps.press("Enter")
     page.get_by_role("button", name="Sweep 20 sparsities").click()
-    seen = set()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(t.startswith("Step ") and "of 1,000" in t for t in seen):
-        seen |= progress_texts(page)
-        page.wait_for_timeout(100)
-    assert any(t.startswith("Step ") and "of 1,000" in t for t in seen), seen
+    assert len(steps_seen(page, "1,000", enough=2)) >= 2
 
 
 def open_network(page, tab: str):
