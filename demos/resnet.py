@@ -294,7 +294,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         with gr.Column(scale=4, min_width=300):
             # The opening example is in place from the start (the panels follow on page load, from the kept opening view).
             image = SafeImage(
-                first_examples[OPENING_EXAMPLE][0], label="Your picture", type="pil", image_mode=None, sources=["upload", "webcam", "clipboard"], elem_id="resnet-image", height=300
+                first_examples[OPENING_EXAMPLE][0], label="Your picture", type="pil", image_mode=None, format="png", sources=["upload", "webcam", "clipboard"], elem_id="resnet-image", height=300
             )
             gallery = gr.Gallery(first_examples, label="Or click an example", columns=5, height=200, allow_preview=False, object_fit="contain", elem_id="resnet-examples")
         with gr.Column(scale=5, min_width=300):
