@@ -85,8 +85,12 @@ class Kept(Generic[V]):
         with self._lock:
             return self._values.get(key)
 
-    def get_or_make(self, key: Hashable, make: Callable[[], V], on_wait: Callable[[], None] | None = None, poll_s: float = 0.25) -> V:
-        """The kept value; else make it here, or wait for the make under way (calling ``on_wait`` every ``poll_s``)."""
+    def get_or_make(self, key: Hashable, make: Callable[[], V], on_wait: Callable[[], None] | None = None, poll_s: float = 0.25, _waited: bool = False) -> V:
+        """The kept value; else make it here, or wait for the make under way (calling ``on_wait`` every ``poll_s``).
+
+        A caller whose wait ends in a failed make tries once itself (the failure may have been the other
+        caller's: a background start that ran out of memory); a second failure is its own to raise.
+        """
         with self._lock:
             if key in self._values:
                 return self._values[key]
@@ -95,35 +99,41 @@ class Kept(Generic[V]):
             if mine:
                 making = self._making[key] = _Making()
         if mine:
-            try:
-                value = make()
-                with self._lock:
-                    self._values[key] = value
-                return value
-            except BaseException as error:
-                making.error = error
-                raise
-            finally:
-                with self._lock:
-                    self._making.pop(key, None)
-                making.done.set()
+            return self._make(key, make, making)
         while not making.done.wait(poll_s):
             if on_wait is not None:
                 on_wait()
         if making.error is not None:
-            raise making.error
+            if _waited:
+                raise making.error
+            return self.get_or_make(key, make, on_wait, poll_s, _waited=True)
         with self._lock:
             return self._values[key]
+
+    def _make(self, key: Hashable, make: Callable[[], V], making: _Making) -> V:
+        try:
+            value = make()
+            with self._lock:
+                self._values[key] = value
+            return value
+        except BaseException as error:
+            making.error = error
+            raise
+        finally:
+            with self._lock:
+                self._making.pop(key, None)
+            making.done.set()
 
     def start(self, key: Hashable, make: Callable[[], V], name: str = "kept-value") -> threading.Thread | None:
         """Make the value on a daemon thread, unless it is kept or under way already; returns the thread started."""
         with self._lock:
             if key in self._values or key in self._making:
                 return None
+            making = self._making[key] = _Making()  # registered before the thread runs: a second start, or a request, waits on this one
 
         def run() -> None:
             try:
-                self.get_or_make(key, make)
+                self._make(key, make, making)
             except Exception:  # kept nowhere: the first request that needs the value makes it again, and sees the error
                 import logging
 
