@@ -216,13 +216,13 @@ def _model_status(model: str, unavailable: str | None = None) -> str:
     return f"**{entry.title}**: {entry.about} " + (f"⚠️ {unavailable}" if unavailable else resnets.status(model)[1])
 
 
-def choose_model(picture, model: str, layer: str | None = None, device: torch.device = torch.device("cpu"), retry: bool = True, progress=None) -> dict:
+def choose_model(picture, model: str, layer: str | None = None, device: torch.device = torch.device("cpu"), retry: bool = False, progress=None) -> dict:
     """New model: its layers and examples, and every panel redrawn for it, by name (``MODEL_PANELS``).
 
     With a picture loaded, the picture is analysed again by the new model; without one, the panels
     that need a picture are emptied and the model's rank plot and table (which need none) are shown.
-    A model that cannot be loaded empties every panel and says why, with how to get it. Choosing a
-    model is an explicit request: a download that failed before is tried again (``retry``).
+    A model that cannot be loaded empties every panel and says why, with how to get it. A download
+    that failed a moment ago is not tried again unless ``retry`` (the "Try the download again" button).
     """
     names = resnets.layer_names(model)
     layer = layer if layer in names else names[0]  # the same layer, where the new model has one of that name
@@ -330,6 +330,11 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
 
     @in_background
     def new_model(picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)):  # track_tqdm: torchvision's download bar moves ours
+        view = choose_model(picture, model_key, layer_name, device, retry=False, progress=progress)
+        return {panels[name]: value for name, value in view.items()}
+
+    @in_background
+    def retry_download(picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)):
         view = choose_model(picture, model_key, layer_name, device, retry=True, progress=progress)
         return {panels[name]: value for name, value in view.items()}
 
@@ -339,8 +344,9 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
 
     model_outputs = [panels[name] for name in MODEL_PANELS]
     # Choosing a model can load it and compute its rank table: the same limit as analysing with it.
-    model.input(new_model, inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
-    retry.click(new_model, inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    # .select, not .input: a dropdown sends "input" twice for one choice (on the choice, and again as it closes).
+    model.select(new_model, inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    retry.click(retry_download, inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
     gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples")
     blocks.load(open_tab, outputs=live, api_visibility="private", concurrency_limit=16, concurrency_id="resnet-open")
     return SimpleNamespace(image=image, model=model, layer=layer, drawing_outputs=[image, model, layer, model_status, gallery, retry])

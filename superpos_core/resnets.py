@@ -122,7 +122,7 @@ def status(key: str) -> tuple[bool, str]:
 def _unavailable(entry: ResNetEntry, failure: DownloadFailure) -> str:
     left = RETRY_AFTER_S - (time.monotonic() - failure.when)
     again = (
-        f"The app will not try the download again on its own for {max(1, round(left / 60))} min; choose the model again, or press “Try the download again”, to retry now."
+        f"The app will not try the download again on its own for {max(1, round(left / 60))} min; press “Try the download again” to retry now."
         if left > 0 else "The next use tries the download again."
     )
     return f"Unavailable: {entry.title} needs its ImageNet weights, which are not on this machine and could not be downloaded or read ({failure.reason}). {how_to_fetch(entry)} {again}"

@@ -121,7 +121,9 @@ def test_an_unavailable_model_empties_every_panel_and_is_not_downloaded_again(di
     with pytest.raises(gr.Error, match="Unavailable: ResNet-50"):
         resnet_tab.analyse(Image.fromarray(digit[0]), "resnet50", "conv1")
     assert len(imagenet_here) == 1
-    resnet_tab.choose_model(None, "resnet50", None)  # choosing it again (or "Try the download again") is a retry
+    resnet_tab.choose_model(None, "resnet50", None)  # choosing it again soon after: the failure is remembered
+    assert len(imagenet_here) == 1
+    resnet_tab.choose_model(None, "resnet50", None, retry=True)  # "Try the download again": tried again
     assert len(imagenet_here) == 2
 
 
