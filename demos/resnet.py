@@ -328,15 +328,13 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
     def pick_example(model_key, selection: gr.SelectData):
         return examples(model_key)[selection.index][0]
 
-    @in_background
-    def new_model(picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)):  # track_tqdm: torchvision's download bar moves ours
-        view = choose_model(picture, model_key, layer_name, device, retry=False, progress=progress)
-        return {panels[name]: value for name, value in view.items()}
+    def redraw_for_model(retry: bool):
+        @in_background
+        def redraw(picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)):  # track_tqdm: torchvision's download bar moves ours
+            view = choose_model(picture, model_key, layer_name, device, retry=retry, progress=progress)
+            return {panels[name]: value for name, value in view.items()}
 
-    @in_background
-    def retry_download(picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)):
-        view = choose_model(picture, model_key, layer_name, device, retry=True, progress=progress)
-        return {panels[name]: value for name, value in view.items()}
+        return redraw
 
     def open_tab(progress=gr.Progress()):
         view = opening(device, progress)
@@ -345,8 +343,8 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
     model_outputs = [panels[name] for name in MODEL_PANELS]
     # Choosing a model can load it and compute its rank table: the same limit as analysing with it.
     # .select, not .input: a dropdown sends "input" twice for one choice (on the choice, and again as it closes).
-    model.select(new_model, inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
-    retry.click(retry_download, inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    model.select(redraw_for_model(retry=False), inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    retry.click(redraw_for_model(retry=True), inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
     gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples")
     blocks.load(open_tab, outputs=live, api_visibility="private", concurrency_limit=16, concurrency_id="resnet-open")
     return SimpleNamespace(image=image, model=model, layer=layer, drawing_outputs=[image, model, layer, model_status, gallery, retry])

@@ -133,3 +133,28 @@ def save_random_torchvision_checkpoint(checkpoints, key: str = "resnet18"):
     path = os.path.join(checkpoints, resnets.checkpoint_path(resnets.CATALOGUE[key]).name)
     torch.save(resnets.build(key).state_dict(), path)
     return path
+
+
+def imagenet_offline_with_random_resnet18(tmp_path, monkeypatch) -> list:
+    """For one test, in this process (the e2e server's too): an empty torchvision cache holding only ResNet-18 with
+    random weights, no network (each download attempt is recorded in the list returned, then fails as offline),
+    the rank tables cached under ``tmp_path`` and no model loaded yet."""
+    import urllib.error
+
+    import torch
+
+    from superpos_core import resnets
+
+    attempts = []
+
+    def offline(url, *args, **kwargs):
+        attempts.append(url)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))  # the random weights' rank table stays here
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(resnets, "_loaded", {})
+    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    save_random_torchvision_checkpoint(tmp_path / "torch" / "hub" / "checkpoints", "resnet18")
+    return attempts

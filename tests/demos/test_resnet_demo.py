@@ -1,8 +1,6 @@
 import time
-import urllib.error
 
 import gradio as gr
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -69,19 +67,7 @@ def test_a_drawing_can_be_sent_from_the_mnist_tab(digit):
 @pytest.fixture
 def imagenet_here(tmp_path, monkeypatch):
     """ResNet-18 with random weights in an empty torchvision cache (no real weights, no network); ResNet-50 absent."""
-    attempts = []
-
-    def offline(url, *args, **kwargs):
-        attempts.append(url)
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))  # the random weights' rank table stays here
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    monkeypatch.setattr(resnets, "_loaded", {})
-    monkeypatch.setattr(resnets, "_failed_downloads", {})
-    helpers.save_random_torchvision_checkpoint(tmp_path / "torch" / "hub" / "checkpoints", "resnet18")
-    return attempts
+    return helpers.imagenet_offline_with_random_resnet18(tmp_path, monkeypatch)
 
 
 def test_switching_models_redraws_every_panel_for_the_new_model(digit, imagenet_here):

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.error
 
 import pytest
-import torch
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -28,19 +26,7 @@ def page(server_url, browser):
 @pytest.fixture
 def imagenet_here(tmp_path, monkeypatch):
     """On the server (this process): ResNet-18 with random weights in an empty torchvision cache; no network, so no ResNet-50."""
-    attempts = []
-
-    def offline(url, *args, **kwargs):
-        attempts.append(url)
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    monkeypatch.setattr(resnets, "_loaded", {})
-    monkeypatch.setattr(resnets, "_failed_downloads", {})
-    helpers.save_random_torchvision_checkpoint(tmp_path / "torch" / "hub" / "checkpoints", "resnet18")
-    return attempts
+    return helpers.imagenet_offline_with_random_resnet18(tmp_path, monkeypatch)
 
 
 def choose(page, control: str, option: str):
