@@ -171,7 +171,7 @@ def switch_layer(analysis, model: str, layer: str, device: torch.device = torch.
 
 
 def problem(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")) -> str:
-    """Why ``analyse`` failed, in a sentence for beside the picture (nothing is downloaded again)."""
+    """Why ``analyse`` failed, in a sentence for beside the picture (a download that just failed is not tried again)."""
     if picture is None:
         return NO_IMAGE
     if isinstance(picture, UnreadablePicture):
