@@ -88,7 +88,7 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
             # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.
             digits, convs = rendered["mnist"], rendered["resnet"]
             digits.send.click(
-                resnet.receive_drawing, inputs=digits.sketch, outputs=[convs.image, convs.model, convs.layer], api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples"
+                resnet.receive_drawing, inputs=digits.sketch, outputs=convs.drawing_outputs, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples"
             )
             digits.send.click(None, js=SHOW_RESNET_TAB)
     blocks.queue(max_size=64, default_concurrency_limit=2)
