@@ -8,13 +8,15 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import MAX_SEED, KeptResults, figure, in_background, network_view, note, number, whole_number
+from demos.common import MAX_SEED, figure, in_background, network_view, note, number, whole_number
 from superpos_core import figures, network, toy
+from superpos_core.recent import Kept
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
 DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}
 LEVEL_RANGE = (0.0, 3.0)  # the log-scale slider's k, for S = 1 - 10⁻ᵏ from 0 to 0.999
-OPENING = KeptResults()  # the defaults' trained model, once per (device, controls) for the whole process
+OPENING: Kept[tuple] = Kept()  # the defaults' trained model, once per (device, controls) for the whole process
+_opening_progress: dict = {}  # key -> (fraction, desc) of the opening model's training, for visitors who wait on it
 
 NOTES = {
     "gram": "Each cell is how much two features' directions overlap (WᵀW). A red diagonal with white elsewhere: every kept feature "
@@ -164,24 +166,36 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
 
 
 def _opening(device: torch.device):
-    """The kept opening model's key (everything it depends on) and how to compute it."""
+    """The kept opening model's key (everything it depends on) and how to make it, reporting how far it has got."""
     key = (str(torch.device(device)), tuple(sorted(DEFAULTS.items())))
-    return key, lambda report: train_toy(**DEFAULTS, progress=report, device=device)
+
+    def report(fraction=None, desc=None, **_ignored):  # shaped like a gr.Progress
+        _opening_progress[key] = (fraction or 0.0, desc or "Training")
+
+    return key, lambda: train_toy(**DEFAULTS, progress=report, device=device)
 
 
 def opening_result(device: torch.device = torch.device("cpu"), progress=None):
     """The defaults' trained model and figures, computed once per process and device and kept (``OPENING``).
 
     What every visitor sees when the tab opens; started in the background when the tab is built, so the
-    first visitor does not wait for it, and one who comes sooner waits with a moving progress bar.
+    first visitor does not wait for it, and one who comes sooner waits with a progress bar that follows
+    the training. A failure is not kept: the next visitor trains it again.
     """
-    kept = OPENING.get(*_opening(device), progress)
+    key, make = _opening(device)
+
+    def waiting():
+        if progress is not None:
+            fraction, desc = _opening_progress.get(key, (0.0, "Training"))
+            progress(fraction, desc=desc)
+
+    kept = OPENING.get_or_make(key, make, on_wait=waiting)
     return copy.deepcopy(kept)  # gradio may change the updates it is handed; the kept ones stay as they are
 
 
 def start_opening(device: torch.device = torch.device("cpu")) -> None:
     """Begin computing ``opening_result`` in the background (nothing happens if it is kept or under way)."""
-    OPENING.start(*_opening(device))
+    OPENING.start(*_opening(device), name="superpos-toy-opening")
 
 
 def network_html(n, m) -> str:

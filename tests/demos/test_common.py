@@ -78,59 +78,6 @@ def test_each_long_job_gives_its_freed_memory_back(monkeypatch):
     assert len(trimmed) == 3  # a job that fails frees its memory too
 
 
-# --- results kept once per server -------------------------------------------------------------------
-
-
-def test_a_kept_result_is_computed_once_for_many_requests_at_once():
-    import threading
-
-    from demos.common import KeptResults
-
-    kept, calls, release = KeptResults(), [], threading.Event()
-
-    def compute(report):
-        calls.append(threading.current_thread().name)
-        report(0.5, desc="Half way")
-        release.wait(10)
-        return {"value": 42}
-
-    kept.start("key", compute)
-    seen, results = [], []
-
-    def visitor():
-        results.append(kept.get("key", compute, progress=lambda fraction, desc: seen.append((fraction, desc))))
-
-    visitors = [threading.Thread(target=visitor) for _ in range(4)]
-    for v in visitors:
-        v.start()
-    threading.Event().wait(3 * KeptResults.POLL_S)
-    release.set()
-    for v in visitors:
-        v.join(10)
-    assert results == [{"value": 42}] * 4 and len(calls) == 1
-    assert calls[0].startswith("superpos-background")  # computed on a lower-priority thread, not by a visitor
-    assert (0.5, "Half way") in seen  # a visitor who came early saw the progress, not an error
-    assert kept.get("key", lambda report: 1 / 0) == {"value": 42}  # kept: not computed again
-
-
-def test_a_failure_is_never_kept_and_keys_are_separate():
-    from demos.common import KeptResults
-
-    kept, attempts = KeptResults(), []
-
-    def flaky(report):
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise RuntimeError("the first try fails")
-        return len(attempts)
-
-    with pytest.raises(RuntimeError, match="first try"):
-        kept.get(("cpu", "a"), flaky)
-    assert kept.get(("cpu", "a"), flaky) == 2  # tried again, and now kept
-    assert kept.get(("cuda", "a"), lambda report: "other device") == "other device"
-    assert kept.get(("cpu", "a"), flaky) == 2 and len(attempts) == 2
-
-
 def test_the_network_view_is_a_closed_accordion_filled_when_opened():
     import gradio as gr
 

@@ -69,9 +69,10 @@ def test_an_error_line_names_the_control():
 
 
 def test_the_opening_model_is_kept_per_device_and_copied_out():
-    toy_tab.OPENING.forget()
     toy_tab.start_opening(torch.device("cpu"))
-    summary, status, *images, arrows, hint = toy_tab.opening_result(torch.device("cpu"))
+    seen = []
+    summary, status, *images, arrows, hint = toy_tab.opening_result(torch.device("cpu"), progress=lambda fraction, desc: seen.append((fraction, desc)))
+    assert all(desc.startswith(("Training", "Step", "Drawing")) for _, desc in seen)  # a visitor who waited saw the training's own progress
     assert summary["superposition"] is True and "5 of 5 features" in status and arrows["visible"] is True
     arrows["visible"] = False  # gradio may change what it is handed
     again = toy_tab.opening_result(torch.device("cpu"))
