@@ -227,8 +227,8 @@ def choice_label(key: str) -> str:
     if available(key):
         return entry.title
     if entry.source == "hub" and key not in _failed_loads:
-        return f"{entry.title}: not downloaded (see the note below)"
-    return f"{entry.title}: not available here (see the note below)"
+        return f"{entry.title} · not downloaded"
+    return f"{entry.title} · not available here"
 
 
 # --- loading, once per process ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ def empty_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
     monkeypatch.setattr(lm, "_loaded", {})
     monkeypatch.setattr(lm, "_failed_loads", {})
+    monkeypatch.setattr(lm, "_reachability", {})
     return tmp_path / "hub"
 
 
@@ -204,8 +205,14 @@ def test_missing_hub_model_is_reported_not_replaced(empty_hub):
 def test_unreachable_hub_fails_fast(empty_hub, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(lm, "hub_offline", lambda: False)  # huggingface_hub may have read the flag at import
+    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: True)
+    assert "Not downloaded yet: the first text you analyse with it downloads it once" in lm.status("pythia-70m")[1]
+    monkeypatch.setattr(lm, "_reachability", {})  # the answer is kept a minute: ask again, now offline
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: False)
-    assert "Not downloaded yet" in lm.status("pythia-70m")[1]
+    # Offline, the status does not promise a download on first use: it says why not, and how to get the model.
+    available, message = lm.status("pythia-70m")
+    assert not available and "cannot be reached" in message and "Not downloaded yet" not in message and "from_pretrained('EleutherAI/pythia-70m')" in message
+    assert lm.choice_label("pythia-70m") == "Pythia-70M (EleutherAI) · not downloaded"
     with pytest.raises(lm.ModelUnavailable, match="huggingface.co cannot be reached"):
         lm.load("pythia-70m")
 
