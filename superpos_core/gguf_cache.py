@@ -134,6 +134,7 @@ def store(key: str, gguf: Path, tokenizer, model) -> Path:
     _clear_leftovers(root, key)
     expected = expected_manifest(gguf)
     temporary = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.partial-"))
+    temporary.chmod(0o755)  # mkdtemp's folder is the owner's alone; the cache is readable like the files in it
     replaced = root / f".{key}.old-{uuid.uuid4().hex}"
     try:
         # 1) the weights, config and tokenizer: plain float32, with nothing left of the GGUF's quantisation settings

@@ -435,7 +435,12 @@ def _from_gguf(entry: LMEntry, path: Path):
     folder = gguf_cache.cached_folder(entry.key, path)
     if folder is not None:
         try:
-            return _from_pretrained(str(folder), local_files_only=True)
+            from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+            # The tokenizer class named directly: AutoTokenizer would first import the model's config machinery
+            # (~1-4 s of imports here), for a folder this module wrote itself from a fast tokenizer.
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+            return tokenizer, AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
         except Exception as error:  # damaged on disk since: read the GGUF again, and write the copy afresh
             log.warning("The cached copy of %s in %s could not be read (%s); reading its GGUF again.", entry.key, folder, _one_line(error))
     try:
