@@ -435,7 +435,7 @@ def warm_up(device: torch.device) -> threading.Thread | None:
             with _warming_lock:
                 _warming.discard(key)
 
-    thread = threading.Thread(target=run, name=f"superpos-lm-warm-up-{model}-{device}", daemon=True)
+    thread = threading.Thread(target=run, name=f"superpos-lm-warm-up-{model}-{device}")  # not a daemon: see lm.load_in_background
     thread.start()
     return thread
 

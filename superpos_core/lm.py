@@ -186,6 +186,8 @@ def _gguf_problem(entry: LMEntry) -> str | None:
 def available(key: str) -> bool:
     """Whether the model can be loaded now without downloading anything (no network is consulted)."""
     entry = CATALOGUE[key]
+    if any(name == key for name, _device in list(_loaded)):
+        return True
     if key in _failed_loads:
         return False
     if entry.source == "pypi-gguf":
@@ -363,7 +365,8 @@ def load_in_background(key_or_path: str | os.PathLike, device: str | torch.devic
                 _jobs.pop(slot, None)
             job.finished.set()
 
-    threading.Thread(target=run, name=f"superpos-load-{slot[0][-40:]}-{slot[1]}", daemon=True).start()
+    # Not a daemon: a process that ends mid-load waits for it (seconds) rather than tearing down torch under it.
+    threading.Thread(target=run, name=f"superpos-load-{slot[0][-40:]}-{slot[1]}").start()
     return job
 
 
