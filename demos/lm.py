@@ -459,7 +459,9 @@ LAYER_ENTER_JS = """() => {
   window.superposLayerEnter = true;
   document.addEventListener('keydown', (event) => {
     const box = event.target;
-    if (event.key === 'Enter' && box instanceof HTMLInputElement && box.type === 'number' && box.closest('#lm-layer')) box.blur();
+    if (event.key !== 'Enter' || !(box instanceof HTMLInputElement) || box.type !== 'number' || !box.closest('#lm-layer')) return;
+    event.preventDefault();
+    setTimeout(() => box.blur(), 0);  // after the typed value has reached the slider's state
   }, true);
 }"""
 
@@ -658,7 +660,9 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
         event.success(look_up_pretrained, inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     pretrained_tokens.select(pick_token, inputs=[text, model, layer], outputs=[token_status, token_plot], api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     view.input(lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
-    model.input(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
+    # On a change of model only: the list also reports "input" when it is opened and closed again without a choice,
+    # and the layer the learner had typed was then reset to the middle one.
+    model.change(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
     train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
     blocks.load(lambda t, m, l: look_up_pretrained(t if m != "gpt2" else "", m, l), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     render_concepts(device, model, layer, allow_any_model)

@@ -43,6 +43,7 @@ def test_typing_a_layer_and_pressing_enter_analyses_that_layer(page):
     expect(status).to_contain_text("tokens", timeout=60_000)
     box = page.locator("#lm-layer input[type=number]")
     box.fill("3")
+    expect(box).to_have_value("3")
     box.press("Enter")
     expect(status).to_contain_text("at layer 3 of", timeout=30_000)
 
