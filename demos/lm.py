@@ -105,6 +105,7 @@ def _whole(value, name: str) -> int:
 
 
 PROGRESS_TICK_S = 0.25  # how often a waiting request moves its progress bar
+quiet = lambda *a, **k: None  # noqa: E731  no progress bar: a helper event, or work nobody is waiting on
 
 
 def _load(model: str, device: torch.device, progress, allow_any: bool = False) -> lm.LoadedLM:
@@ -314,7 +315,6 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
         return str(error), None
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
-    quiet = lambda *a, **k: None  # noqa: E731  no progress bar for a helper event
     try:
         return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, _analysis(text, model, layer, device, quiet), _load(model, device, quiet)))
     except sae.SAEInputError as error:
@@ -338,8 +338,7 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
     analysis, hits = reading.analysis, reading.over_text
     labels = _labels(analysis)
     top = max(reading.peaks)
-    shown = analysis.shown if analysis.shown is not None else analysis.tokens  # an emoji whole on its first token, ⋯ on the rest
-    tokens = [(token, round(peak / top, 3) if top > 0 else 0.0) for token, peak in zip(shown, reading.peaks)]
+    tokens = [(token, round(peak / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.shown_or_tokens, reading.peaks)]
     if not hits:
         return f"The pretrained SAE is here, but none of its features fire on this text. {reading.fed_note}", None, tokens
     release, layer = sae.GPT2_SMALL_RES_JB, analysis.layer
@@ -379,7 +378,6 @@ def choose_model(model: str, device: torch.device = torch.device("cpu"), allow_a
 
 # --- the tab's opening view: the default example's pictures, computed once per server process and kept --------
 
-quiet = lambda *a, **k: None  # noqa: E731  no progress bar: nobody is waiting on this work
 _openings: dict[tuple, tuple] = {}  # (text, model, layer, view, device) -> analyse_text_event's outputs
 _openings_lock = threading.Lock()  # one thread draws an opening view; the others wait for it and share it
 _warming: set[tuple] = set()

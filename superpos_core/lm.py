@@ -737,9 +737,14 @@ class TextAnalysis:
     _spectra: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # shared by at_layer copies
 
     @property
+    def shown_or_tokens(self) -> list[str]:
+        """The tokens as a list of the text shows them: an emoji whole on its first token, ``⋯`` on the rest (``shown_tokens``)."""
+        return self.shown if self.shown is not None else self.tokens
+
+    @property
     def labels(self) -> list[str]:
-        """One label per token for pictures: whitespace made visible, an emoji whole on its first token (``shown_tokens``)."""
-        return [token_label(token) for token in (self.shown if self.shown is not None else self.tokens)]
+        """One label per token for pictures: ``shown_or_tokens`` with whitespace made visible."""
+        return [token_label(token) for token in self.shown_or_tokens]
 
     @property
     def split_characters_note(self) -> str | None:
