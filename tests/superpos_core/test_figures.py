@@ -213,3 +213,46 @@ def test_layer_rank_panel_draws_the_centred_count_beside_the_courses():
         np.testing.assert_allclose(centred.get_ydata(), expected)
     labels = [text.get_text() for text in panel.axes[0].get_legend().get_texts()]
     assert labels == ["course's (uncentred)", "centred (channel means removed)", "channels"]
+
+
+def test_a_long_texts_heatmap_names_each_row_it_draws_with_its_own_token():
+    rng = np.random.default_rng(0)
+    T = 200
+    labels = [f"t{i}" for i in range(T)]
+    panel = figures.TokenHeatmap(T)
+    pixels = figures.lm_token_heatmap(panel, rng.normal(size=(T, 40)), labels, None, "long text")
+    drawn = panel.image.get_array()
+    assert drawn.shape[0] == figures.TokenHeatmap.MAX_ROWS == 64  # the first 64 tokens, not 200 squeezed into 64 rows' height
+    assert "the first 64 of 200" in panel.ax.get_ylabel()
+    assert [(row, name) for row, _, name in panel.row_names] == [(i, labels[i]) for i in range(64)]
+    for row, y, _ in panel.row_names:  # each name sits on its own row's band of colour
+        top, bottom = panel.row_band(row, pixels.shape[0])
+        assert top < y < bottom and bottom - top >= 10
+    short = figures.TokenHeatmap(5)
+    figures.lm_token_heatmap(short, rng.normal(size=(5, 40)), labels[:5], None, "short")
+    assert short.image.get_array().shape[0] == 5 and [name for _, _, name in short.row_names] == labels[:5]
+
+
+def test_labels_the_font_cannot_draw_are_spelled_out():
+    assert figures.drawable("␣was↵") == "␣was↵"  # DejaVu Sans has these
+    assert figures.drawable("␣🧠") == "␣:brain:" and figures.drawable("本") == "U+672C"
+    assert figures.drawable("⋯") == "⋯"
+
+
+def test_crowded_pca_labels_do_not_overlap():
+    import matplotlib.text
+
+    rng = np.random.default_rng(0)
+    texts = [f"sentence number {i} is quite long" for i in range(32)]
+    for coordinates in (rng.normal(size=(32, 2)) * 0.01, np.zeros((32, 2)), np.r_[np.zeros((16, 2)), rng.normal(size=(16, 2))]):
+        figure = figures.concept_pca_scatter(coordinates, ["a", "b", "c", "d"] * 8, [0.5, 0.2], texts, "crowded")
+        figures.to_rgb(figure)
+        renderer = figure.canvas.get_renderer()
+        ax = figure.axes[0]
+        boxes = [matplotlib.text.Text.get_window_extent(text, renderer) for text in ax.texts]  # the words, without their leader lines
+        assert len(boxes) == 32  # every sentence found a place
+        assert not [(i, j) for i in range(32) for j in range(i) if boxes[i].overlaps(boxes[j])]
+        frame = ax.get_window_extent(renderer)
+        assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+        legend = figure.legends[0].get_window_extent(renderer)
+        assert not any(legend.overlaps(b) for b in boxes)

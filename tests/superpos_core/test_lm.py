@@ -1,4 +1,5 @@
 import importlib.machinery
+import time
 import importlib.util
 import json
 
@@ -30,6 +31,7 @@ def empty_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
     monkeypatch.setattr(lm, "_loaded", {})
     monkeypatch.setattr(lm, "_failed_loads", {})
+    monkeypatch.setattr(lm, "_reachability", {})
     return tmp_path / "hub"
 
 
@@ -204,8 +206,14 @@ def test_missing_hub_model_is_reported_not_replaced(empty_hub):
 def test_unreachable_hub_fails_fast(empty_hub, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(lm, "hub_offline", lambda: False)  # huggingface_hub may have read the flag at import
+    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: True)
+    assert "Not downloaded yet: the first text you analyse with it downloads it once" in lm.status("pythia-70m")[1]
+    monkeypatch.setattr(lm, "_reachability", {})  # the answer is kept a minute: ask again, now offline
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: False)
-    assert "Not downloaded yet" in lm.status("pythia-70m")[1]
+    # Offline, the status does not promise a download on first use: it says why not, and how to get the model.
+    available, message = lm.status("pythia-70m")
+    assert not available and "cannot be reached" in message and "Not downloaded yet" not in message and "from_pretrained('EleutherAI/pythia-70m')" in message
+    assert lm.choice_label("pythia-70m") == "Pythia-70M (EleutherAI) · not downloaded"
     with pytest.raises(lm.ModelUnavailable, match="huggingface.co cannot be reached"):
         lm.load("pythia-70m")
 
@@ -277,3 +285,54 @@ def test_catalogue_is_data():
         assert (entry.source == "hub") == (entry.repo_id is not None)
         assert entry.source == "hub" or (entry.package and entry.module and entry.gguf_file and entry.pin)
     assert lm.effective_rank is rank.effective_rank  # the course's definition, not a second copy
+
+
+def test_split_characters_are_shown_whole_on_their_first_token(tiny):
+    analysis = lm.analyse_text(tiny, "日本 😀x", layer=1)
+    # "本" is three single-byte tokens and "😀" two bytes in one token then two single bytes: one label per token still
+    assert analysis.tokens == ["日", "<0xE6>", "<0x9C>", "<0xAC>", " ", "<0xF0><0x9F>", "<0x98>", "<0x80>", "x"]
+    assert analysis.shown == ["日", "本", "⋯", "⋯", " ", "😀", "⋯", "⋯", "x"]
+    assert analysis.labels == ["日", "本", "⋯", "⋯", "␣", "😀", "⋯", "⋯", "x"] and len(analysis.labels) == analysis.hidden_states.shape[1]
+    assert "marks the others ⋯" in analysis.split_characters_note
+    assert lm.analyse_text(tiny, "the cat", layer=1).split_characters_note is None
+    # bytes that never make a character stay bytes
+    ids = tiny.tokenizer.convert_tokens_to_ids([helpers.spelled("😀")[:2], helpers.spelled("x")])
+    assert lm.shown_tokens(tiny.tokenizer, ids) == ["<0xF0><0x9F>", "x"]
+
+
+def test_loading_in_the_background_is_one_job_per_model_and_device(tiny_folder, monkeypatch):
+    monkeypatch.setattr(lm, "_loaded", {})
+    real, calls = lm._load, []
+
+    def slow_load(*args):
+        calls.append(args[0])
+        time.sleep(0.6)  # long enough for the second caller to arrive while it runs
+        return real(*args)
+
+    monkeypatch.setattr(lm, "_load", slow_load)
+    first = lm.load_in_background(tiny_folder, allow_any=True)
+    second = lm.load_in_background(str(tiny_folder), allow_any=True)
+    assert second is first and not first.wait(0.05)
+    fractions = [first.fraction()]
+    time.sleep(0.2)
+    fractions.append(first.fraction())
+    assert 0 < fractions[0] < fractions[1] < 1 and "Loading" in first.describe() and " s (usually about " in first.describe()
+    loaded = first.result()
+    assert calls == [str(tiny_folder.resolve())] and lm.load(tiny_folder, allow_any=True) is loaded
+    done = lm.load_in_background(tiny_folder, allow_any=True)
+    assert done.wait(0) and done.result() is loaded and done.fraction() == 1.0
+
+
+def test_a_failed_background_load_is_not_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(lm, "_loaded", {})
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    job = lm.load_in_background(broken, allow_any=True)
+    with pytest.raises(lm.ModelUnavailable, match="Could not load the folder"):
+        job.result()
+    again = lm.load_in_background(broken, allow_any=True)
+    assert again is not job  # the next caller tries again rather than getting the old failure
+    with pytest.raises(lm.ModelUnavailable):
+        again.result()
+    with pytest.raises(lm.ModelUnavailable, match="Unknown model"):
+        lm.load_in_background("no-such-model")  # refused at once, no thread

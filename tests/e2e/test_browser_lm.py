@@ -1,0 +1,56 @@
+"""The language-model tab as a learner meets it, in a real browser (Debian chromium driven by Playwright)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from playwright.sync_api import expect
+
+from demos import lm as lm_tab
+from superpos_core import lm
+
+
+@pytest.fixture(scope="module")
+def page(server_url, browser):
+    page = browser.new_page()
+    page.goto(server_url)
+    page.get_by_role("tab", name="Language model").click()
+    yield page
+    page.close()
+
+
+def test_the_tab_opens_with_its_example_analysed(page):
+    """No click: the default example's pictures are there when the tab opens (kept from the server's warm-up)."""
+    text, model, layer, _ = lm_tab.opening_inputs(torch.device("cpu"))
+    expect(page.locator("#lm-text textarea")).to_have_value(text)
+    expect(page.locator("#lm-status")).to_contain_text(f"at layer {layer} of", timeout=60_000)
+    expect(page.locator("#lm-next")).to_contain_text("%")
+    for figure in ("#lm-heatmap", "#lm-ranks"):
+        page.locator(figure).scroll_into_view_if_needed()
+        expect(page.locator(f"{figure} img")).to_be_visible(timeout=30_000)
+
+
+def test_models_that_are_not_here_are_marked_in_the_list(page):
+    page.locator("#lm-model input").click()
+    for key in lm.CATALOGUE:
+        expect(page.get_by_role("option", name=lm.choice_label(key), exact=True)).to_be_visible()
+    page.keyboard.press("Escape")
+    if not lm.available("gpt2"):
+        expect(page.locator("#lm-model-status")).to_contain_text("Not on this machine: GPT-2 small")
+
+
+def test_typing_a_layer_and_pressing_enter_analyses_that_layer(page):
+    status = page.locator("#lm-status")
+    expect(status).to_contain_text("tokens", timeout=60_000)
+    box = page.locator("#lm-layer input[type=number]")
+    box.fill("3")
+    expect(box).to_have_value("3")
+    box.press("Enter")
+    expect(status).to_contain_text("at layer 3 of", timeout=30_000)
+
+
+def test_an_emoji_is_shown_whole_not_as_bytes(page):
+    page.locator("#lm-text textarea").fill("Superposition lets a network store more features than it has neurons. 🧠")
+    page.get_by_role("button", name="Analyse the text").click()
+    status = page.locator("#lm-status")
+    expect(status).to_contain_text("marks the others ⋯", timeout=60_000)
+    expect(status).not_to_contain_text("<0x")

@@ -1,0 +1,148 @@
+"""The dequantised SmolLM2 kept in the app's cache: written once and whole, read back in seconds, rebuilt when the GGUF changes."""
+import errno
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from superpos_core import gguf_cache, lm
+from tests import helpers
+
+KEY = "smollm2-135m-offline"
+SENTENCE = "It was the best of times, it was the worst of times. 🧠"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty app cache, and no SmolLM2 loaded in this process yet."""
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "superpos"))
+    monkeypatch.setattr(lm, "_loaded", {})
+    monkeypatch.setattr(lm, "_failed_loads", {})
+    return tmp_path / "superpos"
+
+
+class GGUFReads(list):
+    """Records each time transformers is asked to read (and dequantise) a GGUF file."""
+
+    def __init__(self, real):
+        super().__init__()
+        self.real = real
+
+    def __call__(self, where, **options):
+        if "gguf_file" in options:
+            self.append(options["gguf_file"])
+        return self.real(where, **options)
+
+
+@pytest.fixture(scope="module")
+def first_start(tmp_path_factory):
+    """SmolLM2's first start with an empty app cache (one dequantisation, shared by this module's two real-model tests)."""
+    with pytest.MonkeyPatch.context() as patch:
+        cache = tmp_path_factory.mktemp("superpos")
+        patch.setenv("SUPERPOS_CACHE_DIR", str(cache))
+        patch.setattr(lm, "_loaded", {})
+        patch.setattr(lm, "_failed_loads", {})
+        reads = GGUFReads(lm._from_pretrained)
+        patch.setattr(lm, "_from_pretrained", reads)
+        gguf = lm.gguf_path(lm.CATALOGUE[KEY])
+        empty = gguf_cache.cached_folder(KEY, gguf) is None and "first start unpacks" in lm.status(KEY)[1]
+        loaded = lm.load(KEY)
+        yield {"patch": patch, "cache": cache, "gguf": gguf, "reads": reads, "loaded": loaded, "was_empty": empty}
+
+
+def test_the_offline_model_is_dequantised_once_then_read_from_the_cache(first_start):
+    cache, gguf, reads, first = first_start["cache"], first_start["gguf"], first_start["reads"], first_start["loaded"]
+    assert first_start["was_empty"] and reads == [gguf.name]
+    # 1) kept whole, with the GGUF's sha256, under the cache folder the environment names, nothing left half-written
+    folder = gguf_cache.cached_folder(KEY, gguf)
+    assert folder == cache / "lm" / KEY
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["gguf_sha256"] == gguf_cache.file_sha256(gguf) and len(manifest["gguf_sha256"]) == 64
+    assert manifest["files"]["model.safetensors"] == (folder / "model.safetensors").stat().st_size > 500e6  # float32, 135M parameters
+    assert [p.name for p in (cache / "lm").iterdir()] == [KEY]
+    assert "unpacked in the app's cache" in lm.status(KEY)[1]
+    # 2) a later start reads the cache, not the GGUF, within 3 s, and gets the same model
+    first_start["patch"].setattr(lm, "_loaded", {})
+    started = time.perf_counter()
+    second = lm.load(KEY)
+    seconds = time.perf_counter() - started
+    assert reads == [gguf.name], "the GGUF was read again"
+    assert seconds <= 3.0, f"loading from the cache took {seconds:.2f} s"
+    assert (second.n_layers, second.d_model, second.context_length) == (first.n_layers, first.d_model, first.context_length)
+    a, b = lm.analyse_text(first, SENTENCE, layer=15), lm.analyse_text(second, SENTENCE, layer=15)
+    assert a.token_ids == b.token_ids and a.tokens == b.tokens and a.bos == b.bos == "<|im_start|>"
+    np.testing.assert_array_equal(a.hidden_states.numpy(), b.hidden_states.numpy())
+    assert a.next_tokens == b.next_tokens
+    # the emoji is three byte-level tokens: shown whole on the first, the rest marked
+    assert a.tokens[-3:] == [" <0xF0><0x9F>", "<0xA7>", "<0xA0>"] and a.shown[-3:] == [" 🧠", "⋯", "⋯"]
+
+
+def test_a_changed_gguf_is_noticed_and_the_cache_rebuilt(first_start):
+    cache, gguf, reads = first_start["cache"], first_start["gguf"], first_start["reads"]
+    folder = gguf_cache.folder_for(KEY)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # As if the package had been upgraded since: the kept copy is of another GGUF file.
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "gguf_sha256": "0" * 64}))
+    assert gguf_cache.cached_folder(KEY, gguf) is None and "first start unpacks" in lm.status(KEY)[1]
+    first_start["patch"].setattr(lm, "_loaded", {})
+    before = len(reads)
+    loaded = lm.load(KEY)
+    assert reads[before:] == [gguf.name]  # read again, not the stale copy
+    assert json.loads((folder / "manifest.json").read_text())["gguf_sha256"] == gguf_cache.file_sha256(gguf)
+    assert gguf_cache.cached_folder(KEY, gguf) == folder and [p.name for p in (cache / "lm").iterdir()] == [KEY]
+    assert lm.analyse_text(loaded, SENTENCE, layer=3).tokens[0] == "It"
+
+
+# --- the cache's own rules, on a tiny GPT-2 standing in for a dequantised model --------------------------
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    folder = helpers.save_tiny_gpt2(tmp_path / "tiny")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder)
+
+
+def test_only_a_whole_matching_folder_is_read(cache, tmp_path, tiny):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF version one")
+    folder = gguf_cache.store("tiny", gguf, *tiny)
+    assert gguf_cache.cached_folder("tiny", gguf) == folder
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    for name, tensor in tiny[1].state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0)
+    gguf.write_bytes(b"GGUF version two")  # another file under the same name: another sha256
+    assert gguf_cache.cached_folder("tiny", gguf) is None
+    gguf.write_bytes(b"GGUF version one")
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])  # cut short on disk
+    assert gguf_cache.cached_folder("tiny", gguf) is None
+    (folder / "model.safetensors").write_bytes(data)
+    assert gguf_cache.cached_folder("tiny", gguf) == folder
+    (folder / "manifest.json").unlink()  # a folder without its manifest is never read
+    assert gguf_cache.cached_folder("tiny", gguf) is None
+
+
+def test_a_write_that_fails_leaves_the_old_copy_and_nothing_else(cache, tmp_path, tiny, monkeypatch):
+    import safetensors.torch
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF version one")
+    folder = gguf_cache.store("tiny", gguf, *tiny)
+    before = sorted(p.name for p in folder.iterdir())
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_model", full_disk)
+    gguf.write_bytes(b"GGUF version two")
+    with pytest.raises(OSError, match="No space"):
+        gguf_cache.store("tiny", gguf, *tiny)
+    assert [p.name for p in folder.parent.iterdir()] == ["tiny"]  # no temporary folder left behind
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert json.loads((folder / "manifest.json").read_text())["gguf_sha256"] != gguf_cache.file_sha256(gguf)  # still the old one's
