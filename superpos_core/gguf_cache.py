@@ -26,14 +26,11 @@ import time
 import uuid
 from pathlib import Path
 
+from superpos_core.paths import cache_dir
+
 FORMAT = 1  # bump when what is written changes, so older folders are rebuilt
 MANIFEST = "manifest.json"
 LEFTOVER_AGE_S = 3600  # a temporary folder this old is a crashed build's, not another process's build in progress
-
-
-def cache_dir() -> Path:
-    """The app's cache folder: ``$SUPERPOS_CACHE_DIR``, else ``~/.cache/superpos`` (read now, so a test can move it)."""
-    return Path(os.environ.get("SUPERPOS_CACHE_DIR", Path.home() / ".cache" / "superpos"))
 
 
 def folder_for(key: str) -> Path:

@@ -31,6 +31,7 @@ from torch import nn
 from superpos_core import drawing, mnist, mnist_resnet
 from superpos_core.capture import capture_activations
 from superpos_core.conv_rank import LayerRank, conv_layer_names, rank_table
+from superpos_core.paths import cache_dir
 from superpos_core.recent import Recent
 
 
@@ -421,10 +422,6 @@ def analyse_image(loaded: LoadedResNet, picture) -> ImageAnalysis:
 
 
 # --- the reference rank table, cached on disk --------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SUPERPOS_CACHE_DIR", Path.home() / ".cache" / "superpos"))
 
 
 def reference_batches(loaded: LoadedResNet, batch_size: int = 250):
