@@ -1,6 +1,7 @@
 """Layout pieces every tab uses the same way, and the checks that give API callers clear messages."""
 from __future__ import annotations
 
+import base64
 import contextvars
 import functools
 import hashlib
@@ -10,11 +11,12 @@ import math
 import os
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import ImageData
 from PIL import Image
 
 from superpos_core.devices import release_free_memory
@@ -53,26 +55,41 @@ class GradiosFrontEnd:
 
 
 class FigureImage(GradiosFrontEnd, gr.Image):
-    """An output picture written to gradio's cache whole, or not at all.
+    """An output picture written to gradio's cache whole, or not at all; or sent inline.
 
     Gradio names a picture's file by a hash of its bytes and writes it in place, so two users who
     get the same picture (the same example clicked at once) would have one request rewrite the file
     while the other's browser reads it: a truncated download. Here the file is written to a
     temporary name and renamed, and a picture already there is not written again.
+
+    A ``data:image/png;base64,...`` string (``inline_png``) is sent as it is, inside the event's
+    message: the browser shows it without fetching a file, which is what keeps a live panel live.
     """
 
     def postprocess(self, value):
+        if isinstance(value, str) and value.startswith("data:image/"):
+            return ImageData(url=value, mime_type=value[5 : value.index(";")])
         if isinstance(value, np.ndarray):
             value = _cache_png(Image.fromarray(value), Path(self.GRADIO_CACHE))
         return super().postprocess(value)
 
 
-def _cache_png(picture: Image.Image, cache: Path) -> str:
+def png_bytes(picture: Image.Image) -> bytes:
+    """A picture as PNG file bytes, encoded for speed."""
     with io.BytesIO() as buffer:
         # zlib's fastest level: on these flat-coloured figures the files come out within a few
         # percent of the default level's size, for about a quarter less encoding time per request.
         picture.save(buffer, format="png", compress_level=1)
-        data = buffer.getvalue()
+        return buffer.getvalue()
+
+
+def inline_png(pixels: np.ndarray) -> str:
+    """An (H, W) or (H, W, 3) uint8 picture as a PNG data URL, for a ``FigureImage`` to send inline."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(Image.fromarray(pixels))).decode("ascii")
+
+
+def _cache_png(picture: Image.Image, cache: Path) -> str:
+    data = png_bytes(picture)
     path = cache / hashlib.sha256(data).hexdigest()[:40] / "figure.png"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,3 +296,54 @@ def in_background(fn):
             release_free_memory()  # the job's temporaries, freed, go back to the system
 
     return run
+
+
+# --- what a tab shows when it opens, computed once per server ----------------------------------------
+
+
+class KeptInBackground:
+    """A value computed once per key (a device) on a background thread as the server starts, and kept.
+
+    Many apps can be built in one process (the tests do), so it is keyed by what it depends on and
+    never by a ``gr.Blocks``. Only a whole result is kept, and never a failure: after one, the next
+    ``get`` starts again. A request that comes before it is ready waits, and its progress bar shows the
+    stage the work has reached (``compute(key, report)`` calls ``report(fraction, description)``).
+    """
+
+    def __init__(self, compute, name: str):
+        self.compute = compute
+        self.name = name
+        self._jobs: dict = {}  # key -> (Future, [fraction, description])
+        self._lock = threading.Lock()
+
+    def start(self, key):
+        """Begin computing the value for ``key`` unless it is kept or under way; returns its job."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and not (job[0].done() and job[0].exception() is not None):
+                return job
+            job = self._jobs[key] = (Future(), [0.0, "Starting"])
+
+        def work():
+            _lower_this_threads_priority()  # page loads and drawings go first
+
+            def report(fraction: float, description: str) -> None:
+                job[1][:] = [fraction, description]
+
+            try:
+                job[0].set_result(self.compute(key, report))
+            except BaseException as error:  # kept in the future for whoever waits; the next start retries
+                job[0].set_exception(error)
+
+        threading.Thread(target=work, name=f"{BACKGROUND_PREFIX}-{self.name}", daemon=True).start()
+        return job
+
+    def get(self, key, progress=None):
+        """The value for ``key``, waiting for it if need be (with ``progress``, a ``gr.Progress``, moving meanwhile)."""
+        future, stage = self.start(key)
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except TimeoutError:
+                if progress is not None:
+                    progress(*stage)
