@@ -76,3 +76,58 @@ def test_each_long_job_gives_its_freed_memory_back(monkeypatch):
     with pytest.raises(ZeroDivisionError):
         common.in_background(lambda: 1 / 0)()
     assert len(trimmed) == 3  # a job that fails frees its memory too
+
+
+def test_an_inline_figure_is_sent_in_the_message_not_as_a_file(tmp_path, monkeypatch):
+    import base64
+    import io
+
+    from demos.common import FigureImage, inline_png
+
+    image = FigureImage(format="png")
+    monkeypatch.setattr(image, "GRADIO_CACHE", str(tmp_path))
+    picture = np.zeros((12, 16, 3), np.uint8)
+    picture[2:6, 3:9] = (30, 200, 30)
+    sent = image.postprocess(inline_png(picture))
+    assert sent.path is None and sent.url.startswith("data:image/png;base64,") and sent.mime_type == "image/png"
+    decoded = Image.open(io.BytesIO(base64.b64decode(sent.url.split(",", 1)[1])))
+    assert np.array_equal(np.asarray(decoded.convert("RGB")), picture)
+    assert not any(tmp_path.iterdir())  # nothing written for the browser to fetch
+
+
+def test_a_value_kept_in_the_background_is_computed_once_per_key_and_failures_are_not_kept():
+    import threading
+
+    from demos.common import KeptInBackground
+
+    calls, gate = [], threading.Event()
+
+    def compute(key, report):
+        calls.append(key)
+        report(0.5, "half way")
+        gate.wait(10)
+        if key == "broken" and calls.count("broken") == 1:
+            raise RuntimeError("first try fails")
+        return {"key": key}
+
+    kept = KeptInBackground(compute, "test")
+    seen = []
+
+    def progress(fraction, description):
+        seen.append((fraction, description))
+        gate.set()  # a waiter saw the stage: let the work finish
+
+    results = []
+    waiters = [threading.Thread(target=lambda: results.append(kept.get("cpu", progress))) for _ in range(4)]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join(30)
+    assert results == [{"key": "cpu"}] * 4 and calls == ["cpu"]  # four requests, one computation
+    assert (0.5, "half way") in seen  # the waiting requests' progress bars showed the stage
+    assert kept.get("cpu") is results[0]  # kept
+    assert kept.get("cuda") == {"key": "cuda"}  # another key, its own value
+    with pytest.raises(RuntimeError, match="first try"):
+        kept.get("broken")
+    assert kept.get("broken") == {"key": "broken"}  # the failure was not kept: computed again
+    assert calls == ["cpu", "cuda", "broken", "broken"]
