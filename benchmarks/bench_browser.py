@@ -27,7 +27,8 @@ from benchmarks.summary import record
 from tests.e2e.conftest import CHROMIUM, FLAGS
 
 GOAL_P50_MS = 250.0
-PANELS = ["#mnist-saliency", "#mnist-activations", "#mnist-polysemanticity", "#mnist-histograms"]
+# The live panels, found by their titles (the same in the Sketchpad's version of the tab).
+PANELS = ["What the network sees, and why it answers", "Activations of every neuron", "Is one neuron one digit? (polysemanticity)", "This digit's activations against 2,000 real test digits"]
 PAUSE_S = 0.4  # between strokes, as a person pauses
 # Digits as strokes through points given as fractions of the canvas.
 DIGITS = [
@@ -44,12 +45,16 @@ WATCH = """
   if (window.benchStroke) return;
   window.benchStroke = { released: null, result: null, before: null };
   document.addEventListener("pointerup", () => { window.benchStroke.released = performance.now(); }, true);
+  window.benchPictures = (titles) => titles.map((title) => {
+    const heading = [...document.querySelectorAll(".figure-title")].find((e) => e.innerText.trim() === title && e.nextElementSibling);
+    return heading ? heading.nextElementSibling.querySelector("img") : null;
+  });
 }
 """
 ARM = """
 (panels) => {
   const stroke = window.benchStroke;
-  const pictures = () => panels.map((panel) => document.querySelector(panel + " img"));
+  const pictures = () => window.benchPictures(panels);
   stroke.before = pictures().map((img) => (img ? img.src : null));
   stroke.released = null;
   stroke.result = null;
@@ -90,7 +95,7 @@ def clear(page, sketchpad: bool) -> None:
         page.locator("#mnist-sketchpad button[aria-label='Clear canvas']").first.click()
     else:
         page.locator("#mnist-pad button[aria-label='Clear canvas']").click()
-    page.wait_for_function("(panels) => panels.every((panel) => !document.querySelector(panel + ' img'))", arg=PANELS, timeout=30_000)
+    page.wait_for_function("(panels) => window.benchPictures(panels).every((img) => !img)", arg=PANELS, timeout=30_000)
 
 
 def timed_stroke(page, points, sketchpad: bool) -> float:
