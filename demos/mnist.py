@@ -147,6 +147,13 @@ def show_drawing(value, device: torch.device = torch.device("cpu")):
     return inline_panels(result, reading(result))
 
 
+def redraw_if_drawn(value, device: torch.device = torch.device("cpu")):
+    """Run after the opening view arrives: a learner who drew before it did sees their drawing read again, not the opening digit."""
+    if value == example_on_pad(OPENING_EXAMPLE):
+        return (gr.skip(),) * 7
+    return show_drawing(value, device)
+
+
 def canvas_picture(digit: np.ndarray) -> np.ndarray:
     """A 28x28 MNIST digit (light on dark) as the pad shows it: dark on light, at the canvas's size."""
     return 255 - np.kron(np.asarray(digit, dtype=np.uint8), np.ones((CANVAS // 28, CANVAS // 28), np.uint8))
@@ -329,7 +336,8 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     )
     sketch.change(partial(analyse, device=device), inputs=sketch, outputs=live_outputs, api_name="mnist", show_progress="hidden", **simplenet)
     upload.upload(upload_to_pad, inputs=upload, outputs=[pad, status], api_visibility="private", show_progress="hidden", **simplenet)
-    blocks.load(open_tab, outputs=[spectrum, table, weights, neuron_weights, gallery, *live_outputs], api_visibility="private", **simplenet)
+    opening = blocks.load(open_tab, outputs=[spectrum, table, weights, neuron_weights, gallery, *live_outputs], api_visibility="private", **simplenet)
+    opening.then(partial(redraw_if_drawn, device=device), inputs=pad, outputs=live_outputs, api_visibility="private", show_progress="hidden", **simplenet)
     gallery.select(show_example, outputs=pad, api_visibility="private", show_progress="hidden", queue=False)
     train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2, concurrency_id="mnist-train", preprocess=False)
     return SimpleNamespace(pad=pad, send=send)

@@ -122,6 +122,12 @@ def test_the_opening_view_is_the_opening_example_analysed():
     assert len(view.gallery) == mnist_tab.EXAMPLES and len(view.static) == 4
 
 
+def test_a_drawing_made_before_the_opening_view_arrived_is_read_again():
+    assert mnist_tab.redraw_if_drawn(mnist_tab.example_on_pad(mnist_tab.OPENING_EXAMPLE)) == (gr.skip(),) * 7  # nothing drawn: keep the opening view
+    drawn = mnist_tab.example_on_pad(7)  # the pad holds something else by then
+    assert mnist_tab.redraw_if_drawn(drawn) == mnist_tab.show_drawing(drawn)
+
+
 def test_the_api_sketchpad_hands_files_on_unopened(tmp_path):
     from gradio.components.image_editor import EditorData
     from gradio.data_classes import FileData
