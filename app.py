@@ -76,7 +76,7 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
             # With an empty pad the server says "Draw a digit first" and the page stays on the MNIST tab.
             digits, convs = rendered["mnist"], rendered["resnet"]
             digits.send.click(
-                lambda value: resnet.receive_drawing(mnist.drawing_to_send(value)), inputs=digits.pad, outputs=[convs.image, convs.model, convs.layer],
+                lambda value: resnet.receive_drawing(mnist.drawing_to_send(value)), inputs=digits.pad, outputs=convs.drawing_outputs,
                 api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples",
             ).success(None, js=SHOW_RESNET_TAB)
     blocks.queue(max_size=64, default_concurrency_limit=2)

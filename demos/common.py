@@ -176,8 +176,20 @@ class ReadableUploads(GradiosFrontEnd):
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
+        except Image.DecompressionBombError:  # PIL refuses to open it: far more pixels than any photo (a "decompression bomb")
+            raise gr.Error(TOO_MANY_PIXELS, print_exception=False) from None
         except (OSError, ValueError, SyntaxError) as error:
-            raise gr.Error(f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG.", print_exception=False) from None
+            raise gr.Error(unreadable_file(error), print_exception=False) from None
+
+
+TOO_MANY_PIXELS = "That picture has far too many pixels to read (more than 8000×8000). Use a smaller one, such as a photo from a phone or a screenshot."
+
+
+def unreadable_file(error: BaseException) -> str:
+    """The message for an upload that is not a picture at all (a text file named .png, a cut-off JPEG)."""
+    if isinstance(error, Image.UnidentifiedImageError):
+        return "That file is not a picture: it could not be read as an image (its contents are not PNG, JPEG, GIF or another image format). Send a PNG or JPEG."
+    return f"That file could not be read as an image ({type(error).__name__}). Send a PNG or JPEG."
 
 
 class CheckedChoice(GradiosFrontEnd):

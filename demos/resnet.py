@@ -1,6 +1,9 @@
 """The ResNet tab: any conv layer of a real ResNet, its feature maps and its effective rank."""
 from __future__ import annotations
 
+import functools
+import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import gradio as gr
@@ -10,6 +13,7 @@ import torch
 from demos.common import ChoiceDropdown, ReadableUploads, figure, in_background, note, quoted
 from superpos_core import figures, mnist, resnets
 from superpos_core.conv_rank import TABLE_HEADERS
+from superpos_core.recent import Kept
 
 NOTES = {
     "maps": "The 16 channels of this layer that respond most to the picture, strongest first (each tile shares one colour scale). "
@@ -29,14 +33,39 @@ READING = (
     "which in the course's count are energy like any other."
 )
 NO_IMAGE = "🖼️ Upload a picture, paste one, use the webcam, or click an example below it."
+OPENING_EXAMPLE = 0  # the example the tab opens with: the first test digit of the default model's gallery
+OPENING_EXPECTED_S = 15.0  # about how long the opening view takes to make on a cold start, rank table included (the progress bar's pace)
 # Figures reused from one picture to the next, lent to one request at a time: the feature-map grid,
 # and each model's rank plot.
 _feature_panels = figures.PanelPool(lambda _key: figures.FeatureMapPanel(resnets.MAP_SIDE))
 _rank_panels = figures.PanelPool()
+# The tab's opening view (the default model on its first example), made once per device and kept: every
+# visitor sees it at once. Keyed by device alone: the bundled model and its example never change in a process.
+_openings: Kept[dict] = Kept()
+# What a handler fills, by name; ``render`` maps the names to its components.
+PICTURE_PANELS = ("summary", "status", "top5", "grid", "overlay", "ranks", "table", "card", "state")
+MODEL_PANELS = ("layer", "model_status", "gallery", "retry", *PICTURE_PANELS)
+
+
+@dataclass(frozen=True)
+class UnreadablePicture:
+    """An upload that is no picture we can read, with the message for the learner (instead of an error in preprocessing).
+
+    The failure handler gets its inputs preprocessed again: a file that raised there once would raise
+    again, and every panel would be left with an error badge and no message.
+    """
+
+    message: str
 
 
 class SafeImage(ReadableUploads, gr.Image):
     """An Image input whose unreadable uploads give a clear message instead of a traceback."""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error as error:
+            return UnreadablePicture(str(error.message))
 
 
 def _load(model: str, device: torch.device) -> resnets.LoadedResNet:
@@ -85,6 +114,7 @@ def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
         "ratio": round(row.ratio, 4),
         "sample_bound": bool(row.sample_bound),
         "centred_effective_rank": int(row.centred_effective_rank),
+        "caution": analysis.caution if analysis else None,
     }
     grid = overlay = None
     if view is not None:
@@ -95,43 +125,79 @@ def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
     return summary, grid, overlay, rank_plot, table, _card(loaded, view, row, source)
 
 
+def _answer(analysis: resnets.ImageAnalysis) -> str:
+    """The status line under a picture: the model's answer, and a caution when the picture does not suit the model."""
+    text = f"The model's answer: **{analysis.top5[0][0]}** ({analysis.top5[0][1]:.0%})."
+    return f"{text}\n\n⚠️ {analysis.caution}" if analysis.caution else text
+
+
+def _picture(picture) -> object:
+    """The picture, or a ``gr.Error`` with the reason it cannot be read (an ``UnreadablePicture``)."""
+    if isinstance(picture, UnreadablePicture):
+        raise gr.Error(picture.message, print_exception=False, title="Not a picture we can read")
+    return picture
+
+
 def analyse(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")):
     """The main event (``api_name="resnet"``): one forward pass, every conv layer captured."""
     if picture is None:
         raise gr.Error("No picture: upload one or click an example.", visible=False, print_exception=False)
+    picture = _picture(picture)
     loaded = _load(model, device)
     layer = layer or loaded.conv_layers[0]
     try:
         analysis = resnets.analyse_image(loaded, picture)
     except resnets.ImageError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise gr.Error(str(error), print_exception=False, title="Not a picture we can read") from None
     summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
     labels = {label: prob for label, prob in analysis.top5}
-    status = f"The model's answer: **{analysis.top5[0][0]}** ({analysis.top5[0][1]:.0%})."
-    return summary, status, labels, grid, overlay, ranks, table, card, analysis
+    return summary, _answer(analysis), labels, grid, overlay, ranks, table, card, analysis
 
 
 def switch_layer(analysis, model: str, layer: str, device: torch.device = torch.device("cpu")):
-    """Re-draw from the cached forward pass: the network does not run again."""
-    loaded = _load(model, device)
+    """Re-draw from the cached forward pass: the network does not run again.
+
+    A model that failed to load is not tried again here (``resnets.load`` remembers the failure): the
+    panels stay empty and the card says why, at once.
+    """
+    try:
+        loaded = resnets.load(model, device)
+    except resnets.ModelUnavailable as error:
+        return None, None, None, None, f"⚠️ {error}"
     if analysis is not None and analysis.model != model:
         analysis = None
     summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
     return summary, grid, overlay, ranks, card
 
 
-def explain_problem(picture, model: str):
-    """Runs when ``analyse`` failed: the reason beside the picture, stale panels cleared."""
+def problem(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")) -> str:
+    """Why ``analyse`` failed, in a sentence for beside the picture (a download that just failed is not tried again)."""
     if picture is None:
-        message = NO_IMAGE
-    else:
-        ok, model_status = resnets.status(model)
-        message = model_status if not ok else "⚠️ This picture could not be read: see the message at the top right."
+        return NO_IMAGE
+    if isinstance(picture, UnreadablePicture):
+        return f"⚠️ {picture.message}"
+    try:
+        loaded = resnets.load(model, device)
+    except resnets.ModelUnavailable as error:
+        return f"⚠️ {error}"
+    if layer and layer not in loaded.conv_layers:
+        return f"⚠️ There is no conv layer named {quoted(layer)} in {loaded.entry.title}: choose one from the list."
+    try:
+        resnets.prepare(loaded, picture)
+    except resnets.ImageError as error:
+        return f"⚠️ {error}"
+    return "⚠️ This picture could not be analysed: see the message at the top right."
+
+
+def explain_problem(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")):
+    """Runs when ``analyse`` failed: the reason beside the picture, the panels that showed the last picture cleared."""
+    message = problem(picture, model, layer, device)
     return None, message, None, None, None, gr.skip(), gr.skip(), gr.skip(), None
 
 
+@functools.cache
 def examples(model: str) -> list[tuple[np.ndarray, str]]:
-    """Pictures that suit the model: real MNIST test digits, or the bundled photos."""
+    """Pictures that suit the model: real MNIST test digits, or the bundled photos (made once per process; do not mutate)."""
     if resnets.CATALOGUE[model].input_kind == "digit":
         sample = mnist.load_sample().test
         picks = [int(np.flatnonzero(sample.labels == d)[0]) for d in range(10)]
@@ -145,32 +211,73 @@ def _photo(path):
     return Image.open(path).convert("RGB")
 
 
-def choose_model(model: str, device: torch.device = torch.device("cpu")):
-    """New model: its layers, its examples, whether it is available, and (if it is) its rank plot.
+def _model_status(model: str, unavailable: str | None = None) -> str:
+    entry = resnets.CATALOGUE[model]
+    return f"**{entry.title}**: {entry.about} " + (f"⚠️ {unavailable}" if unavailable else resnets.status(model)[1])
 
-    The course's table needs no picture, so it is shown as soon as the model is ready.
+
+def choose_model(picture, model: str, layer: str | None = None, device: torch.device = torch.device("cpu"), retry: bool = False, progress=None) -> dict:
+    """New model: its layers and examples, and every panel redrawn for it, by name (``MODEL_PANELS``).
+
+    With a picture loaded, the picture is analysed again by the new model; without one, the panels
+    that need a picture are emptied and the model's rank plot and table (which need none) are shown.
+    A model that cannot be loaded empties every panel and says why, with how to get it. A download
+    that failed a moment ago is not tried again unless ``retry`` (the "Try the download again" button).
     """
-    available, message = resnets.status(model)
     names = resnets.layer_names(model)
-    ranks = table = None
-    card = f"Choose a picture to see this model's layers. {message}"
-    if available:
+    layer = layer if layer in names else names[0]  # the same layer, where the new model has one of that name
+    view = {"layer": gr.update(choices=names, value=layer), "gallery": examples(model), "state": None}
+    if progress is not None:
+        progress(0, desc=f"Loading {resnets.CATALOGUE[model].title}…")
+    try:
+        loaded = resnets.load(model, device, retry=retry)
+    except resnets.ModelUnavailable as error:
+        message = str(error)
+        view.update(model_status=_model_status(model, message), retry=gr.update(visible=resnets.CATALOGUE[model].source != "bundled"), status=f"⚠️ {message}")
+        return {**view, **dict.fromkeys(("summary", "top5", "grid", "overlay", "ranks", "table", "card"))}
+    view.update(model_status=_model_status(model), retry=gr.update(visible=False))
+    if progress is not None:
+        progress(0.5, desc=f"The rank table of {loaded.entry.title}…")
+    resnets.reference_ranks(loaded)  # computed here once (the disk cache after), so the bar says what takes the time
+    message = NO_IMAGE
+    analysis = None
+    if picture is not None:
         try:
-            loaded = resnets.load(model, device)
-            _summary, _grid, _overlay, ranks, table, card = _render_layer(loaded, None, names[0])
-        except resnets.ModelUnavailable as error:
-            message = card = str(error)
-    return (
-        gr.update(choices=names, value=names[0]),
-        f"{resnets.CATALOGUE[model].about} {message}",
-        examples(model),
-        None,  # the old picture's analysis belongs to the old model
-        None,
-        None,
-        ranks,
-        table,
-        card,
-    )
+            analysis = resnets.analyse_image(loaded, _picture(picture))
+            message = _answer(analysis)
+        except gr.Error as error:
+            message = f"⚠️ {error.message}"
+        except resnets.ImageError as error:
+            message = f"⚠️ {error}"
+    summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
+    view.update(summary=summary, status=message, top5={label: p for label, p in analysis.top5} if analysis else None, grid=grid, overlay=overlay, ranks=ranks, table=table, card=card, state=analysis)
+    return view
+
+
+def opening_view(device: torch.device) -> dict:
+    """The tab as it opens: the default model on its first example, every panel drawn (``choose_model``'s names)."""
+    return choose_model(examples(resnets.DEFAULT)[OPENING_EXAMPLE][0], resnets.DEFAULT, None, device, retry=False)
+
+
+def _opening_key(device: torch.device) -> tuple:
+    return (str(device), resnets.DEFAULT)
+
+
+def opening(device: torch.device, progress=None) -> dict:
+    """The kept opening view; the first request to need it makes it, or waits for it with a moving progress bar."""
+    started = time.monotonic()
+
+    def waiting():
+        if progress is not None:
+            progress(min(0.95, (time.monotonic() - started) / OPENING_EXPECTED_S), desc="Preparing the example…")
+
+    waiting()
+    return _openings.get_or_make(_opening_key(device), lambda: opening_view(device), on_wait=waiting)
+
+
+def start_opening(device: torch.device) -> None:
+    """Begin making the opening view in the background (once per device and process), so the first visitor does not wait."""
+    _openings.start(_opening_key(device), lambda: opening_view(device), name="superpos-resnet-opening")
 
 
 def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
@@ -180,17 +287,23 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         "respond to in your picture, and how its activations' energy spreads over directions, layer by layer (the course's effective rank: its second experiment)."
     )
     first = resnets.DEFAULT
+    start_opening(device)
+    first_examples = examples(first)
     state = gr.State(None)
     with gr.Row():
         with gr.Column(scale=4, min_width=300):
-            image = SafeImage(label="Your picture", type="pil", image_mode=None, sources=["upload", "webcam", "clipboard"], elem_id="resnet-image", height=300)
-            gallery = gr.Gallery(label="Or click an example", columns=5, height=200, allow_preview=False, object_fit="contain", elem_id="resnet-examples")
+            # The opening example is in place from the start (the panels follow on page load, from the kept opening view).
+            image = SafeImage(
+                first_examples[OPENING_EXAMPLE][0], label="Your picture", type="pil", image_mode=None, format="png", sources=["upload", "webcam", "clipboard"], elem_id="resnet-image", height=300
+            )
+            gallery = gr.Gallery(first_examples, label="Or click an example", columns=5, height=200, allow_preview=False, object_fit="contain", elem_id="resnet-examples")
         with gr.Column(scale=5, min_width=300):
             model = ChoiceDropdown([(e.title, e.key) for e in resnets.CATALOGUE.values()], value=first, label="Model", elem_id="resnet-model")
-            model_status = gr.Markdown(f"{resnets.CATALOGUE[first].about} {resnets.status(first)[1]}", elem_id="resnet-model-status")
+            model_status = gr.Markdown(_model_status(first), elem_id="resnet-model-status")
+            retry = gr.Button("Try the download again", visible=False, size="sm", elem_id="resnet-retry")
             # Custom values allowed: an API caller may name any layer of whichever model it asks for; we check it.
             layer = gr.Dropdown(resnets.layer_names(first), value=resnets.layer_names(first)[0], label="Conv layer (by module name)", elem_id="resnet-layer", allow_custom_value=True)
-            status = gr.Markdown(NO_IMAGE, elem_id="resnet-status")
+            status = gr.Markdown("Preparing the example…", elem_id="resnet-status")
             top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="resnet-top5")
     with gr.Row():
         with gr.Column():
@@ -202,33 +315,52 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
             card = gr.Markdown(elem_id="resnet-card")
     ranks = figure("Effective rank, layer by layer", elem_id="resnet-ranks")
     note(NOTES["ranks"])
-    table = gr.Dataframe(headers=TABLE_HEADERS, label="The course's table, with the centred count beside it", interactive=False)
+    table = gr.Dataframe(headers=TABLE_HEADERS, label="The course's table, with the centred count beside it", interactive=False, elem_id="resnet-table")
     with gr.Accordion("Numbers behind the pictures (the /resnet API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="resnet-json")
 
-    live = [summary, status, top5, grid, overlay, ranks, table, card, state]
+    panels = dict(summary=summary, status=status, top5=top5, grid=grid, overlay=overlay, ranks=ranks, table=table, card=card, state=state, layer=layer, model_status=model_status, gallery=gallery, retry=retry)
+    live = [panels[name] for name in PICTURE_PANELS]
     event = image.change(lambda p, m, l: analyse(p, m, l, device), inputs=[image, model, layer], outputs=live, api_name="resnet", concurrency_limit=2, concurrency_id="resnet", trigger_mode="always_last")
-    event.failure(explain_problem, inputs=[image, model], outputs=live, api_visibility="private", queue=False)
+    event.failure(lambda p, m, l: explain_problem(p, m, l, device), inputs=[image, model, layer], outputs=live, api_visibility="private", queue=False)
     layer.input(lambda a, m, l: switch_layer(a, m, l, device), inputs=[state, model, layer], outputs=[summary, grid, overlay, ranks, card], api_visibility="private", show_progress="hidden", concurrency_limit=4, concurrency_id="resnet-switch")
 
     def pick_example(model_key, selection: gr.SelectData):
-        picture = examples(model_key)[selection.index][0]
-        return picture
+        return examples(model_key)[selection.index][0]
 
-    model_outputs = [layer, model_status, gallery, state, grid, overlay, ranks, table, card]
+    def redraw_for_model(retry: bool):
+        @in_background
+        def redraw(picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)):  # track_tqdm: torchvision's download bar moves ours
+            view = choose_model(picture, model_key, layer_name, device, retry=retry, progress=progress)
+            return {panels[name]: value for name, value in view.items()}
+
+        return redraw
+
+    def open_tab(progress=gr.Progress()):
+        view = opening(device, progress)
+        return {panels[name]: _fresh(view[name]) for name in PICTURE_PANELS}
+
+    model_outputs = [panels[name] for name in MODEL_PANELS]
     # Choosing a model can load it and compute its rank table: the same limit as analysing with it.
-    model.input(in_background(lambda m: choose_model(m, device)), inputs=model, outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    # .select, not .input: a dropdown sends "input" twice for one choice (on the choice, and again as it closes).
+    model.select(redraw_for_model(retry=False), inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
+    retry.click(redraw_for_model(retry=True), inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
     gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples")
-    blocks.load(in_background(lambda: choose_model(first, device)), outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
-    return SimpleNamespace(image=image, model=model, layer=layer)
+    blocks.load(open_tab, outputs=live, api_visibility="private", concurrency_limit=16, concurrency_id="resnet-open")
+    return SimpleNamespace(image=image, model=model, layer=layer, drawing_outputs=[image, model, layer, model_status, gallery, retry])
+
+
+def _fresh(value):
+    """A kept value as one response may take it: gradio may change an update dict or a JSON value it is given."""
+    return dict(value) if isinstance(value, dict) else value
 
 
 def receive_drawing(sketch):
-    """A drawing sent from the MNIST tab: the composite as a picture, for the bundled model."""
+    """A drawing sent from the MNIST tab: the composite as a picture, for the bundled model (its layers, examples and status too)."""
     from superpos_core.drawing import editor_picture
 
     picture = editor_picture(sketch)
     if picture is None:
         raise gr.Error("Draw a digit first.", print_exception=False)
     names = resnets.layer_names(resnets.DEFAULT)
-    return picture, gr.update(value=resnets.DEFAULT), gr.update(choices=names, value=names[0])
+    return picture, gr.update(value=resnets.DEFAULT), gr.update(choices=names, value=names[0]), _model_status(resnets.DEFAULT), examples(resnets.DEFAULT), gr.update(visible=False)

@@ -240,10 +240,14 @@ def rank_table(
     """
     known = isinstance(batches, (list, tuple))  # counted without iterating twice (a loader would load twice)
     gram = StreamingGram(expected_samples=sum(len(x) for x in batches) if known else None)
-    with hooks_calling(model, conv_layer_names(model), gram.add):
+    names = conv_layer_names(model)
+    with hooks_calling(model, names, gram.add):
         for i, x in enumerate(batches):
             for images in x.split(FORWARD_CHUNK):
                 model(images)
             if on_batch:
                 on_batch(i + 1)
-    return gram.ranks(threshold, centred)
+    # Rows in module order, as the layer list names them: a block that runs its shortcut conv first
+    # (the bundled MNIST ResNet's) would otherwise list ``downsample.0`` before ``conv1``.
+    place = {name: i for i, name in enumerate(names)}
+    return sorted(gram.ranks(threshold, centred), key=lambda row: place[row.layer])

@@ -17,6 +17,8 @@ import json
 import os
 import tempfile
 import threading
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,19 +84,51 @@ def how_to_fetch(entry: ResNetEntry) -> str:
     )
 
 
+RETRY_AFTER_S = 300.0  # after a failed download, loading the model fails at once for this long unless a retry is asked for
+REASON_CHARS = 200  # the cause of a failure is quoted at most this long
+
+
+@dataclass(frozen=True)
+class DownloadFailure:
+    reason: str  # plain text for the learner: no angle brackets (a toast reads "<urlopen ...>" as HTML and drops the rest)
+    when: float  # time.monotonic() of the attempt
+
+
+def _reason(error: BaseException) -> str:
+    """Why a load failed, in words a toast shows whole: urllib's "<urlopen error ...>" loses its brackets."""
+    import urllib.error
+
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        text = f"no connection to the download server ({error.reason})"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    text = " ".join(text.replace("<", "‹").replace(">", "›").split())
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
 def status(key: str) -> tuple[bool, str]:
-    """(available now, a sentence for the learner) without downloading anything."""
+    """(available now, a sentence for the learner that names the model) without downloading anything."""
     entry = CATALOGUE[key]
     if entry.source == "bundled":
         return True, "Bundled with the app: ready."
-    if key in _failed_downloads:
-        return False, f"Unavailable: the ImageNet weights could not be downloaded or read ({_failed_downloads[key]}). {how_to_fetch(entry)}"
+    failure = _failed_downloads.get(key)  # one dict read: atomic, no lock needed
+    if failure is not None:
+        return False, _unavailable(entry, failure)
     if checkpoint_path(entry).is_file():
         return True, f"ImageNet weights cached at `{checkpoint_path(entry)}`: ready."
-    return False, f"Not downloaded yet: the first picture you analyse with it downloads the ImageNet weights once ({checkpoint_path(entry).name}, through torchvision). Offline? {how_to_fetch(entry)}"
+    return False, f"Not on this machine yet: choosing {entry.title} downloads its ImageNet weights once ({checkpoint_path(entry).name}, through torchvision). {how_to_fetch(entry)}"
 
 
-_failed_downloads: dict[str, str] = {}
+def _unavailable(entry: ResNetEntry, failure: DownloadFailure) -> str:
+    left = RETRY_AFTER_S - (time.monotonic() - failure.when)
+    again = (
+        f"The app will not try the download again on its own for {max(1, round(left / 60))} min; press “Try the download again” to retry now."
+        if left > 0 else "The next use tries the download again."
+    )
+    return f"Unavailable: {entry.title} needs its ImageNet weights, which are not on this machine and could not be downloaded or read ({failure.reason}). {how_to_fetch(entry)} {again}"
+
+
+_failed_downloads: dict[str, DownloadFailure] = {}  # model -> its last failed load
 
 
 @dataclass
@@ -129,18 +163,31 @@ def layer_names(key: str) -> list[str]:
 
 
 _loaded: dict[tuple[str, str], LoadedResNet] = {}
-_load_lock = threading.Lock()
+_load_lock = threading.Lock()  # guards _model_locks
+_model_locks: dict[str, threading.Lock] = {}  # one per model: a slow download never holds up another model's load
 
 
-def load(key: str, device: str | torch.device = "cpu") -> LoadedResNet:
-    """Load (once per process) a catalogue model. Raises ``ModelUnavailable`` with instructions."""
+def _model_lock(key: str) -> threading.Lock:
+    with _load_lock:
+        return _model_locks.setdefault(key, threading.Lock())
+
+
+def load(key: str, device: str | torch.device = "cpu", retry: bool = False) -> LoadedResNet:
+    """Load (once per process) a catalogue model. Raises ``ModelUnavailable`` with instructions.
+
+    A failed download is remembered for ``RETRY_AFTER_S`` per model: until then loading it fails at
+    once (a layer switch must not wait on a network that is not there), unless ``retry`` asks anew.
+    """
     if key not in CATALOGUE:
         raise ModelUnavailable(f"Unknown model {key!r}. Choose one of: {', '.join(CATALOGUE)}.")
     device = torch.device(device)
-    with _load_lock:
+    with _model_lock(key):
         if (key, str(device)) in _loaded:
             return _loaded[(key, str(device))]
         entry = CATALOGUE[key]
+        failure = _failed_downloads.get(key)
+        if failure is not None and not retry and time.monotonic() - failure.when < RETRY_AFTER_S:
+            raise ModelUnavailable(_unavailable(entry, failure))
         if entry.source == "bundled":
             model = mnist_resnet.load(mnist_resnet.WEIGHTS_PATH, device)
             categories = [str(d) for d in range(10)]
@@ -153,15 +200,25 @@ def load(key: str, device: str | torch.device = "cpu") -> LoadedResNet:
             try:
                 model = getattr(tvm, entry.builder)(weights=weights)  # cached file, else a download
             except Exception as error:  # no network, a refused download, a corrupt cache file...
-                _failed_downloads[key] = f"{type(error).__name__}: {str(error)[:160]}"
-                raise ModelUnavailable(status(key)[1]) from None
+                _failed_downloads[key] = failure = DownloadFailure(_reason(error), time.monotonic())
+                raise ModelUnavailable(_unavailable(entry, failure)) from None
+            _failed_downloads.pop(key, None)
             model = model.eval().requires_grad_(False).to(device)
             categories = list(weights.meta["categories"])
-            weights_id = checkpoint_path(entry).name
+            weights_id = _file_id(checkpoint_path(entry))
             transform = weights.transforms()
         loaded = LoadedResNet(entry, model, categories, conv_layer_names(model), dict(model.named_modules()), weights_id, device, transform)
         _loaded[(key, str(device))] = loaded
         return loaded
+
+
+def _file_id(path: Path) -> str:
+    """The checkpoint's name and a hash of its bytes: a rank table cached for other weights of the same name is never read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path.name}:{digest.hexdigest()[:16]}"
 
 
 # --- preparing a picture -------------------------------------------------------------------------
@@ -183,11 +240,13 @@ def photo_rgb(picture) -> Image.Image:
     if min(picture.size) < MIN_SIDE:
         raise ImageError(f"The picture is {picture.width}×{picture.height} pixels: too small to see anything. Use one at least {MIN_SIDE}×{MIN_SIDE}.")
     if picture.width * picture.height > drawing.MAX_PIXELS:
-        raise ImageError(f"The picture is {picture.width}×{picture.height} pixels, too large to read. Use one of at most 8000×8000.")
+        raise ImageError(too_large(picture.width, picture.height))
     try:
         picture.load()  # gradio opens uploads lazily: a broken file fails here, not halfway through the conversion
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
+    if picture.mode in ("RGBA", "LA", "PA") and picture.getchannel("A").getextrema()[1] == 0:
+        raise ImageError("The picture is fully transparent: there is nothing in it to see. Use a picture with something on it.")
     if max(picture.size) > 1024:
         picture = picture.copy()
         picture.thumbnail((1024, 1024))
@@ -214,31 +273,86 @@ def _open(picture) -> Image.Image:
 
     source = io.BytesIO(picture) if isinstance(picture, (bytes, bytearray)) else picture
     try:
-        image = Image.open(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL would decode it anyway: refuse before
+            image = Image.open(source)
+        if image.width * image.height > drawing.MAX_PIXELS:
+            raise drawing.DrawingError(too_large(image.width, image.height))
         image.load()
         return image
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise drawing.DrawingError(too_large()) from None
+    except (OSError, ValueError, SyntaxError) as error:
+        if isinstance(error, drawing.DrawingError):
+            raise
         raise drawing.DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
+
+
+def too_large(width: int | None = None, height: int | None = None) -> str:
+    """The message for a picture with too many pixels (a decompression bomb, or just a huge scan)."""
+    size = f" is {width:,}×{height:,} pixels," if width else " has too many pixels"
+    return f"The picture{size} too large to read. Use one of at most 8000×8000 pixels."
+
+
+# A picture is read as a photo, not a digit, when little of it is plain paper, when its border is not
+# plain, or when much of it is in colour. Measured on the bundled examples: MNIST digits on paper are
+# >= 80% paper with a plain border and no colour; the four bundled photos, in colour or grey, are <= 61%
+# paper or have a border that varies by >= 0.09 on average, and 17-83% of their pixels are coloured.
+PHOTO_PAPER_SHARE = 0.55  # below this share of pixels near the paper's colour: a photo
+PHOTO_BORDER_SPREAD = 0.08  # a border that varies more than this (mean distance from its median colour, 0..1): a photo
+PHOTO_COLOUR_SHARE = 0.3  # more than this share of strongly coloured pixels: a photo (a digit in coloured ink stays below)
+PHOTO_CAUTION = (
+    "This looks like a photo, not a digit: this model only knows the ten digits 0–9, so its answer is the digit the "
+    "picture most resembles, whatever it shows. The feature maps are still this network's response to it."
+)
+
+
+def looks_like_photo(rgb: Image.Image) -> bool:
+    """True when an RGB picture looks like a photo rather than one digit on plain paper (``PHOTO_*`` above)."""
+    pixels = np.asarray(rgb.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])  # (perimeter, 3)
+    paper = np.median(border, axis=0)
+    border_spread = float(np.abs(border - paper).max(axis=1).mean())
+    paper_share = float((np.abs(pixels - paper).max(axis=2) < 0.1).mean())
+    colour_share = float(((pixels.max(axis=2) - pixels.min(axis=2)) > 0.2).mean())
+    return paper_share < PHOTO_PAPER_SHARE or border_spread > PHOTO_BORDER_SPREAD or colour_share > PHOTO_COLOUR_SHARE
+
+
+# The MNIST recipe's messages speak of a canvas and a brush (the MNIST tab's); here the learner gave a picture.
+_DIGIT_MESSAGES = {
+    "canvas is empty": "There is no digit in this picture: it is blank. Use a picture of one dark digit on light paper (or a light one on dark).",
+    "dark all over": "The picture is dark all over: there is no digit to see. Use a picture of one dark digit on light paper (or a light one on dark).",
+    "only a dot": "The digit in this picture is only a dot. Use a picture where the digit fills most of the frame.",
+}
+
+
+def _digit(rgb: Image.Image) -> drawing.PreparedDigit:
+    """MNIST's recipe on a picture, with messages about pictures."""
+    if max(high - low for low, high in rgb.getextrema()) < 8:  # every channel within 8 of 255 levels: nothing drawn
+        raise ImageError("The picture is a single flat colour: there is no digit in it. Use a picture of one dark digit on light paper (or a light one on dark).")
+    try:
+        return drawing.prepare_digit(rgb)
+    except drawing.DrawingError as error:
+        message = str(error)
+        raise ImageError(next((text for key, text in _DIGIT_MESSAGES.items() if key in message), message)) from None
 
 
 @dataclass
 class Prepared:
     x: torch.Tensor  # (1, C, H, W) model input
     display: np.ndarray  # (h, w, 3) uint8: the picture as the model sees it (before normalising)
+    caution: str | None = None  # a note for the learner when the picture does not suit the model
 
 
 def prepare(loaded: LoadedResNet, picture) -> Prepared:
     """Picture -> model input, the model's own way: MNIST's recipe or torchvision's transforms."""
+    rgb = photo_rgb(drawing.editor_picture(picture))  # read, checked for size and transparency, alpha over white
     if loaded.entry.input_kind == "digit":
-        try:
-            digit = drawing.prepare_digit(drawing.editor_picture(picture))
-        except drawing.DrawingError as error:
-            raise ImageError(str(error)) from None
+        digit = _digit(rgb)
         x = mnist.normalize(digit.pixels, loaded.device).reshape(1, 1, 28, 28)
         gray = (255 * (1 - digit.pixels)).astype(np.uint8)  # dark ink on light paper, as drawn
         gray = np.kron(gray, np.ones((8, 8), np.uint8))  # 224x224, big enough to see an overlay on
-        return Prepared(x, np.repeat(gray[..., None], 3, axis=2))
-    rgb = photo_rgb(drawing.editor_picture(picture))
+        return Prepared(x, np.repeat(gray[..., None], 3, axis=2), PHOTO_CAUTION if looks_like_photo(rgb) else None)
     x = loaded.transform(rgb).unsqueeze(0).to(loaded.device)  # resize, centre-crop, normalise
     mean = torch.tensor(loaded.transform.mean)[:, None, None]
     std = torch.tensor(loaded.transform.std)[:, None, None]
@@ -274,6 +388,7 @@ class ImageAnalysis:
     top5: list[tuple[str, float]]
     display: np.ndarray
     layers: dict[str, LayerView] = field(default_factory=dict)
+    caution: str | None = None  # e.g. a photo given to the MNIST model: analysed, with this note
 
 
 def _resize(maps: torch.Tensor, side: int) -> torch.Tensor:
@@ -290,7 +405,7 @@ def analyse_image(loaded: LoadedResNet, picture) -> ImageAnalysis:
     probs = torch.softmax(logits.float(), 0)
     values, indices = probs.topk(5)
     top5 = [(loaded.categories[i], round(float(v), 6)) for v, i in zip(values, indices)]
-    analysis = ImageAnalysis(loaded.entry.key, top5, prepared.display)
+    analysis = ImageAnalysis(loaded.entry.key, top5, prepared.display, caution=prepared.caution)
     for name in loaded.conv_layers:
         a = acts[name][0]  # (C, H, W)
         means = a.mean((1, 2))
@@ -344,8 +459,17 @@ RANK_CACHE_VERSION = 2
 
 
 def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[LayerRank]]:
-    """The rank table over the model's reference set: from memory, else the disk cache, else computed."""
-    return _reference_memo.get_or_make((loaded.entry.key, loaded.weights_id, str(cache_dir())), lambda: _reference_table(loaded, on_batch))
+    """The rank table over the model's reference set: from memory, else the disk cache, else computed.
+
+    Rows in module order (``loaded.conv_layers``), as the layer list, the plot and the table show them,
+    whatever order an older cache file holds them in.
+    """
+    return _reference_memo.get_or_make((loaded.entry.key, loaded.weights_id, str(cache_dir())), lambda: _in_module_order(loaded, *_reference_table(loaded, on_batch)))
+
+
+def _in_module_order(loaded: LoadedResNet, source: str, table: list[LayerRank]) -> tuple[str, list[LayerRank]]:
+    place = {name: i for i, name in enumerate(loaded.conv_layers)}
+    return source, sorted(table, key=lambda row: place.get(row.layer, len(place)))
 
 
 def rank_cache_path(loaded: LoadedResNet, source: str) -> Path:

@@ -84,3 +84,77 @@ def save_tiny_gpt2(folder, words: Sequence[str] = ()):
     GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# --- pictures that are not what they claim -----------------------------------------------------------
+
+
+def decompression_bomb_png(path, side: int = 15000):
+    """A valid PNG of side x side pixels that is only kilobytes on disk (1 bit a pixel, all white).
+
+    PIL refuses to open it (over twice its pixel limit): a "decompression bomb" as an attacker or an
+    unlucky scan would send. Made row by row, so making it costs little memory and well under a second.
+    """
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + b"\xff" * ((side + 7) // 8)  # filter byte, then the row's bits
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def text_named_png(path):
+    """A text file with a picture's name: what a learner sends by mistake."""
+    with open(path, "w") as handle:
+        handle.write("This is a shopping list, not a picture.\n")
+    return path
+
+
+def save_random_torchvision_checkpoint(checkpoints, key: str = "resnet18"):
+    """A catalogue model's architecture with random weights, saved where and as torchvision caches its weights.
+
+    Lets a test load an ImageNet model through the ordinary path with no download and no real weights.
+    """
+    import os
+
+    import torch
+
+    from superpos_core import resnets
+
+    os.makedirs(checkpoints, exist_ok=True)
+    torch.manual_seed(0)
+    path = os.path.join(checkpoints, resnets.checkpoint_path(resnets.CATALOGUE[key]).name)
+    torch.save(resnets.build(key).state_dict(), path)
+    return path
+
+
+def imagenet_offline_with_random_resnet18(tmp_path, monkeypatch) -> list:
+    """For one test, in this process (the e2e server's too): an empty torchvision cache holding only ResNet-18 with
+    random weights, no network (each download attempt is recorded in the list returned, then fails as offline),
+    the rank tables cached under ``tmp_path`` and no model loaded yet."""
+    import urllib.error
+
+    import torch
+
+    from superpos_core import resnets
+
+    attempts = []
+
+    def offline(url, *args, **kwargs):
+        attempts.append(url)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))  # the random weights' rank table stays here
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(resnets, "_loaded", {})
+    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    save_random_torchvision_checkpoint(tmp_path / "torch" / "hub" / "checkpoints", "resnet18")
+    return attempts

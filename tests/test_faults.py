@@ -60,7 +60,7 @@ def test_a_weights_download_cut_off_midway(torch_home, monkeypatch):
         server.shutdown()
     assert asked and asked[0].endswith("resnet18-f37072fd.pth")  # the real download was attempted
     message = str(caught.value)
-    assert message.startswith("Unavailable: the ImageNet weights could not be downloaded or read") and "torchvision.models.resnet18" in message
+    assert message.startswith("Unavailable: ResNet-18, ImageNet (torchvision) needs its ImageNet weights") and "could not be downloaded or read" in message and "torchvision.models.resnet18" in message
     assert not torch_home.exists() or list(torch_home.iterdir()) == []  # no partial or truncated checkpoint left to trip the next start
     assert resnets.status("resnet18") == (False, message)
     assert resnets.load("mnist-resnet").entry.key == "mnist-resnet"  # the bundled model is untouched

@@ -130,8 +130,8 @@ def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):
 def test_resnet_contract(client, digit_file):
     path, label = digit_file
     summary = resnet_call(client, path, layer="layer3.1.conv2")[0]
-    assert set(summary) == {"model", "layer", "top5", "channels", "effective_rank", "ratio", "sample_bound", "centred_effective_rank"}
-    assert summary["model"] == "mnist-resnet" and summary["layer"] == "layer3.1.conv2"
+    assert set(summary) == {"model", "layer", "top5", "channels", "effective_rank", "ratio", "sample_bound", "centred_effective_rank", "caution"}
+    assert summary["model"] == "mnist-resnet" and summary["layer"] == "layer3.1.conv2" and summary["caution"] is None
     assert summary["top5"][0][0] == str(label) and len(summary["top5"]) == 5
     assert isinstance(summary["channels"], int) and isinstance(summary["effective_rank"], int)
     assert isinstance(summary["ratio"], float) and isinstance(summary["sample_bound"], bool)
@@ -159,12 +159,18 @@ def test_resnet_bad_input(client, tmp_path, digit_file):
     cut = tmp_path / "cut.jpg"
     photo.save(cut)
     cut.write_bytes(cut.read_bytes()[:500])
-    for path, message in [(tmp_path / "one.png", "single flat colour|empty|dark all over"), (cut, "could not be read")]:
+    helpers.decompression_bomb_png(tmp_path / "bomb.png")
+    helpers.text_named_png(tmp_path / "list.png")
+    Image.new("RGBA", (280, 280), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    cases = [(tmp_path / "one.png", "too small"), (cut, "could not be read"), (tmp_path / "bomb.png", "far too many pixels"), (tmp_path / "list.png", "That file is not a picture"), (tmp_path / "clear.png", "fully transparent")]
+    for path, message in cases:
         with pytest.raises(AppError, match=message):
             resnet_call(client, path)
     with pytest.raises(AppError, match="no conv layer named"):
         resnet_call(client, digit_file[0], layer="layer9.9.conv9")
     assert resnet_call(client, digit_file[0])[0]["top5"][0][0] == str(digit_file[1])  # still serving
+    caution = resnet_call(client, "assets/photos/cat.jpg")[0]["caution"]  # a photo for the digit model: analysed, with a caution
+    assert "only knows the ten digits" in caution
 
 
 def test_unavailable_model_says_how_to_get_it(client, digit_file, monkeypatch, tmp_path):

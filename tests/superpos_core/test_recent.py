@@ -53,3 +53,80 @@ def test_threads_that_miss_together_all_get_the_kept_value():
 def test_a_cache_needs_room():
     with pytest.raises(ValueError, match="at least one"):
         Recent(0)
+
+
+def test_kept_values_are_made_once_for_everyone_who_asks_at_once():
+    from superpos_core.recent import Kept
+
+    kept, made, start = Kept(), [], threading.Barrier(6)
+
+    def make():
+        made.append(1)
+        threading.Event().wait(0.2)  # long enough that the others arrive while it is being made
+        return ["opening view"]
+
+    results, waits = [], []
+
+    def ask():
+        start.wait()
+        results.append(kept.get_or_make("cpu", make, on_wait=lambda: waits.append(1), poll_s=0.02))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made == [1] and all(r is results[0] for r in results) and kept.get("cpu") is results[0]
+    assert waits  # the callers that waited were told, again and again (a progress bar that moves)
+    assert kept.get_or_make("cuda", lambda: ["other device"]) == ["other device"]  # keyed: another device gets its own
+
+
+def test_a_failed_make_keeps_nothing_and_is_tried_again():
+    from superpos_core.recent import Kept
+
+    kept, calls = Kept(), []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return "whole"
+
+    with pytest.raises(OSError, match="disk full"):
+        kept.get_or_make("k", flaky)
+    assert kept.get("k") is None
+    assert kept.get_or_make("k", flaky) == "whole" and len(calls) == 2
+
+
+def test_start_makes_the_value_in_the_background_once():
+    from superpos_core.recent import Kept
+
+    kept, release, made = Kept(), threading.Event(), []
+
+    def make():
+        made.append(1)
+        release.wait(5)
+        return "view"
+
+    thread = kept.start("cpu", make)
+    assert thread is not None and kept.start("cpu", make) is None  # under way: not started twice
+    release.set()
+    assert kept.get_or_make("cpu", make) == "view"  # waits for the make under way, or finds it done
+    thread.join(5)
+    assert made == [1] and kept.start("cpu", make) is None  # kept: never made again
+
+
+def test_a_caller_waiting_on_a_failed_background_make_makes_it_itself():
+    from superpos_core.recent import Kept
+
+    kept, release = Kept(), threading.Event()
+
+    def failing():
+        release.wait(5)
+        raise MemoryError("the background make ran out of room")
+
+    thread = kept.start("cpu", failing)
+    threading.Timer(0.1, release.set).start()
+    assert kept.get_or_make("cpu", lambda: "made by the request") == "made by the request"
+    thread.join(5)
+    assert kept.get("cpu") == "made by the request"
