@@ -195,6 +195,16 @@ def drawing_to_send(value) -> Image.Image | None:
     return None if data is None else Image.open(io.BytesIO(data)).convert("RGB")
 
 
+def require_drawing(value) -> None:
+    """The first step of sending the drawing to another tab: with an empty pad, say so and go no further.
+
+    Its own step, with no outputs, so that the message is a notice on this tab and nothing on the
+    other tab is marked as failed.
+    """
+    if drawing_to_send(value) is None:
+        raise gr.Error("Draw a digit first: the pad is empty.", print_exception=False)
+
+
 def opening_view(device_key: str, report) -> SimpleNamespace:
     """What the tab shows when it opens, for every visitor: computed once per device (``OPENING``)."""
     report(0.05, "Loading the network and 2,000 real test digits")

@@ -1,5 +1,6 @@
 import gradio as gr
 import numpy as np
+import pytest
 
 from demos import mnist as mnist_tab
 from superpos_core import mnist
@@ -108,6 +109,10 @@ def test_an_upload_is_fitted_onto_the_pad_or_refused_with_a_message(tmp_path):
 
 def test_only_a_drawing_is_sent_to_the_resnet_tab():
     assert mnist_tab.drawing_to_send("") is None and mnist_tab.drawing_to_send("not a url") is None
+    for empty in ("", None):
+        with pytest.raises(gr.Error, match="Draw a digit first"):
+            mnist_tab.require_drawing(empty)
+    mnist_tab.require_drawing(mnist_tab.example_on_pad(0))  # a drawing: on to the next step
     picture = mnist_tab.drawing_to_send(mnist_tab.example_on_pad(mnist_tab.OPENING_EXAMPLE))
     assert picture.size == (mnist_tab.CANVAS, mnist_tab.CANVAS) and picture.mode == "RGB"
 

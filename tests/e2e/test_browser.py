@@ -171,6 +171,10 @@ def test_an_empty_pad_is_not_sent_to_the_resnet_tab(page):
     expect(page.get_by_text("Draw a digit first")).to_be_visible(timeout=30_000)
     page.wait_for_timeout(500)  # long enough for a tab switch to have happened
     expect(page.get_by_role("tab", name="Draw a digit (MNIST)")).to_have_attribute("aria-selected", "true")
+    page.get_by_role("tab", name="ResNet").click()
+    expect(page.locator("#resnet-examples button.thumbnail-item").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#tab-resnet").get_by_text("Error", exact=True)).to_have_count(0)  # nothing there was marked as failed
+    page.get_by_role("tab", name="Draw a digit (MNIST)").click()
 
 
 def test_training_progress_moves_within_an_epoch(page):
