@@ -15,7 +15,7 @@ from PIL import Image
 from demos.common import MAX_SEED, KeptInBackground, ReadableUploads, figure, in_background, inline_png, note, whole_number
 from demos.drawing_pad import DrawingPad
 from superpos_core import figures, mnist
-from superpos_core.drawing import DrawingError, data_url_bytes, ink_image, prepare_digit
+from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
 from superpos_core.mnist_explorer import DigitAnalysis, MnistExplorer, bundled_examples, bundled_reference, train_live
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
@@ -95,7 +95,6 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
 
 
 DRAWINGS_AT_ONCE = 4  # drawings analysed at the same moment; the live figures are built ahead for each
-MAX_UPLOAD_SIDE = 1024  # px; an uploaded picture is read at most this large (superpos_core.drawing.MAX_SIDE)
 
 
 def analyse(picture, device: torch.device = torch.device("cpu")):
