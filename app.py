@@ -86,11 +86,14 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
             blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private", concurrency_limit=16, concurrency_id="page-load")
         if "mnist" in rendered and "resnet" in rendered:
             # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.
+            # With an empty pad the first step says "Draw a digit first" and the page stays on the MNIST tab.
             digits, convs = rendered["mnist"], rendered["resnet"]
-            digits.send.click(
-                resnet.receive_drawing, inputs=digits.sketch, outputs=convs.drawing_outputs, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples"
+            sent = digits.send.click(mnist.require_drawing, inputs=digits.pad, api_visibility="private", concurrency_limit=16, concurrency_id="mnist-send")
+            sent.success(
+                lambda value: resnet.receive_drawing(mnist.drawing_to_send(value)), inputs=digits.pad, outputs=convs.drawing_outputs,
+                api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples",
             )
-            digits.send.click(None, js=SHOW_RESNET_TAB)
+            sent.success(None, js=SHOW_RESNET_TAB)
     blocks.queue(max_size=64, default_concurrency_limit=2)
     return blocks
 

@@ -32,12 +32,12 @@ from superpos_core.mnist_explorer import MnistExplorer
 import matplotlib
 import matplotlib.pyplot as plt
 
-CANVAS = mnist_tab.CANVAS  # 280 px, the Sketchpad's size
+CANVAS = mnist_tab.CANVAS  # 280 px, the drawing pad's size
 GOAL_P50_MS = 50.0
 GOAL_SPEEDUP = 3.0
 
 
-# --- inputs: real test digits as the browser's Sketchpad sends them -----------------------------
+# --- inputs: real test digits drawn on a 280x280 canvas, in the /mnist API's Sketchpad value -----
 
 
 def canvas_value(digit: np.ndarray) -> dict:

@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("benchmarks.bench_startup", [], ["--runs", "1", "--idle", "5"]),
     ("benchmarks.bench_toy", [], ["--repeats", "1", "--paper-steps", "0"]),
     ("benchmarks.bench_mnist", [], ["--count", "20"]),
+    ("benchmarks.bench_browser", [], ["--strokes", "10"]),
     ("benchmarks.bench_resnet", [], ["--forwards", "10", "--images", "10", "--switch-passes", "1"]),
     ("benchmarks.bench_lm", [], ["--quick"]),
 ]

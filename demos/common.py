@@ -1,6 +1,7 @@
 """Layout pieces every tab uses the same way, and the checks that give API callers clear messages."""
 from __future__ import annotations
 
+import base64
 import contextvars
 import functools
 import hashlib
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import ImageData
 from PIL import Image
 
-from superpos_core.devices import release_free_memory
+from superpos_core.devices import lower_this_threads_priority, release_free_memory
 
 QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-character string is not echoed
 MAX_SEED = 2**63 - 1  # the largest seed, either side of 0, that torch.Generator.manual_seed takes
@@ -53,26 +55,41 @@ class GradiosFrontEnd:
 
 
 class FigureImage(GradiosFrontEnd, gr.Image):
-    """An output picture written to gradio's cache whole, or not at all.
+    """An output picture written to gradio's cache whole, or not at all; or sent inline.
 
     Gradio names a picture's file by a hash of its bytes and writes it in place, so two users who
     get the same picture (the same example clicked at once) would have one request rewrite the file
     while the other's browser reads it: a truncated download. Here the file is written to a
     temporary name and renamed, and a picture already there is not written again.
+
+    A ``data:image/png;base64,...`` string (``inline_png``) is sent as it is, inside the event's
+    message: the browser shows it without fetching a file, which is what keeps a live panel live.
     """
 
     def postprocess(self, value):
+        if isinstance(value, str) and value.startswith("data:image/"):
+            return ImageData(url=value, mime_type=value[5 : value.index(";")])
         if isinstance(value, np.ndarray):
             value = _cache_png(Image.fromarray(value), Path(self.GRADIO_CACHE))
         return super().postprocess(value)
 
 
-def _cache_png(picture: Image.Image, cache: Path) -> str:
+def png_bytes(picture: Image.Image) -> bytes:
+    """A picture as PNG file bytes, encoded for speed."""
     with io.BytesIO() as buffer:
         # zlib's fastest level: on these flat-coloured figures the files come out within a few
         # percent of the default level's size, for about a quarter less encoding time per request.
         picture.save(buffer, format="png", compress_level=1)
-        data = buffer.getvalue()
+        return buffer.getvalue()
+
+
+def inline_png(pixels: np.ndarray) -> str:
+    """An (H, W) or (H, W, 3) uint8 picture as a PNG data URL, for a ``FigureImage`` to send inline."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(Image.fromarray(pixels))).decode("ascii")
+
+
+def _cache_png(picture: Image.Image, cache: Path) -> str:
+    data = png_bytes(picture)
     path = cache / hashlib.sha256(data).hexdigest()[:40] / "figure.png"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,25 +263,17 @@ class CheckedNumber(CheckedRange, gr.Number):
 
 # --- long work at a lower priority ------------------------------------------------------------------
 
-BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
 BACKGROUND_PREFIX = "superpos-background"
 BACKGROUND_WORKERS = 1  # long jobs at once: more only hold the interpreter lock longer against quick events
 _background_pool: ThreadPoolExecutor | None = None
 _background_lock = threading.Lock()
 
 
-def _lower_this_threads_priority() -> None:
-    try:  # on Linux a thread is a task of its own: this lowers this thread only, and needs no privilege
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-    except (OSError, AttributeError):  # another system: the work simply runs at the usual priority
-        pass
-
-
 def _pool() -> ThreadPoolExecutor:
     global _background_pool
     with _background_lock:
         if _background_pool is None:
-            _background_pool = ThreadPoolExecutor(BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=_lower_this_threads_priority)
+            _background_pool = ThreadPoolExecutor(BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=lower_this_threads_priority)
         return _background_pool
 
 
@@ -308,4 +317,3 @@ def in_background(fn):
             release_free_memory()  # the job's temporaries, freed, go back to the system
 
     return run
-

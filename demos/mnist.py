@@ -1,23 +1,30 @@
 """The MNIST tab: draw a digit and watch a real trained network's neurons, weights and ranks."""
 from __future__ import annotations
 
-from functools import partial
+import copy
+import io
+import time
+from functools import cache, partial
 from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
-from demos.common import MAX_SEED, ReadableUploads, figure, in_background, note, whole_number
 from demos import networks  # the network view (issue 13)
-from demos.common import network_view
+from demos.common import MAX_SEED, ReadableUploads, figure, in_background, inline_png, network_view, note, whole_number
+from demos.drawing_pad import DrawingPad
 from superpos_core import figures, mnist
-from superpos_core.drawing import DrawingError, prepare_digit, editor_picture
-from superpos_core.mnist_explorer import MnistExplorer, bundled_reference, train_live
+from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
+from superpos_core.recent import Kept
+from superpos_core.mnist_explorer import DigitAnalysis, MnistExplorer, bundled_examples, bundled_reference, train_live
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
-BRUSH = 12  # radius in canvas px: a 24 px stroke, about an eighth of a full-height digit, like MNIST's pen
+BRUSH = 24  # stroke width in canvas px, about an eighth of a full-height digit, like MNIST's pen
 NO_DIGIT = "✏️ Draw a digit from 0 to 9 on the canvas, or click one of the real MNIST digits below it."
+OPENING_EXAMPLE = 2  # the gallery's third digit (a real MNIST 2) is on the pad and analysed when the tab opens
+EXAMPLES = 10  # real test digits in the gallery, cycling through 0..9
 
 NOTES = {
     "label": "The network's confidence for each digit (a softmax over the 10 outputs).",
@@ -48,9 +55,6 @@ NOTES = {
 }
 
 
-
-
-
 def measured_notes(reference: mnist.Reference) -> dict[str, str]:
     """The notes, with the numbers they quote measured on ``reference`` (the shipped network over the bundled test digits).
 
@@ -72,62 +76,182 @@ def measured_notes(reference: mnist.Reference) -> dict[str, str]:
 
 
 class SafeSketchpad(ReadableUploads, gr.Sketchpad):
-    """A Sketchpad whose unreadable uploads (API callers can send any file) give a clear message."""
+    """The /mnist API's input: a Sketchpad value whose pictures are handed on unopened.
+
+    The page draws on a ``DrawingPad``; this Sketchpad is never shown, and keeps the /mnist endpoint's
+    inputs what they always were. Its files are not decoded here (gradio's editor would open any size
+    of picture, a decompression bomb too) but passed on as paths, which ``superpos_core.drawing``
+    reads with its own size limits and clear messages.
+    """
 
     upload_hint = 'Send {"background": handle_file(path), "layers": [], "composite": None}, with handle_file from gradio_client.'
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+
+        def path(file):
+            return None if file is None else file.path
+
+        return {"background": path(payload.background), "layers": [path(layer) for layer in payload.layers], "composite": path(payload.composite)}
 
 
 DRAWINGS_AT_ONCE = 4  # drawings analysed at the same moment; the live figures are built ahead for each
 
 
 def analyse(picture, device: torch.device = torch.device("cpu")):
-    """The per-drawing event (``api_name="mnist"``): the JSON summary first, then every live panel."""
+    """The /mnist API's event: the JSON summary first, then every live panel (pictures as files)."""
     try:
         result = MnistExplorer.shared(device, DRAWINGS_AT_ONCE).analyse(picture)
     except DrawingError as error:
-        # Hidden in the page (the failure handler shows it beside the canvas), sent to API callers.
-        raise gr.Error(str(error), visible=False, print_exception=False) from None
+        raise gr.Error(str(error), print_exception=False) from None
+    return (result.summary, reading(result), result.probabilities, result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
+
+
+def reading(result: DigitAnalysis) -> str:
+    """The status line for an analysed picture."""
     p = result.summary["probabilities"][result.summary["prediction"]]
     status = f"The network reads **{result.summary['prediction']}** ({p:.0%} sure)."
     if result.inverted:
         status += " (Light ink on a dark background was flipped to dark on light.)"
-    return (result.summary, status, result.probabilities, result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
+    return status
 
 
-def explain_problem(picture):
-    """Runs only when ``analyse`` failed: say why beside the canvas and clear stale panels."""
+def inline_panels(result: DigitAnalysis, status: str) -> tuple:
+    """The live outputs for the page: the pictures inline, so the browser shows them without fetching files."""
+    pictures = (result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
+    return (result.summary, status, result.probabilities, *map(inline_png, pictures))
+
+
+def pad_picture(value) -> bytes | None:
+    """The drawing pad's value as PNG bytes, or None for an empty pad. Raises ``DrawingError``.
+
+    The pad sends a ``data:image/png`` URL; anything else (a path, say) is refused, never opened.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise DrawingError(f"The drawing pad sent a {type(value).__name__}, not a picture.")
+    return data_url_bytes(value)
+
+
+def show_drawing(value, device: torch.device = torch.device("cpu")):
+    """The page's per-stroke event: the pad's picture in, every live panel out.
+
+    Never fails with an error badge: a picture that cannot be read as a digit gets its message in
+    the status line, and the panels are emptied so that nothing stale stays under it.
+    """
     try:
-        prepare_digit(editor_picture(picture))
-        message = "Something went wrong reading this drawing. Try drawing it again."
+        result = MnistExplorer.shared(device, DRAWINGS_AT_ONCE).analyse(pad_picture(value))
     except DrawingError as error:
-        message = NO_DIGIT if "empty" in str(error) else f"⚠️ {error}"
-    return (None, message, None, None, None, None, None)
+        return (None, NO_DIGIT if "empty" in str(error) else f"⚠️ {error}", None, None, None, None, None)
+    return inline_panels(result, reading(result))
+
+
+def redraw_if_drawn(value, device: torch.device = torch.device("cpu")):
+    """Run after the opening view arrives: a learner who drew before it did sees their drawing read again, not the opening digit."""
+    if value == example_on_pad(OPENING_EXAMPLE):
+        return (gr.skip(),) * 7
+    return show_drawing(value, device)
+
+
+def canvas_picture(digit: np.ndarray) -> np.ndarray:
+    """A 28x28 MNIST digit (light on dark) as the pad shows it: dark on light, at the canvas's size."""
+    return 255 - np.kron(np.asarray(digit, dtype=np.uint8), np.ones((CANVAS // 28, CANVAS // 28), np.uint8))
+
+
+@cache
+def example_on_pad(index: int) -> str:
+    """The gallery's ``index``-th digit as the pad's value (a PNG data URL)."""
+    return inline_png(canvas_picture(bundled_examples(EXAMPLES)[index][0]))
+
+
+def upload_to_pad(path) -> tuple:
+    """Put an uploaded picture on the pad, fitted to the canvas (its change event then analyses it).
+
+    A file that is no picture, or one too large to read, gets its message in the status line and
+    leaves the pad as it was.
+    """
+    try:
+        if path is None:
+            raise DrawingError("No file arrived. Choose a PNG or JPEG.")
+        ink = ink_image(str(path))  # (H, W) in [0, 1], 1 = ink; refuses decompression bombs
+    except DrawingError as error:
+        return gr.skip(), f"⚠️ {error}"
+    paper = np.rint(255 * (1.0 - ink)).astype(np.uint8)
+    border = np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])
+    scale = CANVAS / max(paper.shape)
+    size = (max(1, round(paper.shape[1] * scale)), max(1, round(paper.shape[0] * scale)))
+    fitted = Image.new("L", (CANVAS, CANVAS), int(np.median(border)))  # letterboxed in the picture's own paper colour
+    fitted.paste(Image.fromarray(paper).resize(size, Image.Resampling.LANCZOS), ((CANVAS - size[0]) // 2, (CANVAS - size[1]) // 2))
+    return inline_png(np.asarray(fitted)), gr.skip()
+
+
+def drawing_to_send(value) -> Image.Image | None:
+    """The pad's drawing as a picture for another tab, or None when the pad is empty (or unreadable)."""
+    try:
+        data = pad_picture(value)
+    except DrawingError:
+        return None
+    return None if data is None else Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def require_drawing(value) -> None:
+    """The first step of sending the drawing to another tab: with an empty pad, say so and go no further.
+
+    Its own step, with no outputs, so that the message is a notice on this tab and nothing on the
+    other tab is marked as failed.
+    """
+    if drawing_to_send(value) is None:
+        raise gr.Error("Draw a digit first: the pad is empty.", print_exception=False)
+
+
+def opening_view(device_key: str, report) -> SimpleNamespace:
+    """What the tab shows when it opens, for every visitor: computed once per device (``OPENING``)."""
+    report(0.05, "Loading the network and 2,000 real test digits")
+    explorer = MnistExplorer.shared(torch.device(device_key), DRAWINGS_AT_ONCE)
+    report(0.6, "Drawing the weights")
+    figs = explorer.static_figures
+    report(0.85, "Reading the first digit")
+    digit, label = bundled_examples(EXAMPLES)[OPENING_EXAMPLE]
+    result = explorer.analyse(canvas_picture(digit))
+    status = (
+        f"On the pad: a real MNIST test digit, a {label}. {reading(result)} "
+        "Draw your own digit: your first stroke starts a fresh canvas."
+    )
+    return SimpleNamespace(
+        static=(figs["spectrum"], explorer.rank_table(), figs["weights"], figs["neuron_weights"]),
+        gallery=[(255 - np.kron(image, np.ones((3, 3), np.uint8)), str(label)) for image, label in bundled_examples(EXAMPLES)],
+        live=inline_panels(result, status),
+    )
+
+
+OPENING: Kept[SimpleNamespace] = Kept()  # the opening view, once per device for the whole process
+
+
+def opening(device_key: str = "cpu", progress=None) -> SimpleNamespace:
+    """The kept opening view for this device, made now if need be (waiting, with ``progress`` moving, on a make under way)."""
+    on_wait = None if progress is None else (lambda: progress(*OPENING.stage(device_key)))
+    return OPENING.get_or_make(device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), on_wait=on_wait)
+
+
+def start_opening(device_key: str = "cpu") -> None:
+    """Begin making the opening view in the background (once per device and process), so the first visitor need not wait."""
+    OPENING.start(device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), name="superpos-mnist-opening")
 
 
 def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> SimpleNamespace:
     """Lay out the MNIST tab inside the current ``gr.Tab``; returns what other tabs link to."""
-
-    def explorer() -> MnistExplorer:
-        return MnistExplorer.shared(device, DRAWINGS_AT_ONCE)
-
     notes = measured_notes(bundled_reference())
+    start_opening(str(device))  # as the server starts, so that the first visitor need not wait
 
-    def static_panels():
-        e = explorer()
-        figs = e.static_figures
-        examples = [(255 - np.kron(img, np.ones((3, 3), np.uint8)), str(label)) for img, label in e.example_digits(10)]
-        return figs["spectrum"], e.rank_table(), figs["weights"], figs["neuron_weights"], examples, e.example_digits(10)
+    def open_tab(progress=gr.Progress()):
+        view = opening(str(device), progress)
+        return (*view.static, view.gallery, *copy.deepcopy(view.live))
 
-    def show_example(examples, selection: gr.SelectData):
-        """Put the clicked test digit on the canvas (dark on light, like a drawing) and analyse it.
-
-        Analysed here rather than through the canvas's change event: a canvas filled by the
-        server does not report a change, only strokes do.
-        """
-        image, _label = examples[selection.index]
-        paper = 255 - np.kron(np.asarray(image, dtype=np.uint8), np.ones((CANVAS // 28, CANVAS // 28), np.uint8))
-        rgb = np.repeat(paper[..., None], 3, axis=2)
-        return ({"background": rgb, "layers": [], "composite": rgb}, *analyse(rgb, device))
+    def show_example(selection: gr.SelectData):
+        """Put the clicked test digit on the pad (dark on light, like a drawing); the pad's change event analyses it."""
+        return example_on_pad(selection.index)
 
     @in_background
     def train(epochs, seed, progress=gr.Progress()):
@@ -135,39 +259,36 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         epochs, seed = whole_number(epochs, "Epochs", 1, 5), whole_number(0 if seed is None else seed, "Seed", -MAX_SEED, MAX_SEED)
         rows, acc, ranks = [], [], {"fc1": [], "fc2": []}
         progress(0, desc="Preparing the data")
-        for run in train_live(epochs, seed, device):
+        shown = [0.0]  # when the bar last moved: a few times a second is enough, not every batch
+
+        def batch_done(epoch: int, done: int, total: int) -> None:
+            if time.monotonic() - shown[0] >= 0.1 or done == total:
+                shown[0] = time.monotonic()
+                progress((epoch - 1 + done / total) / epochs, desc=f"Epoch {epoch} of {epochs}: batch {done:,} of {total:,}")
+
+        for run in train_live(epochs, seed, device, on_batch=batch_done):
             r = run.report
             rows.append([r.epoch, round(r.loss, 4), round(100 * r.test_accuracy, 2), r.effective_rank["fc1"], r.effective_rank["fc2"]])
             acc.append(r.test_accuracy)
             for name in ranks:
                 ranks[name].append(r.effective_rank[name])
             figure = figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
-            progress(r.epoch / epochs, desc=f"Epoch {r.epoch} of {epochs}")
             status = f"Epoch {r.epoch}/{epochs} on {run.train_size:,} digits from {run.data_source}: test accuracy {r.test_accuracy:.1%}."
             yield status, rows, figures.to_rgb(figure)
         yield status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"), rows, figures.to_rgb(figure)
 
     gr.Markdown(
         "## Draw a digit\nA real network (the course's SimpleNet: 784 → 128 → 64 → 10, trained on all 60,000 MNIST training digits, "
-        "97.7% right on the 10,000 test digits) reads your drawing. Every panel updates as you draw."
+        "97.7% right on the 10,000 test digits) reads your drawing. Every panel updates each time you lift the pen."
     )
-    examples_state = gr.State([])
     with gr.Row():
         with gr.Column(scale=4, min_width=300):
-            sketch = SafeSketchpad(
-                label="Your digit",
-                type="pil",
-                image_mode=None,  # keep what arrives (16-bit, palette, alpha); superpos_core reads every mode
-                canvas_size=(CANVAS, CANVAS),
-                fixed_canvas=True,
-                brush=gr.Brush(default_size=BRUSH, colors=["#000000"], default_color="#000000", color_mode="fixed"),
-                layers=False,
-                transforms=(),
-                sources=("upload", "clipboard"),
-                format="png",
-                elem_id="mnist-sketchpad",
-            )
-            send = gr.Button("Send this drawing to the ResNet tab", size="sm", elem_id="mnist-send", visible=can_send)
+            pad = DrawingPad(example_on_pad(OPENING_EXAMPLE), side=CANVAS, brush=BRUSH, label="Your digit", elem_id="mnist-pad")
+            # The /mnist API's input, never shown: API callers send it a Sketchpad value, as they always have.
+            sketch = SafeSketchpad(label="Your digit", type="filepath", visible=False, elem_id="mnist-sketchpad")
+            with gr.Row():
+                upload = gr.UploadButton("Upload a picture of a digit", file_types=["image"], type="filepath", size="sm", elem_id="mnist-upload")
+                send = gr.Button("Send this drawing to the ResNet tab", size="sm", elem_id="mnist-send", visible=can_send)
             gallery = gr.Gallery(label="Or click a real MNIST test digit", columns=5, height=260, allow_preview=False, object_fit="contain", elem_id="mnist-examples")
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
@@ -177,12 +298,12 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
             note(notes["saliency"])
     with gr.Row():
         with gr.Column():
-            activations = figure("Activations of every neuron")
+            activations = figure("Activations of every neuron", elem_id="mnist-activations")
             note(notes["activations"])
         with gr.Column():
-            polysemanticity = figure("Is one neuron one digit? (polysemanticity)")
+            polysemanticity = figure("Is one neuron one digit? (polysemanticity)", elem_id="mnist-polysemanticity")
             note(notes["polysemanticity"])
-    histograms = figure("This digit's activations against 2,000 real test digits")
+    histograms = figure("This digit's activations against 2,000 real test digits", elem_id="mnist-histograms")
     note(notes["histograms"])
     with gr.Accordion("Numbers behind the pictures (the /mnist API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="mnist-json")
@@ -225,21 +346,23 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
             train_plot = figure("Accuracy and effective rank per epoch")
 
     live_outputs = [summary, status, label, saliency, activations, polysemanticity, histograms]
-    drawing_event = sketch.change(
-        partial(analyse, device=device),
-        inputs=sketch,
+    simplenet = dict(concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
+    pad.change(
+        partial(show_drawing, device=device),
+        inputs=pad,
         outputs=live_outputs,
-        api_name="mnist",
-        trigger_mode="always_last",  # while one frame is analysed, only the newest stroke waits
+        api_visibility="private",
+        trigger_mode="always_last",  # while one stroke is analysed, only the newest waits
         show_progress="hidden",
-        concurrency_limit=DRAWINGS_AT_ONCE,
-        concurrency_id="mnist-simplenet",
+        **simplenet,
     )
-    drawing_event.failure(explain_problem, inputs=sketch, outputs=live_outputs, api_visibility="private", show_progress="hidden", queue=False)
-    blocks.load(static_panels, outputs=[spectrum, table, weights, neuron_weights, gallery, examples_state], api_visibility="private", concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
-    gallery.select(show_example, inputs=examples_state, outputs=[sketch, *live_outputs], api_visibility="private", show_progress="hidden", concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
+    sketch.change(partial(analyse, device=device), inputs=sketch, outputs=live_outputs, api_name="mnist", show_progress="hidden", **simplenet)
+    upload.upload(upload_to_pad, inputs=upload, outputs=[pad, status], api_visibility="private", show_progress="hidden", **simplenet)
+    opening = blocks.load(open_tab, outputs=[spectrum, table, weights, neuron_weights, gallery, *live_outputs], api_visibility="private", **simplenet)
+    opening.then(partial(redraw_if_drawn, device=device), inputs=pad, outputs=live_outputs, api_visibility="private", show_progress="hidden", **simplenet)
+    gallery.select(show_example, outputs=pad, api_visibility="private", show_progress="hidden", queue=False)
     train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2, concurrency_id="mnist-train", preprocess=False)
 
     # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened).
-    network_view(lambda: networks.mnist_html(explorer().model), elem_id="mnist-network")
-    return SimpleNamespace(sketch=sketch, send=send)
+    network_view(lambda: networks.mnist_html(MnistExplorer.shared(device, DRAWINGS_AT_ONCE).model), elem_id="mnist-network")
+    return SimpleNamespace(pad=pad, send=send)

@@ -16,7 +16,6 @@ from superpos_core.recent import Kept
 DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}
 LEVEL_RANGE = (0.0, 3.0)  # the log-scale slider's k, for S = 1 - 10⁻ᵏ from 0 to 0.999
 OPENING: Kept[tuple] = Kept()  # the defaults' trained model, once per (device, controls) for the whole process
-_opening_progress: dict = {}  # key -> (fraction, desc) of the opening model's training, for visitors who wait on it
 
 NOTES = {
     "gram": "Each cell is how much two features' directions overlap (WᵀW). A red diagonal with white elsewhere: every kept feature "
@@ -169,10 +168,7 @@ def _opening(device: torch.device):
     """The kept opening model's key (everything it depends on) and how to make it, reporting how far it has got."""
     key = (str(torch.device(device)), tuple(sorted(DEFAULTS.items())))
 
-    def report(fraction=None, desc=None, **_ignored):  # shaped like a gr.Progress
-        _opening_progress[key] = (fraction or 0.0, desc or "Training")
-
-    return key, lambda: train_toy(**DEFAULTS, progress=report, device=device)
+    return key, lambda: train_toy(**DEFAULTS, progress=OPENING.reporter(key), device=device)
 
 
 def opening_result(device: torch.device = torch.device("cpu"), progress=None):
@@ -186,7 +182,7 @@ def opening_result(device: torch.device = torch.device("cpu"), progress=None):
 
     def waiting():
         if progress is not None:
-            fraction, desc = _opening_progress.get(key, (0.0, "Training"))
+            fraction, desc = OPENING.stage(key)
             progress(fraction, desc=desc)
 
     kept = OPENING.get_or_make(key, make, on_wait=waiting)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+import threading
 
 import torch
 
@@ -63,3 +65,14 @@ def release_free_memory() -> bool:
     libc.malloc_trim(0)
     return True
 
+
+
+BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
+
+
+def lower_this_threads_priority() -> None:
+    """Let every other thread of the process go first (long work in the background: quick events are answered at once)."""
+    try:  # on Linux a thread is a task of its own: this lowers this thread only, and needs no privilege
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except (OSError, AttributeError):  # another system: the work simply runs at the usual priority
+        pass

@@ -7,6 +7,8 @@ training data, and the network's answers then say more about the framing than th
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import os
 import warnings
@@ -23,6 +25,7 @@ INK_LEVEL = 0.25  # a pixel counts as ink for cropping when it is this dark rela
 MIN_DIGIT_SHARE = 0.15  # ink narrower and shorter than this share of the picture is "a dot" (a brush tap is ~8%)
 DIGIT_BOX, FIELD = 20, 28
 CENTRE = 14.0  # MNIST's digits have their centre of mass at pixel (14, 14) on average
+MAX_DATA_URL = 8 * 2**20  # characters; a drawing pad's PNG is a few kilobytes, a phone photo a few megabytes
 
 
 class DrawingError(ValueError):
@@ -83,10 +86,25 @@ def _ink_from_array(array: np.ndarray) -> np.ndarray:
     return 1.0 - gray
 
 
+def data_url_bytes(text: str) -> bytes:
+    """The picture inside a ``data:image/...;base64,...`` URL (what a browser canvas's toDataURL gives), as file bytes."""
+    head, comma, body = text.partition(",")
+    if not (comma and head.lower().startswith("data:image/") and head.lower().endswith(";base64")):
+        raise DrawingError("That is not a picture: expected a data:image/...;base64 URL.")
+    if len(body) > MAX_DATA_URL:
+        raise DrawingError(f"The picture is {len(body) / 2**20:.0f} MB as text, too large to read. Send one of at most {MAX_DATA_URL // 2**20} MB.")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise DrawingError("That data URL is not valid base64, so it holds no picture.") from None
+
+
 def ink_image(picture) -> np.ndarray:
-    """Anything that holds a picture (array, PIL image, file path, bytes) -> ink (H, W) in [0, 1]."""
-    if picture is None:
+    """Anything that holds a picture (array, PIL image, file path, bytes, data URL) -> ink (H, W) in [0, 1]."""
+    if picture is None or (isinstance(picture, str) and picture == ""):
         raise DrawingError("The canvas is empty: draw a digit with the brush.")
+    if isinstance(picture, str) and picture[:5].lower() == "data:":
+        picture = data_url_bytes(picture)
     if isinstance(picture, np.ndarray):
         ink = _ink_from_array(picture)
     elif isinstance(picture, Image.Image):

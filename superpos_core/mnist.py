@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,11 +238,14 @@ def train_epochs(
     recipe: TrainingRecipe = TrainingRecipe(),
     device: str | torch.device = "cpu",
     model: SimpleNet | None = None,
+    on_batch: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[tuple[SimpleNet, EpochReport]]:
     """Train a fresh SimpleNet with the course's recipe, yielding after every epoch.
 
     All randomness (initialisation, shuffling) comes from one private generator seeded with
     ``recipe.seed``, so the run is reproducible and independent of anything else in the process.
+    ``on_batch(epoch, batches_done, batches_per_epoch)``, when given, is called after every batch
+    (a progress bar that moves within an epoch).
     """
     generator = torch.Generator().manual_seed(recipe.seed)
     if model is None:
@@ -252,6 +255,7 @@ def train_epochs(
     loss_fn = nn.CrossEntropyLoss()
     x_all = bytes_to_input(train.images, device)  # (N, 784), normalised once up front
     y_all = torch.as_tensor(train.labels, device=device)
+    per_epoch = -(-len(train) // recipe.batch_size)
     for epoch in range(1, recipe.epochs + 1):
         order = torch.randperm(len(train), generator=generator).to(device)
         total, batches = 0.0, 0
@@ -263,6 +267,8 @@ def train_epochs(
             optimizer.step()
             total += loss.item()
             batches += 1
+            if on_batch is not None:
+                on_batch(epoch, batches, per_epoch)
         model.eval()
         report = EpochReport(epoch, total / batches, accuracy(model, test, device), weight_ranks(model))
         yield model, report

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -147,10 +147,20 @@ class MnistExplorer:
 
     def example_digits(self, count: int = 10) -> list[tuple[np.ndarray, int]]:
         """Real test digits to click, cycling through the classes 0..9: (28x28 uint8 image, label)."""
-        labels = self.sample.test.labels
-        per_class = [np.flatnonzero(labels == digit) for digit in range(10)]
-        chosen = [int(per_class[i % 10][i // 10]) for i in range(count)]
-        return [(self.sample.test.images[i], int(labels[i])) for i in chosen]
+        return example_digits(self.sample.test, count)
+
+
+def example_digits(digits: mnist.Digits, count: int = 10) -> list[tuple[np.ndarray, int]]:
+    """The first ``count`` digits of ``digits`` cycling through the classes 0..9: (28x28 uint8 image, label)."""
+    per_class = [np.flatnonzero(digits.labels == digit) for digit in range(10)]
+    chosen = [int(per_class[i % 10][i // 10]) for i in range(count)]
+    return [(digits.images[i], int(digits.labels[i])) for i in chosen]
+
+
+@functools.cache
+def bundled_examples(count: int = 10) -> tuple[tuple[np.ndarray, int], ...]:
+    """``example_digits`` of the bundled test digits, read once per process (no network needed)."""
+    return tuple(example_digits(mnist.load_sample().test, count))
 
 
 @functools.cache
@@ -162,8 +172,8 @@ def bundled_reference() -> mnist.Reference:
     return mnist.reference_activations(mnist.load_simplenet(mnist.WEIGHTS_PATH), mnist.load_sample().test)
 
 
-def train_live(epochs: int, seed: int = 0, device: str | torch.device = "cpu") -> Iterator[LiveRun]:
-    """Train a fresh SimpleNet with the course's recipe; yield after every epoch.
+def train_live(epochs: int, seed: int = 0, device: str | torch.device = "cpu", on_batch: Callable[[int, int, int], None] | None = None) -> Iterator[LiveRun]:
+    """Train a fresh SimpleNet with the course's recipe; yield after every epoch (``on_batch`` as ``mnist.train_epochs`` calls it).
 
     Uses full MNIST when it is already on this machine (see ``mnist.find_full_mnist``), else the
     bundled 10,000 training digits; accuracy is always measured on the bundled 2,000 test digits
@@ -175,5 +185,5 @@ def train_live(epochs: int, seed: int = 0, device: str | torch.device = "cpu") -
     train = full.train if full else sample.train
     source = f"full MNIST ({full.source})" if full else "the bundled sample of real MNIST"
     recipe = mnist.TrainingRecipe(epochs=epochs, seed=seed)
-    for _model, report in mnist.train_epochs(train, sample.test, recipe, device):
+    for _model, report in mnist.train_epochs(train, sample.test, recipe, device, on_batch=on_batch):
         yield LiveRun(report, source, len(train))

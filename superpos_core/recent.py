@@ -6,6 +6,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from superpos_core.devices import lower_this_threads_priority
+
 V = TypeVar("V")
 
 
@@ -78,7 +80,20 @@ class Kept(Generic[V]):
     def __init__(self) -> None:
         self._values: dict[Hashable, V] = {}
         self._making: dict[Hashable, _Making] = {}
+        self._stages: dict[Hashable, tuple[float, str]] = {}  # key -> how far its make has got, for those who wait
         self._lock = threading.Lock()
+
+    def reporter(self, key: Hashable) -> Callable[..., None]:
+        """A progress callback (shaped like a ``gr.Progress``) for the make of ``key``: ``stage`` reads what it last said."""
+
+        def report(fraction: float | None = None, desc: str | None = None, **_ignored) -> None:
+            self._stages[key] = (float(fraction or 0.0), desc or "Starting")
+
+        return report
+
+    def stage(self, key: Hashable) -> tuple[float, str]:
+        """(fraction, description) that the make of ``key`` last reported; (0, "Starting") before it reports."""
+        return self._stages.get(key, (0.0, "Starting"))
 
     def get(self, key: Hashable) -> V | None:
         """The kept value, or None (never waits)."""
@@ -125,13 +140,14 @@ class Kept(Generic[V]):
             making.done.set()
 
     def start(self, key: Hashable, make: Callable[[], V], name: str = "kept-value") -> threading.Thread | None:
-        """Make the value on a daemon thread, unless it is kept or under way already; returns the thread started."""
+        """Make the value on a daemon thread of low priority, unless it is kept or under way already; returns the thread started."""
         with self._lock:
             if key in self._values or key in self._making:
                 return None
             making = self._making[key] = _Making()  # registered before the thread runs: a second start, or a request, waits on this one
 
         def run() -> None:
+            lower_this_threads_priority()  # page loads and drawings go first
             try:
                 self._make(key, make, making)
             except Exception:  # kept nowhere: the first request that needs the value makes it again, and sees the error

@@ -91,3 +91,18 @@ def test_the_network_view_is_a_closed_accordion_filled_when_opened():
     triggers = {(blocks.blocks[t[0]].__class__.__name__, t[1]) for fn in blocks.fns.values() for t in fn.targets}
     assert {("Accordion", "expand"), ("Number", "change")} <= triggers
     assert all(fn.api_visibility == "private" for fn in blocks.fns.values())
+def test_an_inline_figure_is_sent_in_the_message_not_as_a_file(tmp_path, monkeypatch):
+    import base64
+    import io
+
+    from demos.common import FigureImage, inline_png
+
+    image = FigureImage(format="png")
+    monkeypatch.setattr(image, "GRADIO_CACHE", str(tmp_path))
+    picture = np.zeros((12, 16, 3), np.uint8)
+    picture[2:6, 3:9] = (30, 200, 30)
+    sent = image.postprocess(inline_png(picture))
+    assert sent.path is None and sent.url.startswith("data:image/png;base64,") and sent.mime_type == "image/png"
+    decoded = Image.open(io.BytesIO(base64.b64decode(sent.url.split(",", 1)[1])))
+    assert np.array_equal(np.asarray(decoded.convert("RGB")), picture)
+    assert not any(tmp_path.iterdir())  # nothing written for the browser to fetch

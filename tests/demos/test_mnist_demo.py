@@ -1,4 +1,6 @@
+import gradio as gr
 import numpy as np
+import pytest
 
 from demos import mnist as mnist_tab
 from superpos_core import mnist
@@ -45,3 +47,96 @@ def test_spectrum_note_says_exactly_what_the_effective_rank_counts():
     assert "needed before 99%" not in note
     for name, neurons, effective, ratio, to_reach, _random in MnistExplorer().rank_table():
         assert to_reach == effective + 1, name  # what "one fewer" promises, on the shipped weights
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_stroke_from_the_pad_fills_every_panel_inline():
+    from tests import helpers
+
+    sample = helpers.sample().test
+    summary, status, label, *pictures = mnist_tab.show_drawing(png_data_url(helpers.digit_on_paper(sample.images[0])))
+    assert summary["prediction"] == sample.labels[0] and f"reads **{sample.labels[0]}**" in status
+    assert max(label, key=label.get) == str(sample.labels[0])
+    assert len(pictures) == 4 and all(p.startswith("data:image/png;base64,") for p in pictures)
+
+
+def test_the_pad_never_fails_with_a_badge_it_says_why_and_empties_the_panels():
+    blank = np.full((280, 280), 255, np.uint8)
+    dot = blank.copy()
+    dot[138:144, 138:144] = 0
+    cases = [
+        ("", mnist_tab.NO_DIGIT),
+        (png_data_url(blank), mnist_tab.NO_DIGIT),
+        (png_data_url(dot), "only a dot"),
+        ("data:image/png;base64,aGVsbG8gd29ybGQ=", "could not be read"),  # text named a PNG
+        ("/etc/passwd", "not a picture"),  # never opened as a path
+        (12, "not a picture"),
+    ]
+    for value, message in cases:
+        summary, status, *panels = mnist_tab.show_drawing(value)
+        assert message in status, (value, status)
+        assert summary is None and panels == [None] * 5
+
+
+def test_an_upload_is_fitted_onto_the_pad_or_refused_with_a_message(tmp_path):
+    from PIL import Image
+
+    from tests import helpers
+
+    sample = helpers.sample().test
+    wide = np.full((300, 900), 255, np.uint8)
+    wide[:, 300:600] = helpers.digit_on_paper(sample.images[5], scale=300 // 28 + 1)[:300, :300]
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    value, status = mnist_tab.upload_to_pad(tmp_path / "wide.png")
+    assert value.startswith("data:image/png;base64,") and status == gr.skip()
+    assert mnist_tab.show_drawing(value)[0]["prediction"] == sample.labels[5]
+    (tmp_path / "notes.png").write_text("not a picture")
+    Image.new("1", (15000, 15000)).save(tmp_path / "bomb.png")
+    for name, message in [("notes.png", "could not be read"), ("bomb.png", "too large")]:
+        value, status = mnist_tab.upload_to_pad(tmp_path / name)
+        assert value == gr.skip() and message in status, name
+
+
+def test_only_a_drawing_is_sent_to_the_resnet_tab():
+    assert mnist_tab.drawing_to_send("") is None and mnist_tab.drawing_to_send("not a url") is None
+    for empty in ("", None):
+        with pytest.raises(gr.Error, match="Draw a digit first"):
+            mnist_tab.require_drawing(empty)
+    mnist_tab.require_drawing(mnist_tab.example_on_pad(0))  # a drawing: on to the next step
+    picture = mnist_tab.drawing_to_send(mnist_tab.example_on_pad(mnist_tab.OPENING_EXAMPLE))
+    assert picture.size == (mnist_tab.CANVAS, mnist_tab.CANVAS) and picture.mode == "RGB"
+
+
+def test_the_opening_view_is_the_opening_example_analysed():
+    view = mnist_tab.opening("cpu")
+    summary, status, *_ = view.live
+    digit, label = mnist_tab.bundled_examples(mnist_tab.EXAMPLES)[mnist_tab.OPENING_EXAMPLE]
+    assert summary["prediction"] == label and f"a real MNIST test digit, a {label}" in status
+    drawn = mnist_tab.show_drawing(mnist_tab.example_on_pad(mnist_tab.OPENING_EXAMPLE))
+    assert drawn[1] in status and view.live[2:] == drawn[2:]  # what the pad shows, read the same
+    assert len(view.gallery) == mnist_tab.EXAMPLES and len(view.static) == 4
+
+
+def test_a_drawing_made_before_the_opening_view_arrived_is_read_again():
+    assert mnist_tab.redraw_if_drawn(mnist_tab.example_on_pad(mnist_tab.OPENING_EXAMPLE)) == (gr.skip(),) * 7  # nothing drawn: keep the opening view
+    drawn = mnist_tab.example_on_pad(7)  # the pad holds something else by then
+    assert mnist_tab.redraw_if_drawn(drawn) == mnist_tab.show_drawing(drawn)
+
+
+def test_the_api_sketchpad_hands_files_on_unopened(tmp_path):
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+
+    pad = mnist_tab.SafeSketchpad(type="filepath")
+    payload = EditorData(background=FileData(path=str(tmp_path / "a.png")), layers=[], composite=None)
+    assert pad.preprocess(payload) == {"background": str(tmp_path / "a.png"), "layers": [], "composite": None}

@@ -60,6 +60,9 @@ def bad_files(tmp_path):
     Image.fromarray(dot).save(files.setdefault("dot", tmp_path / "dot.png"))
     (tmp_path / "notes.txt").write_text("not a picture")
     files["text"] = tmp_path / "notes.txt"
+    (tmp_path / "notes.png").write_text("not a picture either, whatever its name says")
+    files["text named .png"] = tmp_path / "notes.png"
+    Image.new("1", (15000, 15000)).save(files.setdefault("decompression bomb", tmp_path / "bomb.png"))  # 225 million pixels, a few dozen kB
     cut = tmp_path / "cut.png"
     Image.fromarray(helpers.digit_on_paper(sample.images[0])).save(cut)
     cut.write_bytes(cut.read_bytes()[:300])
@@ -67,7 +70,10 @@ def bad_files(tmp_path):
     return files
 
 
-EXPECTED = {"empty": "empty", "black": "dark all over", "dot": "dot", "text": "could not be read", "truncated": "could not be read"}
+EXPECTED = {
+    "empty": "empty", "black": "dark all over", "dot": "dot", "text": "could not be read", "text named .png": "could not be read",
+    "decompression bomb": "too large", "truncated": "could not be read",
+}
 
 
 def test_bad_input_gives_clear_errors_and_the_app_keeps_serving(client, tmp_path, digit_file):

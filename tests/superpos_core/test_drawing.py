@@ -1,3 +1,4 @@
+import base64
 import io
 
 import numpy as np
@@ -121,3 +122,40 @@ def test_editor_value_prefers_composite():
     assert drawing.editor_picture({"background": "b", "layers": [], "composite": "c"}) == "c"
     assert drawing.editor_picture({"background": "b", "layers": [], "composite": None}) == "b"
     assert drawing.editor_picture("plain") == "plain"
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_canvas_data_url_reads_like_the_picture(digits):
+    paper = helpers.digit_on_paper(digits.images[3])
+    from_url = drawing.prepare_digit(png_data_url(paper))
+    np.testing.assert_array_equal(from_url.pixels, drawing.prepare_digit(paper).pixels)
+    assert drawing.data_url_bytes(png_data_url(paper))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("data:text/plain;base64,aGVsbG8=", "not a picture"),
+        ("data:image/png,rawtext", "not a picture"),
+        ("data:image/png;base64,***", "not valid base64"),
+        ("data:image/png;base64,aGVsbG8gd29ybGQ=", "could not be read"),  # "hello world", named a PNG
+    ],
+)
+def test_bad_data_urls_say_why(text, message):
+    with pytest.raises(drawing.DrawingError, match=message):
+        drawing.prepare_digit(text)
+
+
+def test_a_decompression_bomb_is_refused_unread(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (15000, 15000)).save(path)  # 225 million pixels in a file of a few dozen kilobytes
+    assert path.stat().st_size < 2**20
+    for picture in (str(path), path.read_bytes()):
+        with pytest.raises(drawing.DrawingError, match="too large"):
+            drawing.prepare_digit(picture)

@@ -134,3 +134,13 @@ def test_reference_counts_firing_silent_and_multi_class_neurons():
     assert reference.multi_class_neurons("relu1") == 0
     assert reference.multi_class_neurons("relu1", level=0.15) == 1  # neuron 0 now counts on both classes; the silent one never does
     assert reference.multi_class_neurons("relu1", level=0.1) == 2
+
+
+def test_training_reports_every_batch():
+    sample = helpers.sample()
+    train = mnist.Digits(sample.train.images[:300], sample.train.labels[:300])  # 5 batches of 64, the last of 44
+    test = mnist.Digits(sample.test.images[:100], sample.test.labels[:100])
+    calls = []
+    reports = list(mnist.train_epochs(train, test, mnist.TrainingRecipe(epochs=2), on_batch=lambda *call: calls.append(call)))
+    assert calls == [(epoch, done, 5) for epoch in (1, 2) for done in range(1, 6)]
+    assert len(reports) == 2

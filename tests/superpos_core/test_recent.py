@@ -130,3 +130,29 @@ def test_a_caller_waiting_on_a_failed_background_make_makes_it_itself():
     assert kept.get_or_make("cpu", lambda: "made by the request") == "made by the request"
     thread.join(5)
     assert kept.get("cpu") == "made by the request"
+
+
+def test_those_who_wait_see_how_far_the_background_make_has_got_and_it_runs_at_low_priority():
+    import os
+
+    from superpos_core.recent import Kept
+
+    kept, gate, seen, niceness = Kept(), threading.Event(), [], []
+
+    def make():
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        kept.reporter("cpu")(0.5, desc="half way")
+        gate.wait(10)
+        return "view"
+
+    assert kept.stage("cpu") == (0.0, "Starting")
+    kept.start("cpu", make)
+
+    def on_wait():
+        seen.append(kept.stage("cpu"))
+        if seen[-1][0] == 0.5:
+            gate.set()  # a waiter saw the stage: let the make finish
+
+    assert kept.get_or_make("cpu", lambda: "made twice", on_wait=on_wait, poll_s=0.01) == "view"
+    assert (0.5, "half way") in seen
+    assert niceness[0] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # quick events go first
