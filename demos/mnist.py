@@ -229,7 +229,7 @@ def opening_view(device_key: str, report) -> SimpleNamespace:
 OPENING: Kept[SimpleNamespace] = Kept()  # the opening view, once per device for the whole process
 
 
-def opening(device_key: str = "cpu", progress=None) -> SimpleNamespace:
+def kept_opening_view(device_key: str = "cpu", progress=None) -> SimpleNamespace:
     """The kept opening view for this device, made now if need be (waiting, with ``progress`` moving, on a make under way)."""
     on_wait = None if progress is None else (lambda: progress(*OPENING.stage(device_key)))
     return OPENING.get_or_make(device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), on_wait=on_wait)
@@ -246,7 +246,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     start_opening(str(device))  # as the server starts, so that the first visitor need not wait
 
     def open_tab(progress=gr.Progress()):
-        view = opening(str(device), progress)
+        view = kept_opening_view(str(device), progress)
         return (*view.static, view.gallery, *copy.deepcopy(view.live))
 
     def show_example(selection: gr.SelectData):

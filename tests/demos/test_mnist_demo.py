@@ -118,7 +118,7 @@ def test_only_a_drawing_is_sent_to_the_resnet_tab():
 
 
 def test_the_opening_view_is_the_opening_example_analysed():
-    view = mnist_tab.opening("cpu")
+    view = mnist_tab.kept_opening_view("cpu")
     summary, status, *_ = view.live
     digit, label = mnist_tab.bundled_examples(mnist_tab.EXAMPLES)[mnist_tab.OPENING_EXAMPLE]
     assert summary["prediction"] == label and f"a real MNIST test digit, a {label}" in status

@@ -6,6 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from demos import lm as lm_tab
+from superpos_core import lm
+
 
 @pytest.fixture(scope="module")
 def page(server_url, browser):
@@ -223,10 +226,13 @@ def test_language_model_tab_shows_the_token_heatmap(page):
     tab.click()
     text = page.locator("#lm-text textarea")
     expect(text).to_be_visible(timeout=30_000)  # the tab has really opened
-    text.fill("It was the best of times, it was the worst of times.")
+    typed = "Cats and dogs share the garden."  # not the opening example, so the status must change
+    text.fill(typed)
     page.get_by_role("button", name="Analyse the text").click()
-    # The offline SmolLM2 loads once per process (about 20 s here) before the first analysis.
-    expect(page.locator("#lm-next")).to_contain_text("%", timeout=120_000)
+    # The offline SmolLM2 loads once per process (the server is in this process: the same model) before the first analysis.
+    tokens = len(lm.load(lm_tab.default_model()).tokenizer(typed, add_special_tokens=False).input_ids)
+    expect(page.locator("#lm-status")).to_contain_text(f"{tokens} tokens at layer", timeout=120_000)
+    expect(page.locator("#lm-next")).to_contain_text("%")
     expect(tab).to_have_attribute("aria-selected", "true")
     # Images load lazily: bring the figure's frame on screen, then its picture gets a size.
     page.locator("#lm-heatmap").scroll_into_view_if_needed()
