@@ -28,7 +28,7 @@ function segment(from, to) {
 function paint() {
   pen.fillStyle = "#ffffff";
   pen.fillRect(0, 0, side, side);
-  if (background) pen.drawImage(background, 0, 0, side, side);
+  if (background) pen.drawImage(background, 0, 0, side, side); // always square: the server's and paste's pictures are fitted first
   pen.fillStyle = pen.strokeStyle = "#000000";
   pen.lineWidth = brush;
   pen.lineCap = pen.lineJoin = "round";
@@ -109,6 +109,41 @@ element.querySelector("[data-action=clear]").addEventListener("click", () => {
   strokes = [];
   paint();
   send();
+});
+
+// A picture pasted while the pad is on screen (a screenshot of a digit) goes on the pad like an upload:
+// fitted into the square, letterboxed in the colour of its own corner so that the paper stays paper.
+function fitted(picture) {
+  const square = document.createElement("canvas");
+  square.width = square.height = side;
+  const drawn = square.getContext("2d");
+  drawn.drawImage(picture, 0, 0, 1, 1, 0, 0, 1, 1);
+  const [r, g, b, a] = drawn.getImageData(0, 0, 1, 1).data;
+  drawn.fillStyle = a < 128 ? "#ffffff" : `rgb(${r}, ${g}, ${b})`; // a transparent corner: white paper
+  drawn.fillRect(0, 0, side, side);
+  const scale = side / Math.max(picture.width, picture.height);
+  const [w, h] = [picture.width * scale, picture.height * scale];
+  drawn.drawImage(picture, (side - w) / 2, (side - h) / 2, w, h);
+  return square;
+}
+
+document.addEventListener("paste", (event) => {
+  if (!canvas.isConnected || canvas.offsetParent === null) return; // another tab is showing
+  const target = event.target;
+  if (target && (target.isContentEditable || ["INPUT", "TEXTAREA"].includes(target.tagName))) return; // text pasted into a box
+  const item = [...(event.clipboardData?.items || [])].find((entry) => entry.type.startsWith("image/"));
+  if (!item) return;
+  event.preventDefault();
+  const picture = new Image();
+  picture.onload = () => {
+    URL.revokeObjectURL(picture.src);
+    opening = false;
+    strokes = [];
+    background = fitted(picture);
+    paint();
+    send();
+  };
+  picture.src = URL.createObjectURL(item.getAsFile());
 });
 
 // Only values from the server arrive here: the pad's own sends do not call back.

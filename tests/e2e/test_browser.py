@@ -167,6 +167,33 @@ def test_uploads_that_are_no_pictures_get_a_message_not_error_badges(page, tmp_p
     expect(page.locator("#mnist-status")).to_contain_text(f"The network reads {sample.labels[7]}", timeout=30_000)
 
 
+def test_a_pasted_picture_goes_on_the_pad_and_is_read(page):
+    """Ctrl+V of a screenshot: a raw MNIST digit (light on dark, wider than tall) is fitted onto the pad and read."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tests import helpers
+
+    sample = helpers.sample().test
+    digit = np.kron(sample.images[3], np.ones((4, 4), np.uint8))  # 112 x 112, light ink on black, as MNIST stores it
+    wide = np.pad(digit, ((0, 0), (40, 40)))  # a screenshot is seldom square
+    png = io.BytesIO()
+    Image.fromarray(wide).save(png, format="PNG")
+    page.evaluate(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const clipboard = new DataTransfer();
+            clipboard.items.add(new File([bytes], "screenshot.png", { type: "image/png" }));
+            document.body.dispatchEvent(new ClipboardEvent("paste", { clipboardData: clipboard, bubbles: true }));
+        }""",
+        base64.b64encode(png.getvalue()).decode(),
+    )
+    expect(page.locator("#mnist-status")).to_contain_text(f"The network reads {sample.labels[3]}", timeout=30_000)
+
+
 def test_an_empty_pad_is_not_sent_to_the_resnet_tab(page):
     pad_button(page, "Clear canvas").click()
     expect(page.locator("#mnist-status")).to_contain_text("Draw a digit", timeout=30_000)
