@@ -20,6 +20,7 @@ from gradio.data_classes import ImageData
 from PIL import Image
 
 from superpos_core.devices import lower_this_threads_priority, release_free_memory
+from superpos_core.drawing import too_large_message
 
 QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-character string is not echoed
 MAX_SEED = 2**63 - 1  # the largest seed, either side of 0, that torch.Generator.manual_seed takes
@@ -199,7 +200,7 @@ class ReadableUploads(GradiosFrontEnd):
             raise gr.Error(unreadable_file(error), print_exception=False) from None
 
 
-TOO_MANY_PIXELS = "That picture has far too many pixels to read (more than 8000×8000). Use a smaller one, such as a photo from a phone or a screenshot."
+TOO_MANY_PIXELS = too_large_message()
 
 
 def unreadable_file(error: BaseException) -> str:

@@ -21,6 +21,12 @@ from PIL import Image
 
 MAX_SIDE = 1024  # larger pictures are shrunk first: a digit needs no more, and it bounds the work
 MAX_PIXELS = 8000 * 8000  # refuse anything bigger (decompression bombs); this much is shrunk first
+
+
+def too_large_message(width: int | None = None, height: int | None = None) -> str:
+    """What every tab says of a picture with too many pixels (a decompression bomb, or just a huge scan)."""
+    size = f"{width:,}×{height:,} pixels, far more" if width else "far more pixels"
+    return f"The picture is too large to read: {size} than the 8000×8000 this app reads. Use a smaller one, such as a photo from a phone or a screenshot."
 INK_LEVEL = 0.25  # a pixel counts as ink for cropping when it is this dark relative to the darkest
 MIN_DIGIT_SHARE = 0.15  # ink narrower and shorter than this share of the picture is "a dot" (a brush tap is ~8%)
 DIGIT_BOX, FIELD = 20, 28
@@ -41,7 +47,7 @@ class PreparedDigit:
 def _from_pil(image: Image.Image) -> np.ndarray:
     """Any PIL image -> ink (H, W) float32 in [0, 1], transparency counted as white paper."""
     if image.width * image.height > MAX_PIXELS:
-        raise DrawingError(f"The picture is {image.width}×{image.height} pixels, too large to read. Use one of at most 8000×8000.")
+        raise DrawingError(too_large_message(image.width, image.height))
     if getattr(image, "is_animated", False):
         image.seek(0)  # an animated GIF: read its first frame
     if max(image.size) > MAX_SIDE:
@@ -125,7 +131,7 @@ def ink_image(picture) -> np.ndarray:
         except DrawingError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise DrawingError("The picture is too large to read. Use one of at most 8000×8000 pixels.") from None
+            raise DrawingError(too_large_message()) from None
         except (OSError, ValueError, SyntaxError) as error:  # PIL's ways of saying "not an image"
             raise DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
     else:

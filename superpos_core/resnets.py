@@ -241,7 +241,7 @@ def photo_rgb(picture) -> Image.Image:
     if min(picture.size) < MIN_SIDE:
         raise ImageError(f"The picture is {picture.width}×{picture.height} pixels: too small to see anything. Use one at least {MIN_SIDE}×{MIN_SIDE}.")
     if picture.width * picture.height > drawing.MAX_PIXELS:
-        raise ImageError(too_large(picture.width, picture.height))
+        raise ImageError(drawing.too_large_message(picture.width, picture.height))
     try:
         picture.load()  # gradio opens uploads lazily: a broken file fails here, not halfway through the conversion
     except (OSError, ValueError, SyntaxError) as error:
@@ -278,21 +278,15 @@ def _open(picture) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL would decode it anyway: refuse before
             image = Image.open(source)
         if image.width * image.height > drawing.MAX_PIXELS:
-            raise drawing.DrawingError(too_large(image.width, image.height))
+            raise drawing.DrawingError(drawing.too_large_message(image.width, image.height))
         image.load()
         return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise drawing.DrawingError(too_large()) from None
+        raise drawing.DrawingError(drawing.too_large_message()) from None
     except (OSError, ValueError, SyntaxError) as error:
         if isinstance(error, drawing.DrawingError):
             raise
         raise drawing.DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
-
-
-def too_large(width: int | None = None, height: int | None = None) -> str:
-    """The message for a picture with too many pixels (a decompression bomb, or just a huge scan)."""
-    size = f" is {width:,}×{height:,} pixels," if width else " has too many pixels"
-    return f"The picture{size} too large to read. Use one of at most 8000×8000 pixels."
 
 
 # A picture is read as a photo, not a digit, when little of it is plain paper, when its border is not
