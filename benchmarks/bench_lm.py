@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from benchmarks.measure import load_average, milliseconds, reset_peak, status_mib, threads_and_load
-from benchmarks.summary import record
+from benchmarks.summary import quick_run, record, verdict
 from superpos_core import lm, sae
 
 TOKENS = 64  # the issue's text length
@@ -296,8 +296,7 @@ def bare_forward(model: nn.Module, input_ids: torch.Tensor, **extra) -> object:
 
 def fresh_handler_call(lm_tab, text: str, model: str, layer: int) -> tuple:
     """One ``analyse_text_event`` call that really reads the text: the tab's text cache is emptied first."""
-    with lm_tab._analyses_lock:
-        lm_tab._analyses.clear()
+    lm_tab.forget_texts()
     return lm_tab.analyse_text_event(text, model, layer, lm_tab.VIEWS[0], CPU, no_progress)
 
 
@@ -385,10 +384,6 @@ def run_smollm_child(threads: int, runs: int) -> dict:
 # --- the run -------------------------------------------------------------------------------------------
 
 
-def verdict(ok: bool | None) -> str:
-    return "report" if ok is None else ("yes" if ok else "NO")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Time the language-model tab on a random-weight GPT-2 small, the course's SAE loop and the offline SmolLM2.")
     parser.add_argument("--runs", type=int, default=20, help="timed handler calls (and floors) in 1)")
@@ -404,6 +399,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.sae_runs, args.encode_runs, args.panel_runs, args.smollm_runs = 5, 2, 10, 2, 3
+        quick_run()
     if args.smollm_child:
         smollm_child(args.threads, args.smollm_runs)
         return
@@ -426,7 +422,7 @@ def main() -> None:
         save_random_gpt2(work / "gpt2-random", tokenizer)
         load_ms, loaded = milliseconds(lm.load, work / "gpt2-random", allow_any=True)
         loaded = replace(loaded, name=MODEL_KEY, title=lm.CATALOGUE[MODEL_KEY].title)
-        lm._loaded[(MODEL_KEY, str(CPU))] = loaded  # where lm.load("gpt2") looks first: the handlers find it
+        lm.register(MODEL_KEY, loaded)  # lm.load("gpt2") now returns it: the handlers find it
         text = text_of(loaded.tokenizer, TOKENS)
         print(f"tokenizer: {source}")
         print(f"text: {text[:70]!r}... ({TOKENS} tokens)")
@@ -436,7 +432,7 @@ def main() -> None:
 
         # 2) The course's SAE. The analysis is cached by the last handler call, as when a learner trains
         #    right after reading the text.
-        analysis = lm_tab._analysis(text, MODEL_KEY, LAYER, CPU, no_progress)
+        analysis = lm_tab.text_analysis(text, MODEL_KEY, LAYER, CPU)
         x = torch.as_tensor(analysis.activations).clone()  # (64, 768)
         x16 = x[:COURSE_TOKENS].clone()  # (16, 768)
         recipe = sae.CourseSAEConfig()
@@ -572,7 +568,7 @@ def main() -> None:
     print("goals from the issue (p50 unless marked; the SAE rows are medians):")
     print(f"  {'operation':<46} {'ours':>10} {'course or floor':>18} {'ratio':>17} {'goal':>13} {'met':>6}")
     for label, ours, other, ratio, goal, ok in table:
-        print(f"  {label:<46} {ours:>10} {other:>18} {ratio:>17} {goal:>13} {verdict(ok):>6}")
+        print(f"  {label:<46} {ours:>10} {other:>18} {ratio:>17} {goal:>13} {verdict(ok, 'yes', 'NO'):>6}")
     record("lm", f"GPT-2 small forward + token heatmap + rank plot, {TOKENS} tokens", handler_p50, "ms", None, floor_p50, f"<= {GOAL_HANDLER_P50_MS:.0f} ms", handler_p50 <= GOAL_HANDLER_P50_MS)
     record("lm", f"course's SAE + its 3 figures, {TOKENS} tokens", sae_ms["event"], "ms", sae_ms["loop"], None, f"<= {GOAL_SAE_HANDLER_MS:.0f} ms", sae_ms["event"] <= GOAL_SAE_HANDLER_MS)
     record("lm", f"course's SAE training alone, {TOKENS} tokens", sae_ms["train"], "ms", sae_ms["loop"], None, "never slower than the course", speed64 >= GOAL_SAE_SPEEDUP)

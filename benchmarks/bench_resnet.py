@@ -53,7 +53,7 @@ from PIL import Image
 from torch import nn
 
 from benchmarks.measure import MIB, load_average, milliseconds, peak_mib, reset_peak, status_mib, threads_and_load
-from benchmarks.summary import record
+from benchmarks.summary import quick_run, record, verdict
 from superpos_core import conv_rank, rank, resnets
 from superpos_core.capture import capture_activations, hook_count
 from superpos_core.conv_rank import channels_first, conv_layer_names
@@ -95,10 +95,9 @@ def register_random_model(model: nn.Module) -> resnets.LoadedResNet:
         modules=dict(model.named_modules()),
         weights_id="random-benchmark",  # keys the rank cache apart from any real weights' table
         device=torch.device("cpu"),
-        transform=resnets._weights_enum(entry).transforms(),  # builds the preprocessing, downloads nothing
+        transform=resnets.preprocessing(entry),  # downloads nothing
     )
-    resnets._loaded[(MODEL, "cpu")] = loaded
-    return loaded
+    return resnets.register(loaded)
 
 
 def bundled_photos() -> list[Image.Image]:
@@ -114,7 +113,7 @@ def bundled_photos() -> list[Image.Image]:
 def reference_like_batches() -> list[torch.Tensor]:
     """10 batches of 128 seeded noise images, 32x32, normalised the ImageNet way as the tab does."""
     entry = resnets.CATALOGUE[MODEL]
-    transform = resnets._weights_enum(entry).transforms()
+    transform = resnets.preprocessing(entry)
     mean = torch.tensor(transform.mean)[:, None, None]  # (3, 1, 1)
     std = torch.tensor(transform.std)[:, None, None]
     generator = torch.Generator().manual_seed(SEED)
@@ -308,10 +307,6 @@ def reference_forwards(model: nn.Module, batches: list[torch.Tensor]) -> None:
         model(x)
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Time the ResNet tab on a random-weight ResNet-50, and its rank table against the course's way.")
     parser.add_argument("--forwards", type=int, default=30, help="timed forward passes per side in 1)")
@@ -321,7 +316,11 @@ def main() -> None:
     parser.add_argument("--rank-runs", type=int, default=1, help="fresh-process runs per side in 4) (0 skips it)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1, as `python app.py` runs)")
     parser.add_argument("--rank-child", choices=list(SIDES), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="a check that it runs: 3 forwards, 3 images, one pass of switches, no rank table; no goal judged")
     args = parser.parse_args()
+    if args.quick:
+        args.forwards, args.images, args.switch_passes, args.rank_runs = 3, 3, 1, 0
+        quick_run()
     if args.rank_child:
         rank_child(args.rank_child, args.threads)
         return

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.measure import MIB, status_mib
+from benchmarks.summary import is_quick, quick_run, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 LM = "smollm2-135m-offline"  # the language model every machine of this project has
@@ -165,7 +166,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="run the load this many times on the same server, printing RSS after each (only round 1 is timed)")
     parser.add_argument("--endpoints", nargs="*", help="only these (e.g. /mnist), to see one endpoint's own limit")
     parser.add_argument("--timeline", type=float, default=0, metavar="S", help="also print /mnist calls and p95 per window of S seconds (when in the run slow answers come)")
+    parser.add_argument("--quick", action="store_true", help="a check that it runs: 2 sessions for 2 s after the warm-up; no goal judged (an error still fails it)")
     args = parser.parse_args()
+    if args.quick:
+        args.sessions, args.seconds, args.rounds = 2, 2.0, 1
+        quick_run()
     if not (1 <= args.sessions <= 64 and 1 <= args.seconds <= 600):
         parser.error("--sessions must be 1..64 and --seconds 1..600: this is a bounded test, not a stress tool")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -261,7 +266,9 @@ def main() -> int:
         (f"/mnist p95 {mnist_p95:.3f} s", mnist_p95 <= GOAL_MNIST_P95_S, f"<= {GOAL_MNIST_P95_S} s"),
     ]
     for what, ok, goal in checks:
-        print(f"  {what:<48} goal {goal:<12} {'met' if ok else 'NOT MET'}")
+        print(f"  {what:<48} goal {goal:<12} {verdict(ok, not_met='NOT MET')}")
+    if is_quick():  # a failed call or a stuck session is a fault, not a figure: it fails even a quick run
+        return 0 if total_errors == 0 else 1
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 

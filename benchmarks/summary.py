@@ -3,6 +3,11 @@
 A benchmark calls ``record(...)`` for each headline figure. When ``run_all`` starts it, the
 environment names a file (``SUPERPOS_BENCH_SUMMARY``) and the rows are written there as JSON; run on
 its own, a benchmark only prints its usual report and ``record`` keeps the rows in memory.
+
+Every benchmark also has a quick mode (``--quick``): a few repeats on small sizes, so that CI
+(``tests/test_benchmarks.py``) runs every benchmark in seconds and a rename breaks a test rather than the
+next measurement. A quick run calls ``quick_run()`` first; its figures are not measurements, so
+``verdict`` and ``record`` judge no goal in it.
 """
 from __future__ import annotations
 
@@ -27,9 +32,34 @@ class Row:
 
 
 ROWS: list[Row] = []
+QUICK_BANNER = "QUICK run: a check that this benchmark runs (few repeats, small sizes); its figures are not measurements and no goal is judged."
+NOT_JUDGED = "not judged (quick run)"
+_quick = False
+
+
+def quick_run() -> None:
+    """Mark this process's run as quick, and say so: from now on no goal is judged."""
+    global _quick
+    _quick = True
+    print(QUICK_BANNER, flush=True)
+
+
+def is_quick() -> bool:
+    """Whether ``quick_run()`` was called in this process."""
+    return _quick
+
+
+def verdict(ok: bool | None, met: str = "met", not_met: str = "NOT met") -> str:
+    """How a goal's line ends: met, not met, or, in a quick run, not judged ("report" where there is no goal)."""
+    if _quick:
+        return NOT_JUDGED
+    return "report" if ok is None else (met if ok else not_met)
 
 
 def record(demo: str, operation: str, ours: float, unit: str, course: float | None = None, floor: float | None = None, goal: str = "", met: bool | None = None) -> None:
+    """One row of ``run_all``'s table; in a quick run its goal is marked not judged and ``met`` is dropped."""
+    if _quick:
+        goal, met = (f"{goal}: {NOT_JUDGED}" if goal else NOT_JUDGED), None
     ROWS.append(Row(demo, operation, float(ours), unit, None if course is None else float(course), None if floor is None else float(floor), goal, None if met is None else bool(met)))
 
 

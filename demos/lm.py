@@ -146,6 +146,17 @@ def _analysis(text, model: str, layer, device: torch.device, progress, allow_any
         raise gr.Error(str(error), print_exception=False) from None
 
 
+def text_analysis(text: str, model: str, layer: int, device: torch.device = torch.device("cpu"), allow_any: bool = False) -> lm.TextAnalysis:
+    """What the tab's handlers read a text with: its analysis at ``layer``, from the tab's cache of recent texts
+    when this model read this text before (a notebook or benchmark can reuse the forward pass a handler made)."""
+    return _analysis(text, model, layer, device, quiet, allow_any)
+
+
+def forget_texts() -> None:
+    """Empty the tab's cache of recent texts, so the next handler call reads its text with a fresh forward pass."""
+    _analyses.clear()
+
+
 def _labels(analysis: lm.TextAnalysis) -> list[str]:
     return analysis.labels
 

@@ -281,6 +281,16 @@ def load(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", all
         return _loaded[slot]
 
 
+def register(key: str, loaded: LoadedLM) -> LoadedLM:
+    """Make ``load(key)`` return ``loaded`` from now on in this process, on ``loaded.device``.
+
+    For a notebook or a benchmark that brings its own copy of a catalogue model (a random-weight
+    GPT-2 small read from a folder, say): the tab's handlers then use it as if ``load`` had loaded it.
+    """
+    _loaded[(key, str(loaded.device))] = loaded
+    return loaded
+
+
 def _resolve(key_or_path: str | os.PathLike, allow_any: bool) -> tuple[str, LMEntry | None]:
     """(the name a model is kept under, its catalogue entry or None); ``ModelUnavailable`` for a name the app may not load."""
     name = str(key_or_path)

@@ -72,6 +72,11 @@ def _weights_enum(entry: ResNetEntry):
     return getattr(getattr(tvm, enum_name), member)
 
 
+def preprocessing(entry: ResNetEntry):
+    """The torchvision preprocessing (resize, crop, normalise) that goes with ``entry``'s weights; downloads nothing."""
+    return _weights_enum(entry).transforms()
+
+
 def checkpoint_path(entry: ResNetEntry) -> Path:
     """Where torchvision caches this model's weights."""
     url = _weights_enum(entry).url
@@ -166,6 +171,16 @@ def layer_names(key: str) -> list[str]:
 _loaded: dict[tuple[str, str], LoadedResNet] = {}
 _load_lock = threading.Lock()  # guards _model_locks
 _model_locks: dict[str, threading.Lock] = {}  # one per model: a slow download never holds up another model's load
+
+
+def register(loaded: LoadedResNet) -> LoadedResNet:
+    """Make ``load(loaded.entry.key)`` return ``loaded`` from now on in this process, on ``loaded.device``.
+
+    For a notebook or a benchmark that brings its own copy of a catalogue model (ResNet-50 with random
+    weights, say): the tab's handlers then use it as if ``load`` had loaded it.
+    """
+    _loaded[(loaded.entry.key, str(loaded.device))] = loaded
+    return loaded
 
 
 def _model_lock(key: str) -> threading.Lock:
