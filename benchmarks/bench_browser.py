@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_browser [--strokes 30] [--warmup 3] [--url URL] [--sketchpad]
+"""python -m benchmarks.bench_browser [--strokes 30] [--warmup 3] [--url URL] [--sketchpad] [--quick]
 
 How live the MNIST tab is in a real browser: from releasing the mouse to every live panel updated.
 Starts the app (``python app.py`` on a free loopback port, as ``benchmarks.load`` does), opens it in

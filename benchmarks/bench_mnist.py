@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_mnist [--count 150] [--warmup 5] [--threads 1]
+"""python -m benchmarks.bench_mnist [--count 150] [--warmup 5] [--threads 1] [--quick]
 
 Times the MNIST tab's per-drawing handler (``demos.mnist.analyse``) against the course's way of
 producing the same outputs, in one process, on real test digits drawn as the browser sends them.

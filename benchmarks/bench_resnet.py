@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_resnet [--forwards 30] [--images 30] [--switch-passes 2] [--rank-runs 1] [--threads 1]
+"""python -m benchmarks.bench_resnet [--forwards 30] [--images 30] [--switch-passes 2] [--rank-runs 1] [--threads 1] [--quick]
 
 Times the ResNet tab on ResNet-50, the course's model, with RANDOM weights. The ImageNet weights
 cannot be downloaded on the machine this was written on, so the model is built through the app's

@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_startup [--runs 3] [--idle 10]
+"""python -m benchmarks.bench_startup [--runs 3] [--idle 10] [--quick]
 
 How long `python app.py` takes from the command to a page the browser can load, and how much memory
 the idle server holds. Each run starts a fresh process on a free loopback port (so the operating

@@ -1,4 +1,4 @@
-"""python -m benchmarks.bench_toy [--repeats 3] [--threads 1] [--paper-steps 5000]
+"""python -m benchmarks.bench_toy [--repeats 3] [--threads 1] [--paper-steps 5000] [--quick]
 
 Times the toy-model tab's training (``superpos_core.toy``) against the course's way of training
 the same model: one model at a time, in a plain PyTorch loop.

@@ -1,4 +1,4 @@
-"""python -m benchmarks.load [--sessions 16] [--seconds 60]
+"""python -m benchmarks.load [--sessions 16] [--seconds 60] [--quick]
 
 A class hitting the app at once: starts `python app.py` on a free loopback port (nothing leaves this
 machine), opens ``--sessions`` gradio_client sessions that each call the public endpoints in a
