@@ -334,3 +334,22 @@ def test_models_not_on_this_machine_are_marked_and_not_recommended(monkeypatch):
     monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
     assert "Choose GPT-2 small to use them" in lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)[0]
     assert lm_tab.missing_models_note() == ""
+
+
+def test_text_analysis_reuses_the_handlers_forward_until_forget_texts(tiny, monkeypatch):
+    """The public read a benchmark or notebook uses: the handlers' cached analysis, emptied by forget_texts."""
+    lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
+    reads, real = [], lm.analyse_text
+    monkeypatch.setattr(lm, "analyse_text", lambda *a, **k: reads.append(1) or real(*a, **k))
+    assert lm_tab.text_analysis(TEXT, KEY, 2).layer == 2
+    assert reads == []  # the handler's forward pass, reused
+    lm_tab.forget_texts()
+    assert lm_tab.text_analysis(TEXT, KEY, 2).layer == 2
+    assert reads == [1]
+
+
+def test_register_makes_load_return_that_model(tiny_loaded, monkeypatch):
+    monkeypatch.setattr(lm, "_loaded", {})
+    loaded = replace(tiny_loaded, name="gpt2")
+    assert lm.register("gpt2", loaded) is loaded
+    assert lm.load("gpt2") is loaded  # from the process's cache: nothing read, nothing downloaded

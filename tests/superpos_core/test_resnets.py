@@ -265,3 +265,13 @@ def test_bundled_architecture_save_load_round_trip(tmp_path):
     x = torch.randn(2, 1, 28, 28)
     torch.testing.assert_close(loaded(x), model(x), atol=5e-2, rtol=5e-2)  # stored in fp16
     assert [n for n, m in loaded.named_modules() if isinstance(m, torch.nn.Conv2d)] == resnets.layer_names("resnet18")
+
+
+def test_preprocessing_and_register_need_no_download(torch_home):
+    """What a benchmark uses to run a catalogue model with its own (random) weights, offline."""
+    transform = resnets.preprocessing(resnets.CATALOGUE["resnet50"])
+    assert len(transform.mean) == 3 and len(transform.std) == 3
+    loaded = resnets.load("mnist-resnet")
+    resnets._loaded.clear()  # the fixture's empty cache, for this test only
+    assert resnets.register(loaded) is loaded
+    assert resnets.load("mnist-resnet") is loaded
