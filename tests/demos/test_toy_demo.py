@@ -39,6 +39,7 @@ def test_sweep_summary():
 
 
 
+@pytest.mark.slow
 def test_dense_equal_features_are_not_called_superposition():
     summary, status, *_ = toy_tab.train_toy(5, 2, 0.0, 1.0, 1000, 0, progress=lambda *a, **k: None)
     assert summary["represented"] > 2 and summary["superposition"] is False
@@ -68,6 +69,7 @@ def test_an_error_line_names_the_control():
     assert toy_tab.error_line(5, 2, 0.0, 2.0, 100, 0, what="The sweep did not run").startswith("⚠️ **The sweep did not run**: Importance decay")
 
 
+@pytest.mark.slow
 def test_the_opening_model_is_kept_per_device_and_copied_out():
     toy_tab.start_opening(torch.device("cpu"))
     seen = []
