@@ -60,7 +60,6 @@ def png_data_url(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-@pytest.mark.slow
 def test_a_stroke_from_the_pad_fills_every_panel_inline():
     from tests import helpers
 

@@ -31,6 +31,7 @@ def test_log_sparsity_slider():
     assert toy_tab._log_sparsity(3) == 0.999
 
 
+@pytest.mark.slow
 def test_sweep_summary():
     summary, image = toy_tab.sweep_toy(5, 2, 0.9, 300, 0, progress=lambda *a, **k: None)
     assert len(summary["sparsity"]) == len(summary["represented"]) == len(summary["features_per_dimension"]) == len(summary["superposition"]) == 20
