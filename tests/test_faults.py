@@ -115,6 +115,7 @@ class FullDisk:
         return self.handle.__exit__(*exc)
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_the_rank_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(resnets, "_reference_memo", Recent(8))

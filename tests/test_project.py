@@ -74,3 +74,10 @@ def test_the_app_imports_nothing_that_requirements_txt_does_not_install():
     assert {"torch", "gradio", "transformers"} <= third_party
     for module in third_party:
         assert {d.lower().replace("_", "-") for d in providers.get(module, [])} & names, f"{module} is imported but not in requirements.txt"
+
+
+def test_every_e2e_module_is_left_out_of_the_quick_run():
+    """Each file of tests/e2e serves the app, so each is marked slow: a new one that is not fails here, not in the quick run's time."""
+    unmarked = [path.name for path in sorted((ROOT / "tests" / "e2e").glob("test_*.py")) if not re.search(r"^pytestmark = pytest\.mark\.slow\b", path.read_text(), re.M)]
+    assert unmarked == []
+    assert "slow:" in (ROOT / "pytest.ini").read_text() and "--strict-markers" in (ROOT / "pytest.ini").read_text()

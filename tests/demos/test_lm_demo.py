@@ -304,6 +304,7 @@ def test_a_failed_warm_up_is_not_kept(tiny, fresh_openings, monkeypatch):
     assert len(kept_for(KEY)) == 1
 
 
+@pytest.mark.slow
 def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loaded, monkeypatch):
     monkeypatch.setitem(lm.CATALOGUE, "slow-test", lm.LMEntry("slow-test", "Slow GPT-2 (test)", "hub", repo_id="nobody/slow", about="2 blocks."))
     monkeypatch.setattr(lm, "_loaded", {})

@@ -70,6 +70,7 @@ def imagenet_here(tmp_path, monkeypatch):
     return helpers.imagenet_offline_with_random_resnet18(tmp_path, monkeypatch)
 
 
+@pytest.mark.slow
 def test_switching_models_redraws_every_panel_for_the_new_model(digit, imagenet_here):
     picture = Image.fromarray(digit[0])
     photos = resnet_tab.choose_model(picture, "resnet18", "layer2.0.conv1")
@@ -162,7 +163,11 @@ def test_the_opening_view_is_made_once_per_device_and_kept():
     assert first["summary"]["model"] == "mnist-resnet" and first["grid"] is not None and first["overlay"] is not None and first["ranks"] is not None
     label = resnet_tab.examples("mnist-resnet")[resnet_tab.OPENING_EXAMPLE][1]
     assert first["status"].startswith(f"The model's answer: **{label}**") and first["state"].model == "mnist-resnet"
-    assert resnet_tab._openings.get(("meta", "mnist-resnet")) is None  # keyed by device: another device's is its own
+    assert resnet_tab._openings.get(resnet_tab._opening_key(cpu)) is first
+    other = torch.device("cpu", 0)  # another device (by name): it gets a view of its own, made for it and kept too
+    theirs = resnet_tab.opening(other)
+    assert theirs is not first and resnet_tab.opening(other) is theirs and resnet_tab.opening(cpu) is first
+    assert resnet_tab._openings.get(resnet_tab._opening_key(other)) is theirs and theirs["summary"] == first["summary"]
 
 
 def test_rank_notes_say_what_the_count_is():

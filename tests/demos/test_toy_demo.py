@@ -31,6 +31,7 @@ def test_log_sparsity_slider():
     assert toy_tab._log_sparsity(3) == 0.999
 
 
+@pytest.mark.slow
 def test_sweep_summary():
     summary, image = toy_tab.sweep_toy(5, 2, 0.9, 300, 0, progress=lambda *a, **k: None)
     assert len(summary["sparsity"]) == len(summary["represented"]) == len(summary["features_per_dimension"]) == len(summary["superposition"]) == 20
@@ -39,6 +40,7 @@ def test_sweep_summary():
 
 
 
+@pytest.mark.slow
 def test_dense_equal_features_are_not_called_superposition():
     summary, status, *_ = toy_tab.train_toy(5, 2, 0.0, 1.0, 1000, 0, progress=lambda *a, **k: None)
     assert summary["represented"] > 2 and summary["superposition"] is False
@@ -68,6 +70,7 @@ def test_an_error_line_names_the_control():
     assert toy_tab.error_line(5, 2, 0.0, 2.0, 100, 0, what="The sweep did not run").startswith("⚠️ **The sweep did not run**: Importance decay")
 
 
+@pytest.mark.slow
 def test_the_opening_model_is_kept_per_device_and_copied_out():
     toy_tab.start_opening(torch.device("cpu"))
     seen = []

@@ -7,6 +7,8 @@ from PIL import Image
 
 from tests import helpers
 
+pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
+
 
 @pytest.fixture(scope="module")
 def client(server_url):

@@ -9,6 +9,8 @@ from playwright.sync_api import expect
 from demos import lm as lm_tab
 from superpos_core import lm
 
+pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
+
 
 @pytest.fixture(scope="module")
 def page(server_url, browser):

@@ -12,6 +12,8 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import free_port
 
+pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "embed.html"
 PHONE = {"width": 390, "height": 844}  # an iPhone 12-14's viewport
 

@@ -43,6 +43,8 @@ from PIL import Image
 from superpos_core import concepts, lm, resnets
 from tests import helpers
 
+pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
+
 LM = "smollm2-135m-offline"  # the one language model on every machine, so the only one fuzzed
 VIEWS = ["most variable 64 dimensions", "all dimensions"]
 SENTENCE = "It was the best of times, it was the worst of times."

@@ -11,6 +11,8 @@ from playwright.sync_api import expect
 from superpos_core import resnets
 from tests import helpers
 
+pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
+
 PANELS = ["#resnet-status", "#resnet-top5", "#resnet-grid", "#resnet-overlay", "#resnet-card", "#resnet-ranks"]
 
 

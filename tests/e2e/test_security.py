@@ -12,6 +12,8 @@ from gradio_client.exceptions import AppError
 
 import app
 
+pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = [
     "/gradio_api/file=/etc/passwd",

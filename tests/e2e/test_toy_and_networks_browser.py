@@ -7,6 +7,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
+
 
 @pytest.fixture
 def page(browser):

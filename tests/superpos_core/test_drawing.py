@@ -77,6 +77,7 @@ def test_light_on_dark_is_flipped(digits):
     assert np.corrcoef(prepared.pixels.ravel(), digits.images[3].ravel())[0, 1] > 0.8
 
 
+@pytest.mark.slow
 def test_huge_upload_is_shrunk_first(digits):
     big = np.asarray(Image.fromarray(helpers.digit_on_paper(digits.images[1])).resize((6000, 6000)))
     assert drawing.prepare_digit(big).pixels.shape == (28, 28)

@@ -10,6 +10,8 @@ import torch
 from superpos_core import gguf_cache, lm
 from tests import helpers
 
+pytestmark = pytest.mark.slow  # dequantises SmolLM2 (about 16 s each): not in the quick run (-m "not slow")
+
 KEY = "smollm2-135m-offline"
 SENTENCE = "It was the best of times, it was the worst of times. 🧠"
 

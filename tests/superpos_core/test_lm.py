@@ -98,6 +98,7 @@ def test_a_model_without_bos_or_end_of_text_reads_the_text_alone(tiny, monkeypat
     np.testing.assert_allclose(analysis.activations, reference[1][0].numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_offline_model_ranks_the_text_not_an_attention_sink():
     """On the course's sentence SmolLM2 put 99.9% of the energy on its first token from layer 12 on, and the
     effective rank read 0 at 17 of 31 layers. With the BOS as the sink, the 14 tokens use 8 or more directions

@@ -27,6 +27,7 @@ def test_summary_contract(explorer):
         assert image.dtype == np.uint8 and image.ndim == 3
 
 
+@pytest.mark.slow
 def test_reads_real_digits_drawn_as_pictures(explorer):
     digits = explorer.sample.test
     hits = sum(explorer.analyse(helpers.digit_on_paper(digits.images[i])).summary["prediction"] == digits.labels[i] for i in range(100))

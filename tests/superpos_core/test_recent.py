@@ -135,6 +135,7 @@ def test_a_caller_waiting_on_a_failed_background_make_makes_it_itself():
 def test_those_who_wait_see_how_far_the_background_make_has_got_and_it_runs_at_low_priority():
     import os
 
+    from superpos_core.devices import BACKGROUND_NICE
     from superpos_core.recent import Kept
 
     kept, gate, seen, niceness = Kept(), threading.Event(), [], []
@@ -155,4 +156,6 @@ def test_those_who_wait_see_how_far_the_background_make_has_got_and_it_runs_at_l
 
     assert kept.get_or_make("cpu", lambda: "made twice", on_wait=on_wait, poll_s=0.01) == "view"
     assert (0.5, "half way") in seen
-    assert niceness[0] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # quick events go first
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if ours < BACKGROUND_NICE:  # (a test run under `nice -n 10` or more already runs at the background's priority)
+        assert niceness[0] == BACKGROUND_NICE  # quick events go first

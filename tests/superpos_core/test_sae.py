@@ -91,6 +91,7 @@ def hand_encode(x: np.ndarray, t: dict[str, torch.Tensor], apply_b_dec: bool) ->
 # --- the course's SAE ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_lowers_the_reconstruction_error():
     x = superposed_activations()
     result = sae.train_course_sae(x)

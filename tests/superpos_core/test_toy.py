@@ -78,6 +78,7 @@ def test_more_dimensions_than_features_is_fine():
     np.testing.assert_allclose(result.dimensionality, 1.0, atol=0.05)
 
 
+@pytest.mark.slow
 def test_sweep_shows_the_phase_change():
     results = toy.sweep(toy.ToyConfig(n_features=5, m_hidden=2, importance_decay=0.9))
     assert len(results) == 20
@@ -111,6 +112,7 @@ def test_a_projection_spread_over_every_feature_is_not_superposition():
     assert not toy.in_superposition(np.eye(2, 5))  # two kept on their own axes, three dropped
 
 
+@pytest.mark.slow
 def test_trained_dense_equal_features_are_not_called_superposition():
     dense = toy.train(toy.ToyConfig(sparsity=0.0, importance_decay=1.0))
     assert toy.represented(dense.W) > dense.config.m_hidden  # the count alone would have said "superposition"

@@ -1,17 +1,22 @@
-"""`--device`: every model runs on the device it is given, and a GPU gives the CPU's numbers.
+"""superpos_core/devices.py: choosing the device, and the allocator and thread-priority helpers.
 
-On a machine without a CUDA GPU only the CPU can be checked; the test says so in a warning (shown in
-the test report) rather than pretending a comparison was made.
+`--device`: every model runs on the device it is given, and a GPU gives the CPU's numbers. On a
+machine without a CUDA GPU only the CPU can be checked; the test says so in a warning (shown in the
+test report) rather than pretending a comparison was made.
 """
 from __future__ import annotations
 
+import os
+import platform
+import sys
+import threading
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from superpos_core import concepts, conv_rank, lm, resnets, sae, toy
+from superpos_core import concepts, conv_rank, devices, lm, resnets, sae, toy
 from superpos_core.devices import release_free_memory, resolve_device
 from superpos_core.mnist_explorer import MnistExplorer
 from tests import helpers
@@ -24,6 +29,38 @@ TEXT = "It was the best of times, it was the worst of times."
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     return helpers.save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), WORDS)
+
+
+def test_auto_is_the_gpu_when_there_is_one_and_a_missing_one_is_an_error():
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device() == resolve_device("auto") and resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu': use auto, cpu or cuda"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="PyTorch sees no CUDA GPU"):
+            resolve_device("cuda")  # never a silent fallback to the CPU
+
+
+def test_a_background_thread_lowers_its_own_priority_only():
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # Linux, where the app is served
+    seen = {}
+
+    def background():
+        devices.lower_this_threads_priority()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    worker = threading.Thread(target=background)
+    worker.start()
+    worker.join()
+    # A new thread starts at its creator's nice; the call lowered it (under `nice -n 10` or more it was already there).
+    assert seen["nice"] == max(before, devices.BACKGROUND_NICE) if before < devices.BACKGROUND_NICE else seen["nice"] >= devices.BACKGROUND_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # this thread is untouched
+
+
+def test_the_allocator_helpers_say_whether_glibc_did_the_work():
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert (devices._glibc() is not None) is glibc
+    assert devices.limit_allocator_arenas() is glibc and release_free_memory() is glibc
 
 
 def on(model: torch.nn.Module, device: str) -> bool:
@@ -79,6 +116,7 @@ def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
     return numbers
 
 
+@pytest.mark.slow
 def test_every_model_runs_on_its_device_and_a_gpu_agrees_with_the_cpu(tiny_folder, monkeypatch):
     monkeypatch.setattr(resnets, "_loaded", {})
     results = {device: everything_on(device, tiny_folder) for device in DEVICES}
