@@ -1,9 +1,10 @@
 """superpos: see superposition in real neural networks, live in the browser.
 
-    python app.py                      # http://127.0.0.1:7860
-    python app.py --host 0.0.0.0 --port 8080 --device cuda
-    python app.py --tab mnist          # one demo alone, for a course page that embeds just that
+python app.py                      # http://127.0.0.1:7860
+python app.py --host 0.0.0.0 --port 8080 --device cuda
+python app.py --tab mnist          # one demo alone, for a course page that embeds just that
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,24 +16,30 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 import torch
 
-from demos import lm as lm_tab, mnist, resnet, toy
+from demos import lm as lm_tab
+from demos import mnist, resnet, toy
 from superpos_core.devices import limit_allocator_arenas, resolve_device
 
-TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}  # id -> title, in order
+TABS = {
+    "toy": "Toy model",
+    "mnist": "Draw a digit (MNIST)",
+    "resnet": "ResNet",
+    "lm": "Language model",
+}  # id -> title, in order
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
 SHOW_RESNET_TAB = "() => { document.querySelector('button[role=tab][data-tab-id=\"resnet\"]')?.click(); }"
 # ?tab=lm opens that tab (any case: ?tab=LM too). In the browser, because a tab chosen by the server sticks:
 # later updates would snap the page back to it. Inside a <gradio-app> web component the page's address is the
 # course page's, so the component's own src is read too. On a narrow screen (a phone) gradio shows only the
 # chosen tab's button and lists the others, by title alone, under "More tabs": those are clicked by title.
-OPEN_TAB_FROM_ADDRESS = (
+OPEN_TAB_FROM_ADDRESS = (  # noqa: UP031 (%: the JavaScript is full of braces that format() would read)
     "() => { const titles = %s; window.superposTabOpened = true;"
     " const host = document.querySelector('gradio-app[src]');"
     " const addresses = [window.location.href, host ? new URL(host.getAttribute('src'), window.location.href).href : null];"
     " for (const address of addresses) { if (!address) continue;"
     "  const wanted = (new URL(address).searchParams.get('tab') || '').trim().toLowerCase();"
     "  if (!(wanted in titles)) continue;"
-    "  const button = document.querySelector(`button[role=tab][data-tab-id=\"${wanted}\"]`)"
+    '  const button = document.querySelector(`button[role=tab][data-tab-id="${wanted}"]`)'
     "   || [...document.querySelectorAll('.overflow-dropdown button')].find((b) => b.textContent.trim() === titles[wanted]);"
     "  button?.click(); return; } }"
 ) % json.dumps(TABS)
@@ -83,15 +90,31 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
                     with gr.Tab(TABS[key], id=key, elem_id=f"tab-{key}") as page_tab:
                         rendered[key] = render[key]()
                     page_tab.select(None, js=SHOW_TAB_IN_ADDRESS % json.dumps(key))
-            blocks.load(unknown_tab_warning, js=OPEN_TAB_FROM_ADDRESS, api_visibility="private", concurrency_limit=16, concurrency_id="page-load")
+            blocks.load(
+                unknown_tab_warning,
+                js=OPEN_TAB_FROM_ADDRESS,
+                api_visibility="private",
+                concurrency_limit=16,
+                concurrency_id="page-load",
+            )
         if "mnist" in rendered and "resnet" in rendered:
             # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.
             # With an empty pad the first step says "Draw a digit first" and the page stays on the MNIST tab.
             digits, convs = rendered["mnist"], rendered["resnet"]
-            sent = digits.send.click(mnist.require_drawing, inputs=digits.pad, api_visibility="private", concurrency_limit=16, concurrency_id="mnist-send")
+            sent = digits.send.click(
+                mnist.require_drawing,
+                inputs=digits.pad,
+                api_visibility="private",
+                concurrency_limit=16,
+                concurrency_id="mnist-send",
+            )
             sent.success(
-                lambda value: resnet.receive_drawing(mnist.drawing_to_send(value)), inputs=digits.pad, outputs=convs.drawing_outputs,
-                api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples",
+                lambda value: resnet.receive_drawing(mnist.drawing_to_send(value)),
+                inputs=digits.pad,
+                outputs=convs.drawing_outputs,
+                api_visibility="private",
+                concurrency_limit=8,
+                concurrency_id="resnet-examples",
             )
             sent.success(None, js=SHOW_RESNET_TAB)
     blocks.queue(max_size=64, default_concurrency_limit=2)
@@ -101,14 +124,24 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="superpos: superposition in real networks, live")
     # A Hugging Face Space (and any host that sets them) tells the app where to serve through these variables.
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on (0.0.0.0 for all)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to serve on (0.0.0.0 for all)",
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads per request (1 suits many small requests; raise it for one heavy user)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="PyTorch threads per request (1 suits many small requests; raise it for one heavy user)",
+    )
     parser.add_argument("--tab", choices=list(TABS), help="serve one demo alone (for a page that embeds just that one)")
     parser.add_argument(
-        "--allow-any-model", action="store_true",
+        "--allow-any-model",
+        action="store_true",
         help="let users type any Hugging Face model id in the language-model tab (it is downloaded and kept in memory: for your own machine, not a public server)",
     )
     args = parser.parse_args(argv)
@@ -119,7 +152,14 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     try:
-        blocks.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, max_file_size=MAX_FILE_SIZE, footer_links=["api", "gradio"])
+        blocks.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            css=CSS,
+            max_file_size=MAX_FILE_SIZE,
+            footer_links=["api", "gradio"],
+        )
     except OSError as error:  # most often: the port is taken
         parser.exit(1, f"superpos could not start: {error}\n")
 

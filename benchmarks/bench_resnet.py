@@ -33,6 +33,7 @@ The rank table ResNet-50 needs for the handler is computed once, untimed, into a
 ``SUPERPOS_CACHE_DIR`` that is deleted at the end: nothing of the random model reaches the real
 cache. About 3 minutes on 2 idle cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,14 +119,18 @@ def reference_like_batches() -> list[torch.Tensor]:
     std = torch.tensor(transform.std)[:, None, None]
     generator = torch.Generator().manual_seed(SEED)
     shape = (REFERENCE_BATCH_SIZE, 3, REFERENCE_SIDE, REFERENCE_SIDE)
-    return [(torch.rand(shape, generator=generator) - mean) / std for _ in range(REFERENCE_BATCHES)]  # each (128, 3, 32, 32)
+    return [
+        (torch.rand(shape, generator=generator) - mean) / std for _ in range(REFERENCE_BATCHES)
+    ]  # each (128, 3, 32, 32)
 
 
 # --- the course's way of making the rank table: the reference we compare with ---------------------
 
 
 @torch.no_grad()
-def course_rank_table(model: nn.Module, batches: list[torch.Tensor], threshold: float = rank.DEFAULT_THRESHOLD) -> tuple[list[list], dict[str, np.ndarray]]:
+def course_rank_table(
+    model: nn.Module, batches: list[torch.Tensor], threshold: float = rank.DEFAULT_THRESHOLD
+) -> tuple[list[list], dict[str, np.ndarray]]:
     """Every conv layer's activations kept, then one full SVD per layer.
 
     Returns ([layer, channels, effective rank, columns] per layer, layer -> singular values).
@@ -184,23 +189,23 @@ def recording_singular_values() -> Iterator[dict[str, np.ndarray]]:
         conv_rank.StreamingGram.spectra = original
 
 
-def ours_rank_table(model: nn.Module, batches: list[torch.Tensor], centred: bool = False) -> tuple[list[list], dict[str, np.ndarray]]:
+def ours_rank_table(
+    model: nn.Module, batches: list[torch.Tensor], centred: bool = False
+) -> tuple[list[list], dict[str, np.ndarray]]:
     """The course's table our way (``centred=False``: the same columns the course computes), or the app's, centred count included."""
     with recording_singular_values() as values:
         table = conv_rank.rank_table(model, batches, centred=centred)
     return [[row.layer, row.channels, row.effective_rank, row.columns] for row in table], values
 
 
-SIDES = {"course": course_rank_table, "ours": ours_rank_table, "ours-centred": lambda model, batches: ours_rank_table(model, batches, centred=True)}
+SIDES = {
+    "course": course_rank_table,
+    "ours": ours_rank_table,
+    "ours-centred": lambda model, batches: ours_rank_table(model, batches, centred=True),
+}
 
 
 # --- one rank-table run in a fresh process --------------------------------------------------------
-
-
-
-
-
-
 
 
 def rank_child(side: str, threads: int) -> None:
@@ -223,25 +228,37 @@ def rank_child(side: str, threads: int) -> None:
     after_peak_mib = peak_mib()
 
     shares = {name: rank.energy_share(v).tolist() for name, v in values.items()}
-    print(json.dumps({
-        "seconds": seconds,
-        "before_mib": before_mib,
-        "peak_mib": after_peak_mib,
-        # Without a reset, a work that never rose above the set-up's own peak had its peak hidden.
-        "peak_seen": reset or after_peak_mib > setup_peak_mib,
-        "reset": reset,
-        "rows": rows,
-        "shares": shares,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "before_mib": before_mib,
+                "peak_mib": after_peak_mib,
+                # Without a reset, a work that never rose above the set-up's own peak had its peak hidden.
+                "peak_seen": reset or after_peak_mib > setup_peak_mib,
+                "reset": reset,
+                "rows": rows,
+                "shares": shares,
+            }
+        )
+    )
 
 
 def run_rank_child(side: str, threads: int) -> dict:
     # numpy's SVD runs on OpenBLAS, which would otherwise use every core whatever PyTorch is told:
     # both sides get the same number of threads, for every library.
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_resnet", "--rank-child", side, "--threads", str(threads)],
-        cwd=REPO, env=env, capture_output=True, text=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the {side} rank-table subprocess failed:\n{done.stderr[-4000:]}")
@@ -256,15 +273,22 @@ def compare_ranks(course: dict, ours: dict) -> tuple[int, list[str], float]:
     course_rows = {row[0]: row for row in course["rows"]}
     ours_rows = {row[0]: row for row in ours["rows"]}
     if list(course_rows) != list(ours_rows):
-        raise AssertionError(f"the two sides saw different layers: {list(course_rows)[:3]}... vs {list(ours_rows)[:3]}...")
+        raise AssertionError(
+            f"the two sides saw different layers: {list(course_rows)[:3]}... vs {list(ours_rows)[:3]}..."
+        )
     same, ties, largest_gap = 0, [], 0.0
     for name, (_, channels, course_rank, course_columns) in course_rows.items():
         _, ours_channels, ours_rank, ours_columns = ours_rows[name]
         if (channels, course_columns) != (ours_channels, ours_columns):
-            raise AssertionError(f"{name}: course {channels} channels x {course_columns} columns, ours {ours_channels} x {ours_columns}")
+            raise AssertionError(
+                f"{name}: course {channels} channels x {course_columns} columns, ours {ours_channels} x {ours_columns}"
+            )
         # With fewer columns than channels an SVD gives only one value per column; the Gram matrix
         # gives all C, the rest 0. Zeros add no energy: their cumulative share is already 1.
-        course_share, ours_share = (np.pad(s, (0, channels - len(s)), constant_values=1.0) for s in (np.array(course["shares"][name]), np.array(ours["shares"][name])))
+        course_share, ours_share = (
+            np.pad(s, (0, channels - len(s)), constant_values=1.0)
+            for s in (np.array(course["shares"][name]), np.array(ours["shares"][name]))
+        )
         largest_gap = max(largest_gap, float(np.abs(course_share - ours_share).max()))
         if course_rank == ours_rank:
             same += 1
@@ -273,7 +297,9 @@ def compare_ranks(course: dict, ours: dict) -> tuple[int, list[str], float]:
         low, high = sorted((course_rank, ours_rank))
         disputed = range(low, high)
         at_threshold = all(
-            abs(course_share[k] - rank.DEFAULT_THRESHOLD) <= THRESHOLD_TIE and abs(ours_share[k] - rank.DEFAULT_THRESHOLD) <= THRESHOLD_TIE for k in disputed
+            abs(course_share[k] - rank.DEFAULT_THRESHOLD) <= THRESHOLD_TIE
+            and abs(ours_share[k] - rank.DEFAULT_THRESHOLD) <= THRESHOLD_TIE
+            for k in disputed
         )
         detail = ", ".join(f"share[{k}] course {course_share[k]:.9f} ours {ours_share[k]:.9f}" for k in disputed)
         if not at_threshold:
@@ -283,10 +309,6 @@ def compare_ranks(course: dict, ours: dict) -> tuple[int, list[str], float]:
 
 
 # --- timing --------------------------------------------------------------------------------------
-
-
-
-
 
 
 @torch.no_grad()
@@ -308,7 +330,9 @@ def reference_forwards(model: nn.Module, batches: list[torch.Tensor]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Time the ResNet tab on a random-weight ResNet-50, and its rank table against the course's way.")
+    parser = argparse.ArgumentParser(
+        description="Time the ResNet tab on a random-weight ResNet-50, and its rank table against the course's way."
+    )
     parser.add_argument("--forwards", type=int, default=30, help="timed forward passes per side in 1)")
     parser.add_argument("--images", type=int, default=30, help="timed handler calls in 2)")
     parser.add_argument("--switch-passes", type=int, default=2, help="passes over all 53 conv layers in 3)")
@@ -316,7 +340,11 @@ def main() -> None:
     parser.add_argument("--rank-runs", type=int, default=1, help="fresh-process runs per side in 4) (0 skips it)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1, as `python app.py` runs)")
     parser.add_argument("--rank-child", choices=list(SIDES), help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="a check that it runs: 3 forwards, 3 images, one pass of switches, no rank table; no goal judged")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check that it runs: 3 forwards, 3 images, one pass of switches, no rank table; no goal judged",
+    )
     args = parser.parse_args()
     if args.quick:
         args.forwards, args.images, args.switch_passes, args.rank_runs = 3, 3, 1, 0
@@ -327,14 +355,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     begun = time.perf_counter()
 
-    print(f"ResNet tab on ResNet-50 with RANDOM weights (built by resnets.build, seed {SEED}): the ImageNet weights are not on this machine,")
-    print("and speed does not depend on the weights' values. Predictions and ranks of a random network mean nothing here.")
+    print(
+        f"ResNet tab on ResNet-50 with RANDOM weights (built by resnets.build, seed {SEED}): the ImageNet weights are not on this machine,"
+    )
+    print(
+        "and speed does not depend on the weights' values. Predictions and ranks of a random network mean nothing here."
+    )
     print(threads_and_load())
 
     with tempfile.TemporaryDirectory(prefix="superpos-bench-") as cache:
         # Set before anything reads it: the random model's rank table must not reach the user's cache.
         os.environ["SUPERPOS_CACHE_DIR"] = cache
-        from demos import resnet as resnet_tab  # imported here: gradio is heavy, and the rank subprocesses do not need it
+        from demos import (
+            resnet as resnet_tab,  # imported here: gradio is heavy, and the rank subprocesses do not need it
+        )
 
         model = random_resnet50()
         loaded = register_random_model(model)
@@ -388,16 +422,22 @@ def main() -> None:
         print(f"   {label:<52} {captured_p50:>8.1f} {np.percentile(captured_ms, 95):>8.1f} {capture_ratio:>7.2f}x")
         print(f"   (the issue quotes ~{ISSUE_FORWARD_MS:.0f} ms for the bare forward on this machine)")
         print()
-        print(f"2) whole handler demos.resnet.analyse: {args.images} calls over the {len(photos)} bundled photos (PIL, as the browser sends them)")
+        print(
+            f"2) whole handler demos.resnet.analyse: {args.images} calls over the {len(photos)} bundled photos (PIL, as the browser sends them)"
+        )
         print(f"   {'operation':<52} {'p50 ms':>8} {'p95 ms':>8} {'vs bare':>8}")
-        print(f"   {'demos.resnet.analyse':<52} {handler_p50:>8.1f} {handler_p95:>8.1f} {handler_p50 / bare_p50:>7.2f}x")
+        print(
+            f"   {'demos.resnet.analyse':<52} {handler_p50:>8.1f} {handler_p95:>8.1f} {handler_p50 / bare_p50:>7.2f}x"
+        )
         image_p50, image_p95 = np.percentile(image_ms, [50, 95])
         label = "  of which resnets.analyse_image (no drawing)"
         print(f"   {label:<52} {image_p50:>8.1f} {image_p95:>8.1f} {image_p50 / bare_p50:>7.2f}x")
         print(f"   {'floor: bare forward (from 1)':<52} {bare_p50:>8.1f}")
         print(f"   one-off before the timed calls, cached on disk: rank table over {source}, {warm_ms / 1000:.1f} s")
         print()
-        print(f"3) layer switch from the cached analysis, demos.resnet.switch_layer: {len(switch_ms)} switches, {args.switch_passes} shuffled passes over {len(names)} layers")
+        print(
+            f"3) layer switch from the cached analysis, demos.resnet.switch_layer: {len(switch_ms)} switches, {args.switch_passes} shuffled passes over {len(names)} layers"
+        )
         print(f"   {'operation':<52} {'p50 ms':>8} {'p95 ms':>8}")
         print(f"   {'demos.resnet.switch_layer':<52} {switch_p50:>8.1f} {switch_p95:>8.1f}")
         print("   (no forward pass: the floor is drawing the panels)")
@@ -407,7 +447,9 @@ def main() -> None:
         if args.rank_runs > 0:
             batches = reference_like_batches()
             reference_forwards(model, batches[:1])
-            floor_s = float(np.median([milliseconds(reference_forwards, model, batches)[0] / 1000 for _ in range(args.rank_runs)]))
+            floor_s = float(
+                np.median([milliseconds(reference_forwards, model, batches)[0] / 1000 for _ in range(args.rank_runs)])
+            )
             runs: dict[str, list[dict]] = {side: [] for side in SIDES}
             for _ in range(args.rank_runs):
                 for side in SIDES:  # alternated, as above
@@ -428,61 +470,168 @@ def main() -> None:
             speedup = course["seconds"] / ours["seconds"]
             memory_share = ours["extra_mib"] / course["extra_mib"]
             kept_mib = sum(channels * columns for _, channels, _, columns in runs["course"][0]["rows"]) * 4 / MIB
+
             # What StreamingGram keeps per layer: the float64 upper-triangle blocks of the C×C Gram, or, for
             # a layer with fewer columns than channels, its float32 (C, columns) activations.
             def gram_bytes(channels: int) -> int:
-                return 8 * sum(block.numel() for block in conv_rank.UpperGram(channels, "meta").blocks.values())  # sizes only
+                return 8 * sum(
+                    block.numel() for block in conv_rank.UpperGram(channels, "meta").blocks.values()
+                )  # sizes only
 
-            gram_mib = sum(channels * columns * 4 if columns < channels else gram_bytes(channels) for _, channels, _, columns in runs["ours"][0]["rows"]) / MIB
+            gram_mib = (
+                sum(
+                    channels * columns * 4 if columns < channels else gram_bytes(channels)
+                    for _, channels, _, columns in runs["ours"][0]["rows"]
+                )
+                / MIB
+            )
 
             def memory(entry: dict) -> str:
                 return f"{'' if entry['peak_seen'] else '<='}{entry['extra_mib']:.0f}"
 
             print()
-            print(f"4) reference rank table: {len(names)} conv layers, {REFERENCE_BATCHES} batches of {REFERENCE_BATCH_SIZE} seeded random images at {REFERENCE_SIDE}x{REFERENCE_SIDE}")
-            print(f"   median of {args.rank_runs} run(s) per side, each in a fresh process with {args.threads} thread(s) for PyTorch and for numpy's OpenBLAS")
-            method = "VmHWM, reset just before the work" if all(r["reset"] for side_runs in runs.values() for r in side_runs) else "VmHWM or ru_maxrss"
+            print(
+                f"4) reference rank table: {len(names)} conv layers, {REFERENCE_BATCHES} batches of {REFERENCE_BATCH_SIZE} seeded random images at {REFERENCE_SIDE}x{REFERENCE_SIDE}"
+            )
+            print(
+                f"   median of {args.rank_runs} run(s) per side, each in a fresh process with {args.threads} thread(s) for PyTorch and for numpy's OpenBLAS"
+            )
+            method = (
+                "VmHWM, reset just before the work"
+                if all(r["reset"] for side_runs in runs.values() for r in side_runs)
+                else "VmHWM or ru_maxrss"
+            )
             print(f"   peak MiB = that process's peak RSS ({method}) minus its RSS just before the work")
-            print(f"   (resident before: model built, batches made, one warm-up forward, about {course['before_mib']:.0f} MiB, mostly PyTorch itself)")
+            print(
+                f"   (resident before: model built, batches made, one warm-up forward, about {course['before_mib']:.0f} MiB, mostly PyTorch itself)"
+            )
             print(f"   {'operation':<52} {'s':>7} {'course/ours':>12} {'peak MiB':>9} {'ours/course':>12}")
-            print(f"   {'course way: all activations kept + SVD per layer':<52} {course['seconds']:>7.2f} {speedup:>11.2f}x {memory(course):>9} {'':>12}")
-            print(f"   {'ours: conv_rank.rank_table (streamed Gram)':<52} {ours['seconds']:>7.2f} {1.0:>11.2f}x {memory(ours):>9} {memory_share:>11.3f}x")
+            print(
+                f"   {'course way: all activations kept + SVD per layer':<52} {course['seconds']:>7.2f} {speedup:>11.2f}x {memory(course):>9} {'':>12}"
+            )
+            print(
+                f"   {'ours: conv_rank.rank_table (streamed Gram)':<52} {ours['seconds']:>7.2f} {1.0:>11.2f}x {memory(ours):>9} {memory_share:>11.3f}x"
+            )
             print(f"   {'floor: 10 bare forwards, no hooks':<52} {floor_s:>7.2f}")
             with_centred = summary["ours-centred"]
-            print(f"   {'the app: the same + the centred count per layer':<52} {with_centred['seconds']:>7.2f} {course['seconds'] / with_centred['seconds']:>11.2f}x {memory(with_centred):>9} {with_centred['extra_mib'] / course['extra_mib']:>11.3f}x")
-            print("   (the goal compares the course's own columns; the app adds the centred count, a second eigen-decomposition per layer)")
-            print(f"   (the issue quotes ~{ISSUE_COURSE_RANK_S:.0f} s and ~{ISSUE_COURSE_PEAK_MB / 1000:.1f} GB peak for the course's way)")
-            print(f"   where the memory goes: the course keeps {kept_mib:.0f} MiB of activations (float32); ours keeps {gram_mib:.0f} MiB of")
-            print("   Gram matrices (float64 upper triangles; float32 activations where a layer has fewer columns than channels), plus the")
+            print(
+                f"   {'the app: the same + the centred count per layer':<52} {with_centred['seconds']:>7.2f} {course['seconds'] / with_centred['seconds']:>11.2f}x {memory(with_centred):>9} {with_centred['extra_mib'] / course['extra_mib']:>11.3f}x"
+            )
+            print(
+                "   (the goal compares the course's own columns; the app adds the centred count, a second eigen-decomposition per layer)"
+            )
+            print(
+                f"   (the issue quotes ~{ISSUE_COURSE_RANK_S:.0f} s and ~{ISSUE_COURSE_PEAK_MB / 1000:.1f} GB peak for the course's way)"
+            )
+            print(
+                f"   where the memory goes: the course keeps {kept_mib:.0f} MiB of activations (float32); ours keeps {gram_mib:.0f} MiB of"
+            )
+            print(
+                "   Gram matrices (float64 upper triangles; float32 activations where a layer has fewer columns than channels), plus the"
+            )
             print("   forward pass's own working memory: each layer's output is added to its")
-            print(f"   Gram matrix inside the hook and dropped, so no batch keeps all {len(names)} layers' outputs (~{kept_mib / REFERENCE_BATCHES:.0f} MiB) alive")
-            print(f"   effective ranks: {same} of {len(names)} layers identical (course: float32 SVD; ours: float64 Gram eigenvalues);")
+            print(
+                f"   Gram matrix inside the hook and dropped, so no batch keeps all {len(names)} layers' outputs (~{kept_mib / REFERENCE_BATCHES:.0f} MiB) alive"
+            )
+            print(
+                f"   effective ranks: {same} of {len(names)} layers identical (course: float32 SVD; ours: float64 Gram eigenvalues);"
+            )
             print(f"   largest difference in any cumulative energy share: {largest_gap:.2e}")
             for line in ties:
                 print(f"   differs only at the 99% threshold: {line}")
             rank_goals = [
-                (f"rank table >= {GOAL_RANK_SPEEDUP:.0f}x faster than the course's way:", f"{speedup:6.2f}x", speedup >= GOAL_RANK_SPEEDUP),
-                (f"rank table peak memory <= {GOAL_MEMORY_SHARE:g} of the course's:", f"{memory_share:6.3f}x", memory_share <= GOAL_MEMORY_SHARE),
+                (
+                    f"rank table >= {GOAL_RANK_SPEEDUP:.0f}x faster than the course's way:",
+                    f"{speedup:6.2f}x",
+                    speedup >= GOAL_RANK_SPEEDUP,
+                ),
+                (
+                    f"rank table peak memory <= {GOAL_MEMORY_SHARE:g} of the course's:",
+                    f"{memory_share:6.3f}x",
+                    memory_share <= GOAL_MEMORY_SHARE,
+                ),
                 ("same effective rank in every layer:", f"{same}/{len(names)}", same == len(names)),
             ]
 
     print()
     print("goals from the issue:")
     goals = [
-        (f"capture every conv layer <= {GOAL_CAPTURE_RATIO:g}x the bare forward:", f"{capture_ratio:6.2f}x", capture_ratio <= GOAL_CAPTURE_RATIO),
+        (
+            f"capture every conv layer <= {GOAL_CAPTURE_RATIO:g}x the bare forward:",
+            f"{capture_ratio:6.2f}x",
+            capture_ratio <= GOAL_CAPTURE_RATIO,
+        ),
         (f"handler p50 <= {GOAL_HANDLER_P50_MS:.0f} ms:", f"{handler_p50:6.1f} ms", handler_p50 <= GOAL_HANDLER_P50_MS),
-        (f"layer switch p50 <= {GOAL_SWITCH_P50_MS:.0f} ms:", f"{switch_p50:6.1f} ms", switch_p50 <= GOAL_SWITCH_P50_MS),
+        (
+            f"layer switch p50 <= {GOAL_SWITCH_P50_MS:.0f} ms:",
+            f"{switch_p50:6.1f} ms",
+            switch_p50 <= GOAL_SWITCH_P50_MS,
+        ),
         *rank_goals,
     ]
     for label, value, ok in goals:
         print(f"  {label:<58} {value:>10}  {verdict(ok)}")
-    record("resnet", "ResNet-50 forward with all 53 conv layers captured", captured_p50, "ms", None, bare_p50, f"<= {GOAL_CAPTURE_RATIO:g}x floor", capture_ratio <= GOAL_CAPTURE_RATIO)
-    record("resnet", "per-image handler (forward, grid, overlay, plots)", handler_p50, "ms", None, bare_p50, f"<= {GOAL_HANDLER_P50_MS:.0f} ms", handler_p50 <= GOAL_HANDLER_P50_MS)
-    record("resnet", "layer switch from the cached forward", switch_p50, "ms", None, None, f"<= {GOAL_SWITCH_P50_MS:.0f} ms", switch_p50 <= GOAL_SWITCH_P50_MS)
+    record(
+        "resnet",
+        "ResNet-50 forward with all 53 conv layers captured",
+        captured_p50,
+        "ms",
+        None,
+        bare_p50,
+        f"<= {GOAL_CAPTURE_RATIO:g}x floor",
+        capture_ratio <= GOAL_CAPTURE_RATIO,
+    )
+    record(
+        "resnet",
+        "per-image handler (forward, grid, overlay, plots)",
+        handler_p50,
+        "ms",
+        None,
+        bare_p50,
+        f"<= {GOAL_HANDLER_P50_MS:.0f} ms",
+        handler_p50 <= GOAL_HANDLER_P50_MS,
+    )
+    record(
+        "resnet",
+        "layer switch from the cached forward",
+        switch_p50,
+        "ms",
+        None,
+        None,
+        f"<= {GOAL_SWITCH_P50_MS:.0f} ms",
+        switch_p50 <= GOAL_SWITCH_P50_MS,
+    )
     if rank_goals:
-        record("resnet", "reference rank table, 53 layers (streamed Gram)", ours["seconds"], "s", course["seconds"], floor_s, f">= {GOAL_RANK_SPEEDUP:.0f}x course, same ranks", speedup >= GOAL_RANK_SPEEDUP and same == len(names))
-        record("resnet", "reference rank table, peak memory", ours["extra_mib"], "MiB", course["extra_mib"], None, f"<= {GOAL_MEMORY_SHARE:g}x course", memory_share <= GOAL_MEMORY_SHARE)
-        record("resnet", "reference rank table with the centred count too (the app's)", with_centred["seconds"], "s", course["seconds"], floor_s, "report", None)
+        record(
+            "resnet",
+            "reference rank table, 53 layers (streamed Gram)",
+            ours["seconds"],
+            "s",
+            course["seconds"],
+            floor_s,
+            f">= {GOAL_RANK_SPEEDUP:.0f}x course, same ranks",
+            speedup >= GOAL_RANK_SPEEDUP and same == len(names),
+        )
+        record(
+            "resnet",
+            "reference rank table, peak memory",
+            ours["extra_mib"],
+            "MiB",
+            course["extra_mib"],
+            None,
+            f"<= {GOAL_MEMORY_SHARE:g}x course",
+            memory_share <= GOAL_MEMORY_SHARE,
+        )
+        record(
+            "resnet",
+            "reference rank table with the centred count too (the app's)",
+            with_centred["seconds"],
+            "s",
+            course["seconds"],
+            floor_s,
+            "report",
+            None,
+        )
     print()
     print(f"whole run: {time.perf_counter() - begun:.0f} s (load average now {load_average():.2f})")
 

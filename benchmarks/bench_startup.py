@@ -8,14 +8,15 @@ Models load on first use, so neither figure includes one.
 
 Goals (issue 6): serving in <= 8 s, idle RSS <= 1.2 GB, on this project's 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
 
-from benchmarks.summary import quick_run, record, verdict
 from benchmarks.load import free_port, rss_mib, start_server, stop_server
+from benchmarks.summary import quick_run, record, verdict
 
 GOAL_START_S = 8.0
 GOAL_IDLE_MB = 1200.0  # 1.2 GB, in MB of 10^6 bytes
@@ -36,14 +37,20 @@ def one_start(idle_s: float) -> tuple[float, float]:
 def measure(runs: int = 3, idle_s: float = 10.0) -> dict:
     """Median time to serve (s) and idle RSS (MiB) over ``runs`` fresh starts."""
     results = [one_start(idle_s) for _ in range(runs)]
-    return {"start_s": statistics.median(r[0] for r in results), "idle_mib": statistics.median(r[1] for r in results), "runs": results}
+    return {
+        "start_s": statistics.median(r[0] for r in results),
+        "idle_mib": statistics.median(r[1] for r in results),
+        "runs": results,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[2])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds the server idles before its memory is read")
-    parser.add_argument("--quick", action="store_true", help="a check that it runs: one start, 1 s idle; no goal judged")
+    parser.add_argument(
+        "--quick", action="store_true", help="a check that it runs: one start, 1 s idle; no goal judged"
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.idle = 1, 1.0
@@ -52,10 +59,26 @@ def main() -> None:
     for i, (serving, idle) in enumerate(result["runs"], 1):
         print(f"run {i}: serving after {serving:.2f} s, idle RSS {idle:.0f} MiB")
     goal_mib = GOAL_IDLE_MB * MIB_PER_MB
-    record("app", "`python app.py` until the page is served", result["start_s"], "s", goal=f"<= {GOAL_START_S:.0f} s", met=result["start_s"] <= GOAL_START_S)
-    record("app", "idle server's resident memory", result["idle_mib"], "MiB", goal="<= 1.2 GB", met=result["idle_mib"] <= goal_mib)
-    print(f"median: serving after {result['start_s']:.2f} s (goal <= {GOAL_START_S:.0f} s: {verdict(result['start_s'] <= GOAL_START_S, not_met='NOT MET')}); "
-          f"idle RSS {result['idle_mib']:.0f} MiB (goal <= {goal_mib:.0f} MiB = 1.2 GB: {verdict(result['idle_mib'] <= goal_mib, not_met='NOT MET')})")
+    record(
+        "app",
+        "`python app.py` until the page is served",
+        result["start_s"],
+        "s",
+        goal=f"<= {GOAL_START_S:.0f} s",
+        met=result["start_s"] <= GOAL_START_S,
+    )
+    record(
+        "app",
+        "idle server's resident memory",
+        result["idle_mib"],
+        "MiB",
+        goal="<= 1.2 GB",
+        met=result["idle_mib"] <= goal_mib,
+    )
+    print(
+        f"median: serving after {result['start_s']:.2f} s (goal <= {GOAL_START_S:.0f} s: {verdict(result['start_s'] <= GOAL_START_S, not_met='NOT MET')}); "
+        f"idle RSS {result['idle_mib']:.0f} MiB (goal <= {goal_mib:.0f} MiB = 1.2 GB: {verdict(result['idle_mib'] <= goal_mib, not_met='NOT MET')})"
+    )
 
 
 if __name__ == "__main__":

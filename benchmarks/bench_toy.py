@@ -18,6 +18,7 @@ the same model: one model at a time, in a plain PyTorch loop.
 
 Goals: a converged answer in <= 2 s; the 20-point sweep in <= 10 s. About 1.5 minutes on 2 idle cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -158,8 +159,6 @@ def timed(run: Callable, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-
-
 @dataclass
 class Side:
     """One side's repeats: seconds each, and whether each met the criterion."""
@@ -185,23 +184,35 @@ def time_to_converged(criterion: Criterion, repeats: int) -> tuple[Side, Side]:
     ours, course = Side([], []), Side([], [])
     for seed in range(repeats):
         # Alternate the two sides seed by seed, so drift in the machine's speed hits both alike.
-        config = toy.ToyConfig(N_FEATURES, M_HIDDEN, sparsity=criterion.sparsity, importance_decay=criterion.importance_decay, seed=seed)
+        config = toy.ToyConfig(
+            N_FEATURES, M_HIDDEN, sparsity=criterion.sparsity, importance_decay=criterion.importance_decay, seed=seed
+        )
         seconds, result = timed(toy.train, config)
         ours.seconds.append(seconds)
         ours.met.append(criterion.converged(result.W))
-        run = course_train(criterion.sparsity, criterion.importance_decay, seed, steps=CAP_STEPS, converged=criterion.converged)
+        run = course_train(
+            criterion.sparsity, criterion.importance_decay, seed, steps=CAP_STEPS, converged=criterion.converged
+        )
         course.seconds.append(run.seconds)
         course.met.append(run.met_at is not None)
     return ours, course
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Time the toy model's training against the course's one-model-at-a-time loop.")
+    parser = argparse.ArgumentParser(
+        description="Time the toy model's training against the course's one-model-at-a-time loop."
+    )
     parser.add_argument("--repeats", type=int, default=3, help="seeds per criterion, and runs of our sweep")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1, as `python app.py` runs)")
     # 20 models x 5,000 steps is about 45 s on an idle core, half of the whole run; 0 leaves it out.
-    parser.add_argument("--paper-steps", type=int, default=5000, help="steps per model of the paper-like sweep (0 skips it)")
-    parser.add_argument("--quick", action="store_true", help="a check that it runs: 1 seed, a 4-point sweep, no paper-like sweep; no goal judged")
+    parser.add_argument(
+        "--paper-steps", type=int, default=5000, help="steps per model of the paper-like sweep (0 skips it)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check that it runs: 1 seed, a 4-point sweep, no paper-like sweep; no goal judged",
+    )
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.paper_steps = 1, 0
@@ -223,21 +234,35 @@ def main() -> None:
         f"time to a converged answer: {args.repeats} seeds each; ours = toy.train defaults ({defaults.restarts} seeds side by side, "
         f"{defaults.steps:,} steps, batch {defaults.batch_size}, lr {defaults.learning_rate:g} warmed down)"
     )
-    print(f"course way = one model, Adam lr 1e-3 constant, batch 1024, checked every {CHECK_EVERY} steps up to {CAP_STEPS:,}; x = criterion not met")
+    print(
+        f"course way = one model, Adam lr 1e-3 constant, batch 1024, checked every {CHECK_EVERY} steps up to {CAP_STEPS:,}; x = criterion not met"
+    )
     converged = {}
     for criterion in CRITERIA:
         ours, course = time_to_converged(criterion, args.repeats)
         converged[criterion.name] = ours
-        record("toy", f"{criterion.name}: converged answer (median s)", ours.median, "s", course.median, None,
-                       f"<= {GOAL_CONVERGED_S:.0f} s", ours.median <= GOAL_CONVERGED_S and all(ours.met))
+        record(
+            "toy",
+            f"{criterion.name}: converged answer (median s)",
+            ours.median,
+            "s",
+            course.median,
+            None,
+            f"<= {GOAL_CONVERGED_S:.0f} s",
+            ours.median <= GOAL_CONVERGED_S and all(ours.met),
+        )
         bound = ">=" if course.median_is_lower_bound else ""
         ratio = f"{bound}{course.median / ours.median:.2f}x"
         print()
         print(f"{criterion.name} (S={criterion.sparsity:g}, r={criterion.importance_decay:g}): {criterion.description}")
         print(f"  {'side':<28} {'median s':>9} {'met':>5} {'course/ours':>12}   each repeat (s)")
-        print(f"  {'ours: toy.train':<28} {ours.median:>9.2f} {ours.met.count(True):>3}/{len(ours.met)} {1.0:>11.2f}x   {ours.each()}")
+        print(
+            f"  {'ours: toy.train':<28} {ours.median:>9.2f} {ours.met.count(True):>3}/{len(ours.met)} {1.0:>11.2f}x   {ours.each()}"
+        )
         median = f"{bound}{course.median:.2f}"
-        print(f"  {'course way: one model':<28} {median:>9} {course.met.count(True):>3}/{len(course.met)} {ratio:>12}   {course.each()}")
+        print(
+            f"  {'course way: one model':<28} {median:>9} {course.met.count(True):>3}/{len(course.met)} {ratio:>12}   {course.each()}"
+        )
 
     # 2) Sparsity sweep.
     sparsities = toy.sparsity_grid()
@@ -257,7 +282,15 @@ def main() -> None:
     # differs (and ours' one-draw sampling, a few microseconds a step next to ~0.3 ms of overhead).
     same_seconds, same_W = timed(
         lambda: [
-            course_train(s, 1.0, seed, steps=sweep_config.steps, batch_size=batch_size, learning_rate=sweep_config.learning_rate, warm_down=True).W
+            course_train(
+                s,
+                1.0,
+                seed,
+                steps=sweep_config.steps,
+                batch_size=batch_size,
+                learning_rate=sweep_config.learning_rate,
+                warm_down=True,
+            ).W
             for s in sparsities
             for seed in range(restarts)
         ]
@@ -275,11 +308,22 @@ def main() -> None:
 
     print()
     print(f"sparsity sweep: {len(sparsities)} sparsities from {sparsities[0]:.3f} to {sparsities[-1]:.3f}, r=1")
-    print(f"  ours and 'same settings': {sweep_config.steps:,} steps, batch {batch_size}, lr {sweep_config.learning_rate:g} warmed down, {restarts} seeds per sparsity")
+    print(
+        f"  ours and 'same settings': {sweep_config.steps:,} steps, batch {batch_size}, lr {sweep_config.learning_rate:g} warmed down, {restarts} seeds per sparsity"
+    )
     if args.paper_steps > 0:
         print(f"  paper-like: {args.paper_steps:,} steps, batch 1024, lr 1e-3 constant, 1 seed per sparsity")
     print(f"  {'side':<44} {'runs':>4} {'median s':>9} {'course/ours':>12}")
-    record("toy", f"{len(sparsities)}-point sparsity sweep", ours_sweep, "s", rows[1][1], None, f"<= {GOAL_SWEEP_S:.0f} s", ours_sweep <= GOAL_SWEEP_S)
+    record(
+        "toy",
+        f"{len(sparsities)}-point sparsity sweep",
+        ours_sweep,
+        "s",
+        rows[1][1],
+        None,
+        f"<= {GOAL_SWEEP_S:.0f} s",
+        ours_sweep <= GOAL_SWEEP_S,
+    )
     for label, seconds, runs in rows:
         print(f"  {label:<44} {runs:>4} {seconds:>9.2f} {seconds / ours_sweep:>11.2f}x")
 
@@ -287,10 +331,16 @@ def main() -> None:
     densest, sparsest = results[0], results[-1]
     print()
     print(f"  represented features (norm > 0.5) at S={sparsities[0]:.3f} / S={sparsities[-1]:.3f}:")
-    print(f"    ours {toy.represented(densest.W)} / {toy.represented(sparsest.W)}"
-          f"  (norms {np.round(densest.feature_norms, 2)} / {np.round(sparsest.feature_norms, 2)})")
-    print(f"    course way (seed 0), same settings {toy.represented(same_W[0])} / {toy.represented(same_W[-1])}", end="")
-    print(f";  paper-like {toy.represented(paper_W[0])} / {toy.represented(paper_W[-1])}" if args.paper_steps > 0 else "")
+    print(
+        f"    ours {toy.represented(densest.W)} / {toy.represented(sparsest.W)}"
+        f"  (norms {np.round(densest.feature_norms, 2)} / {np.round(sparsest.feature_norms, 2)})"
+    )
+    print(
+        f"    course way (seed 0), same settings {toy.represented(same_W[0])} / {toy.represented(same_W[-1])}", end=""
+    )
+    print(
+        f";  paper-like {toy.represented(paper_W[0])} / {toy.represented(paper_W[-1])}" if args.paper_steps > 0 else ""
+    )
 
     print()
     print("goals:")

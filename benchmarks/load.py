@@ -13,6 +13,7 @@ the load itself leaves behind.
 
 Goals (issue 6): 0 errors, RSS growth <= 100 MB, /mnist p95 <= 1 s, with 16 sessions for 60 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,13 @@ def cpu_seconds(pid: int) -> float:
 def start_server(port: int) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     server = subprocess.Popen(
-        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -96,13 +102,20 @@ def inputs(folder: Path) -> dict[str, list[tuple]]:
     digits = []
     for i in range(8):
         path = folder / f"digit{i}.png"
-        Image.fromarray(255 - np.kron(test.images[i], np.ones((10, 10), np.uint8))).save(path)  # black on white, 280x280
+        Image.fromarray(255 - np.kron(test.images[i], np.ones((10, 10), np.uint8))).save(
+            path
+        )  # black on white, 280x280
         digits.append(handle_file(str(path)))
     photos = [handle_file(str(p)) for p in sorted((REPO / "assets" / "photos").glob("*.jpg"))]
-    texts = ["It was the best of times, it was the worst of times.", "The cat sat on the mat.", "Paris is the capital of France."]
+    texts = [
+        "It was the best of times, it was the worst of times.",
+        "The cat sat on the mat.",
+        "Paris is the capital of France.",
+    ]
     return {
         "/mnist": [({"background": d, "layers": [], "composite": None},) for d in digits],
-        "/resnet": [(d, "mnist-resnet", "layer2.0.conv1") for d in digits[:4]] + [(p, "mnist-resnet", "layer4.1.conv2") for p in photos[:2]],
+        "/resnet": [(d, "mnist-resnet", "layer2.0.conv1") for d in digits[:4]]
+        + [(p, "mnist-resnet", "layer4.1.conv2") for p in photos[:2]],
         "/toy": [(5, 2, s, 1.0, 300, seed) for s, seed in ((0.9, 0), (0.99, 1), (0.0, 2))],
         "/toy_sweep": [(5, 2, 1.0, 200, 0)],
         "/lm": [(t, LM, layer, "most variable 64 dimensions") for t, layer in zip(texts, (3, 10, 20))],
@@ -112,7 +125,16 @@ def inputs(folder: Path) -> dict[str, list[tuple]]:
 
 
 # How often each endpoint comes up in a session's loop: a lesson is mostly drawing and looking.
-WEIGHTS = {"/mnist": 12, "/resnet": 5, "/toy": 2, "/lm": 3, "/lm_sae": 1, "/lm_concepts": 1, "/toy_sweep": 1, "/mnist_train": 0.3}
+WEIGHTS = {
+    "/mnist": 12,
+    "/resnet": 5,
+    "/toy": 2,
+    "/lm": 3,
+    "/lm_sae": 1,
+    "/lm_concepts": 1,
+    "/toy_sweep": 1,
+    "/mnist_train": 0.3,
+}
 
 
 def connect(url: str):
@@ -136,8 +158,14 @@ def session(client, calls: dict, stop_at: float, seed: int, record) -> None:
         started = time.perf_counter()
         try:
             result = client.submit(*args, api_name=name).result(timeout=HARD_STOP_S)
-            ok = isinstance(result, (list, tuple)) and isinstance(result[0], dict) if name != "/mnist_train" else bool(result)
-            record(name, started, time.perf_counter() - started, None if ok else f"unexpected result {str(result)[:80]}")
+            ok = (
+                isinstance(result, (list, tuple)) and isinstance(result[0], dict)
+                if name != "/mnist_train"
+                else bool(result)
+            )
+            record(
+                name, started, time.perf_counter() - started, None if ok else f"unexpected result {str(result)[:80]}"
+            )
         except Exception as error:  # counted, printed at the end
             record(name, started, time.perf_counter() - started, f"{type(error).__name__}: {str(error)[:120]}")
 
@@ -150,7 +178,13 @@ def concept_defaults(client) -> list[tuple]:
     values = []
     for parameter in endpoint["parameters"]:
         name = parameter["parameter_name"]
-        values.append(LM if name == "model" else 10 if name == "layer" else parameter.get("parameter_default", parameter.get("example_input")))
+        values.append(
+            LM
+            if name == "model"
+            else 10
+            if name == "layer"
+            else parameter.get("parameter_default", parameter.get("example_input"))
+        )
     return [tuple(values)]
 
 
@@ -159,14 +193,31 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Many gradio_client sessions against a local superpos, bounded in time.")
+    parser = argparse.ArgumentParser(
+        description="Many gradio_client sessions against a local superpos, bounded in time."
+    )
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=1, help="run the load this many times on the same server, printing RSS after each (only round 1 is timed)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the load this many times on the same server, printing RSS after each (only round 1 is timed)",
+    )
     parser.add_argument("--endpoints", nargs="*", help="only these (e.g. /mnist), to see one endpoint's own limit")
-    parser.add_argument("--timeline", type=float, default=0, metavar="S", help="also print /mnist calls and p95 per window of S seconds (when in the run slow answers come)")
-    parser.add_argument("--quick", action="store_true", help="a check that it runs: 2 sessions for 2 s after the warm-up; no goal judged (an error still fails it)")
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        default=0,
+        metavar="S",
+        help="also print /mnist calls and p95 per window of S seconds (when in the run slow answers come)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check that it runs: 2 sessions for 2 s after the warm-up; no goal judged (an error still fails it)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.sessions, args.seconds, args.rounds = 2, 2.0, 1
@@ -217,7 +268,10 @@ def main() -> int:
             cpu_before, clients_before = cpu_seconds(server.pid), time.process_time()
             clock_started = time.perf_counter()
             stop_at = time.monotonic() + args.seconds
-            threads = [threading.Thread(target=session, args=(clients[i], calls, stop_at, args.seed + i, record), daemon=True) for i in range(args.sessions)]
+            threads = [
+                threading.Thread(target=session, args=(clients[i], calls, stop_at, args.seed + i, record), daemon=True)
+                for i in range(args.sessions)
+            ]
             for thread in threads:
                 thread.start()
             while any(t.is_alive() for t in threads) and time.monotonic() < stop_at + HARD_STOP_S:
@@ -228,7 +282,14 @@ def main() -> int:
             server_cpu, clients_cpu = cpu_seconds(server.pid) - cpu_before, time.process_time() - clients_before
             for round_number in range(2, args.rounds + 1):  # the same load again: does the memory keep growing?
                 stop_at = time.monotonic() + args.seconds
-                again = [threading.Thread(target=session, args=(clients[i], calls, stop_at, args.seed + 100 * round_number + i, lambda *a: None), daemon=True) for i in range(args.sessions)]
+                again = [
+                    threading.Thread(
+                        target=session,
+                        args=(clients[i], calls, stop_at, args.seed + 100 * round_number + i, lambda *a: None),
+                        daemon=True,
+                    )
+                    for i in range(args.sessions)
+                ]
                 for thread in again:
                     thread.start()
                 for thread in again:
@@ -242,27 +303,39 @@ def main() -> int:
         print(f"/mnist by when the call started (windows of {args.timeline:g} s):")
         for first in np.arange(0, args.seconds, args.timeline):
             window = [s for t, s in mnist_calls if first <= t - clock_started < first + args.timeline]
-            print(f"  {first:5.0f}-{first + args.timeline:<4.0f} s  {len(window):4} calls  p95 {percentile(window, 95):6.3f} s  slowest {max(window, default=float('nan')):6.3f} s")
+            print(
+                f"  {first:5.0f}-{first + args.timeline:<4.0f} s  {len(window):4} calls  p95 {percentile(window, 95):6.3f} s  slowest {max(window, default=float('nan')):6.3f} s"
+            )
         print()
     print(f"{'endpoint':<14} {'calls':>6} {'p50 s':>7} {'p95 s':>7} {'errors':>7}")
     for name in WEIGHTS:
         done = latencies.get(name, [])
         if done or errors.get(name):
-            print(f"{name:<14} {len(done):>6} {percentile(done, 50):>7.3f} {percentile(done, 95):>7.3f} {len(errors.get(name, [])):>7}")
+            print(
+                f"{name:<14} {len(done):>6} {percentile(done, 50):>7.3f} {percentile(done, 95):>7.3f} {len(errors.get(name, [])):>7}"
+            )
     total_errors = sum(len(v) for v in errors.values()) + stuck
     for name, messages in errors.items():
         for message in sorted(set(messages))[:3]:
             print(f"  {name}: {message}")
     growth = after - before
     calls = sum(len(v) for v in latencies.values()) + sum(len(v) for v in errors.values())
-    print(f"CPU used during the run: server {server_cpu:.1f} s, the {args.sessions} client sessions {clients_cpu:.1f} s "
-          f"(same machine, {os.cpu_count()} cores, {args.seconds:.0f} s): {1000 * server_cpu / max(calls, 1):.0f} ms of server CPU per call")
+    print(
+        f"CPU used during the run: server {server_cpu:.1f} s, the {args.sessions} client sessions {clients_cpu:.1f} s "
+        f"(same machine, {os.cpu_count()} cores, {args.seconds:.0f} s): {1000 * server_cpu / max(calls, 1):.0f} ms of server CPU per call"
+    )
     mnist_p95 = percentile(latencies.get("/mnist", []), 95)
     print()
-    print(f"server RSS: {before:.0f} MiB after warm-up, {peak[0]:.0f} MiB peak, {after:.0f} MiB at the end: growth {growth:+.0f} MiB")
+    print(
+        f"server RSS: {before:.0f} MiB after warm-up, {peak[0]:.0f} MiB peak, {after:.0f} MiB at the end: growth {growth:+.0f} MiB"
+    )
     checks = [
         (f"errors {total_errors} (sessions still stuck: {stuck})", total_errors <= GOAL_ERRORS, f"= {GOAL_ERRORS}"),
-        (f"RSS growth {growth * MIB / 1e6:+.0f} MB ({growth:+.0f} MiB)", growth * MIB / 1e6 <= GOAL_RSS_GROWTH_MB, f"<= {GOAL_RSS_GROWTH_MB:.0f} MB"),
+        (
+            f"RSS growth {growth * MIB / 1e6:+.0f} MB ({growth:+.0f} MiB)",
+            growth * MIB / 1e6 <= GOAL_RSS_GROWTH_MB,
+            f"<= {GOAL_RSS_GROWTH_MB:.0f} MB",
+        ),
         (f"/mnist p95 {mnist_p95:.3f} s", mnist_p95 <= GOAL_MNIST_P95_S, f"<= {GOAL_MNIST_P95_S} s"),
     ]
     for what, ok, goal in checks:

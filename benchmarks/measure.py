@@ -1,4 +1,5 @@
 """Measuring helpers the benchmarks share: time, the machine's load, and memory as Linux reports it."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ forward pass), the ratios, the goal and whether it is met. Each benchmark's full
 log file. About 12 minutes on a 2-core machine; ``--quick`` runs each benchmark's own ``--quick`` (about
 2 minutes: a check that everything runs; its figures are not measurements and no goal is judged).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,11 @@ BENCHMARKS = [
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
         cpu = model
     except (OSError, StopIteration):
         pass
@@ -76,7 +81,11 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run every benchmark and print one table.")
-    parser.add_argument("--quick", action="store_true", help="each benchmark's --quick: a check that everything runs; no goal judged, no figures to report")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="each benchmark's --quick: a check that everything runs; no goal judged, no figures to report",
+    )
     parser.add_argument("--log", default=str(REPO / "benchmarks.log"), help="where each benchmark's full report goes")
     parser.add_argument("--only", nargs="*", help="module names to run (default: all)")
     args = parser.parse_args()
@@ -87,19 +96,33 @@ def main() -> int:
             if args.only and module.rsplit(".", 1)[1] not in args.only and module not in args.only:
                 continue
             out = Path(folder) / f"{module}.json"
-            env = {**os.environ, "SUPERPOS_BENCH_SUMMARY": str(out), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            env = {
+                **os.environ,
+                "SUPERPOS_BENCH_SUMMARY": str(out),
+                "OMP_NUM_THREADS": "1",
+                "OPENBLAS_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+            }
             print(f"running {module} ...", flush=True)
             started = time.perf_counter()
             log.write(f"\n===== python -m {module} {' '.join(quick if args.quick else full)}\n")
             log.flush()
-            done = subprocess.run([sys.executable, "-m", module, *(quick if args.quick else full)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            done = subprocess.run(
+                [sys.executable, "-m", module, *(quick if args.quick else full)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             print(f"  {time.perf_counter() - started:.0f} s, exit {done.returncode}", flush=True)
             if done.returncode != 0 or not out.exists():
                 failed.append(module)
                 continue
             rows += json.loads(out.read_text())
     print()
-    print(f"Machine: {machine()}. {'QUICK run: a check that everything runs, no goal judged, figures not to report. ' if args.quick else ''}Whole run {time.perf_counter() - begun:.0f} s; full reports in {args.log}.")
+    print(
+        f"Machine: {machine()}. {'QUICK run: a check that everything runs, no goal judged, figures not to report. ' if args.quick else ''}Whole run {time.perf_counter() - begun:.0f} s; full reports in {args.log}."
+    )
     print()
     print(table(rows))
     if failed:

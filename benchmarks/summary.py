@@ -9,6 +9,7 @@ Every benchmark also has a quick mode (``--quick``): a few repeats on small size
 next measurement. A quick run calls ``quick_run()`` first; its figures are not measurements, so
 ``verdict`` and ``record`` judge no goal in it.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -56,11 +57,31 @@ def verdict(ok: bool | None, met: str = "met", not_met: str = "NOT met") -> str:
     return "report" if ok is None else (met if ok else not_met)
 
 
-def record(demo: str, operation: str, ours: float, unit: str, course: float | None = None, floor: float | None = None, goal: str = "", met: bool | None = None) -> None:
+def record(
+    demo: str,
+    operation: str,
+    ours: float,
+    unit: str,
+    course: float | None = None,
+    floor: float | None = None,
+    goal: str = "",
+    met: bool | None = None,
+) -> None:
     """One row of ``run_all``'s table; in a quick run its goal is marked not judged and ``met`` is dropped."""
     if _quick:
         goal, met = (f"{goal}: {NOT_JUDGED}" if goal else NOT_JUDGED), None
-    ROWS.append(Row(demo, operation, float(ours), unit, None if course is None else float(course), None if floor is None else float(floor), goal, None if met is None else bool(met)))
+    ROWS.append(
+        Row(
+            demo,
+            operation,
+            float(ours),
+            unit,
+            None if course is None else float(course),
+            None if floor is None else float(floor),
+            goal,
+            None if met is None else bool(met),
+        )
+    )
 
 
 def _write() -> None:

@@ -1,4 +1,5 @@
 """Layout pieces every tab uses the same way, and the checks that give API callers clear messages."""
+
 from __future__ import annotations
 
 import base64
@@ -33,7 +34,14 @@ def figure(label: str, elem_id: str | None = None) -> gr.Image:
     the picture and would cover the figure's own title.
     """
     gr.Markdown(f"**{label}**", elem_classes=["figure-title"])
-    return FigureImage(label=label, show_label=False, interactive=False, format="png", buttons=["download", "fullscreen"], elem_id=elem_id)
+    return FigureImage(
+        label=label,
+        show_label=False,
+        interactive=False,
+        format="png",
+        buttons=["download", "fullscreen"],
+        elem_id=elem_id,
+    )
 
 
 class GradiosFrontEnd:
@@ -106,7 +114,14 @@ def note(text: str) -> None:
     gr.Markdown(text, elem_classes=["figure-note"])
 
 
-def network_view(describe, inputs=(), triggers=(), initial: str | None = None, label: str = "The network this tab uses (print(model), with shapes)", elem_id: str | None = None) -> gr.HTML:
+def network_view(
+    describe,
+    inputs=(),
+    triggers=(),
+    initial: str | None = None,
+    label: str = "The network this tab uses (print(model), with shapes)",
+    elem_id: str | None = None,
+) -> gr.HTML:
     """A closed accordion that shows a tab's network: its modules, their output shapes and parameters, the captured ones marked.
 
     ``describe(*inputs)`` returns the HTML (``superpos_core.network.as_html``). It runs when the learner
@@ -116,7 +131,15 @@ def network_view(describe, inputs=(), triggers=(), initial: str | None = None, l
     """
     with gr.Accordion(label, open=False, elem_id=elem_id) as box:
         view = gr.HTML(initial or "<p>Open this to see the network.</p>", elem_classes=["network-view"])
-    show = dict(fn=describe, inputs=list(inputs), outputs=view, api_visibility="private", concurrency_limit=4, concurrency_id="network-view", show_progress="minimal")
+    show = dict(
+        fn=describe,
+        inputs=list(inputs),
+        outputs=view,
+        api_visibility="private",
+        concurrency_limit=4,
+        concurrency_id="network-view",
+        show_progress="minimal",
+    )
     box.expand(**show)
     for trigger in triggers:
         trigger.change(**show)
@@ -143,7 +166,13 @@ def number(value, name: str) -> float:
 
 def whole_number(value, name: str, low: int | None = None, high: int | None = None) -> int:
     """A control's value as a whole number within [low, high], or a ``gr.Error`` that names the control."""
-    bounds = f" from {low:,} to {high:,}" if low is not None and high is not None else f" of at least {low:,}" if low is not None else ""
+    bounds = (
+        f" from {low:,} to {high:,}"
+        if low is not None and high is not None
+        else f" of at least {low:,}"
+        if low is not None
+        else ""
+    )
     if isinstance(value, int) and not isinstance(value, bool):  # JSON integers arrive exact, however long
         whole = value
     else:
@@ -169,11 +198,19 @@ def _checked_data_model(model: type, hint: str) -> type:
             return super(checked, cls).model_validate(obj, *args, **kwargs)
         except ValueError as error:  # pydantic's ValidationError is one
             details = error.errors() if callable(getattr(error, "errors", None)) else []
-            first = details[0] if details else {"loc": (), "input": obj}  # the part at fault: the whole may hold the server's upload paths
+            first = (
+                details[0] if details else {"loc": (), "input": obj}
+            )  # the part at fault: the whole may hold the server's upload paths
             where = f" (its {'.'.join(map(str, first['loc']))!r} part)" if first["loc"] else ""
-            raise gr.Error(f"That is not a picture{where}: got {quoted(first.get('input', obj))}. {hint}", print_exception=False) from None
+            raise gr.Error(
+                f"That is not a picture{where}: got {quoted(first.get('input', obj))}. {hint}", print_exception=False
+            ) from None
 
-    checked = type(model.__name__, (model,), {"model_validate": classmethod(model_validate), "__module__": model.__module__, "__doc__": model.__doc__})
+    checked = type(
+        model.__name__,
+        (model,),
+        {"model_validate": classmethod(model_validate), "__module__": model.__module__, "__doc__": model.__doc__},
+    )
     return checked
 
 
@@ -194,7 +231,9 @@ class ReadableUploads(GradiosFrontEnd):
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
-        except Image.DecompressionBombError:  # PIL refuses to open it: far more pixels than any photo (a "decompression bomb")
+        except (
+            Image.DecompressionBombError
+        ):  # PIL refuses to open it: far more pixels than any photo (a "decompression bomb")
             raise gr.Error(TOO_MANY_PIXELS, print_exception=False) from None
         except (OSError, ValueError, SyntaxError) as error:
             raise gr.Error(unreadable_file(error), print_exception=False) from None
@@ -219,7 +258,10 @@ class CheckedChoice(GradiosFrontEnd):
     def preprocess(self, payload):
         choices = [value for _label, value in self.choices]
         if payload is not None and not getattr(self, "allow_custom_value", False) and payload not in choices:
-            raise gr.Error(f"{self.label}: {quoted(payload)} is not in the list of choices ({', '.join(map(str, choices))}).", print_exception=False)
+            raise gr.Error(
+                f"{self.label}: {quoted(payload)} is not in the list of choices ({', '.join(map(str, choices))}).",
+                print_exception=False,
+            )
         return super().preprocess(payload)
 
 
@@ -238,9 +280,13 @@ class CheckedRange(GradiosFrontEnd):
             raise gr.Error(f"{self.label} must be a number; got {quoted(payload)}.", print_exception=False)
         # In gradio's own words, so that callers matching its messages keep working.
         if low is not None and value < low:
-            raise gr.Error(f"{self.label}: {quoted(payload)} is less than minimum value {low:,g}.", print_exception=False)
+            raise gr.Error(
+                f"{self.label}: {quoted(payload)} is less than minimum value {low:,g}.", print_exception=False
+            )
         if high is not None and value > high:
-            raise gr.Error(f"{self.label}: {quoted(payload)} is greater than maximum value {high:,g}.", print_exception=False)
+            raise gr.Error(
+                f"{self.label}: {quoted(payload)} is greater than maximum value {high:,g}.", print_exception=False
+            )
         if math.isinf(value):
             raise gr.Error(f"{self.label} must be a finite number; got {quoted(payload)}.", print_exception=False)
         return super().preprocess(payload if isinstance(payload, (int, float)) else value)  # an int stays exact
@@ -274,7 +320,9 @@ def _pool() -> ThreadPoolExecutor:
     global _background_pool
     with _background_lock:
         if _background_pool is None:
-            _background_pool = ThreadPoolExecutor(BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=lower_this_threads_priority)
+            _background_pool = ThreadPoolExecutor(
+                BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=lower_this_threads_priority
+            )
         return _background_pool
 
 
@@ -310,7 +358,9 @@ def in_background(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        if _on_background_thread():  # already there (one background event calling another): waiting on the pool could deadlock
+        if (
+            _on_background_thread()
+        ):  # already there (one background event calling another): waiting on the pool could deadlock
             return fn(*args, **kwargs)
         try:
             return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()

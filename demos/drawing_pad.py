@@ -9,6 +9,7 @@ kilobytes), and there is no tool to choose, so drawing works after Clear and Und
 Its value is that data URL, or ``""`` for an empty pad; a server event may set it to a picture
 (a real digit, an upload) and the pad shows it, under any strokes drawn after.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

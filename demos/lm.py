@@ -1,5 +1,6 @@
 """The language-model tab: a text's tokens inside a real language model, its effective rank layer by
 layer, and sparse autoencoders that pull features back out of the superposed residual stream."""
+
 from __future__ import annotations
 
 import re
@@ -11,9 +12,18 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import CheckedNumber, CheckedSlider, ChoiceDropdown, ChoiceRadio, figure, in_background, note, quoted
 from demos import networks  # the network view (issue 13)
-from demos.common import network_view
+from demos.common import (
+    CheckedNumber,
+    CheckedSlider,
+    ChoiceDropdown,
+    ChoiceRadio,
+    figure,
+    in_background,
+    network_view,
+    note,
+    quoted,
+)
 from superpos_core import concepts, figures, lm, sae
 from superpos_core.recent import Recent
 
@@ -119,7 +129,11 @@ def _load(model: str, device: torch.device, progress, allow_any: bool = False) -
     if typed and not (allow_any and HUB_ID.fullmatch(model) and ".." not in model):
         known = ", ".join(lm.CATALOGUE)
         hint = " or a Hugging Face model id such as EleutherAI/pythia-160m" if allow_any else ""
-        raise gr.Error(f"Unknown model {model[:100]!r}. Choose one of: {known}{hint}.", print_exception=False, title="Model unavailable")
+        raise gr.Error(
+            f"Unknown model {model[:100]!r}. Choose one of: {known}{hint}.",
+            print_exception=False,
+            title="Model unavailable",
+        )
     try:
         job = lm.load_in_background(model, device, allow_any=typed)
         while not job.wait(PROGRESS_TICK_S):
@@ -132,10 +146,14 @@ def _load(model: str, device: torch.device, progress, allow_any: bool = False) -
 def _analysis(text, model: str, layer, device: torch.device, progress, allow_any: bool = False) -> lm.TextAnalysis:
     """The text's analysis at ``layer``: from the cache when this text was read by this model before."""
     if not isinstance(text, str) or not text.strip():
-        raise gr.Error("The text is empty: type a sentence or two for the model to read, or click an example.", print_exception=False)
+        raise gr.Error(
+            "The text is empty: type a sentence or two for the model to read, or click an example.",
+            print_exception=False,
+        )
     layer = _whole(layer, "The layer")
     loaded = _load(model, device, progress, allow_any)
     key = (model, str(loaded.device), text)
+
     def read() -> lm.TextAnalysis:
         progress(0.5, desc=f"Reading the text with {loaded.title}")
         return lm.analyse_text(loaded, text, layer)
@@ -146,7 +164,9 @@ def _analysis(text, model: str, layer, device: torch.device, progress, allow_any
         raise gr.Error(str(error), print_exception=False) from None
 
 
-def text_analysis(text: str, model: str, layer: int, device: torch.device = torch.device("cpu"), allow_any: bool = False) -> lm.TextAnalysis:
+def text_analysis(
+    text: str, model: str, layer: int, device: torch.device = torch.device("cpu"), allow_any: bool = False
+) -> lm.TextAnalysis:
     """What the tab's handlers read a text with: its analysis at ``layer``, from the tab's cache of recent texts
     when this model read this text before (a notebook or benchmark can reuse the forward pass a handler made)."""
     return _analysis(text, model, layer, device, quiet, allow_any)
@@ -174,7 +194,9 @@ _rank_plots = figures.PanelPool(lambda _key: figures.RankByLayer())
 
 
 def _heatmap_size(tokens: int) -> int:
-    return min(figures.TokenHeatmap.MAX_ROWS, 8 * -(-tokens // 8))  # heights in steps of 8 rows: a few figures, not one per text length
+    return min(
+        figures.TokenHeatmap.MAX_ROWS, 8 * -(-tokens // 8)
+    )  # heights in steps of 8 rows: a few figures, not one per text length
 
 
 def _heatmap(analysis: lm.TextAnalysis, view: str) -> np.ndarray:
@@ -189,7 +211,15 @@ def _sae_token_features(feature_acts: np.ndarray, analysis: lm.TextAnalysis) -> 
         return figures.sae_token_features(panel, feature_acts, _labels(analysis))
 
 
-def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
+def analyse_text_event(
+    text,
+    model: str,
+    layer,
+    view: str = VIEWS[0],
+    device: torch.device = torch.device("cpu"),
+    progress=gr.Progress(),
+    allow_any: bool = False,
+):
     """The main event (``api_name="lm"``): one forward pass, every layer kept.
 
     Returns the /lm summary, the heatmap, the rank-per-layer plot, the top-5 next tokens and a status line.
@@ -197,7 +227,13 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     analysis = _analysis(text, model, layer, device, progress, allow_any)
     ranks = analysis.ranks()
     with _rank_plots.borrow() as panel:
-        rank_plot = panel.update(ranks, analysis.rank_bound, analysis.d_model, analysis.layer, f"{analysis.model}: effective rank of the token matrix, layer by layer")
+        rank_plot = panel.update(
+            ranks,
+            analysis.rank_bound,
+            analysis.d_model,
+            analysis.layer,
+            f"{analysis.model}: effective rank of the token matrix, layer by layer",
+        )
     next_tokens = {lm.token_label(token): p for token, p in analysis.next_tokens}
     rank = ranks[analysis.layer]
     status = (
@@ -207,31 +243,55 @@ def analyse_text_event(text, model: str, layer, view: str = VIEWS[0], device: to
     )
     if analysis.bos_note:
         status += f"\n\nℹ️ {analysis.bos_note}"
-    notes = analysis.notes + analysis.layer_notes() + ([analysis.split_characters_note] if analysis.split_characters_note else [])
+    notes = (
+        analysis.notes
+        + analysis.layer_notes()
+        + ([analysis.split_characters_note] if analysis.split_characters_note else [])
+    )
     if notes:
         status += "\n\n" + "\n".join(f"- ⚠️ {line}" for line in notes)
     return analysis.summary(), _heatmap(analysis, view), rank_plot, next_tokens, status
 
 
-def switch_view(text, model: str, layer, view: str, device: torch.device = torch.device("cpu"), allow_any: bool = False):
+def switch_view(
+    text, model: str, layer, view: str, device: torch.device = torch.device("cpu"), allow_any: bool = False
+):
     """Re-draw the heatmap from the cached analysis (helper event)."""
     return _heatmap(_analysis(text, model, layer, device, lambda *a, **k: None, allow_any), view)
 
 
-def train_sae_event(text, model: str, layer, n_features, l1_weight, epochs, seed, device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
+def train_sae_event(
+    text,
+    model: str,
+    layer,
+    n_features,
+    l1_weight,
+    epochs,
+    seed,
+    device: torch.device = torch.device("cpu"),
+    progress=gr.Progress(),
+    allow_any: bool = False,
+):
     """``api_name="lm_sae"``: the course's SAE, trained on this text's activations at the chosen layer."""
     try:
         l1 = float(l1_weight)
     except (TypeError, ValueError):
         raise gr.Error(f"The L1 weight must be a number; got {l1_weight!r}.", print_exception=False) from None
     config = sae.CourseSAEConfig(
-        n_features=_whole(n_features, "The number of features"), l1_weight=l1, epochs=_whole(epochs, "The number of epochs"), seed=_whole(seed, "The seed")
+        n_features=_whole(n_features, "The number of features"),
+        l1_weight=l1,
+        epochs=_whole(epochs, "The number of epochs"),
+        seed=_whole(seed, "The seed"),
     )
     analysis = _analysis(text, model, layer, device, progress, allow_any)
     progress(0, desc="Training the sparse autoencoder")
     try:
         result = sae.train_course_sae(
-            torch.as_tensor(analysis.activations).to(device), config, on_epoch=lambda done, total, loss: progress(done / total, desc=f"Epoch {done:,} of {total:,}: loss {loss:.4g}")
+            torch.as_tensor(analysis.activations).to(device),
+            config,
+            on_epoch=lambda done, total, loss: progress(
+                done / total, desc=f"Epoch {done:,} of {total:,}: loss {loss:.4g}"
+            ),
         )
     except sae.SAEInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
@@ -261,7 +321,9 @@ _release_saes: Recent[sae.PretrainedSAE] = Recent(KEEP_SAES)  # (layer, device) 
 
 def _release_sae(layer: int, device: torch.device) -> sae.PretrainedSAE:
     """GPT-2 small's SAE for ``layer`` on ``device``, read from the Hugging Face cache once and kept for the next request."""
-    return _release_saes.get_or_make((layer, str(torch.device(device))), lambda: sae.fetch_release_sae(layer, local_files_only=True).to(device))
+    return _release_saes.get_or_make(
+        (layer, str(torch.device(device))), lambda: sae.fetch_release_sae(layer, local_files_only=True).to(device)
+    )
 
 
 @dataclass(frozen=True)
@@ -287,17 +349,37 @@ def _read_with(model_sae: sae.PretrainedSAE, analysis: lm.TextAnalysis, loaded: 
     fed = sae.sae_input(model_sae, loaded, analysis.token_ids, analysis)
     with torch.inference_mode():
         features = model_sae.encode(fed.activations).cpu()  # (T, d_sae), on the SAE's device
-    values, indices = features.topk(min(TOP_FEATURES, features.shape[1]), dim=1)  # (T, k) each token's strongest, once for every click
-    per_token = [[sae.FeatureHit(int(i), float(v), t) for v, i in zip(vs, ids) if v > 0] for t, (vs, ids) in enumerate(zip(values, indices))]
-    return _SAEReading(analysis, fed, _fed_note(fed, loaded.tokenizer), features.amax(dim=1).tolist(), sae.top_features(features, k=TOP_FEATURES), per_token)
+    values, indices = features.topk(
+        min(TOP_FEATURES, features.shape[1]), dim=1
+    )  # (T, k) each token's strongest, once for every click
+    per_token = [
+        [sae.FeatureHit(int(i), float(v), t) for v, i in zip(vs, ids) if v > 0]
+        for t, (vs, ids) in enumerate(zip(values, indices))
+    ]
+    return _SAEReading(
+        analysis,
+        fed,
+        _fed_note(fed, loaded.tokenizer),
+        features.amax(dim=1).tolist(),
+        sae.top_features(features, k=TOP_FEATURES),
+        per_token,
+    )
 
 
 def _fed_note(fed: sae.SAEInput, tokenizer) -> str:
     """One sentence on what the SAE read, e.g. "after <|endoftext|>, centred, in 3 windows of up to 128 tokens"."""
-    how = [f"after {lm.token_label(tokenizer.convert_ids_to_tokens(fed.bos))}"] if fed.bos is not None else ["with no token before the text"]
+    how = (
+        [f"after {lm.token_label(tokenizer.convert_ids_to_tokens(fed.bos))}"]
+        if fed.bos is not None
+        else ["with no token before the text"]
+    )
     if fed.centred:
         how.append("centred (each token's mean over its dimensions taken away)")
-    how.append(f"in {fed.windows} windows of up to {fed.window} tokens, each read afresh" if fed.windows > 1 else f"in one window (a window holds up to {fed.window} tokens)")
+    how.append(
+        f"in {fed.windows} windows of up to {fed.window} tokens, each read afresh"
+        if fed.windows > 1
+        else f"in one window (a window holds up to {fed.window} tokens)"
+    )
     return "Read as the SAE was trained: " + ", ".join(how) + "."
 
 
@@ -319,7 +401,10 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
     try:
         layer = _whole(layer, "The layer")
         if layer not in release.layers:
-            return f"GPT-2 small's pretrained SAEs read the residual stream entering blocks {release.layers[0]}–{release.layers[-1]}; layer {layer} is after the last block. Choose a layer from 0 to 11.", None
+            return (
+                f"GPT-2 small's pretrained SAEs read the residual stream entering blocks {release.layers[0]}–{release.layers[-1]}; layer {layer} is after the last block. Choose a layer from 0 to 11.",
+                None,
+            )
         model_sae = _release_sae(layer, device)
     except sae.SAELoadError as error:
         get = f"Get it (about 150 MB) once, on a machine with internet: `python -m superpos_core.sae --layers {layer}`."
@@ -329,14 +414,21 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
     try:
-        return None, _readings.get_or_make((model, layer, str(device), text), lambda: _read_with(model_sae, _analysis(text, model, layer, device, quiet), _load(model, device, quiet)))
+        return None, _readings.get_or_make(
+            (model, layer, str(device), text),
+            lambda: _read_with(model_sae, _analysis(text, model, layer, device, quiet), _load(model, device, quiet)),
+        )
     except sae.SAEInputError as error:
         return str(error), None
 
 
 def _feature_links(hits: list[sae.FeatureHit], layer: int, labels: list[str], at_token: bool) -> str:
     where = "" if at_token else " at “{}”"
-    return "\n".join(f"- [feature {h.index}]({sae.neuronpedia_url(layer, h.index)}): {h.activation:.2f}" + where.format(labels[h.token]) for h in hits)
+    return "\n".join(
+        f"- [feature {h.index}]({sae.neuronpedia_url(layer, h.index)}): {h.activation:.2f}"
+        + where.format(labels[h.token])
+        for h in hits
+    )
 
 
 def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.device("cpu")):
@@ -351,11 +443,23 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
     analysis, hits = reading.analysis, reading.over_text
     labels = _labels(analysis)
     top = max(reading.peaks)
-    tokens = [(token, round(peak / top, 3) if top > 0 else 0.0) for token, peak in zip(analysis.shown_or_tokens, reading.peaks)]
+    tokens = [
+        (token, round(peak / top, 3) if top > 0 else 0.0)
+        for token, peak in zip(analysis.shown_or_tokens, reading.peaks)
+    ]
     if not hits:
-        return f"The pretrained SAE is here, but none of its features fire on this text. {reading.fed_note}", None, tokens
+        return (
+            f"The pretrained SAE is here, but none of its features fire on this text. {reading.fed_note}",
+            None,
+            tokens,
+        )
     release, layer = sae.GPT2_SMALL_RES_JB, analysis.layer
-    plot = figures.pretrained_feature_bars([h.index for h in hits], [h.activation for h in hits], [labels[h.token] for h in hits], f"GPT-2 small, layer {layer}: strongest of {release.d_sae:,} features")
+    plot = figures.pretrained_feature_bars(
+        [h.index for h in hits],
+        [h.activation for h in hits],
+        [labels[h.token] for h in hits],
+        f"GPT-2 small, layer {layer}: strongest of {release.d_sae:,} features",
+    )
     status = (
         f"Pretrained SAE for layer {layer} loaded ({release.d_sae:,} features). {reading.fed_note} Strongest on this text:\n{_feature_links(hits, layer, labels, False)}\n\n"
         "**Click a token** in the text below to see the features that fire on it."
@@ -378,9 +482,16 @@ def pretrained_token_panel(text, model: str, layer, token, device: torch.device 
         return f"No pretrained feature fires on token {token} (“{word}”).", None
     layer = reading.analysis.layer
     plot = figures.pretrained_feature_bars(
-        [h.index for h in hits], [h.activation for h in hits], [word] * len(hits), f"GPT-2 small, layer {layer}: strongest features on token {hits[0].token} (“{word}”)", xlabel="activation on this token"
+        [h.index for h in hits],
+        [h.activation for h in hits],
+        [word] * len(hits),
+        f"GPT-2 small, layer {layer}: strongest features on token {hits[0].token} (“{word}”)",
+        xlabel="activation on this token",
     )
-    return f"Token {hits[0].token} (“{word}”): its strongest features\n{_feature_links(hits, layer, labels, True)}", figures.to_rgb(plot)
+    return (
+        f"Token {hits[0].token} (“{word}”): its strongest features\n{_feature_links(hits, layer, labels, True)}",
+        figures.to_rgb(plot),
+    )
 
 
 def choose_model(model: str, device: torch.device = torch.device("cpu"), allow_any: bool = False):
@@ -446,7 +557,9 @@ def warm_up(device: torch.device) -> threading.Thread | None:
             with _warming_lock:
                 _warming.discard(key)
 
-    thread = threading.Thread(target=run, name=f"superpos-lm-warm-up-{model}-{device}")  # not a daemon: see lm.load_in_background
+    thread = threading.Thread(
+        target=run, name=f"superpos-lm-warm-up-{model}-{device}"
+    )  # not a daemon: see lm.load_in_background
     thread.start()
     return thread
 
@@ -493,7 +606,15 @@ CONCEPT_NOTES = {
 }
 
 
-def concepts_event(concept_words, sentences, model: str, layer, device: torch.device = torch.device("cpu"), progress=gr.Progress(), allow_any: bool = False):
+def concepts_event(
+    concept_words,
+    sentences,
+    model: str,
+    layer,
+    device: torch.device = torch.device("cpu"),
+    progress=gr.Progress(),
+    allow_any: bool = False,
+):
     """``api_name="lm_concepts"``: concept word lists against labelled sentences at the chosen layer.
 
     Returns the /lm_concepts summary, the correlation bars, the sentences' PCA and a status line.
@@ -512,14 +633,23 @@ def concepts_event(concept_words, sentences, model: str, layer, device: torch.de
         raise gr.Error(str(error), print_exception=False) from None
     where = f"{analysis.model}, layer {analysis.layer}"
     bars = figures.concept_correlation_bars(
-        analysis.concept_names, analysis.labels, analysis.by_label(), analysis.by_label(centred=True), f"{where}: each concept against the sentences of each label"
+        analysis.concept_names,
+        analysis.labels,
+        analysis.by_label(),
+        analysis.by_label(centred=True),
+        f"{where}: each concept against the sentences of each label",
     )
     coordinates, explained = analysis.pca()
     pca = figures.concept_pca_scatter(
-        coordinates, [s.label for s in analysis.sentences], explained, [s.text for s in analysis.sentences], f"{where}: the sentences' mean hidden states on their two main directions"
+        coordinates,
+        [s.label for s in analysis.sentences],
+        explained,
+        [s.text for s in analysis.sentences],
+        f"{where}: the sentences' mean hidden states on their two main directions",
     )
     closest = ", ".join(
-        f"{name} → **{label}**" + ("" if name not in analysis.labels else " ✓" if label == name else " ✗") for name, label in analysis.closest_labels().items()
+        f"{name} → **{label}**" + ("" if name not in analysis.labels else " ✓" if label == name else " ✗")
+        for name, label in analysis.closest_labels().items()
     )
     words = sum(len(ws) for ws in analysis.concepts.values())
     status = (
@@ -541,8 +671,20 @@ def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider, 
         "as common English words are), sentences one per line as `label: sentence`, under at least two labels."
     )
     with gr.Row():
-        words_box = gr.Textbox(value=concepts.format_concepts(concepts.CONCEPTS), label="Concepts (name: word, word, …)", lines=4, max_lines=10, elem_id="lm-concept-words")
-        sentences_box = gr.Textbox(value=concepts.format_sentences(concepts.SENTENCES), label="Labelled sentences (label: sentence)", lines=8, max_lines=16, elem_id="lm-concept-sentences")
+        words_box = gr.Textbox(
+            value=concepts.format_concepts(concepts.CONCEPTS),
+            label="Concepts (name: word, word, …)",
+            lines=4,
+            max_lines=10,
+            elem_id="lm-concept-words",
+        )
+        sentences_box = gr.Textbox(
+            value=concepts.format_sentences(concepts.SENTENCES),
+            label="Labelled sentences (label: sentence)",
+            lines=8,
+            max_lines=16,
+            elem_id="lm-concept-sentences",
+        )
     run = gr.Button("Compare the concepts with the sentences")
     status = gr.Markdown(elem_id="lm-concepts-status")
     bars = figure("Each concept's correlation with each label's sentences", elem_id="lm-concepts-bars")
@@ -556,7 +698,14 @@ def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider, 
     def compare_concepts(concept_words, sentences, model, layer, progress=gr.Progress()):
         return concepts_event(concept_words, sentences, model, layer, device, progress, allow_any_model)
 
-    run.click(compare_concepts, inputs=[words_box, sentences_box, model, layer], outputs=[summary, bars, pca, status], api_name="lm_concepts", concurrency_limit=2, concurrency_id="lm")
+    run.click(
+        compare_concepts,
+        inputs=[words_box, sentences_box, model, layer],
+        outputs=[summary, bars, pca, status],
+        api_name="lm_concepts",
+        concurrency_limit=2,
+        concurrency_id="lm",
+    )
 
 
 def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = False) -> SimpleNamespace:
@@ -576,12 +725,19 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
             gr.Examples(EXAMPLES, inputs=text, label="Quick examples")
         with gr.Column(scale=4, min_width=300):
             model = ChoiceDropdown(
-                [(lm.choice_label(e.key), e.key) for e in lm.CATALOGUE.values()], value=first, label="Model" + (" (or type a Hugging Face model id)" if allow_any_model else ""),
-                elem_id="lm-model", allow_custom_value=allow_any_model,
+                [(lm.choice_label(e.key), e.key) for e in lm.CATALOGUE.values()],
+                value=first,
+                label="Model" + (" (or type a Hugging Face model id)" if allow_any_model else ""),
+                elem_id="lm-model",
+                allow_custom_value=allow_any_model,
             )
-            about = gr.Markdown("\n\n".join(filter(None, [model_status(first), missing_models_note()])), elem_id="lm-model-status")
+            about = gr.Markdown(
+                "\n\n".join(filter(None, [model_status(first), missing_models_note()])), elem_id="lm-model-status"
+            )
             # 0..MAX_LAYER accepted from API callers; the model's own range is checked (LayerError) on use.
-            layer = CheckedSlider(0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer")
+            layer = CheckedSlider(
+                0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer"
+            )
             view = ChoiceRadio(list(VIEWS), value=VIEWS[0], label="Heatmap columns", elem_id="lm-view")
             run = gr.Button("Analyse the text", variant="primary")
     status = gr.Markdown(elem_id="lm-status")
@@ -620,8 +776,12 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
         pretrained = figure("Strongest pretrained features on this text", elem_id="lm-pretrained")
         note(NOTES["pretrained"])
         pretrained_tokens = gr.HighlightedText(
-            label="The text's tokens, shaded by their strongest pretrained feature: click one", show_legend=False, show_inline_category=False,
-            combine_adjacent=False, interactive=False, elem_id="lm-pretrained-tokens",
+            label="The text's tokens, shaded by their strongest pretrained feature: click one",
+            show_legend=False,
+            show_inline_category=False,
+            combine_adjacent=False,
+            interactive=False,
+            elem_id="lm-pretrained-tokens",
         )
         token_status = gr.Markdown(elem_id="lm-token-status")
         token_plot = figure("Strongest pretrained features on the clicked token", elem_id="lm-token-features")
@@ -641,7 +801,9 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
             return None, None, None, None, f"⚠️ {model_status(model)}"
         try:
             _load(model, device, progress, allow_any_model)
-            return in_background(opening_view)(text, model, layer, view, device, keep=(text, model, layer, view) == opening)
+            return in_background(opening_view)(
+                text, model, layer, view, device, keep=(text, model, layer, view) == opening
+            )
         except gr.Error as error:
             return None, None, None, None, f"⚠️ {error.message}"
 
@@ -656,28 +818,109 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
 
     def train_sae(text, model, layer, n_features, l1_weight, epochs, seed, progress=gr.Progress()):
         _wait_for_model(model, device, progress, allow_any_model)
-        return in_background(train_sae_event)(text, model, layer, n_features, l1_weight, epochs, seed, device, progress, allow_any_model)
+        return in_background(train_sae_event)(
+            text, model, layer, n_features, l1_weight, epochs, seed, device, progress, allow_any_model
+        )
 
     pretrained_outputs = [pretrained_status, pretrained, pretrained_tokens, pretrained_box]
     # The opening view fills the tab's pictures as the page loads; the learner's own analysis cancels it, so a
     # slow opening (the model still warming) can never arrive after, and over, what the learner asked for.
-    opened = blocks.load(open_tab, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=16, concurrency_id="lm-open")
+    opened = blocks.load(
+        open_tab,
+        inputs=inputs,
+        outputs=outputs,
+        api_visibility="private",
+        concurrency_limit=16,
+        concurrency_id="lm-open",
+    )
     blocks.load(None, js=LAYER_ENTER_JS)
     for event in (
-        run.click(analyse, inputs=inputs, outputs=outputs, api_name="lm", concurrency_limit=2, concurrency_id="lm", cancels=[opened]),
-        text.submit(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", cancels=[opened]),
-        layer.release(analyse, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="minimal", cancels=[opened]),
+        run.click(
+            analyse,
+            inputs=inputs,
+            outputs=outputs,
+            api_name="lm",
+            concurrency_limit=2,
+            concurrency_id="lm",
+            cancels=[opened],
+        ),
+        text.submit(
+            analyse,
+            inputs=inputs,
+            outputs=outputs,
+            api_visibility="private",
+            concurrency_limit=2,
+            concurrency_id="lm",
+            cancels=[opened],
+        ),
+        layer.release(
+            analyse,
+            inputs=inputs,
+            outputs=outputs,
+            api_visibility="private",
+            concurrency_limit=2,
+            concurrency_id="lm",
+            show_progress="minimal",
+            cancels=[opened],
+        ),
     ):
-        event.success(look_up_pretrained, inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
-    pretrained_tokens.select(pick_token, inputs=[text, model, layer], outputs=[token_status, token_plot], api_visibility="private", concurrency_limit=2, concurrency_id="lm")
-    view.input(lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model), inputs=inputs, outputs=heatmap, api_visibility="private", concurrency_limit=2, concurrency_id="lm", show_progress="hidden")
+        event.success(
+            look_up_pretrained,
+            inputs=[text, model, layer],
+            outputs=pretrained_outputs,
+            api_visibility="private",
+            concurrency_limit=2,
+            concurrency_id="lm",
+        )
+    pretrained_tokens.select(
+        pick_token,
+        inputs=[text, model, layer],
+        outputs=[token_status, token_plot],
+        api_visibility="private",
+        concurrency_limit=2,
+        concurrency_id="lm",
+    )
+    view.input(
+        lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model),
+        inputs=inputs,
+        outputs=heatmap,
+        api_visibility="private",
+        concurrency_limit=2,
+        concurrency_id="lm",
+        show_progress="hidden",
+    )
     # On a change of model only: the list also reports "input" when it is opened and closed again without a choice,
     # and the layer the learner had typed was then reset to the middle one.
-    model.change(lambda m: choose_model(m, device, allow_any_model), inputs=model, outputs=[about, layer], api_visibility="private", queue=False)
-    train.click(train_sae, inputs=[text, model, layer, n_features, l1_weight, epochs, seed], outputs=[sae_summary, grid, bars, token_features, sae_status], api_name="lm_sae", concurrency_limit=1, concurrency_id="lm-sae")
-    blocks.load(lambda t, m, l: look_up_pretrained(t if m != "gpt2" else "", m, l), inputs=[text, model, layer], outputs=pretrained_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="lm")
+    model.change(
+        lambda m: choose_model(m, device, allow_any_model),
+        inputs=model,
+        outputs=[about, layer],
+        api_visibility="private",
+        queue=False,
+    )
+    train.click(
+        train_sae,
+        inputs=[text, model, layer, n_features, l1_weight, epochs, seed],
+        outputs=[sae_summary, grid, bars, token_features, sae_status],
+        api_name="lm_sae",
+        concurrency_limit=1,
+        concurrency_id="lm-sae",
+    )
+    blocks.load(
+        lambda t, m, l: look_up_pretrained(t if m != "gpt2" else "", m, l),
+        inputs=[text, model, layer],
+        outputs=pretrained_outputs,
+        api_visibility="private",
+        concurrency_limit=2,
+        concurrency_id="lm",
+    )
     render_concepts(device, model, layer, allow_any_model)
 
     # The network this tab uses, as the course shows it first (demos/networks.py): described once an analysis has loaded it.
-    network_view(lambda m, l: networks.lm_html(m, l, device), inputs=[model, layer], triggers=[model, layer, status], elem_id="lm-network")
+    network_view(
+        lambda m, l: networks.lm_html(m, l, device),
+        inputs=[model, layer],
+        triggers=[model, layer, status],
+        elem_id="lm-network",
+    )
     return SimpleNamespace(text=text, model=model, layer=layer)

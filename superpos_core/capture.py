@@ -7,6 +7,7 @@ model slower and kept old tensors alive. Here hooks live exactly as long as a ``
         model(x)
     acts["fc1"]  # (B, 128)
 """
+
 from __future__ import annotations
 
 import threading

@@ -19,6 +19,7 @@ Text formats the learner edits (blank lines are skipped):
     positive: good, great, happy          one concept per line: name, colon, words separated by commas
     negative: I lost my keys again.       one sentence per line: label, colon, the sentence
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -117,7 +118,9 @@ def _lines(text, what: str, example: str) -> list[tuple[int, str]]:
     if not isinstance(text, str):
         raise ConceptInputError(f"The {what} must be text; got {text!r:.60}.")
     if len(text) > MAX_INPUT_CHARS:
-        raise ConceptInputError(f"The {what} are {len(text):,} characters long; at most {MAX_INPUT_CHARS:,} are accepted. Keep the lists short.")
+        raise ConceptInputError(
+            f"The {what} are {len(text):,} characters long; at most {MAX_INPUT_CHARS:,} are accepted. Keep the lists short."
+        )
     try:
         text, _ = lm.clean_text(text)
     except lm.TextInputError:
@@ -130,7 +133,9 @@ def _name(raw: str, number: int, kind: str, example: str) -> str:
     if not name:
         raise ConceptInputError(f"Line {number} has no {kind} before the ':'. Write it like `{example}`.")
     if len(name) > MAX_NAME_CHARS:
-        raise ConceptInputError(f"Line {number}: the {kind} {_short(name)!r} is longer than {MAX_NAME_CHARS} characters. Use a short name.")
+        raise ConceptInputError(
+            f"Line {number}: the {kind} {_short(name)!r} is longer than {MAX_NAME_CHARS} characters. Use a short name."
+        )
     return name
 
 
@@ -149,20 +154,30 @@ def parse_concepts(text) -> dict[str, list[str]]:
     for number, line in _lines(text, "concept word lists", example):
         raw_name, colon, raw_words = line.partition(":")
         if not colon:
-            raise ConceptInputError(f"Line {number} ({_short(line)!r}) has no ':'. Write one concept per line, like `{example}`.")
+            raise ConceptInputError(
+                f"Line {number} ({_short(line)!r}) has no ':'. Write one concept per line, like `{example}`."
+            )
         name = _name(raw_name, number, "concept name", example)
         if name in concepts:
-            raise ConceptInputError(f"The concept {name!r} is listed twice (again on line {number}). Give each concept one line.")
+            raise ConceptInputError(
+                f"The concept {name!r} is listed twice (again on line {number}). Give each concept one line."
+            )
         words = list(dict.fromkeys(word.strip() for word in raw_words.split(",") if word.strip()))
         if not words:
-            raise ConceptInputError(f"The concept {name!r} (line {number}) has no words: list them after the ':', separated by commas.")
+            raise ConceptInputError(
+                f"The concept {name!r} (line {number}) has no words: list them after the ':', separated by commas."
+            )
         if len(words) > MAX_WORDS:
-            raise ConceptInputError(f"The concept {name!r} has {len(words)} words; at most {MAX_WORDS} are used. Keep the most typical ones.")
+            raise ConceptInputError(
+                f"The concept {name!r} has {len(words)} words; at most {MAX_WORDS} are used. Keep the most typical ones."
+            )
         concepts[name] = words
     if len(concepts) > MAX_CONCEPTS:
         raise ConceptInputError(f"There are {len(concepts)} concepts; at most {MAX_CONCEPTS} fit in one picture.")
     if len(concepts) < 2:
-        raise ConceptInputError(f"Give at least two concepts, one per line (like `{example}`): the analysis compares concepts with each other.")
+        raise ConceptInputError(
+            f"Give at least two concepts, one per line (like `{example}`): the analysis compares concepts with each other."
+        )
     return concepts
 
 
@@ -181,7 +196,9 @@ def parse_sentences(text) -> list[LabelledSentence]:
     for number, line in _lines(text, "labelled sentences", example):
         raw_label, colon, sentence = line.partition(":")
         if not colon:
-            raise ConceptInputError(f"Line {number} ({_short(line)!r}) has no label. Write one sentence per line, like `{example}`.")
+            raise ConceptInputError(
+                f"Line {number} ({_short(line)!r}) has no label. Write one sentence per line, like `{example}`."
+            )
         label = _name(raw_label, number, "label", example)
         sentence = sentence.strip()
         if not sentence:
@@ -191,9 +208,13 @@ def parse_sentences(text) -> list[LabelledSentence]:
         raise ConceptInputError(f"There are {len(sentences)} sentences; at most {MAX_SENTENCES} are read at once.")
     labels = list(dict.fromkeys(s.label for s in sentences))
     if len(labels) < 2:
-        raise ConceptInputError(f"Every sentence has the label {labels[0]!r}: give sentences under at least two labels, so they can be compared.")
+        raise ConceptInputError(
+            f"Every sentence has the label {labels[0]!r}: give sentences under at least two labels, so they can be compared."
+        )
     if len(sentences) < 3:
-        raise ConceptInputError(f"There are only {len(sentences)} sentences: give at least three, so the sentences' main directions can be found.")
+        raise ConceptInputError(
+            f"There are only {len(sentences)} sentences: give at least three, so the sentences' main directions can be found."
+        )
     return sentences
 
 
@@ -258,7 +279,12 @@ def _mean_hidden_states(loaded: lm.LoadedLM, sequences: list[list[int]], layer: 
             ids[row, : len(sequence)] = torch.tensor(sequence)
             mask[row, : len(sequence)] = 1
         with torch.inference_mode():
-            out = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device), output_hidden_states=True, **extra)
+            out = loaded.model(
+                input_ids=ids.to(loaded.device),
+                attention_mask=mask.to(loaded.device),
+                output_hidden_states=True,
+                **extra,
+            )
         hidden = out.hidden_states[layer].to("cpu", torch.float64)  # (B, T, d_model)
         keep = mask.to(torch.float64)
         keep[:, 0] = 0  # the prefix token
@@ -299,7 +325,9 @@ def _sentence_token_ids(loaded: lm.LoadedLM, sentences: Sequence[LabelledSentenc
         if not ids:
             raise ConceptInputError(f"{where}: the sentence has no tokens for {loaded.title}.")
         if len(ids) > limit:
-            raise ConceptInputError(f"{where}: the sentence is {len(ids)} tokens long; at most {limit} are read. Shorten it or split it in two.")
+            raise ConceptInputError(
+                f"{where}: the sentence is {len(ids)} tokens long; at most {limit} are read. Shorten it or split it in two."
+            )
         token_ids.append([int(i) for i in ids])
     return token_ids
 
@@ -366,7 +394,10 @@ class ConceptAnalysis:
         """
 
         def table(values: np.ndarray) -> dict[str, dict[str, float]]:
-            return {name: {label: round(float(v), 4) for label, v in zip(self.labels, row)} for name, row in zip(self.concept_names, values)}
+            return {
+                name: {label: round(float(v), 4) for label, v in zip(self.labels, row)}
+                for name, row in zip(self.concept_names, values)
+            }
 
         return {
             "model": self.model,
@@ -381,7 +412,9 @@ class ConceptAnalysis:
         }
 
 
-def analyse_concepts(loaded: lm.LoadedLM, concepts: Mapping[str, Sequence[str]], sentences: Sequence[LabelledSentence], layer: int) -> ConceptAnalysis:
+def analyse_concepts(
+    loaded: lm.LoadedLM, concepts: Mapping[str, Sequence[str]], sentences: Sequence[LabelledSentence], layer: int
+) -> ConceptAnalysis:
     """Concept and sentence vectors at ``layer``: two batched passes through the model.
 
     Args:
@@ -409,7 +442,9 @@ def analyse_concepts(loaded: lm.LoadedLM, concepts: Mapping[str, Sequence[str]],
     words = list(word_ids)
     word_vectors = _mean_hidden_states(loaded, [[prefix, word_ids[w]] for w in words], layer)  # (W, d_model)
     row = {word: i for i, word in enumerate(words)}
-    concept_vectors = np.stack([word_vectors[[row[w] for w in ws]].mean(axis=0) for ws in concepts.values()])  # (C, d_model)
+    concept_vectors = np.stack(
+        [word_vectors[[row[w] for w in ws]].mean(axis=0) for ws in concepts.values()]
+    )  # (C, d_model)
     sentence_vectors = _mean_hidden_states(loaded, [[prefix, *ids] for ids in sentence_ids], layer)  # (S, d_model)
     notes = []
     if len(concepts) == 2:

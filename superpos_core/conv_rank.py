@@ -35,6 +35,7 @@ Three things differ from the course's code, on purpose:
    over N columns the centred Gram is G − s sᵀ/N (= G − N μμᵀ, μ the channel means), formed in
    float64 once the sums are complete. It costs one more eigen-decomposition per layer.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -72,7 +73,9 @@ class LayerRank:
     columns: int  # samples·H·W the rank was measured over
     sample_bound: bool  # columns < 4 × channels: the sample, not the layer, limits the rank
     rank_to_reach: int  # singular values needed to reach 99% (the crossing one counted): normally effective_rank + 1
-    centred_effective_rank: int | None  # the same count with each channel's mean over the sample taken away (None: not asked for)
+    centred_effective_rank: (
+        int | None
+    )  # the same count with each channel's mean over the sample taken away (None: not asked for)
 
     @property
     def centred_ratio(self) -> float | None:
@@ -81,11 +84,27 @@ class LayerRank:
     def as_row(self) -> list:
         """A row of the tab's table, in ``TABLE_HEADERS`` order."""
         centred_ratio = None if self.centred_ratio is None else round(self.centred_ratio, 4)
-        return [self.layer, self.channels, self.effective_rank, round(self.ratio, 4), self.centred_effective_rank, centred_ratio, self.sample_bound]
+        return [
+            self.layer,
+            self.channels,
+            self.effective_rank,
+            round(self.ratio, 4),
+            self.centred_effective_rank,
+            centred_ratio,
+            self.sample_bound,
+        ]
 
 
 # The course's table (its first four columns and the sample flag), the centred count beside it.
-TABLE_HEADERS = ["layer_name", "total_channels", "effective_rank", "ratio", "centred_effective_rank", "centred_ratio", "bounded_by_sample"]
+TABLE_HEADERS = [
+    "layer_name",
+    "total_channels",
+    "effective_rank",
+    "ratio",
+    "centred_effective_rank",
+    "centred_ratio",
+    "bounded_by_sample",
+]
 
 
 class UpperGram:
@@ -99,8 +118,14 @@ class UpperGram:
         self.size = size
         self.rows = [slice(start, min(start + BLOCK, size)) for start in range(0, size, BLOCK)]
         self.blocks = {
-            (i, j): torch.zeros(self.rows[i].stop - self.rows[i].start, self.rows[j].stop - self.rows[j].start, dtype=torch.float64, device=device)
-            for i in range(len(self.rows)) for j in range(i, len(self.rows))
+            (i, j): torch.zeros(
+                self.rows[i].stop - self.rows[i].start,
+                self.rows[j].stop - self.rows[j].start,
+                dtype=torch.float64,
+                device=device,
+            )
+            for i in range(len(self.rows))
+            for j in range(i, len(self.rows))
         }
 
     def add(self, part: torch.Tensor) -> None:
@@ -130,7 +155,9 @@ class StreamingGram:
         self.expected_samples = expected_samples  # images in the whole reference set, when known
         self.gram: dict[str, UpperGram] = {}  # name -> its C×C Gram matrix so far
         self.kept: dict[str, list[torch.Tensor]] = {}  # name -> [(C, columns) float32] per batch
-        self.sums: dict[str, torch.Tensor] = {}  # name -> (C,) float64: each channel's sum over the columns so far, beside its Gram matrix
+        self.sums: dict[
+            str, torch.Tensor
+        ] = {}  # name -> (C,) float64: each channel's sum over the columns so far, beside its Gram matrix
         self.columns: dict[str, int] = {}
         self.channels: dict[str, int] = {}
 
@@ -169,7 +196,9 @@ class StreamingGram:
         """
         if name in self.kept:
             pieces = self.kept[name]
-            a = torch.empty(self.channels[name], self.columns[name], dtype=torch.float64, device=pieces[0].device)  # (C, columns), columns < C
+            a = torch.empty(
+                self.channels[name], self.columns[name], dtype=torch.float64, device=pieces[0].device
+            )  # (C, columns), columns < C
             torch.cat(pieces, dim=1, out=a)  # widened to float64 as it is copied
             small = UpperGram(a.shape[1], a.device)
             small.add(a.T)  # (columns, columns): same non-zero eigenvalues as a aᵀ
@@ -178,7 +207,9 @@ class StreamingGram:
             n = len(r)
 
             def centre(k: torch.Tensor) -> None:
-                k.sub_(r[None, :] / n).sub_(r[:, None] / n).add_(r.sum() / n**2)  # H K H, in place; the lower half is never read
+                k.sub_(r[None, :] / n).sub_(r[:, None] / n).add_(
+                    r.sum() / n**2
+                )  # H K H, in place; the lower half is never read
 
             return small.matrix(), centre
         sums, columns = self.sums[name], self.columns[name]
@@ -222,17 +253,30 @@ class StreamingGram:
             values, centred_values = self.spectra(name, centred)
             self.release(name)
             eff = rank.effective_rank(values, threshold)
-            rows.append(LayerRank(
-                name, channels, eff, eff / channels, columns, columns < BOUND_FACTOR * channels,
-                rank_to_reach=rank.rank_to_reach(values, threshold),
-                centred_effective_rank=None if centred_values is None else rank.effective_rank(centred_values, threshold),
-            ))
+            rows.append(
+                LayerRank(
+                    name,
+                    channels,
+                    eff,
+                    eff / channels,
+                    columns,
+                    columns < BOUND_FACTOR * channels,
+                    rank_to_reach=rank.rank_to_reach(values, threshold),
+                    centred_effective_rank=None
+                    if centred_values is None
+                    else rank.effective_rank(centred_values, threshold),
+                )
+            )
         return rows
 
 
 @torch.no_grad()
 def rank_table(
-    model: nn.Module, batches: Iterable[torch.Tensor], threshold: float = rank.DEFAULT_THRESHOLD, on_batch=None, centred: bool = True
+    model: nn.Module,
+    batches: Iterable[torch.Tensor],
+    threshold: float = rank.DEFAULT_THRESHOLD,
+    on_batch=None,
+    centred: bool = True,
 ) -> list[LayerRank]:
     """Effective rank of every conv layer over the reference ``batches`` (one forward per batch).
 

@@ -1,4 +1,5 @@
 """Pick the torch device the app runs on."""
+
 from __future__ import annotations
 
 import ctypes
@@ -64,7 +65,6 @@ def release_free_memory() -> bool:
         return False
     libc.malloc_trim(0)
     return True
-
 
 
 BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)

@@ -5,6 +5,7 @@ keeping the aspect ratio (anti-aliased, so edges become grey), and it is placed 
 that its centre of mass sits at the centre. Drawings that skip this look nothing like the
 training data, and the network's answers then say more about the framing than the digit.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,6 +28,8 @@ def too_large_message(width: int | None = None, height: int | None = None) -> st
     """What every tab says of a picture with too many pixels (a decompression bomb, or just a huge scan)."""
     size = f"{width:,}×{height:,} pixels, far more" if width else "far more pixels"
     return f"The picture is too large to read: {size} than the 8000×8000 this app reads. Use a smaller one, such as a photo from a phone or a screenshot."
+
+
 INK_LEVEL = 0.25  # a pixel counts as ink for cropping when it is this dark relative to the darkest
 MIN_DIGIT_SHARE = 0.15  # ink narrower and shorter than this share of the picture is "a dot" (a brush tap is ~8%)
 DIGIT_BOX, FIELD = 20, 28
@@ -98,7 +101,9 @@ def data_url_bytes(text: str) -> bytes:
     if not (comma and head.lower().startswith("data:image/") and head.lower().endswith(";base64")):
         raise DrawingError("That is not a picture: expected a data:image/...;base64 URL.")
     if len(body) > MAX_DATA_URL:
-        raise DrawingError(f"The picture is {len(body) / 2**20:.0f} MB as text, too large to read. Send one of at most {MAX_DATA_URL // 2**20} MB.")
+        raise DrawingError(
+            f"The picture is {len(body) / 2**20:.0f} MB as text, too large to read. Send one of at most {MAX_DATA_URL // 2**20} MB."
+        )
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
@@ -116,10 +121,16 @@ def ink_image(picture) -> np.ndarray:
     elif isinstance(picture, Image.Image):
         try:
             ink = _from_pil(picture)
-        except (OSError, ValueError, SyntaxError) as error:  # opened lazily (as gradio does): a broken file fails only here
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+        ) as error:  # opened lazily (as gradio does): a broken file fails only here
             if isinstance(error, DrawingError):
                 raise
-            raise DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
+            raise DrawingError(
+                f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG."
+            ) from None
     elif isinstance(picture, (str, os.PathLike, bytes, bytearray)):
         source = io.BytesIO(picture) if isinstance(picture, (bytes, bytearray)) else picture
         try:
@@ -133,7 +144,9 @@ def ink_image(picture) -> np.ndarray:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise DrawingError(too_large_message()) from None
         except (OSError, ValueError, SyntaxError) as error:  # PIL's ways of saying "not an image"
-            raise DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
+            raise DrawingError(
+                f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG."
+            ) from None
     else:
         raise DrawingError(f"Expected a picture, got {type(picture).__name__}.")
     if ink.shape[0] < 1 or ink.shape[1] < 1:
@@ -165,7 +178,9 @@ def prepare_digit(picture) -> PreparedDigit:
     darkest = float(ink.max())
     if darkest < 0.1:
         if inverted:
-            raise DrawingError("The picture is dark all over: there is no digit to see. Clear it and draw dark strokes on white.")
+            raise DrawingError(
+                "The picture is dark all over: there is no digit to see. Clear it and draw dark strokes on white."
+            )
         raise DrawingError("The canvas is empty: draw a digit with the brush.")
     rows = np.flatnonzero((ink >= INK_LEVEL * darkest).any(1))
     cols = np.flatnonzero((ink >= INK_LEVEL * darkest).any(0))
@@ -173,12 +188,24 @@ def prepare_digit(picture) -> PreparedDigit:
     if max(height, width) < MIN_DIGIT_SHARE * max(ink.shape):
         raise DrawingError("That is only a dot. Draw the digit large, filling most of the canvas.")
     if inverted and height * width > 0.95 * ink.size and ink.mean() > 0.4:
-        raise DrawingError("The picture is dark all over: there is no digit to see. Clear it and draw dark strokes on white.")
+        raise DrawingError(
+            "The picture is dark all over: there is no digit to see. Clear it and draw dark strokes on white."
+        )
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] / darkest  # darkest stroke = full ink
     # 3) Longer side to 20 px, aspect ratio kept, anti-aliased.
     scale = DIGIT_BOX / max(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small = F.interpolate(torch.from_numpy(np.ascontiguousarray(crop))[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)[0, 0].clamp_(0, 1).numpy()
+    small = (
+        F.interpolate(
+            torch.from_numpy(np.ascontiguousarray(crop))[None, None],
+            size=size,
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )[0, 0]
+        .clamp_(0, 1)
+        .numpy()
+    )
     # 4) Centre of mass to the middle of a 28x28 field.
     total = small.sum()
     ys, xs = np.indices(small.shape)

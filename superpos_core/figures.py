@@ -6,6 +6,7 @@ are built on ``matplotlib.figure.Figure`` with an Agg canvas and turned into RGB
 the artists that change, on top of a cached background (blitting); that is what makes a redraw
 take about a millisecond instead of tens.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,7 +20,6 @@ import matplotlib
 matplotlib.use("Agg")  # a server has no screen; must precede any backend use
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
@@ -27,6 +27,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from PIL import Image, ImageDraw, ImageFont
 
 from superpos_core.rank import RankSummary
 
@@ -58,10 +59,14 @@ def place(figure: Figure, left: float, right: float, bottom: float, top: float, 
     """
     width, height = figure.get_size_inches()
     bar_room = 0.9 if colorbar else 0.0  # the bar, its ticks and its label
-    ax = figure.add_axes((left / width, bottom / height, (width - left - right - bar_room) / width, (height - bottom - top) / height))
+    ax = figure.add_axes(
+        (left / width, bottom / height, (width - left - right - bar_room) / width, (height - bottom - top) / height)
+    )
     if not colorbar:
         return ax
-    cax = figure.add_axes(((width - right - bar_room + 0.15) / width, bottom / height, 0.14 / width, (height - bottom - top) / height))
+    cax = figure.add_axes(
+        ((width - right - bar_room + 0.15) / width, bottom / height, 0.14 / width, (height - bottom - top) / height)
+    )
     return ax, cax
 
 
@@ -109,7 +114,11 @@ def drawable(text: str, font: ImageFont.FreeTypeFont | None = None) -> str:
     for char in text:
         if _has_glyph(path, char):
             spelled.append(char)
-        elif unicodedata.category(char) in ("Cf", "Mn", "Me"):  # zero-width joiners, variation selectors, combining marks
+        elif unicodedata.category(char) in (
+            "Cf",
+            "Mn",
+            "Me",
+        ):  # zero-width joiners, variation selectors, combining marks
             continue
         elif unicodedata.category(char).startswith("S"):
             spelled.append(f":{unicodedata.name(char, f'U+{ord(char):04X}').lower()}:")
@@ -126,7 +135,9 @@ def pixels_from_top(transform, points: Sequence[tuple[float, float]], height: fl
     return [(x, height - y) for x, y in transform.transform(points)]
 
 
-def stamp_text(pixels: np.ndarray, labels: Sequence[tuple[tuple[float, float], str]], font: ImageFont.FreeTypeFont, **style) -> np.ndarray:
+def stamp_text(
+    pixels: np.ndarray, labels: Sequence[tuple[tuple[float, float], str]], font: ImageFont.FreeTypeFont, **style
+) -> np.ndarray:
     """Write each ``(x, y), text`` label (pixels from the top left) on an RGB picture with Pillow; ``style`` goes to ``ImageDraw.text``.
 
     For labels that change on every update of a live panel: Pillow sets a short label in a few
@@ -169,7 +180,18 @@ def weight_heatmaps(weights: Mapping[str, np.ndarray]) -> Figure:
     axes = figure.subplots(len(weights), 1, squeeze=False)[:, 0]
     for ax, (name, weight) in zip(axes, weights.items()):
         limit = float(np.percentile(np.abs(weight), 99.5))
-        sns.heatmap(weight, ax=ax, cmap=DIVERGING, center=0, vmin=-limit, vmax=limit, xticklabels=False, yticklabels=False, rasterized=True, cbar_kws={"label": "weight", "shrink": 0.9})
+        sns.heatmap(
+            weight,
+            ax=ax,
+            cmap=DIVERGING,
+            center=0,
+            vmin=-limit,
+            vmax=limit,
+            xticklabels=False,
+            yticklabels=False,
+            rasterized=True,
+            cbar_kws={"label": "weight", "shrink": 0.9},
+        )
         ax.set_title(f"{name}: {weight.shape[0]} neurons × {weight.shape[1]} inputs")
         ax.set_ylabel("neuron")
         ax.set_xlabel("input" if name != "fc1" else "input pixel (row by row)")
@@ -204,18 +226,30 @@ def spectrum(trained: Mapping[str, RankSummary], baseline: Mapping[str, RankSumm
         ax.semilogy(index, rand.singular_values, color="0.5", lw=1.5, ls="--", label="random init")
         ax.axvline(ours.effective_rank, color="C3", lw=1, ls=":")
         ax.axvline(rand.effective_rank, color="0.5", lw=1, ls=":")
-        ax.set_title(f"{name}: effective rank {ours.effective_rank}/{ours.size} = {ours.ratio:.2f}\n(random init {rand.effective_rank}/{rand.size} = {rand.ratio:.2f})", fontsize=10)
+        ax.set_title(
+            f"{name}: effective rank {ours.effective_rank}/{ours.size} = {ours.ratio:.2f}\n(random init {rand.effective_rank}/{rand.size} = {rand.ratio:.2f})",
+            fontsize=10,
+        )
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("singular value index")
         ax.set_ylabel("singular value (log scale)")
         ax.legend(fontsize=8, loc="lower left")
-    figure.suptitle(f"Dotted lines: effective rank (singular values whose running share of the energy is still below {threshold:.0%})", fontsize=9)
+    figure.suptitle(
+        f"Dotted lines: effective rank (singular values whose running share of the energy is still below {threshold:.0%})",
+        fontsize=9,
+    )
     return figure
 
 
-def training_progress(epochs: Sequence[int], accuracy: Sequence[float], ranks: Mapping[str, Sequence[int]], sizes: Mapping[str, int], max_epochs: int) -> Figure:
+def training_progress(
+    epochs: Sequence[int],
+    accuracy: Sequence[float],
+    ranks: Mapping[str, Sequence[int]],
+    sizes: Mapping[str, int],
+    max_epochs: int,
+) -> Figure:
     """Test accuracy and effective rank (as a share of the layer's neurons) after each epoch."""
     figure = new_figure(7.0, 2.6)
     left, right = figure.subplots(1, 2)
@@ -332,7 +366,9 @@ class ActivationPanel(LivePanel):
         self.images = {}
         for name, shape in shapes.items():
             ax = figure.add_subplot(places[name])
-            self.images[name] = self.animate(ax.imshow(np.zeros(shape), cmap=DIVERGING, norm=norm, interpolation="nearest", aspect="equal"))
+            self.images[name] = self.animate(
+                ax.imshow(np.zeros(shape), cmap=DIVERGING, norm=norm, interpolation="nearest", aspect="equal")
+            )
             if name == "fc3":
                 ax.set_xticks(range(10))
                 ax.set_yticks([])
@@ -357,9 +393,13 @@ class SaliencyPanel(LivePanel):
         figure = new_figure(5.0, 2.8)
         super().__init__(figure)
         left, right = figure.subplots(1, 2)
-        self.pixels = self.animate(left.imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest"))
+        self.pixels = self.animate(
+            left.imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        )
         left.set_title("what the network sees (28×28)", fontsize=9)
-        self.ghost = self.animate(right.imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=3, interpolation="nearest"))
+        self.ghost = self.animate(
+            right.imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=3, interpolation="nearest")
+        )
         self.heat = self.animate(right.imshow(np.zeros((28, 28, 4)), interpolation="nearest"))
         right.set_title("why: red pushed towards the answer,\nblue pushed against it", fontsize=9)
         for ax in (left, right):
@@ -385,7 +425,9 @@ class PolysemanticityPanel(LivePanel):
         self.class_means = class_means  # (10, units) mean ReLU output per digit class
         self.rows = rows
         ax = figure.add_subplot()
-        self.image = self.animate(ax.imshow(np.zeros((rows, 10)), cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest"))
+        self.image = self.animate(
+            ax.imshow(np.zeros((rows, 10)), cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        )
         ax.set_xticks(range(10))
         ax.set_xlabel("digit class in the test sample")
         ax.set_yticks([])
@@ -396,7 +438,9 @@ class PolysemanticityPanel(LivePanel):
         # Pillow: through matplotlib, six short labels cost twice the rest of the panel.
         self.ax = ax
         self.font = pillow_font(8)
-        self.label_anchors: list[tuple[float, float]] | None = None  # each label's right-middle point, in pixels from the top left
+        self.label_anchors: list[tuple[float, float]] | None = (
+            None  # each label's right-middle point, in pixels from the top left
+        )
 
     def update(self, firing: np.ndarray) -> tuple[np.ndarray, list[int]]:
         top = [int(i) for i in np.argsort(firing)[::-1][: self.rows]]
@@ -404,7 +448,9 @@ class PolysemanticityPanel(LivePanel):
         self.image.set_data(table / np.maximum(table.max(1, keepdims=True), 1e-9))
         pixels = self.render()
         if self.label_anchors is None:
-            self.label_anchors = pixels_from_top(self.ax.transData, [(-0.6, r) for r in range(self.rows)], pixels.shape[0])
+            self.label_anchors = pixels_from_top(
+                self.ax.transData, [(-0.6, r) for r in range(self.rows)], pixels.shape[0]
+            )
         labels = [(xy, f"#{neuron} ({firing[neuron]:.1f})") for xy, neuron in zip(self.label_anchors, top)]
         return stamp_text(pixels, labels, self.font, fill="black", anchor="rm"), top
 
@@ -424,7 +470,9 @@ class HistogramPanel(LivePanel):
             ax.set_xlabel("activation (before ReLU)", fontsize=8)
             ax.set_yticks([])
             ax.set_xlim(low, high)
-            self.rugs[name] = self.animate(LineCollection([], colors="C3", linewidths=1.0, transform=ax.get_xaxis_transform()))
+            self.rugs[name] = self.animate(
+                LineCollection([], colors="C3", linewidths=1.0, transform=ax.get_xaxis_transform())
+            )
             ax.add_collection(self.rugs[name])
         axes[0].set_ylabel("share of the sample", fontsize=8)
 
@@ -540,7 +588,9 @@ def toy_arrows(W: np.ndarray) -> Figure:
     return figure
 
 
-def toy_sweep(sparsities: np.ndarray, represented: Sequence[int], per_dimension: Sequence[float], n: int, m: int) -> Figure:
+def toy_sweep(
+    sparsities: np.ndarray, represented: Sequence[int], per_dimension: Sequence[float], n: int, m: int
+) -> Figure:
     """Represented features and features per dimension against sparsity: the phase change."""
     density = 1.0 - np.asarray(sparsities)  # plotted on a log axis, sparser to the right
     figure = new_figure(7.0, 2.8)
@@ -574,7 +624,9 @@ def heat_overlay(picture: np.ndarray, heat: np.ndarray, strength: float = 0.6) -
     import torch.nn.functional as F
 
     H, W = picture.shape[:2]
-    heat = F.interpolate(torch.as_tensor(heat, dtype=torch.float32)[None, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
+    heat = F.interpolate(
+        torch.as_tensor(heat, dtype=torch.float32)[None, None], size=(H, W), mode="bilinear", align_corners=False
+    )[0, 0].numpy()
     low, high = float(heat.min()), float(heat.max())
     scaled = (heat - low) / (high - low) if high > low else np.zeros_like(heat)
     colour = matplotlib.colormaps["inferno"](scaled)[..., :3]
@@ -602,7 +654,9 @@ class FeatureMapPanel(LivePanel):
         mosaic = tile_grid(np.zeros((tiles, side, side)), columns, gap=self.gap)
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # the gaps between tiles
         self.image = self.animate(ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest"))
-        self.title = ax.set_title(" ", fontsize=self.TITLE_POINTS)  # a blank title keeps the room; the words are stamped
+        self.title = ax.set_title(
+            " ", fontsize=self.TITLE_POINTS
+        )  # a blank title keeps the room; the words are stamped
         self.ax = ax
         self._corners = None  # each tile's top-left corner in pixels, known once the layout is drawn
         self._title_at = None  # the title's centre on its baseline, in pixels
@@ -618,11 +672,15 @@ class FeatureMapPanel(LivePanel):
         pixels = self.render()
         if self._corners is None:
             step, height = self.side + self.gap, pixels.shape[0]
-            corners = [((i % self.columns) * step - 0.5, (i // self.columns) * step - 0.5) for i in range(self.tiles)]  # data coords
+            corners = [
+                ((i % self.columns) * step - 0.5, (i // self.columns) * step - 0.5) for i in range(self.tiles)
+            ]  # data coords
             self._corners = [(x + 2, y + 1) for x, y in pixels_from_top(self.ax.transData, corners, height)]
             self._title_at = pixels_from_top(self.title.get_transform(), [self.title.get_position()], height)[0]
         labels = [(corner, f"ch {channel}") for corner, channel in zip(self._corners, channels[: self.tiles])]
-        pixels = stamp_text(pixels, labels, self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40))  # legible on yellow too
+        pixels = stamp_text(
+            pixels, labels, self.font, fill="white", stroke_width=1, stroke_fill=(40, 40, 40)
+        )  # legible on yellow too
         return stamp_text(pixels, [(self._title_at, title)], self.title_font, fill="black", anchor="ms")
 
 
@@ -644,11 +702,22 @@ class LayerRankPanel(LivePanel):
         centred = np.array([r.centred_effective_rank for r in self.rows])
         bound = np.array([r.sample_bound for r in self.rows])
         self.axes = figure.subplots(1, 2)
-        for ax, values, centred_values, label in ((self.axes[0], ranks, centred, "effective rank"), (self.axes[1], ratios, centred / channels, "effective rank / channels")):
+        for ax, values, centred_values, label in (
+            (self.axes[0], ranks, centred, "effective rank"),
+            (self.axes[1], ratios, centred / channels, "effective rank / channels"),
+        ):
             ax.plot(depth, values, "-", color="0.7", lw=1, zorder=1)
             ax.scatter(depth[~bound], values[~bound], s=14, color="C0", zorder=2, label="course's (uncentred)")
             if bound.any():
-                ax.scatter(depth[bound], values[bound], s=18, facecolors="none", edgecolors="C1", zorder=2, label="bounded by the sample")
+                ax.scatter(
+                    depth[bound],
+                    values[bound],
+                    s=18,
+                    facecolors="none",
+                    edgecolors="C1",
+                    zorder=2,
+                    label="bounded by the sample",
+                )
             ax.plot(depth, centred_values, "-", color="C2", lw=1, zorder=1, label="centred (channel means removed)")
             ax.set_xlabel("conv layer (input → output)")
             ax.set_ylabel(label)
@@ -712,15 +781,27 @@ class TokenHeatmap:
         self.figure = fixed_figure(self.WIDTH, self.height)
         self.ax, self.cax = place(self.figure, left=1.0, right=0.1, bottom=0.85, top=0.35, colorbar=True)
         self.diverging = diverging
-        self.image = self.ax.imshow(np.zeros((2, 2)), cmap=cmap, vmin=-1 if diverging else 0, vmax=1, aspect="auto", interpolation="nearest")
+        self.image = self.ax.imshow(
+            np.zeros((2, 2)), cmap=cmap, vmin=-1 if diverging else 0, vmax=1, aspect="auto", interpolation="nearest"
+        )
         self.ax.set_yticks([])
         self.ax.set_xticks([])
         self.bar = self.figure.colorbar(self.image, cax=self.cax, extend="both" if diverging else "max")
         self.bar.set_label(colorbar_label, fontsize=8)
         self.fonts = {size: pillow_font(size) for size in (self.POINTS, self.SMALL)}
-        self.row_names: list[tuple[int, float, str]] = []  # (row, its name's height in pixels from the top, the name) as last stamped
+        self.row_names: list[
+            tuple[int, float, str]
+        ] = []  # (row, its name's height in pixels from the top, the name) as last stamped
 
-    def update(self, values: np.ndarray, token_labels: Sequence[str], column_labels: Sequence[tuple[int, str]], title: str, xlabel: str, ylabel: str) -> np.ndarray:
+    def update(
+        self,
+        values: np.ndarray,
+        token_labels: Sequence[str],
+        column_labels: Sequence[tuple[int, str]],
+        title: str,
+        xlabel: str,
+        ylabel: str,
+    ) -> np.ndarray:
         """Draw ``values`` (T, k); ``column_labels`` are (column, text) pairs to write under the columns."""
         T, k = values.shape
         if len(token_labels) != T:
@@ -733,7 +814,9 @@ class TokenHeatmap:
         token_labels = [drawable(label, font) for label in token_labels]
         left = label_room(token_labels, self.POINTS) + 0.35
         width = self.WIDTH - left - 0.1 - 0.9
-        self.ax.set_position((left / self.WIDTH, 0.85 / self.height, width / self.WIDTH, (self.height - 1.2) / self.height))
+        self.ax.set_position(
+            (left / self.WIDTH, 0.85 / self.height, width / self.WIDTH, (self.height - 1.2) / self.height)
+        )
         limit = _robust_limit(values) if self.diverging else max(_robust_limit(values), 1e-9)
         self.image.set_data(values)
         self.image.set_extent((-0.5, k - 0.5, T - 0.5, -0.5))
@@ -753,7 +836,9 @@ class TokenHeatmap:
         for (x, y), i in zip(pixels_from_top(self.ax.transData, [(-0.5, r) for r in rows], height), rows):
             draw.text((x - 4, y), token_labels[i], font=font, fill="black", anchor="rm")
             self.row_names.append((i, y, token_labels[i]))
-        for (x, y), (_, text) in zip(pixels_from_top(self.ax.transData, [(c, T - 0.5) for c, _ in column_labels], height), column_labels):
+        for (x, y), (_, text) in zip(
+            pixels_from_top(self.ax.transData, [(c, T - 0.5) for c, _ in column_labels], height), column_labels
+        ):
             draw.text((x, y + 3), text, font=self.fonts[self.SMALL], fill="black", anchor="mt")
         return np.asarray(picture)
 
@@ -763,7 +848,9 @@ class TokenHeatmap:
         return min(top, bottom), max(top, bottom)
 
 
-def lm_token_heatmap(panel: TokenHeatmap, activations: np.ndarray, token_labels: Sequence[str], dimensions: np.ndarray | None, title: str) -> np.ndarray:
+def lm_token_heatmap(
+    panel: TokenHeatmap, activations: np.ndarray, token_labels: Sequence[str], dimensions: np.ndarray | None, title: str
+) -> np.ndarray:
     """A layer's activations, tokens × hidden dimensions, coolwarm centred at 0, as pixels.
 
     Args:
@@ -782,7 +869,9 @@ def lm_token_heatmap(panel: TokenHeatmap, activations: np.ndarray, token_labels:
         # Label columns with the dimensions' own numbers: column 0 is the most variable, not dimension 0.
         step = max(1, len(dimensions) // 16)
         columns = [(c, str(int(dimensions[c]))) for c in range(0, len(dimensions), step)]
-        xlabel = f"hidden dimension: the {len(dimensions)} that vary most across tokens, most variable first (of {d_model})"
+        xlabel = (
+            f"hidden dimension: the {len(dimensions)} that vary most across tokens, most variable first (of {d_model})"
+        )
     return panel.update(shown, token_labels, columns, title, xlabel, "token (as the tokenizer split the text)")
 
 
@@ -800,9 +889,13 @@ class RankByLayer:
     def __init__(self):
         self.figure = fixed_figure(7.0, 3.0)
         ax = self.ax = place(self.figure, left=0.65, right=0.15, bottom=0.5, top=0.3)
-        (self.line,) = ax.plot([], [], "o-", color="C0", ms=4, lw=1.2, label="effective rank (values below 99% of the energy)")
+        (self.line,) = ax.plot(
+            [], [], "o-", color="C0", ms=4, lw=1.2, label="effective rank (values below 99% of the energy)"
+        )
         self.ceiling = ax.axhline(0, color="0.4", lw=1, ls="--", label="ceiling")
-        self.note = ax.text(0.99, 0, "", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4")
+        self.note = ax.text(
+            0.99, 0, "", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4"
+        )
         (self.chosen,) = ax.plot([], [], "o", ms=10, mfc="none", mec="C3", mew=2, label="chosen")
         ax.set_xlabel("layer (0 = embeddings, then one per block)")
         ax.set_ylabel("effective rank")
@@ -849,7 +942,9 @@ def sae_feature_grid(encoder_rows: np.ndarray, most: int = 64) -> Figure:
     scaled = rows / np.where(limits > 0, limits, 1.0)  # (n, d_in) in [-1, 1]
     gap = max(2, w // 6)
     label_room_px = max(4, h // 3)  # a strip above each tile for its name
-    mosaic = tile_grid(np.pad(scaled.reshape(n, h, w), ((0, 0), (label_room_px, 0), (0, 0)), constant_values=np.nan), columns, gap=gap)
+    mosaic = tile_grid(
+        np.pad(scaled.reshape(n, h, w), ((0, 0), (label_room_px, 0), (0, 0)), constant_values=np.nan), columns, gap=gap
+    )
     figure = fixed_figure(7.0, 0.45 + 7.0 * mosaic.shape[0] / mosaic.shape[1])
     ax = place(figure, left=0.05, right=0.05, bottom=0.05, top=0.4)
     ax.set_axis_off()
@@ -857,7 +952,14 @@ def sae_feature_grid(encoder_rows: np.ndarray, most: int = 64) -> Figure:
     ax.imshow(mosaic, cmap=colours, vmin=-1, vmax=1, interpolation="nearest", aspect="auto")
     for i in range(n):
         r, c = divmod(i, columns)
-        ax.text(c * (w + gap) + w / 2, r * (h + label_room_px + gap) + label_room_px / 2, f"feature {i}", ha="center", va="center", fontsize=8)
+        ax.text(
+            c * (w + gap) + w / 2,
+            r * (h + label_room_px + gap) + label_room_px / 2,
+            f"feature {i}",
+            ha="center",
+            va="center",
+            fontsize=8,
+        )
     more = f" (first {n} of {len(encoder_rows)})" if len(encoder_rows) > n else ""
     ax.set_title(f"What each feature reads: its encoder weights, {d_in} dimensions folded {h}×{w}{more}", fontsize=9)
     return figure
@@ -888,7 +990,13 @@ def sae_token_features(panel: TokenHeatmap, feature_acts: np.ndarray, token_labe
     return panel.update(feature_acts, token_labels, [(t, str(t)) for t in _feature_ticks(n)], "", "feature", "token")
 
 
-def pretrained_feature_bars(indices: Sequence[int], activations: Sequence[float], token_labels: Sequence[str], title: str, xlabel: str = "peak activation on the text") -> Figure:
+def pretrained_feature_bars(
+    indices: Sequence[int],
+    activations: Sequence[float],
+    token_labels: Sequence[str],
+    title: str,
+    xlabel: str = "peak activation on the text",
+) -> Figure:
     """The strongest features of a pretrained SAE on a text (or one token): one bar each, labelled with where it peaks."""
     k = len(indices)
     figure = new_figure(7.0, 0.8 + 0.32 * max(k, 1))
@@ -912,7 +1020,9 @@ def label_colours(labels: Sequence[str]) -> dict[str, str]:
     return {label: LABEL_COLOURS[i % len(LABEL_COLOURS)] for i, label in enumerate(labels)}
 
 
-def concept_correlation_bars(concepts: Sequence[str], labels: Sequence[str], raw: np.ndarray, centred: np.ndarray, title: str) -> Figure:
+def concept_correlation_bars(
+    concepts: Sequence[str], labels: Sequence[str], raw: np.ndarray, centred: np.ndarray, title: str
+) -> Figure:
     """Each concept's correlation with each label's sentences as grouped bars: raw (the course's way) beside centred.
 
     Args:
@@ -930,7 +1040,15 @@ def concept_correlation_bars(concepts: Sequence[str], labels: Sequence[str], raw
     panels = (("raw hidden states (as in the course)", raw), ("centred: what sets each one apart", centred))
     for ax, (name, values) in zip(axes, panels):
         for j, label in enumerate(labels):
-            bars = ax.bar(np.arange(C) - 0.4 + width * (j + 0.5), values[:, j], width, color=colours[label], edgecolor="0.3", linewidth=0.4, label=label)
+            bars = ax.bar(
+                np.arange(C) - 0.4 + width * (j + 0.5),
+                values[:, j],
+                width,
+                color=colours[label],
+                edgecolor="0.3",
+                linewidth=0.4,
+                label=label,
+            )
             if C * L <= 16:  # values on the bars while they stay legible
                 ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=1)
         ax.axhline(0, color="0.3", lw=0.8)
@@ -941,12 +1059,24 @@ def concept_correlation_bars(concepts: Sequence[str], labels: Sequence[str], raw
         ax.set_xlabel("concept (the mean vector of its words)")
         ax.set_title(name, fontsize=9)
     axes[0].set_ylabel("correlation with the label's sentences\n(Pearson r, mean over the sentences)", fontsize=8)
-    figure.legend(*axes[0].get_legend_handles_labels(), title="sentences labelled", loc="outside right center", fontsize=8, title_fontsize=8)
+    figure.legend(
+        *axes[0].get_legend_handles_labels(),
+        title="sentences labelled",
+        loc="outside right center",
+        fontsize=8,
+        title_fontsize=8,
+    )
     figure.suptitle(title, fontsize=9)
     return figure
 
 
-def concept_pca_scatter(coordinates: np.ndarray, sentence_labels: Sequence[str], explained: Sequence[float], texts: Sequence[str], title: str) -> Figure:
+def concept_pca_scatter(
+    coordinates: np.ndarray,
+    sentence_labels: Sequence[str],
+    explained: Sequence[float],
+    texts: Sequence[str],
+    title: str,
+) -> Figure:
     """Sentences as points on their two principal components, coloured by label, each tagged with its first words.
 
     Args:
@@ -963,13 +1093,28 @@ def concept_pca_scatter(coordinates: np.ndarray, sentence_labels: Sequence[str],
     ax = figure.add_subplot()
     for label in labels:
         rows = which == label
-        ax.scatter(coordinates[rows, 0], coordinates[rows, 1], s=40, color=colours[label], edgecolor="0.2", linewidth=0.5, label=f"{label} ({int(rows.sum())})", zorder=3)
+        ax.scatter(
+            coordinates[rows, 0],
+            coordinates[rows, 1],
+            s=40,
+            color=colours[label],
+            edgecolor="0.2",
+            linewidth=0.5,
+            label=f"{label} ({int(rows.sum())})",
+            zorder=3,
+        )
     ax.set_xlabel(f"first principal component ({explained[0]:.0%} of the variance)")
     ax.set_ylabel(f"second principal component ({explained[1]:.0%})")
     ax.margins(x=0.16, y=0.08)  # room for the words written right of the outermost points
     ax.grid(color="0.92", zorder=0)
     # Beside the axes, not inside: a legend that picks its own place at each drawing could land on the words.
-    figure.legend(*ax.get_legend_handles_labels(), title="sentences labelled", fontsize=8, title_fontsize=8, loc="outside right upper")
+    figure.legend(
+        *ax.get_legend_handles_labels(),
+        title="sentences labelled",
+        fontsize=8,
+        title_fontsize=8,
+        loc="outside right upper",
+    )
     ax.set_title(title, fontsize=9)
     if len(texts) <= 32:
         shorts = [drawable(text if len(text) <= 22 else text[:21].rstrip() + "…") for text in texts]
@@ -1009,7 +1154,9 @@ def place_labels(ax, points: np.ndarray, texts: Sequence[str], fontsize: float, 
     def free(box, obstacles) -> bool:
         x0, y0, x1, y1 = box
         inside = frame.x0 <= x0 and x1 <= frame.x1 and frame.y0 <= y0 and y1 <= frame.y1
-        return inside and not any(x0 < b[2] + 1 and b[0] < x1 + 1 and y0 < b[3] + 1 and b[1] < y1 + 1 for b in obstacles)
+        return inside and not any(
+            x0 < b[2] + 1 and b[0] < x1 + 1 and y0 < b[3] + 1 and b[1] < y1 + 1 for b in obstacles
+        )
 
     drawn = []
     for (x, y), (w, h), text in zip(at, sizes, texts):
@@ -1022,7 +1169,9 @@ def place_labels(ax, points: np.ndarray, texts: Sequence[str], fontsize: float, 
         ]
         choice = None
         for obstacles in (placed + dots, placed):
-            choice = next(((dx, dy) for dx, dy in offsets if free((x + dx, y + dy, x + dx + w, y + dy + h), obstacles)), None)
+            choice = next(
+                ((dx, dy) for dx, dy in offsets if free((x + dx, y + dy, x + dx + w, y + dy + h), obstacles)), None
+            )
             if choice is not None:
                 break
         if choice is None:
@@ -1032,8 +1181,16 @@ def place_labels(ax, points: np.ndarray, texts: Sequence[str], fontsize: float, 
         placed.append((x + dx, y + dy, x + dx + w, y + dy + h))
         far = abs(dy) > h + pad + 1  # not in the first ring: a thin line says whose label it is
         annotation = ax.annotate(
-            text, tuple(ax.transData.inverted().transform((x, y))), xytext=(dx, dy), textcoords="offset pixels", ha="left", va="bottom",
-            fontsize=fontsize, color=color, annotation_clip=False, arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5, shrinkA=0, shrinkB=3) if far else None,
+            text,
+            tuple(ax.transData.inverted().transform((x, y))),
+            xytext=(dx, dy),
+            textcoords="offset pixels",
+            ha="left",
+            va="bottom",
+            fontsize=fontsize,
+            color=color,
+            annotation_clip=False,
+            arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5, shrinkA=0, shrinkB=3) if far else None,
         )
         annotation.set_in_layout(False)
         drawn.append(annotation)

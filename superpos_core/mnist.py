@@ -3,6 +3,7 @@
 The bundled weights (``assets/simplenet_mnist.safetensors``) are reproduced by
 ``python -m superpos_core.build_assets --mnist-pkl PATH`` (see that module).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -129,7 +130,13 @@ class _ArraysOnly(pickle.Unpickler):
     file swapped for a malicious one cannot run code when the app reads it."""
 
     # What numpy arrays pickle to (and _codecs.encode, which turns the text of a protocol-2 pickle written by Python 3 back into bytes).
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -318,7 +325,5 @@ def reference_activations(model: SimpleNet, digits: Digits, device: str | torch.
     with capture_activations(model, LAYERS + HIDDEN) as acts:
         model(bytes_to_input(digits.images, device))
     arrays = {name: t.cpu().numpy() for name, t in acts.items()}
-    means = {
-        name: np.stack([arrays[name][digits.labels == c].mean(0) for c in range(10)]) for name in HIDDEN
-    }
+    means = {name: np.stack([arrays[name][digits.labels == c].mean(0) for c in range(10)]) for name in HIDDEN}
     return Reference(arrays, digits.labels, means)

@@ -1,10 +1,11 @@
 """Everything the MNIST tab shows about one drawing, usable from a notebook too.
 
-    from superpos_core.mnist_explorer import MnistExplorer
-    explorer = MnistExplorer()
-    result = explorer.analyse(picture)   # array, PIL image, path or Sketchpad value
-    result.summary                       # the numbers, as the app's /mnist API returns them
+from superpos_core.mnist_explorer import MnistExplorer
+explorer = MnistExplorer()
+result = explorer.analyse(picture)   # array, PIL image, path or Sketchpad value
+result.summary                       # the numbers, as the app's /mnist API returns them
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,7 +52,13 @@ class MnistExplorer:
     figures (matplotlib figures must not be drawn by two threads at once).
     """
 
-    def __init__(self, weights=mnist.WEIGHTS_PATH, device: str | torch.device = "cpu", threshold: float = rank.DEFAULT_THRESHOLD, ready_panels: int = 1):
+    def __init__(
+        self,
+        weights=mnist.WEIGHTS_PATH,
+        device: str | torch.device = "cpu",
+        threshold: float = rank.DEFAULT_THRESHOLD,
+        ready_panels: int = 1,
+    ):
         self.device = torch.device(device)
         self.threshold = threshold
         self.model = mnist.load_simplenet(weights, self.device)
@@ -59,19 +66,23 @@ class MnistExplorer:
         self.reference = mnist.reference_activations(self.model, self.sample.test, self.device)
         self.weights = {name: getattr(self.model, name).weight.detach().cpu().numpy() for name in HIDDEN_SIZES}
         self.trained_ranks = {name: rank.summarize(w, threshold) for name, w in self.weights.items()}
-        self.baseline_ranks = {name: rank.random_baseline(w.shape, seed=0, threshold=threshold) for name, w in self.weights.items()}
+        self.baseline_ranks = {
+            name: rank.random_baseline(w.shape, seed=0, threshold=threshold) for name, w in self.weights.items()
+        }
         # One fixed colour scale for all three layers and every drawing: 99.5% of the sample's values.
         values = np.concatenate([np.abs(self.reference.activations[n]).ravel() for n in mnist.LAYERS])
         self.activation_limit = float(np.percentile(values, 99.5))
         self.blank = mnist.normalize(np.zeros((28, 28)), self.device)[0]  # blank paper, for IG
         self._panels = figures.PanelPool(lambda _key: self._new_live_panels())
-        self._panels.prepare(ready_panels)  # one set of live figures per drawing that may be in progress at once (~0.25 s each)
+        self._panels.prepare(
+            ready_panels
+        )  # one set of live figures per drawing that may be in progress at once (~0.25 s each)
 
-    _shared: dict[str, "MnistExplorer"] = {}
+    _shared: dict[str, MnistExplorer] = {}
     _shared_lock = threading.Lock()
 
     @classmethod
-    def shared(cls, device: str | torch.device = "cpu", ready_panels: int = 1) -> "MnistExplorer":
+    def shared(cls, device: str | torch.device = "cpu", ready_panels: int = 1) -> MnistExplorer:
         """One explorer per device for the whole process, built on first use (with ``ready_panels`` sets of figures)."""
         with cls._shared_lock:
             key = str(device)
@@ -98,7 +109,14 @@ class MnistExplorer:
     def rank_table(self) -> list[list]:
         """Rows of (layer, neurons, effective rank, ratio, needed to reach, random-init rank)."""
         return [
-            [name, s.size, s.effective_rank, round(s.ratio, 3), s.rank_to_reach, self.baseline_ranks[name].effective_rank]
+            [
+                name,
+                s.size,
+                s.effective_rank,
+                round(s.ratio, 3),
+                s.rank_to_reach,
+                self.baseline_ranks[name].effective_rank,
+            ]
             for name, s in self.trained_ranks.items()
         ]
 
@@ -172,7 +190,12 @@ def bundled_reference() -> mnist.Reference:
     return mnist.reference_activations(mnist.load_simplenet(mnist.WEIGHTS_PATH), mnist.load_sample().test)
 
 
-def train_live(epochs: int, seed: int = 0, device: str | torch.device = "cpu", on_batch: Callable[[int, int, int], None] | None = None) -> Iterator[LiveRun]:
+def train_live(
+    epochs: int,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    on_batch: Callable[[int, int, int], None] | None = None,
+) -> Iterator[LiveRun]:
     """Train a fresh SimpleNet with the course's recipe; yield after every epoch (``on_batch`` as ``mnist.train_epochs`` calls it).
 
     Uses full MNIST when it is already on this machine (see ``mnist.find_full_mnist``), else the

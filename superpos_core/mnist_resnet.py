@@ -8,6 +8,7 @@ otherwise shrink to 1x1 before the last stage.
 
     python -m superpos_core.mnist_resnet --mnist-pkl /path/to/mnist.pkl.gz   # rebuild the weights
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(channels)
         self.downsample = None
         if stride != 1 or in_channels != channels:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -96,7 +99,9 @@ def accuracy(model: nn.Module, digits: mnist.Digits, batch: int = 1000) -> float
     return correct / len(digits)
 
 
-def train(data: mnist.MnistSplits, epochs: int = 2, batch_size: int = 128, seed: int = 0, lr: float = 3e-3) -> tuple[MnistResNet, list[dict]]:
+def train(
+    data: mnist.MnistSplits, epochs: int = 2, batch_size: int = 128, seed: int = 0, lr: float = 3e-3
+) -> tuple[MnistResNet, list[dict]]:
     """Adam with a one-cycle schedule; a private generator seeds init and shuffling."""
     torch.manual_seed(seed)  # module init draws from the global RNG; this script owns the process
     generator = torch.Generator().manual_seed(seed)
@@ -143,14 +148,27 @@ def main(argv=None) -> None:
     provenance = {
         "model": "ResNet-18 layout (torchvision module names), widths 16-32-64-128, 3x3 stem, no max-pool, 20 Conv2d layers",
         "data": "MNIST, 60,000 training digits; accuracy on all 10,000 test digits; " + data.source,
-        "recipe": {"optimizer": "Adam", "max_lr": 3e-3, "schedule": "OneCycleLR", "batch_size": 128, "epochs": args.epochs, "normalisation": {"mean": mnist.MEAN, "std": mnist.STD}, "augmentation": "none"},
+        "recipe": {
+            "optimizer": "Adam",
+            "max_lr": 3e-3,
+            "schedule": "OneCycleLR",
+            "batch_size": 128,
+            "epochs": args.epochs,
+            "normalisation": {"mean": mnist.MEAN, "std": mnist.STD},
+            "augmentation": "none",
+        },
         "seed": args.seed,
         "test_accuracy": accuracy(reloaded, data.test),
         "history": history,
         "weights_dtype": "float16",
         "sha256": sha256(weights),
         "reproduce": "python -m superpos_core.mnist_resnet --mnist-pkl PATH/mnist.pkl.gz",
-        "built_with": {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(), "seconds": round(time.perf_counter() - started, 1)},
+        "built_with": {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "seconds": round(time.perf_counter() - started, 1),
+        },
     }
     (args.out / PROVENANCE_PATH.name).write_text(json.dumps(provenance, indent=2) + "\n")
     print(f"wrote {weights}: test accuracy {provenance['test_accuracy']:.4f}")

@@ -7,6 +7,7 @@ adds each module's output shape, so the list reads as the network's graph from i
     rows = describe(model, torch.zeros(1, 784), captured=["fc1", "fc2", "fc3"])
     print(as_text(rows))
 """
+
 from __future__ import annotations
 
 import html
@@ -75,7 +76,13 @@ def describe(model: nn.Module, example_input, captured: Iterable[str] = (), **fo
         calls[name] = calls.get(name, 0) + 1
         shapes.setdefault(name, _shape_of(output))  # the first call's shape: the order in which data meets it
 
-    args = () if isinstance(example_input, dict) else example_input if isinstance(example_input, tuple) else (example_input,)
+    args = (
+        ()
+        if isinstance(example_input, dict)
+        else example_input
+        if isinstance(example_input, tuple)
+        else (example_input,)
+    )
     kwargs = {**(example_input if isinstance(example_input, dict) else {}), **forward_kwargs}
     with hooks_calling(model, list(modules), on_output), torch.inference_mode():
         result = model(*args, **kwargs)
@@ -119,7 +126,8 @@ def as_text(rows: list[ModuleRow], highlight: str | None = None) -> str:
         lines.append(("  " * row.depth + row.label, row.kind, _shape_text(row), f"{row.parameters:,}", mark))
     widths = [max(len(line[i]) for line in lines) for i in range(4)]
     return "\n".join(
-        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d:>{widths[3]}}  {e}".rstrip() for a, b, c, d, e in lines
+        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d:>{widths[3]}}  {e}".rstrip()
+        for a, b, c, d, e in lines
     )
 
 
@@ -142,13 +150,23 @@ def as_html(rows: list[ModuleRow], highlight: str | None = None, printed: str | 
         )
     summary = (
         f"<p>{len(rows) - 1} modules, {total_parameters(rows):,} parameters; output shapes for one example input"
-        + (f"; <b>◀ captured</b>: the {captured} module{'s' * (captured != 1)} whose outputs this tab reads" if captured else "")
+        + (
+            f"; <b>◀ captured</b>: the {captured} module{'s' * (captured != 1)} whose outputs this tab reads"
+            if captured
+            else ""
+        )
         + ".</p>"
     )
     table = (
         '<div style="max-height:32em;overflow:auto"><table class="network-table" style="font-size:0.9em">'
-        "<thead><tr>" + "".join(f'<th style="{CELL}">{title}</th>' for title in ("module", "type", "output shape", "parameters", "")) + "</tr></thead>"
+        "<thead><tr>"
+        + "".join(f'<th style="{CELL}">{title}</th>' for title in ("module", "type", "output shape", "parameters", ""))
+        + "</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
-    listing = f"<details><summary><code>print(model)</code></summary><pre>{html.escape(printed)}</pre></details>" if printed else ""
+    listing = (
+        f"<details><summary><code>print(model)</code></summary><pre>{html.escape(printed)}</pre></details>"
+        if printed
+        else ""
+    )
     return summary + table + listing

@@ -1,4 +1,5 @@
 """Where the app keeps what it computes once: one cache folder for every model and table."""
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@ Two counts are offered, and they differ by design:
 Both are reported so that numbers compare with the course (about 110/128 for fc1 and 54/64 for
 fc2 of its SimpleNet) and with the "needed to explain 99% of the energy" convention used elsewhere.
 """
+
 from __future__ import annotations
 
 import math
@@ -96,9 +97,7 @@ def summarize(matrix: np.ndarray | torch.Tensor, threshold: float = DEFAULT_THRE
     )
 
 
-def pytorch_linear_init(
-    out_features: int, in_features: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def pytorch_linear_init(out_features: int, in_features: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A weight drawn exactly as ``torch.nn.Linear`` draws it at construction.
 
     ``nn.Linear.reset_parameters`` uses ``kaiming_uniform_(w, a=sqrt(5))``, which is
@@ -110,9 +109,7 @@ def pytorch_linear_init(
     return weight
 
 
-def random_baseline(
-    shape: tuple[int, int], seed: int = 0, threshold: float = DEFAULT_THRESHOLD
-) -> RankSummary:
+def random_baseline(shape: tuple[int, int], seed: int = 0, threshold: float = DEFAULT_THRESHOLD) -> RankSummary:
     """The spectrum of an untrained layer of the same shape, initialised as PyTorch does."""
     generator = torch.Generator().manual_seed(seed)
     return summarize(pytorch_linear_init(shape[0], shape[1], generator), threshold)

@@ -1,4 +1,5 @@
 """A small cache of the most recently used values, shared safely by a server's threads."""
+
 from __future__ import annotations
 
 import threading
@@ -100,7 +101,14 @@ class Kept(Generic[V]):
         with self._lock:
             return self._values.get(key)
 
-    def get_or_make(self, key: Hashable, make: Callable[[], V], on_wait: Callable[[], None] | None = None, poll_s: float = 0.25, _waited: bool = False) -> V:
+    def get_or_make(
+        self,
+        key: Hashable,
+        make: Callable[[], V],
+        on_wait: Callable[[], None] | None = None,
+        poll_s: float = 0.25,
+        _waited: bool = False,
+    ) -> V:
         """The kept value; else make it here, or wait for the make under way (calling ``on_wait`` every ``poll_s``).
 
         A caller whose wait ends in a failed make tries once itself (the failure may have been the other
@@ -144,7 +152,9 @@ class Kept(Generic[V]):
         with self._lock:
             if key in self._values or key in self._making:
                 return None
-            making = self._making[key] = _Making()  # registered before the thread runs: a second start, or a request, waits on this one
+            making = self._making[key] = (
+                _Making()
+            )  # registered before the thread runs: a second start, or a request, waits on this one
 
         def run() -> None:
             lower_this_threads_priority()  # page loads and drawings go first
@@ -153,7 +163,9 @@ class Kept(Generic[V]):
             except Exception:  # kept nowhere: the first request that needs the value makes it again, and sees the error
                 import logging
 
-                logging.getLogger(__name__).warning("making %r in the background failed; it will be made on first use", key, exc_info=True)
+                logging.getLogger(__name__).warning(
+                    "making %r in the background failed; it will be made on first use", key, exc_info=True
+                )
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()

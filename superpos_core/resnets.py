@@ -9,6 +9,7 @@ ImageNet models come from torchvision, which downloads their weights once to
 ``~/.cache/torch/hub/checkpoints`` (``$TORCH_HOME`` moves it). With no network and no cached file a
 model is reported unavailable, with the reason and how to get it; nothing else is put in its place.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,9 +50,31 @@ class ResNetEntry:
 CATALOGUE: dict[str, ResNetEntry] = {
     entry.key: entry
     for entry in (
-        ResNetEntry("mnist-resnet", "Small ResNet-18 trained on MNIST (bundled)", "bundled", "digit", about="20 conv layers, 16–128 channels; trained here on real MNIST, works offline."),
-        ResNetEntry("resnet18", "ResNet-18, ImageNet (torchvision)", "torchvision", "photo", "resnet18", "ResNet18_Weights.IMAGENET1K_V1", "20 conv layers, 64–512 channels."),
-        ResNetEntry("resnet50", "ResNet-50, ImageNet (torchvision)", "torchvision", "photo", "resnet50", "ResNet50_Weights.IMAGENET1K_V2", "53 conv layers, 64–2048 channels: the course's model."),
+        ResNetEntry(
+            "mnist-resnet",
+            "Small ResNet-18 trained on MNIST (bundled)",
+            "bundled",
+            "digit",
+            about="20 conv layers, 16–128 channels; trained here on real MNIST, works offline.",
+        ),
+        ResNetEntry(
+            "resnet18",
+            "ResNet-18, ImageNet (torchvision)",
+            "torchvision",
+            "photo",
+            "resnet18",
+            "ResNet18_Weights.IMAGENET1K_V1",
+            "20 conv layers, 64–512 channels.",
+        ),
+        ResNetEntry(
+            "resnet50",
+            "ResNet-50, ImageNet (torchvision)",
+            "torchvision",
+            "photo",
+            "resnet50",
+            "ResNet50_Weights.IMAGENET1K_V2",
+            "53 conv layers, 64–2048 channels: the course's model.",
+        ),
     )
 }
 DEFAULT = "mnist-resnet"
@@ -90,13 +113,17 @@ def how_to_fetch(entry: ResNetEntry) -> str:
     )
 
 
-RETRY_AFTER_S = 300.0  # after a failed download, loading the model fails at once for this long unless a retry is asked for
+RETRY_AFTER_S = (
+    300.0  # after a failed download, loading the model fails at once for this long unless a retry is asked for
+)
 REASON_CHARS = 200  # the cause of a failure is quoted at most this long
 
 
 @dataclass(frozen=True)
 class DownloadFailure:
-    reason: str  # plain text for the learner: no angle brackets (a toast reads "<urlopen ...>" as HTML and drops the rest)
+    reason: (
+        str  # plain text for the learner: no angle brackets (a toast reads "<urlopen ...>" as HTML and drops the rest)
+    )
     when: float  # time.monotonic() of the attempt
 
 
@@ -122,14 +149,18 @@ def status(key: str) -> tuple[bool, str]:
         return False, _unavailable(entry, failure)
     if checkpoint_path(entry).is_file():
         return True, f"ImageNet weights cached at `{checkpoint_path(entry)}`: ready."
-    return False, f"Not on this machine yet: choosing {entry.title} downloads its ImageNet weights once ({checkpoint_path(entry).name}, through torchvision). {how_to_fetch(entry)}"
+    return (
+        False,
+        f"Not on this machine yet: choosing {entry.title} downloads its ImageNet weights once ({checkpoint_path(entry).name}, through torchvision). {how_to_fetch(entry)}",
+    )
 
 
 def _unavailable(entry: ResNetEntry, failure: DownloadFailure) -> str:
     left = RETRY_AFTER_S - (time.monotonic() - failure.when)
     again = (
         f"The app will not try the download again on its own for {max(1, round(left / 60))} min; press “Try the download again” to retry now."
-        if left > 0 else "The next use tries the download again."
+        if left > 0
+        else "The next use tries the download again."
     )
     return f"Unavailable: {entry.title} needs its ImageNet weights, which are not on this machine and could not be downloaded or read ({failure.reason}). {how_to_fetch(entry)} {again}"
 
@@ -223,7 +254,16 @@ def load(key: str, device: str | torch.device = "cpu", retry: bool = False) -> L
             categories = list(weights.meta["categories"])
             weights_id = _file_id(checkpoint_path(entry))
             transform = weights.transforms()
-        loaded = LoadedResNet(entry, model, categories, conv_layer_names(model), dict(model.named_modules()), weights_id, device, transform)
+        loaded = LoadedResNet(
+            entry,
+            model,
+            categories,
+            conv_layer_names(model),
+            dict(model.named_modules()),
+            weights_id,
+            device,
+            transform,
+        )
         _loaded[(key, str(device))] = loaded
         return loaded
 
@@ -254,15 +294,21 @@ def photo_rgb(picture) -> Image.Image:
     if getattr(picture, "is_animated", False):
         picture.seek(0)  # an animated GIF: its first frame
     if min(picture.size) < MIN_SIDE:
-        raise ImageError(f"The picture is {picture.width}×{picture.height} pixels: too small to see anything. Use one at least {MIN_SIDE}×{MIN_SIDE}.")
+        raise ImageError(
+            f"The picture is {picture.width}×{picture.height} pixels: too small to see anything. Use one at least {MIN_SIDE}×{MIN_SIDE}."
+        )
     if picture.width * picture.height > drawing.MAX_PIXELS:
         raise ImageError(drawing.too_large_message(picture.width, picture.height))
     try:
         picture.load()  # gradio opens uploads lazily: a broken file fails here, not halfway through the conversion
     except (OSError, ValueError, SyntaxError) as error:
-        raise ImageError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
+        raise ImageError(
+            f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG."
+        ) from None
     if picture.mode in ("RGBA", "LA", "PA") and picture.getchannel("A").getextrema()[1] == 0:
-        raise ImageError("The picture is fully transparent: there is nothing in it to see. Use a picture with something on it.")
+        raise ImageError(
+            "The picture is fully transparent: there is nothing in it to see. Use a picture with something on it."
+        )
     if max(picture.size) > 1024:
         picture = picture.copy()
         picture.thumbnail((1024, 1024))
@@ -280,11 +326,19 @@ def _open(picture) -> Image.Image:
     if isinstance(picture, np.ndarray):
         array = picture
         if array.dtype != np.uint8:
-            array = np.clip(array.astype(np.float32) / (65535.0 if array.max(initial=0) > 255 else (255.0 if array.max(initial=0) > 1 else 1.0)) * 255, 0, 255).astype(np.uint8)
+            array = np.clip(
+                array.astype(np.float32)
+                / (65535.0 if array.max(initial=0) > 255 else (255.0 if array.max(initial=0) > 1 else 1.0))
+                * 255,
+                0,
+                255,
+            ).astype(np.uint8)
         try:
             return Image.fromarray(array)
         except (TypeError, ValueError):
-            raise drawing.DrawingError(f"A picture must be a grey or colour image; got an array of shape {picture.shape}.") from None
+            raise drawing.DrawingError(
+                f"A picture must be a grey or colour image; got an array of shape {picture.shape}."
+            ) from None
     import io
 
     source = io.BytesIO(picture) if isinstance(picture, (bytes, bytearray)) else picture
@@ -301,7 +355,9 @@ def _open(picture) -> Image.Image:
     except (OSError, ValueError, SyntaxError) as error:
         if isinstance(error, drawing.DrawingError):
             raise
-        raise drawing.DrawingError(f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG.") from None
+        raise drawing.DrawingError(
+            f"That file could not be read as an image ({type(error).__name__}). Upload a PNG or JPEG."
+        ) from None
 
 
 # A picture is read as a photo, not a digit, when little of it is plain paper, when its border is not
@@ -310,7 +366,9 @@ def _open(picture) -> Image.Image:
 # paper or have a border that varies by >= 0.09 on average, and 17-83% of their pixels are coloured.
 PHOTO_PAPER_SHARE = 0.55  # below this share of pixels near the paper's colour: a photo
 PHOTO_BORDER_SPREAD = 0.08  # a border that varies more than this (mean distance from its median colour, 0..1): a photo
-PHOTO_COLOUR_SHARE = 0.3  # more than this share of strongly coloured pixels: a photo (a digit in coloured ink stays below)
+PHOTO_COLOUR_SHARE = (
+    0.3  # more than this share of strongly coloured pixels: a photo (a digit in coloured ink stays below)
+)
 PHOTO_CAUTION = (
     "This looks like a photo, not a digit: this model only knows the ten digits 0–9, so its answer is the digit the "
     "picture most resembles, whatever it shows. The feature maps are still this network's response to it."
@@ -339,7 +397,9 @@ _DIGIT_MESSAGES = {
 def _digit(rgb: Image.Image) -> drawing.PreparedDigit:
     """MNIST's recipe on a picture, with messages about pictures."""
     if max(high - low for low, high in rgb.getextrema()) < 8:  # every channel within 8 of 255 levels: nothing drawn
-        raise ImageError("The picture is a single flat colour: there is no digit in it. Use a picture of one dark digit on light paper (or a light one on dark).")
+        raise ImageError(
+            "The picture is a single flat colour: there is no digit in it. Use a picture of one dark digit on light paper (or a light one on dark)."
+        )
     try:
         return drawing.prepare_digit(rgb)
     except drawing.DrawingError as error:
@@ -437,13 +497,17 @@ def reference_batches(loaded: LoadedResNet, batch_size: int = 250):
     """(name, batches) of the reference set: MNIST sample / CIFAR-100 test if present / bundled photos."""
     if loaded.entry.input_kind == "digit":
         images = mnist.load_sample().test.images
-        return "the bundled MNIST sample (2,000 test digits)", [mnist_resnet.to_input(images[i : i + batch_size], loaded.device) for i in range(0, len(images), batch_size)]
+        return "the bundled MNIST sample (2,000 test digits)", [
+            mnist_resnet.to_input(images[i : i + batch_size], loaded.device) for i in range(0, len(images), batch_size)
+        ]
     cifar = _cifar100()
     if cifar is not None:
         mean = torch.tensor(loaded.transform.mean)[:, None, None]
         std = torch.tensor(loaded.transform.std)[:, None, None]
         data = torch.as_tensor(cifar[:1280]).permute(0, 3, 1, 2).float() / 255  # the course: 10 batches of 128, 32x32
-        return "CIFAR-100 test, 1,280 images at 32×32 (the course's choice)", [((data[i : i + 128] - mean) / std).to(loaded.device) for i in range(0, len(data), 128)]
+        return "CIFAR-100 test, 1,280 images at 32×32 (the course's choice)", [
+            ((data[i : i + 128] - mean) / std).to(loaded.device) for i in range(0, len(data), 128)
+        ]
     photos = sorted((mnist.ASSETS / "photos").glob("*.jpg"))
     x = torch.cat([loaded.transform(Image.open(p).convert("RGB")).unsqueeze(0) for p in photos]).to(loaded.device)
     return f"the {len(photos)} bundled photos (CIFAR-100 not on this machine)", [x]
@@ -470,7 +534,10 @@ def reference_ranks(loaded: LoadedResNet, on_batch=None) -> tuple[str, list[Laye
     Rows in module order (``loaded.conv_layers``), as the layer list, the plot and the table show them,
     whatever order an older cache file holds them in.
     """
-    return _reference_memo.get_or_make((loaded.entry.key, loaded.weights_id, str(cache_dir())), lambda: _in_module_order(loaded, *_reference_table(loaded, on_batch)))
+    return _reference_memo.get_or_make(
+        (loaded.entry.key, loaded.weights_id, str(cache_dir())),
+        lambda: _in_module_order(loaded, *_reference_table(loaded, on_batch)),
+    )
 
 
 def _in_module_order(loaded: LoadedResNet, source: str, table: list[LayerRank]) -> tuple[str, list[LayerRank]]:
@@ -480,7 +547,9 @@ def _in_module_order(loaded: LoadedResNet, source: str, table: list[LayerRank]) 
 
 def rank_cache_path(loaded: LoadedResNet, source: str) -> Path:
     """Where the table of ``loaded`` over the reference set ``source`` is cached: one file per model, weights, set and format."""
-    key = hashlib.sha256(f"{loaded.entry.key}|{loaded.weights_id}|{source}|v{RANK_CACHE_VERSION}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{loaded.entry.key}|{loaded.weights_id}|{source}|v{RANK_CACHE_VERSION}".encode()).hexdigest()[
+        :16
+    ]
     return cache_dir() / "ranks" / f"{loaded.entry.key}-{key}.json"
 
 

@@ -21,6 +21,7 @@ reconstruct its activations with few active features at a time can pull them apa
    text as SAELens fed the SAE (after the BOS, in windows of its context size, centred if the
    model's writing weights were centred).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,9 @@ from superpos_core.rank import pytorch_linear_init
 
 MAX_FEATURES = 4096  # bounds one request's memory and time, whatever is asked
 MAX_EPOCHS = 5000
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds (a larger one overflows); the other tabs use the same bound
+MAX_SEED = (
+    2**63 - 1
+)  # torch.Generator.manual_seed takes 64-bit seeds (a larger one overflows); the other tabs use the same bound
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
@@ -84,7 +87,7 @@ class CourseSAEConfig:
     epochs: int = 500  # full-batch steps: every epoch sees all the text's tokens at once
     seed: int = 0  # for the initial weights, drawn from a private generator
 
-    def validated(self) -> "CourseSAEConfig":
+    def validated(self) -> CourseSAEConfig:
         """Return the config unchanged if every setting is usable, else raise ``SAEInputError``."""
         _whole_number("The number of SAE features (n_features)", self.n_features, 1, MAX_FEATURES)
         _whole_number("The number of training epochs (epochs)", self.epochs, 1, MAX_EPOCHS)
@@ -96,18 +99,31 @@ class CourseSAEConfig:
                 "0 trains a plain autoencoder; larger values make fewer features fire per token."
             )
         if not _is_real(self.learning_rate) or self.learning_rate <= 0:
-            raise SAEInputError(f"The learning rate (learning_rate) must be above 0; got {self.learning_rate!r}. The course uses 0.001.")
+            raise SAEInputError(
+                f"The learning rate (learning_rate) must be above 0; got {self.learning_rate!r}. The course uses 0.001."
+            )
         if not _is_real(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
-            raise SAEInputError(f"The learning-rate decay (lr_gamma) must be above 0 and at most 1; got {self.lr_gamma!r}. The course halves it: 0.5.")
+            raise SAEInputError(
+                f"The learning-rate decay (lr_gamma) must be above 0 and at most 1; got {self.lr_gamma!r}. The course halves it: 0.5."
+            )
         return self
 
 
 def _is_real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _whole_number(label: str, value, low: int, high: int | None) -> None:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+    ok = (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and value >= low
+        and (high is None or value <= high)
+    )
     if not ok:
         bounds = f"from {low:,} to {high:,}" if high is not None else f"of at least {low}"
         raise SAEInputError(f"{label} must be a whole number {bounds}; got {value!r}.")
@@ -204,7 +220,9 @@ def as_activations(activations: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Token activations as a contiguous float32 (T, d_in) tensor on their device, checked for the learner."""
     x = torch.as_tensor(activations).detach()
     if x.ndim != 2:
-        raise SAEInputError(f"The activations must be a table with one row per token, shape (tokens, d_in); got shape {tuple(x.shape)}.")
+        raise SAEInputError(
+            f"The activations must be a table with one row per token, shape (tokens, d_in); got shape {tuple(x.shape)}."
+        )
     if x.shape[0] < 1:
         raise SAEInputError("There are no tokens to train on: type at least one word.")
     if x.shape[1] < 1:
@@ -357,7 +375,9 @@ class PretrainedRelease:
 
     def _check_layer(self, layer: int) -> None:
         if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or layer not in self.layers:
-            raise SAEInputError(f"{self.name} has SAEs for layers {self.layers[0]} to {self.layers[-1]}; got layer {layer!r}.")
+            raise SAEInputError(
+                f"{self.name} has SAEs for layers {self.layers[0]} to {self.layers[-1]}; got layer {layer!r}."
+            )
 
 
 GPT2_SMALL_RES_JB = PretrainedRelease(
@@ -493,7 +513,11 @@ class PretrainedSAE(nn.Module):
         def features(columns: slice) -> torch.Tensor:
             return torch.addmm(self.b_enc[columns], flat, self.W_enc[:, columns]).relu_()  # (N, columns)
 
-        if flat.device.type == "cpu" and flat.shape[0] * self.d_in * self.d_sae >= SPLIT_ENCODE_WORK and (os.cpu_count() or 1) > 1:
+        if (
+            flat.device.type == "cpu"
+            and flat.shape[0] * self.d_in * self.d_sae >= SPLIT_ENCODE_WORK
+            and (os.cpu_count() or 1) > 1
+        ):
             # A big product (64 tokens × 768 × 24,576 is 1.2 G multiply-adds, ~25 ms on one core) is
             # split into two halves of the features, one per core: ~14 ms. PyTorch's own threads are
             # left at the app's setting, one per request; the matrix product runs without the GIL.
@@ -541,7 +565,9 @@ def _read_cfg(cfg_path: Path, source: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SAELoadError(f"{CFG_FILENAME} of {source} is not valid JSON ({error}).") from error
     if not isinstance(cfg, dict):
-        raise SAELoadError(f"{CFG_FILENAME} of {source} should hold a JSON object of settings; it holds a {type(cfg).__name__}.")
+        raise SAELoadError(
+            f"{CFG_FILENAME} of {source} should hold a JSON object of settings; it holds a {type(cfg).__name__}."
+        )
     return cfg
 
 
@@ -565,7 +591,9 @@ def _with_catalogue(where: str, key: str, recorded, release: PretrainedRelease |
     if recorded is _SILENT or recorded is None:
         return catalogued
     if catalogued is not None and recorded != catalogued:
-        raise SAELoadError(f"{where}: {key} is {recorded!r}, but the catalogue entry {release.name} says {catalogued!r}; which one describes the SAE's training is unclear.")
+        raise SAELoadError(
+            f"{where}: {key} is {recorded!r}, but the catalogue entry {release.name} says {catalogued!r}; which one describes the SAE's training is unclear."
+        )
     return recorded
 
 
@@ -588,7 +616,9 @@ def _settings(cfg: dict, source: str, release: PretrainedRelease | None = None) 
     # the layer out altogether, since the hook name already says it.
     hook_name = _recorded(cfg, "hook_name", cfg.get("hook_point"))
     if not isinstance(hook_name, str) or not hook_name:
-        raise SAELoadError(f"{where}: hook_name (or hook_point) is missing: which activation the SAE reads, e.g. 'blocks.8.hook_resid_pre'.")
+        raise SAELoadError(
+            f"{where}: hook_name (or hook_point) is missing: which activation the SAE reads, e.g. 'blocks.8.hook_resid_pre'."
+        )
     match = _BLOCK.match(hook_name)
     named_layer = int(match.group(1)) if match else None
     layer = _recorded(cfg, "hook_layer", cfg.get("hook_point_layer"))
@@ -609,15 +639,21 @@ def _settings(cfg: dict, source: str, release: PretrainedRelease | None = None) 
         )
     architecture = cfg.get("architecture", "standard")
     if architecture != "standard":
-        raise SAELoadError(f"{where}: architecture {architecture!r} is not supported; only the standard ReLU SAE (f = ReLU(x W_enc + b_enc)) is.")
+        raise SAELoadError(
+            f"{where}: architecture {architecture!r} is not supported; only the standard ReLU SAE (f = ReLU(x W_enc + b_enc)) is."
+        )
     activation = cfg.get("activation_fn", cfg.get("activation_fn_str", "relu"))
     if activation not in (None, "relu"):
         raise SAELoadError(f"{where}: activation function {activation!r} is not supported; only 'relu' is.")
     if cfg.get("finetuning_scaling_factor"):
-        raise SAELoadError(f"{where}: finetuning_scaling_factor is not supported (it rescales the features after encoding).")
+        raise SAELoadError(
+            f"{where}: finetuning_scaling_factor is not supported (it rescales the features after encoding)."
+        )
     head = _recorded(cfg, "hook_head_index", cfg.get("hook_point_head_index"))
     if head is not None:
-        raise SAELoadError(f"{where}: hook_head_index {head!r} is not supported: this SAE reads one attention head's output, not a whole activation.")
+        raise SAELoadError(
+            f"{where}: hook_head_index {head!r} is not supported: this SAE reads one attention head's output, not a whole activation."
+        )
 
     apply_b_dec = cfg.get("apply_b_dec_to_input", True)  # SAELens' default for files that leave it out
     if not isinstance(apply_b_dec, bool):
@@ -631,18 +667,26 @@ def _settings(cfg: dict, source: str, release: PretrainedRelease | None = None) 
         raise SAELoadError(f"{where}: prepend_bos must be true or false; got {prepend_bos!r}.")
     context_size = _with_catalogue(where, "context_size", _recorded(cfg, "context_size"), release)
     shortest = 2 if prepend_bos else 1  # a window must hold a token of text besides its BOS
-    if context_size is not None and (not isinstance(context_size, int) or isinstance(context_size, bool) or context_size < shortest):
-        raise SAELoadError(f"{where}: context_size must be a whole number of at least {shortest} (positions per training window); got {context_size!r}.")
+    if context_size is not None and (
+        not isinstance(context_size, int) or isinstance(context_size, bool) or context_size < shortest
+    ):
+        raise SAELoadError(
+            f"{where}: context_size must be a whole number of at least {shortest} (positions per training window); got {context_size!r}."
+        )
     # SAELens loads the model with HookedTransformer.from_pretrained_no_processing(**model_from_pretrained_kwargs)
     # (sae_lens/load_model.py), so kwargs that leave center_writing_weights out mean uncentred weights.
     kwargs = _recorded(cfg, "model_from_pretrained_kwargs")
     if kwargs is not _SILENT and kwargs is not None and not isinstance(kwargs, dict):
-        raise SAELoadError(f"{where}: model_from_pretrained_kwargs must be an object of keyword arguments; got {kwargs!r}.")
+        raise SAELoadError(
+            f"{where}: model_from_pretrained_kwargs must be an object of keyword arguments; got {kwargs!r}."
+        )
     centred = kwargs.get("center_writing_weights", False) if isinstance(kwargs, dict) else _SILENT
     centred = _with_catalogue(where, "center_writing_weights", centred, release)
     centred = False if centred is None else centred
     if not isinstance(centred, bool):
-        raise SAELoadError(f"{where}: model_from_pretrained_kwargs.center_writing_weights must be true or false; got {centred!r}.")
+        raise SAELoadError(
+            f"{where}: model_from_pretrained_kwargs.center_writing_weights must be true or false; got {centred!r}."
+        )
     return _Settings(
         d_in=sizes["d_in"],
         d_sae=sizes["d_sae"],
@@ -668,7 +712,9 @@ def _read_weights(weights_path: Path, settings: _Settings, source: str) -> dict[
             names = set(handle.keys())
             missing = [name for name in WEIGHT_NAMES if name not in names]
             if missing:
-                raise SAELoadError(f"{where} lacks tensor(s) {', '.join(missing)}; it has {sorted(names)}. A standard SAE needs {', '.join(WEIGHT_NAMES)}.")
+                raise SAELoadError(
+                    f"{where} lacks tensor(s) {', '.join(missing)}; it has {sorted(names)}. A standard SAE needs {', '.join(WEIGHT_NAMES)}."
+                )
             problems = []
             for name, shape in expected.items():
                 actual = tuple(handle.get_slice(name).get_shape())
@@ -676,7 +722,9 @@ def _read_weights(weights_path: Path, settings: _Settings, source: str) -> dict[
                     hint = " (it looks transposed)" if actual == shape[::-1] and len(shape) == 2 else ""
                     problems.append(f"{name} has shape {actual}, expected {shape}{hint}")
             if problems:
-                raise SAELoadError(f"{where} does not match d_in={d_in}, d_sae={d_sae} in {CFG_FILENAME}: {'; '.join(problems)}.")
+                raise SAELoadError(
+                    f"{where} does not match d_in={d_in}, d_sae={d_sae} in {CFG_FILENAME}: {'; '.join(problems)}."
+                )
             # float32 whatever the file stores (some releases ship float16 or bfloat16): CPU matrix
             # products in half precision are slow or unsupported, and the course computes in float32.
             tensors = {name: handle.get_tensor(name).to(torch.float32).contiguous() for name in WEIGHT_NAMES}
@@ -684,7 +732,9 @@ def _read_weights(weights_path: Path, settings: _Settings, source: str) -> dict[
     except SafetensorError as error:
         raise SAELoadError(f"{where} is not a readable safetensors file ({error}).") from error
     if scale is not None and not torch.all(scale == 1):
-        raise SAELoadError(f"{where} has a scaling_factor that is not all ones; SAEs with a fine-tuned scaling factor are not supported.")
+        raise SAELoadError(
+            f"{where} has a scaling_factor that is not all ones; SAEs with a fine-tuned scaling factor are not supported."
+        )
     return tensors
 
 
@@ -720,7 +770,9 @@ def load_pretrained_sae(folder: str | Path, release: PretrainedRelease | None = 
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise SAELoadError(f"There is no folder {folder}: a pretrained SAE is a folder holding {CFG_FILENAME} and {WEIGHTS_FILENAME}.")
+        raise SAELoadError(
+            f"There is no folder {folder}: a pretrained SAE is a folder holding {CFG_FILENAME} and {WEIGHTS_FILENAME}."
+        )
     return _load(folder / CFG_FILENAME, folder / WEIGHTS_FILENAME, source=str(folder), release=release)
 
 
@@ -740,7 +792,12 @@ def _why_unavailable(error: Exception) -> str:
 
 
 def fetch_pretrained_sae(
-    repo_id: str, subfolder: str, *, local_files_only: bool = False, revision: str | None = None, release: PretrainedRelease | None = None
+    repo_id: str,
+    subfolder: str,
+    *,
+    local_files_only: bool = False,
+    revision: str | None = None,
+    release: PretrainedRelease | None = None,
 ) -> PretrainedSAE:
     """Load a pretrained SAE from the Hugging Face hub, through the ordinary Hugging Face cache.
 
@@ -766,7 +823,9 @@ def fetch_pretrained_sae(
     for filename in (CFG_FILENAME, WEIGHTS_FILENAME):
         try:
             paths[filename] = Path(
-                hf_hub_download(repo_id, filename, subfolder=subfolder, revision=revision, local_files_only=local_files_only)
+                hf_hub_download(
+                    repo_id, filename, subfolder=subfolder, revision=revision, local_files_only=local_files_only
+                )
             )
         except Exception as error:  # offline, 404, gated, disk full...: all mean "not available"
             raise SAELoadError(
@@ -778,7 +837,9 @@ def fetch_pretrained_sae(
     return _load(paths[CFG_FILENAME], paths[WEIGHTS_FILENAME], source=f"{repo_id}/{subfolder}", release=release)
 
 
-def fetch_release_sae(layer: int, release: PretrainedRelease = GPT2_SMALL_RES_JB, *, local_files_only: bool = False) -> PretrainedSAE:
+def fetch_release_sae(
+    layer: int, release: PretrainedRelease = GPT2_SMALL_RES_JB, *, local_files_only: bool = False
+) -> PretrainedSAE:
     """The catalogued SAE of one layer, e.g. ``fetch_release_sae(8)`` for GPT-2 small's block 8.
 
     Args:
@@ -786,7 +847,9 @@ def fetch_release_sae(layer: int, release: PretrainedRelease = GPT2_SMALL_RES_JB
         release: a catalogue entry (default: GPT-2 small's residual-stream SAEs).
         local_files_only: look only in the Hugging Face cache (see ``fetch_pretrained_sae``).
     """
-    return fetch_pretrained_sae(release.repo_id, release.subfolder(layer), local_files_only=local_files_only, release=release)
+    return fetch_pretrained_sae(
+        release.repo_id, release.subfolder(layer), local_files_only=local_files_only, release=release
+    )
 
 
 # --- what a pretrained SAE reads -------------------------------------------------------------------
@@ -805,7 +868,9 @@ def hidden_state_index(hook_name: str, n_layers: int) -> int:
     """
     match = _RESIDUAL.match(hook_name)
     if match is None:
-        raise SAEInputError(f"This SAE reads {hook_name!r}; only SAEs of the residual stream (blocks.L.hook_resid_pre or hook_resid_post) can be fed here.")
+        raise SAEInputError(
+            f"This SAE reads {hook_name!r}; only SAEs of the residual stream (blocks.L.hook_resid_pre or hook_resid_post) can be fed here."
+        )
     index = int(match.group(1)) + (match.group(2) == "post")
     if index > n_layers - 2:  # hidden states 0 .. n_layers - 2 are the residual stream as it is
         raise SAEInputError(
@@ -828,7 +893,9 @@ class SAEInput:
     reused: bool  # taken from the analysis given, without a forward pass of its own
 
 
-def sae_input(model_sae: PretrainedSAE, loaded: lm.LoadedLM, token_ids: Sequence[int], analysis: lm.TextAnalysis | None = None) -> SAEInput:
+def sae_input(
+    model_sae: PretrainedSAE, loaded: lm.LoadedLM, token_ids: Sequence[int], analysis: lm.TextAnalysis | None = None
+) -> SAEInput:
     """The activations ``model_sae`` should encode for a text's tokens, read as its training text was.
 
     SAELens trains an SAE on TransformerLens activations of fixed-length windows of text, and its
@@ -861,22 +928,32 @@ def sae_input(model_sae: PretrainedSAE, loaded: lm.LoadedLM, token_ids: Sequence
     if not ids:
         raise SAEInputError("There are no tokens for the SAE to read: type at least one word.")
     if loaded.d_model != model_sae.d_in:
-        raise SAEInputError(f"This SAE reads {model_sae.d_in}-dimensional activations, and {loaded.title}'s are {loaded.d_model}-dimensional: it belongs to another model.")
+        raise SAEInputError(
+            f"This SAE reads {model_sae.d_in}-dimensional activations, and {loaded.title}'s are {loaded.d_model}-dimensional: it belongs to another model."
+        )
     index = hidden_state_index(model_sae.hook_name, loaded.n_layers)
     bos = lm.bos_token_id(loaded.tokenizer) if model_sae.prepend_bos else None
     if model_sae.prepend_bos and bos is None:
-        raise SAEInputError(f"This SAE was trained on text read after a BOS token, and {loaded.title}'s tokenizer has none.")
+        raise SAEInputError(
+            f"This SAE was trained on text read after a BOS token, and {loaded.title}'s tokenizer has none."
+        )
     prefix = [] if bos is None else [bos]
     window = min(model_sae.context_size or loaded.context_length, loaded.context_length)
     if window <= len(prefix):
-        raise SAEInputError(f"{loaded.title} reads {loaded.context_length} positions at a time: no room for text after the BOS.")
+        raise SAEInputError(
+            f"{loaded.title} reads {loaded.context_length} positions at a time: no room for text after the BOS."
+        )
     step = window - len(prefix)  # text tokens per window
     chunks = [ids[start : start + step] for start in range(0, len(ids), step)]
 
     # 1) The analysis already read the text after the same BOS in one pass: those are the SAE's inputs.
     reused = (
-        analysis is not None and len(chunks) == 1 and analysis.model == loaded.name and analysis.token_ids == ids
-        and analysis.bos_id == bos and analysis.n_layers == loaded.n_layers
+        analysis is not None
+        and len(chunks) == 1
+        and analysis.model == loaded.name
+        and analysis.token_ids == ids
+        and analysis.bos_id == bos
+        and analysis.n_layers == loaded.n_layers
     )
     if reused:
         hidden = analysis.hidden_states[index].clone()  # (T, d_model), a copy: the analysis is shared
@@ -885,7 +962,15 @@ def sae_input(model_sae: PretrainedSAE, loaded: lm.LoadedLM, token_ids: Sequence
     # 2) TransformerLens' centred residual stream, from the uncentred one (see 3. above).
     if model_sae.center_writing_weights:
         hidden = hidden - hidden.mean(dim=-1, keepdim=True)
-    return SAEInput(hidden.to("cpu", torch.float32).contiguous(), index, bos, window, len(chunks), model_sae.center_writing_weights, reused)
+    return SAEInput(
+        hidden.to("cpu", torch.float32).contiguous(),
+        index,
+        bos,
+        window,
+        len(chunks),
+        model_sae.center_writing_weights,
+        reused,
+    )
 
 
 def _read_windows(loaded: lm.LoadedLM, prefix: list[int], chunks: list[list[int]], index: int) -> torch.Tensor:
@@ -901,7 +986,9 @@ def _read_windows(loaded: lm.LoadedLM, prefix: list[int], chunks: list[list[int]
     for group in groups:
         input_ids = torch.tensor([prefix + chunk for chunk in group], device=loaded.device)  # (W, window)
         with torch.inference_mode():
-            out = loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True, **extra)
+            out = loaded.model(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True, **extra
+            )
         hidden = out.hidden_states[index][:, len(prefix) :]  # (W, window - prefix, d_model)
         rows.append(hidden.reshape(-1, hidden.shape[-1]).to("cpu", torch.float32))  # (W · tokens, d_model)
     return torch.cat(rows)  # (T, d_model)
@@ -925,11 +1012,15 @@ def token_position(token, tokens: int) -> int:
     Raises ``SAEInputError`` for a position outside the text, or for anything but a whole number.
     """
     if not isinstance(token, (int, np.integer)) or isinstance(token, bool) or not -tokens <= token < tokens:
-        raise SAEInputError(f"Token position {token!r} is outside the text, which has {tokens} tokens (0 to {tokens - 1}).")
+        raise SAEInputError(
+            f"Token position {token!r} is outside the text, which has {tokens} tokens (0 to {tokens - 1})."
+        )
     return int(token) % tokens
 
 
-def top_features(feature_acts: np.ndarray | torch.Tensor, k: int = 10, token: int | None = None, by: str = "max") -> list[FeatureHit]:
+def top_features(
+    feature_acts: np.ndarray | torch.Tensor, k: int = 10, token: int | None = None, by: str = "max"
+) -> list[FeatureHit]:
     """The k features that fire most, on the whole text or on one token, strongest first.
 
     Over the whole text features are ranked by their **maximum** over tokens by default: SAE
@@ -948,7 +1039,9 @@ def top_features(feature_acts: np.ndarray | torch.Tensor, k: int = 10, token: in
     """
     acts = torch.as_tensor(feature_acts).detach()
     if acts.ndim != 2 or acts.shape[0] < 1:
-        raise SAEInputError(f"Feature activations must have shape (tokens, features) with at least one token; got {tuple(acts.shape)}.")
+        raise SAEInputError(
+            f"Feature activations must have shape (tokens, features) with at least one token; got {tuple(acts.shape)}."
+        )
     _whole_number("The number of top features (k)", k, 1, None)
     if by not in ("max", "mean"):
         raise SAEInputError(f"Features can be ranked by 'max' or 'mean' over the tokens; got {by!r}.")
@@ -978,7 +1071,9 @@ def top_features(feature_acts: np.ndarray | torch.Tensor, k: int = 10, token: in
 def main(argv: Sequence[str] | None = None) -> int:
     """Download SAEs into the Hugging Face cache and check that they load."""
     parser = argparse.ArgumentParser(prog="python -m superpos_core.sae", description=main.__doc__)
-    parser.add_argument("--release", default=GPT2_SMALL_RES_JB.name, choices=sorted(PRETRAINED_RELEASES), help="catalogued release")
+    parser.add_argument(
+        "--release", default=GPT2_SMALL_RES_JB.name, choices=sorted(PRETRAINED_RELEASES), help="catalogued release"
+    )
     parser.add_argument("--layers", type=int, nargs="*", default=[], help="layers of the release to fetch")
     parser.add_argument("--repo", help="any hub repository in SAELens' format (with --subfolder), instead of a release")
     parser.add_argument("--subfolder", help="the SAE's folder in --repo")
@@ -986,7 +1081,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bool(args.repo) != bool(args.subfolder):
         parser.error("--repo and --subfolder go together")
     release = PRETRAINED_RELEASES[args.release]
-    wanted = [(args.repo, args.subfolder)] if args.repo else [(release.repo_id, release.subfolder(layer)) for layer in args.layers]
+    wanted = (
+        [(args.repo, args.subfolder)]
+        if args.repo
+        else [(release.repo_id, release.subfolder(layer)) for layer in args.layers]
+    )
     if not wanted:
         parser.error("name --layers (e.g. --layers 8) or --repo and --subfolder")
     for repo_id, subfolder in wanted:

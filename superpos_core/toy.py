@@ -13,6 +13,7 @@ in regular shapes (antipodal pairs, a pentagon), because they rarely collide.
 Every tensor carries a leading instance axis, so one optimiser step trains a whole batch of models:
 several seeds of one setting (we keep the best, as the paper does) or a sweep over sparsities.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,21 +45,29 @@ class ToyConfig:
     learning_rate: float = 5e-2  # with a linear warm-down to 0; the paper's constant 1e-3 needs many more steps
     restarts: int = 4  # seeds trained side by side; the lowest-loss one is shown
 
-    def checked(self) -> tuple["ToyConfig", list[str]]:
+    def checked(self) -> tuple[ToyConfig, list[str]]:
         """Validate the controls; clamp the ones that merely ask for too much. Returns notes."""
         notes = []
         for name, low, high in (("n_features", 1, MAX_FEATURES), ("m_hidden", 1, MAX_HIDDEN)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or not low <= value <= high:
                 label = "features n" if name == "n_features" else "hidden dimensions m"
-                raise ToyInputError(f"The number of {label} must be a whole number from {low} to {high}; got {value!r}.")
+                raise ToyInputError(
+                    f"The number of {label} must be a whole number from {low} to {high}; got {value!r}."
+                )
         if not (isinstance(self.sparsity, (int, float)) and math.isfinite(self.sparsity) and 0 <= self.sparsity < 1):
-            raise ToyInputError(f"Sparsity is the chance that a feature is zero, from 0 up to (not including) 1; got {self.sparsity!r}. At 1 there would be no data at all.")
+            raise ToyInputError(
+                f"Sparsity is the chance that a feature is zero, from 0 up to (not including) 1; got {self.sparsity!r}. At 1 there would be no data at all."
+            )
         if not (isinstance(self.importance_decay, (int, float)) and 0 < self.importance_decay <= 1):
-            raise ToyInputError(f"Importance decay r must be above 0 and at most 1 (feature i has importance rⁱ); got {self.importance_decay!r}.")
+            raise ToyInputError(
+                f"Importance decay r must be above 0 and at most 1 (feature i has importance rⁱ); got {self.importance_decay!r}."
+            )
         config = self
         if self.sparsity > MAX_SPARSITY:
-            notes.append(f"Sparsity {self.sparsity} was lowered to {MAX_SPARSITY}: sparser data would need far longer training.")
+            notes.append(
+                f"Sparsity {self.sparsity} was lowered to {MAX_SPARSITY}: sparser data would need far longer training."
+            )
             config = _replace(config, sparsity=MAX_SPARSITY)
         steps = int(self.steps) if isinstance(self.steps, (int, float)) and math.isfinite(self.steps) else 0
         if steps < 1:
@@ -148,8 +157,8 @@ class TiedReadout(nn.Module):
 class ToyModel(nn.Module):
     """One trained toy model as a module, to print and inspect; training itself batches many (``train_instances``).
 
-        model = ToyModel.from_result(toy.train(ToyConfig(sparsity=0.99)))
-        model(x)  # (B, n) -> (B, n)
+    model = ToyModel.from_result(toy.train(ToyConfig(sparsity=0.99)))
+    model(x)  # (B, n) -> (B, n)
     """
 
     def __init__(self, n_features: int, m_hidden: int) -> None:
@@ -158,7 +167,7 @@ class ToyModel(nn.Module):
         self.readout = TiedReadout(self.hidden)
 
     @classmethod
-    def from_result(cls, result: "ToyResult") -> "ToyModel":
+    def from_result(cls, result: ToyResult) -> ToyModel:
         model = cls(result.config.n_features, result.config.m_hidden)
         with torch.no_grad():
             model.hidden.weight.copy_(torch.as_tensor(result.W))
@@ -269,7 +278,10 @@ def _per_instance_loss(batch: _Batch, x: torch.Tensor) -> torch.Tensor:
 
 
 def train_instances(
-    configs: list[ToyConfig], on_step: Callable[[int, int], None] | None = None, report_every: int | None = None, device: str | torch.device = "cpu"
+    configs: list[ToyConfig],
+    on_step: Callable[[int, int], None] | None = None,
+    report_every: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train one toy model per config, all in one batched tensor.
 
@@ -305,7 +317,9 @@ def represented(W: np.ndarray, threshold: float = 0.5) -> int:
     return int((feature_norms(W) > threshold).sum())
 
 
-def train(config: ToyConfig, on_step: Callable[[int, int], None] | None = None, device: str | torch.device = "cpu") -> ToyResult:
+def train(
+    config: ToyConfig, on_step: Callable[[int, int], None] | None = None, device: str | torch.device = "cpu"
+) -> ToyResult:
     """Train ``config.restarts`` seeds of one setting side by side; keep the lowest loss."""
     config, notes = config.checked()
     W, b, loss = train_instances([config] * config.restarts, on_step, device=device)
@@ -319,7 +333,12 @@ def sparsity_grid(points: int = 20, densest: float = 1.0, sparsest: float = 0.01
 
 
 def sweep(
-    config: ToyConfig, sparsities: np.ndarray | None = None, on_step=None, restarts: int = 2, batch_size: int = 512, device: str | torch.device = "cpu"
+    config: ToyConfig,
+    sparsities: np.ndarray | None = None,
+    on_step=None,
+    restarts: int = 2,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
 ) -> list[ToyResult]:
     """One batched training run over many sparsities (and ``restarts`` seeds of each).
 

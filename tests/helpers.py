@@ -1,4 +1,5 @@
 """Builders shared by the tests: pictures of digits, a tiny language model and the like, made here, never downloaded."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -77,8 +78,13 @@ def save_tiny_gpt2(folder, words: Sequence[str] = ()):
 
     tokenizer = tiny_tokenizer(words)
     config = GPT2Config(
-        n_layer=2, n_embd=TINY_D_MODEL, n_head=2, vocab_size=len(tokenizer), n_positions=TINY_N_POSITIONS,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        n_layer=2,
+        n_embd=TINY_D_MODEL,
+        n_head=2,
+        vocab_size=len(tokenizer),
+        n_positions=TINY_N_POSITIONS,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(folder)

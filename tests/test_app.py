@@ -1,4 +1,5 @@
 """The app shell: flags, lazy loading, and the package boundary."""
+
 import json
 import subprocess
 import sys
@@ -63,7 +64,11 @@ def test_science_package_never_imports_gradio():
     done = subprocess.run([sys.executable, "-c", IMPORT_EVERY_CORE_MODULE], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     imported = json.loads(done.stdout.splitlines()[-1])
-    on_disk = {f"superpos_core.{path.stem}" for path in Path(superpos_core.__file__).parent.glob("*.py") if path.stem != "__init__"}
+    on_disk = {
+        f"superpos_core.{path.stem}"
+        for path in Path(superpos_core.__file__).parent.glob("*.py")
+        if path.stem != "__init__"
+    }
     assert on_disk <= set(imported) and "superpos_core.build_assets" in imported  # every file, not just a few
 
 
@@ -113,7 +118,9 @@ def test_a_space_tells_the_app_where_to_serve(monkeypatch):
     monkeypatch.setenv("GRADIO_SERVER_PORT", "7861")
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **options: seen.update(options))
     app.main([])
-    assert seen["server_name"] == "0.0.0.0" and seen["server_port"] == 7861 and seen["max_file_size"] == app.MAX_FILE_SIZE
+    assert (
+        seen["server_name"] == "0.0.0.0" and seen["server_port"] == 7861 and seen["max_file_size"] == app.MAX_FILE_SIZE
+    )
 
 
 def test_every_queued_event_has_a_chosen_concurrency_limit():
@@ -123,6 +130,10 @@ def test_every_queued_event_has_a_chosen_concurrency_limit():
     queued = [fn for fn in blocks.fns.values() if fn.fn is not None and fn.queue]
     unlimited = [fn.name for fn in queued if fn.concurrency_limit == "default"]
     assert queued and unlimited == []
-    by_model = {fn.api_name: fn.concurrency_id for fn in queued if fn.api_name in ("mnist", "resnet", "lm", "lm_concepts", "toy")}
+    by_model = {
+        fn.api_name: fn.concurrency_id
+        for fn in queued
+        if fn.api_name in ("mnist", "resnet", "lm", "lm_concepts", "toy")
+    }
     assert by_model["lm"] == by_model["lm_concepts"] == "lm"
     assert blocks._queue.max_size == 64  # a full queue says "busy, try again" instead of growing without bound

@@ -4,6 +4,7 @@ Each benchmark runs as ``python -m benchmarks.NAME --quick`` in its own process 
 PyTorch thread; the test asserts that it exits 0, says it is a quick run, prints its result lines and judges no
 goal. About 2 minutes for all seven on a 2-core machine (``-m "not slow"`` leaves them out).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,25 @@ QUICK_LIMIT_S = 240  # a hung quick run fails here rather than hanging CI; each 
 RESULT_LINES = {
     "bench_startup": [r"run 1: serving after [\d.]+ s, idle RSS \d+ MiB", r"median: serving after"],
     "bench_toy": [r"dense \(S=0", r"pentagon \(S=0\.99", r"sparsity sweep: 4 sparsities", r"^goals:"],
-    "bench_mnist": [r"ours: demos\.mnist\.analyse\s+[\d.]+", r"course way: hooks per call", r"floor: one bare forward pass"],
+    "bench_mnist": [
+        r"ours: demos\.mnist\.analyse\s+[\d.]+",
+        r"course way: hooks per call",
+        r"floor: one bare forward pass",
+    ],
     "bench_browser": [r"3 strokes after 1 warm-up", r"mouse-up -> every live panel updated: p50 \d+ ms"],
-    "bench_resnet": [r"^1\) one forward pass", r"^2\) whole handler demos\.resnet\.analyse", r"^3\) layer switch", r"^goals from the issue:"],
-    "bench_lm": [r"^1\) forward \+ token heatmap", r"^2\) the course's SAE", r"^3\) pretrained SAE", r"^4\) the offline SmolLM2", r"^goals from the issue"],
+    "bench_resnet": [
+        r"^1\) one forward pass",
+        r"^2\) whole handler demos\.resnet\.analyse",
+        r"^3\) layer switch",
+        r"^goals from the issue:",
+    ],
+    "bench_lm": [
+        r"^1\) forward \+ token heatmap",
+        r"^2\) the course's SAE",
+        r"^3\) pretrained SAE",
+        r"^4\) the offline SmolLM2",
+        r"^goals from the issue",
+    ],
     "load": [r"^/mnist\s+\d+", r"server RSS: \d+ MiB after warm-up", r"errors 0 \(sessions still stuck: 0\)"],
 }
 
@@ -58,17 +74,30 @@ def test_benchmarks_use_public_names_only():
 @pytest.mark.parametrize("name", sorted(RESULT_LINES))
 def test_quick_mode_runs(name: str, tmp_path: Path):
     rows_file = tmp_path / "rows.json"
-    env = {**os.environ, summary.ENV: str(rows_file), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        summary.ENV: str(rows_file),
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
     done = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", "--quick"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=QUICK_LIMIT_S,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=QUICK_LIMIT_S,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"python -m benchmarks.{name} --quick exited {done.returncode}:\n{output[-6000:]}"
     assert summary.QUICK_BANNER in done.stdout, output[-3000:]
     for line in RESULT_LINES[name]:
         assert re.search(line, done.stdout, re.MULTILINE), f"no line matching {line!r} in:\n{done.stdout[-4000:]}"
-    assert summary.NOT_JUDGED in done.stdout and re.search(r"\bNOT (met|MET)\b", done.stdout) is None, done.stdout[-4000:]  # no goal judged
+    assert summary.NOT_JUDGED in done.stdout and re.search(r"\bNOT (met|MET)\b", done.stdout) is None, done.stdout[
+        -4000:
+    ]  # no goal judged
     if rows_file.exists():  # the rows run_all would put in its table: none judged
         rows = json.loads(rows_file.read_text())
         assert rows and all(row["met"] is None and summary.NOT_JUDGED in row["goal"] for row in rows), rows

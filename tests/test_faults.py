@@ -2,6 +2,7 @@
 
 Each must end in a clear message, leave no half-written file behind, and leave the rest of the app working.
 """
+
 from __future__ import annotations
 
 import errno
@@ -60,8 +61,14 @@ def test_a_weights_download_cut_off_midway(torch_home, monkeypatch):
         server.shutdown()
     assert asked and asked[0].endswith("resnet18-f37072fd.pth")  # the real download was attempted
     message = str(caught.value)
-    assert message.startswith("Unavailable: ResNet-18, ImageNet (torchvision) needs its ImageNet weights") and "could not be downloaded or read" in message and "torchvision.models.resnet18" in message
-    assert not torch_home.exists() or list(torch_home.iterdir()) == []  # no partial or truncated checkpoint left to trip the next start
+    assert (
+        message.startswith("Unavailable: ResNet-18, ImageNet (torchvision) needs its ImageNet weights")
+        and "could not be downloaded or read" in message
+        and "torchvision.models.resnet18" in message
+    )
+    assert (
+        not torch_home.exists() or list(torch_home.iterdir()) == []
+    )  # no partial or truncated checkpoint left to trip the next start
     assert resnets.status("resnet18") == (False, message)
     assert resnets.load("mnist-resnet").entry.key == "mnist-resnet"  # the bundled model is untouched
 
@@ -79,7 +86,9 @@ def test_a_damaged_language_model_in_the_hub_cache(tmp_path, monkeypatch):
     snapshot.mkdir(parents=True)
     for file in folder.iterdir():
         data = file.read_bytes()
-        (snapshot / file.name).write_bytes(data[: len(data) // 3] if file.name == "model.safetensors" else data)  # a download cut short
+        (snapshot / file.name).write_bytes(
+            data[: len(data) // 3] if file.name == "model.safetensors" else data
+        )  # a download cut short
     (hub / "models--openai-community--gpt2" / "refs").mkdir()
     (hub / "models--openai-community--gpt2" / "refs" / "main").write_text(commit)
     with pytest.raises(lm.ModelUnavailable) as caught:

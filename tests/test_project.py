@@ -1,4 +1,5 @@
 """The README's promises about the project itself."""
+
 import re
 from pathlib import Path
 
@@ -25,7 +26,17 @@ def test_ci_runs_the_readme_test_command():
 
 def test_requirements_pin_the_stack():
     pins = (ROOT / "requirements.txt").read_text()
-    for pin in ("torch==2.14.1", "torchvision==0.29.1", "gradio==6.31.", "transformers==", "huggingface-hub==", "numpy==", "matplotlib==", "seaborn==", "safetensors=="):
+    for pin in (
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "gradio==6.31.",
+        "transformers==",
+        "huggingface-hub==",
+        "numpy==",
+        "matplotlib==",
+        "seaborn==",
+        "safetensors==",
+    ):
         assert pin in pins, pin
 
 
@@ -52,7 +63,10 @@ def test_space_front_matter_matches_the_project():
     assert "model.safetensors" in preload[lm.CATALOGUE[lm.DEFAULT].repo_id].split(",")
     # The SAE for the layer the tab opens on (the middle of GPT-2 small's 13 hidden states), in the files the loader reads.
     folder = sae.GPT2_SMALL_RES_JB.subfolder(13 // 2)
-    assert set(preload[sae.GPT2_SMALL_RES_JB.repo_id].split(",")) == {f"{folder}/{sae.CFG_FILENAME}", f"{folder}/{sae.WEIGHTS_FILENAME}"}
+    assert set(preload[sae.GPT2_SMALL_RES_JB.repo_id].split(",")) == {
+        f"{folder}/{sae.CFG_FILENAME}",
+        f"{folder}/{sae.WEIGHTS_FILENAME}",
+    }
 
 
 def test_the_app_imports_nothing_that_requirements_txt_does_not_install():
@@ -61,7 +75,11 @@ def test_the_app_imports_nothing_that_requirements_txt_does_not_install():
     import importlib.metadata
     import sys
 
-    names = {re.split(r"[=<>\[ ]", line, maxsplit=1)[0].lower().replace("_", "-") for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")}
+    names = {
+        re.split(r"[=<>\[ ]", line, maxsplit=1)[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     providers = importlib.metadata.packages_distributions()
     imported = set()
     for path in [ROOT / "app.py", *(ROOT / "demos").glob("*.py"), *(ROOT / "superpos_core").glob("*.py")]:
@@ -73,11 +91,27 @@ def test_the_app_imports_nothing_that_requirements_txt_does_not_install():
     third_party = imported - set(sys.stdlib_module_names) - {"app", "demos", "superpos_core", "__future__"}
     assert {"torch", "gradio", "transformers"} <= third_party
     for module in third_party:
-        assert {d.lower().replace("_", "-") for d in providers.get(module, [])} & names, f"{module} is imported but not in requirements.txt"
+        assert {d.lower().replace("_", "-") for d in providers.get(module, [])} & names, (
+            f"{module} is imported but not in requirements.txt"
+        )
 
 
 def test_every_e2e_module_is_left_out_of_the_quick_run():
     """Each file of tests/e2e serves the app, so each is marked slow: a new one that is not fails here, not in the quick run's time."""
-    unmarked = [path.name for path in sorted((ROOT / "tests" / "e2e").glob("test_*.py")) if not re.search(r"^pytestmark = pytest\.mark\.slow\b", path.read_text(), re.M)]
+    unmarked = [
+        path.name
+        for path in sorted((ROOT / "tests" / "e2e").glob("test_*.py"))
+        if not re.search(r"^pytestmark = pytest\.mark\.slow\b", path.read_text(), re.M)
+    ]
     assert unmarked == []
     assert "slow:" in (ROOT / "pytest.ini").read_text() and "--strict-markers" in (ROOT / "pytest.ini").read_text()
+
+
+def test_the_code_is_formatted_and_linted_by_ruff():
+    """One formatter and linter for the whole repo (ruff.toml): style is never a review topic, and CI says so."""
+    import subprocess
+    import sys
+
+    for command in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"ruff {' '.join(command)}:\n{done.stdout}{done.stderr}"

@@ -1,4 +1,5 @@
 """Pieces every tab shares."""
+
 import os
 
 import numpy as np
@@ -91,6 +92,8 @@ def test_the_network_view_is_a_closed_accordion_filled_when_opened():
     triggers = {(blocks.blocks[t[0]].__class__.__name__, t[1]) for fn in blocks.fns.values() for t in fn.targets}
     assert {("Accordion", "expand"), ("Number", "change")} <= triggers
     assert all(fn.api_visibility == "private" for fn in blocks.fns.values())
+
+
 def test_an_inline_figure_is_sent_in_the_message_not_as_a_file(tmp_path, monkeypatch):
     import base64
     import io

@@ -1,4 +1,5 @@
 """The language-model tab's handlers, on a tiny random GPT-2 built in the test (no network, no download)."""
+
 import time
 from dataclasses import replace
 
@@ -10,7 +11,8 @@ import torch
 from demos import lm as lm_tab
 from superpos_core import concepts, lm
 from superpos_core.recent import Recent
-from tests.helpers import TINY_D_MODEL as D_MODEL, save_tiny_gpt2
+from tests.helpers import TINY_D_MODEL as D_MODEL
+from tests.helpers import save_tiny_gpt2
 
 KEY = "tiny-test"
 TEXT = "It was the best of times, it was the worst of times."
@@ -27,7 +29,11 @@ def tiny_loaded(tmp_path_factory):
 @pytest.fixture
 def tiny(tiny_loaded, monkeypatch):
     """The tiny model under a catalogue key, already in lm's per-process cache (keyed (name, device)), for this test only."""
-    monkeypatch.setitem(lm.CATALOGUE, KEY, lm.LMEntry(KEY, "Tiny GPT-2 (test)", "hub", repo_id="nobody/tiny", about="3 layers, 2 blocks."))
+    monkeypatch.setitem(
+        lm.CATALOGUE,
+        KEY,
+        lm.LMEntry(KEY, "Tiny GPT-2 (test)", "hub", repo_id="nobody/tiny", about="3 layers, 2 blocks."),
+    )
     loaded = replace(tiny_loaded, name=KEY, title="Tiny GPT-2 (test)")
     monkeypatch.setitem(lm._loaded, (KEY, "cpu"), loaded)
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
@@ -42,14 +48,28 @@ def is_rgb(image) -> bool:
 
 def test_main_event_returns_the_lm_contract_first(tiny):
     summary, heatmap, ranks, next_tokens, status = lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
-    assert set(summary) == {"model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"}
+    assert set(summary) == {
+        "model",
+        "layer",
+        "tokens",
+        "bos",
+        "d_model",
+        "effective_rank",
+        "rank_to_reach",
+        "next_tokens",
+    }
     assert summary["model"] == KEY and summary["layer"] == 1 and summary["d_model"] == tiny.d_model
     # The learner is told what was read before the text, and both rank counts agree with the summary.
     assert "␣" not in summary["bos"] and "read <|endoftext|> before your text" in status and "attention sink" in status
-    assert f"effective rank **{summary['effective_rank']}**" in status and f"{summary['rank_to_reach']} singular values reach 99%" in status
+    assert (
+        f"effective rank **{summary['effective_rank']}**" in status
+        and f"{summary['rank_to_reach']} singular values reach 99%" in status
+    )
     assert isinstance(summary["tokens"], list) and all(isinstance(t, str) for t in summary["tokens"])
     assert isinstance(summary["effective_rank"], int) and 0 <= summary["effective_rank"] <= len(summary["tokens"])
-    assert len(summary["next_tokens"]) == 5 and all(isinstance(t, str) and isinstance(p, float) for t, p in summary["next_tokens"])
+    assert len(summary["next_tokens"]) == 5 and all(
+        isinstance(t, str) and isinstance(p, float) for t, p in summary["next_tokens"]
+    )
     assert is_rgb(heatmap) and is_rgb(ranks)
     assert len(next_tokens) == 5 and "tokens" in status
 
@@ -84,12 +104,16 @@ def test_sae_event_returns_its_contract_and_pictures(tiny):
     assert set(summary) == {"features", "l0", "mse", "mean_activation"}
     assert summary["features"] == 16 and isinstance(summary["features"], int)
     assert isinstance(summary["l0"], float) and isinstance(summary["mse"], float)
-    assert len(summary["mean_activation"]) == 16 and all(isinstance(v, float) and v >= 0 for v in summary["mean_activation"])
+    assert len(summary["mean_activation"]) == 16 and all(
+        isinstance(v, float) and v >= 0 for v in summary["mean_activation"]
+    )
     assert all(is_rgb(image) for image in (grid, bars, token_features))
     assert "features" in status
 
 
-@pytest.mark.parametrize("args", [(0, 0.01, 100, 0), (16, -1, 100, 0), (16, 0.01, 0, 0), (16.5, 0.01, 100, 0), (16, "x", 100, 0)])
+@pytest.mark.parametrize(
+    "args", [(0, 0.01, 100, 0), (16, -1, 100, 0), (16, 0.01, 0, 0), (16.5, 0.01, 100, 0), (16, "x", 100, 0)]
+)
 def test_bad_sae_controls_are_clear_errors(tiny, args):
     with pytest.raises(gr.Error):
         lm_tab.train_sae_event(TEXT, KEY, 1, *args, progress=quiet)
@@ -120,7 +144,9 @@ def serve_sae(tiny, folder, monkeypatch, release=lm_tab.sae.GPT2_SMALL_RES_JB, *
 
     monkeypatch.setitem(lm._loaded, ("gpt2", "cpu"), replace(tiny, name="gpt2"))
     tensors = sae_tensors(d_in=D_MODEL, d_sae=200)
-    write_sae_folder(folder, tensors, d_in=D_MODEL, d_sae=200, hook_name="blocks.1.hook_resid_pre", hook_layer=1, **cfg_changes)
+    write_sae_folder(
+        folder, tensors, d_in=D_MODEL, d_sae=200, hook_name="blocks.1.hook_resid_pre", hook_layer=1, **cfg_changes
+    )
     fetched = []
 
     def from_the_cache(layer, **options):
@@ -142,11 +168,19 @@ def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sa
     tensors, fetched = gpt2_with_sae
     text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
     analysis = lm_tab._analysis(TEXT, "gpt2", 1, torch.device("cpu"), quiet)
-    acts = analysis.activations.astype(np.float64)  # (T, d_model), read after <|endoftext|> in one window, as the SAE was trained
+    acts = analysis.activations.astype(
+        np.float64
+    )  # (T, d_model), read after <|endoftext|> in one window, as the SAE was trained
     acts -= acts.mean(axis=1, keepdims=True)  # centred: the release was trained with GPT-2's writing weights centred
-    by_hand = np.maximum((acts - tensors["b_dec"].double().numpy()) @ tensors["W_enc"].double().numpy() + tensors["b_enc"].double().numpy(), 0)  # (T, 200)
+    by_hand = np.maximum(
+        (acts - tensors["b_dec"].double().numpy()) @ tensors["W_enc"].double().numpy()
+        + tensors["b_enc"].double().numpy(),
+        0,
+    )  # (T, 200)
     strongest = int(by_hand.max(axis=0).argmax())
-    assert f"[feature {strongest}](https://www.neuronpedia.org/gpt2-small/1-res-jb/{strongest})" in text and is_rgb(image)
+    assert f"[feature {strongest}](https://www.neuronpedia.org/gpt2-small/1-res-jb/{strongest})" in text and is_rgb(
+        image
+    )
     assert "Read as the SAE was trained: after <|endoftext|>, centred" in text
     assert [token for token, _ in tokens] == analysis.tokens  # every token, in order, to click on
     shades = np.array([shade for _, shade in tokens])
@@ -158,26 +192,45 @@ def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sa
     token = int(np.argmin(by_hand.max(axis=1)))
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, token)
     first = int(by_hand[token].argmax())
-    assert text.startswith(f"Token {token} ") and f"[feature {first}](https://www.neuronpedia.org/gpt2-small/1-res-jb/{first})" in text and is_rgb(image)
-    assert text.index(f"[feature {first}]") < text.index("[feature", text.index(f"[feature {first}]") + 1)  # strongest first
+    assert (
+        text.startswith(f"Token {token} ")
+        and f"[feature {first}](https://www.neuronpedia.org/gpt2-small/1-res-jb/{first})" in text
+        and is_rgb(image)
+    )
+    assert text.index(f"[feature {first}]") < text.index(
+        "[feature", text.index(f"[feature {first}]") + 1
+    )  # strongest first
     assert fetched == [1]  # read once from the cache, then kept in memory
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, 10_000)
     assert "outside the text" in text and image is None
-    assert lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, -1)[0].startswith(f"Token {len(analysis.tokens) - 1} ")  # from the end, as in Python
+    assert lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, -1)[0].startswith(
+        f"Token {len(analysis.tokens) - 1} "
+    )  # from the end, as in Python
 
 
 def test_the_panel_feeds_the_sae_its_own_input_in_windows(tiny, tmp_path, monkeypatch):
     # An SAE trained on 8-token windows (BOS included) of centred activations: the text takes several windows.
-    serve_sae(tiny, tmp_path / "sae", monkeypatch, release=None, context_size=8, model_from_pretrained_kwargs={"center_writing_weights": True})
+    serve_sae(
+        tiny,
+        tmp_path / "sae",
+        monkeypatch,
+        release=None,
+        context_size=8,
+        model_from_pretrained_kwargs={"center_writing_weights": True},
+    )
     text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
-    _, reading = lm_tab._pretrained_features(TEXT, "gpt2", 1, torch.device("cpu"))  # the reading the panel showed, from the cache
+    _, reading = lm_tab._pretrained_features(
+        TEXT, "gpt2", 1, torch.device("cpu")
+    )  # the reading the panel showed, from the cache
     model_sae, analysis = lm_tab._release_saes.get((1, "cpu")), reading.analysis
     fed = lm_tab.sae.sae_input(model_sae, lm._loaded[("gpt2", "cpu")], analysis.token_ids)
     assert fed.windows == -(-len(analysis.token_ids) // 7) > 1 and fed.centred
     torch.testing.assert_close(reading.fed.activations, fed.activations)
     with torch.no_grad():
         features = model_sae.encode(fed.activations)  # (T, 200)
-        unfed = model_sae.encode(torch.as_tensor(analysis.activations))  # what the panel encoded before: the analysis's hidden state
+        unfed = model_sae.encode(
+            torch.as_tensor(analysis.activations)
+        )  # what the panel encoded before: the analysis's hidden state
     np.testing.assert_allclose(reading.peaks, features.amax(dim=1).numpy(), rtol=1e-5, atol=1e-5)
     assert not np.allclose(reading.peaks, unfed.amax(dim=1).numpy(), atol=1e-3)
     strongest = lm_tab.sae.top_features(features, k=1)[0].index
@@ -191,8 +244,17 @@ def test_an_sae_that_cannot_be_fed_says_why(tiny, tmp_path, monkeypatch):
     from tests.superpos_core.test_sae import sae_tensors, write_sae_folder
 
     serve_sae(tiny, tmp_path / "sae", monkeypatch, release=None)  # GPT-2 stood in for, and fresh caches
-    folder = write_sae_folder(tmp_path / "z", sae_tensors(d_in=D_MODEL, d_sae=200), d_in=D_MODEL, d_sae=200, hook_name="blocks.1.attn.hook_z", hook_layer=1)
-    monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", lambda layer, **options: lm_tab.sae.load_pretrained_sae(folder))
+    folder = write_sae_folder(
+        tmp_path / "z",
+        sae_tensors(d_in=D_MODEL, d_sae=200),
+        d_in=D_MODEL,
+        d_sae=200,
+        hook_name="blocks.1.attn.hook_z",
+        hook_layer=1,
+    )
+    monkeypatch.setattr(
+        lm_tab.sae, "fetch_release_sae", lambda layer, **options: lm_tab.sae.load_pretrained_sae(folder)
+    )
     text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
     assert "only SAEs of the residual stream" in text and image is None and tokens is None
 
@@ -203,10 +265,17 @@ def test_only_catalogue_models_unless_any_model_is_allowed(tiny, monkeypatch):
     for name in ("someone/some-model", "/etc", "../../secret", "https://example.com/model"):
         with pytest.raises(gr.Error, match="Unknown model"):
             lm_tab.analyse_text_event(TEXT, name, 1, progress=quiet)
-    for name in ("/etc", "../../secret", "https://example.com/model", "a/../b"):  # never a path or an address, even when allowed
+    for name in (
+        "/etc",
+        "../../secret",
+        "https://example.com/model",
+        "a/../b",
+    ):  # never a path or an address, even when allowed
         with pytest.raises(gr.Error, match="Unknown model .* or a Hugging Face model id"):
             lm_tab.analyse_text_event(TEXT, name, 1, progress=quiet, allow_any=True)
-    with pytest.raises(gr.Error, match="someone/some-model.*switched off"):  # a hub id is tried, through the ordinary cache
+    with pytest.raises(
+        gr.Error, match="someone/some-model.*switched off"
+    ):  # a hub id is tried, through the ordinary cache
         lm_tab.analyse_text_event(TEXT, "someone/some-model", 1, progress=quiet, allow_any=True)
     assert "not in the catalogue" in lm_tab.choose_model("someone/some-model", allow_any=True)[0]
     assert "Unknown model" in lm_tab.choose_model("someone/some-model")[0]
@@ -227,8 +296,23 @@ SENTENCE_TEXT = concepts.format_sentences(concepts.SENTENCES)
 
 def test_concepts_event_returns_its_contract_first(tiny):
     summary, bars, pca, status = lm_tab.concepts_event(CONCEPT_TEXT, SENTENCE_TEXT, KEY, 2, progress=quiet)
-    assert set(summary) == {"model", "layer", "d_model", "concepts", "labels", "sentences", "correlations", "centred_correlations", "pca_explained"}
-    assert summary["model"] == KEY and summary["layer"] == 2 and summary["d_model"] == tiny.d_model and summary["sentences"] == 24
+    assert set(summary) == {
+        "model",
+        "layer",
+        "d_model",
+        "concepts",
+        "labels",
+        "sentences",
+        "correlations",
+        "centred_correlations",
+        "pca_explained",
+    }
+    assert (
+        summary["model"] == KEY
+        and summary["layer"] == 2
+        and summary["d_model"] == tiny.d_model
+        and summary["sentences"] == 24
+    )
     assert summary["concepts"] == summary["labels"] == ["positive", "negative", "neutral"]
     for key in ("correlations", "centred_correlations"):
         assert all(isinstance(v, float) for row in summary[key].values() for v in row.values())
@@ -272,18 +356,34 @@ def test_the_opening_view_is_drawn_once_and_kept(tiny, fresh_openings, monkeypat
     calls = []
     real = lm_tab.analyse_text_event
     # Only this model's calls count: an app built by an earlier test may still be warming the real default model.
-    monkeypatch.setattr(lm_tab, "analyse_text_event", lambda *a, **k: (a[1] == KEY and calls.append(a[:4])) or real(*a, **k))
+    monkeypatch.setattr(
+        lm_tab, "analyse_text_event", lambda *a, **k: (a[1] == KEY and calls.append(a[:4])) or real(*a, **k)
+    )
     monkeypatch.setattr(lm_tab, "default_model", lambda: KEY)
     text, model, layer, view = lm_tab.opening_inputs(torch.device("cpu"))
-    assert (text, model, view) == (lm_tab.EXAMPLES[0], KEY, lm_tab.VIEWS[0]) and layer == 1  # 2 blocks: 3 layers, the middle one
+    assert (text, model, view) == (
+        lm_tab.EXAMPLES[0],
+        KEY,
+        lm_tab.VIEWS[0],
+    ) and layer == 1  # 2 blocks: 3 layers, the middle one
     thread = lm_tab.warm_up(torch.device("cpu"))
     thread.join(60)
     assert lm_tab.warm_up(torch.device("cpu")) is None  # once per process per (model, device): nothing more to do
     summary, heatmap, ranks, next_tokens, status = lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))
-    assert calls == [(text, model, layer, view)] and summary["layer"] == 1 and is_rgb(heatmap) and is_rgb(ranks) and "tokens" in status
-    assert lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))[1] is heatmap  # the kept pictures, for every app and visitor
+    assert (
+        calls == [(text, model, layer, view)]
+        and summary["layer"] == 1
+        and is_rgb(heatmap)
+        and is_rgb(ranks)
+        and "tokens" in status
+    )
+    assert (
+        lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))[1] is heatmap
+    )  # the kept pictures, for every app and visitor
     lm_tab.opening_view(TEXT, model, 2, view, torch.device("cpu"), keep=False)
-    assert kept_for(KEY) == [(text, model, layer, view, "cpu")]  # a view that is not the opening one is drawn, never kept
+    assert kept_for(KEY) == [
+        (text, model, layer, view, "cpu")
+    ]  # a view that is not the opening one is drawn, never kept
 
 
 def test_a_failed_warm_up_is_not_kept(tiny, fresh_openings, monkeypatch):
@@ -306,7 +406,11 @@ def test_a_failed_warm_up_is_not_kept(tiny, fresh_openings, monkeypatch):
 
 @pytest.mark.slow
 def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loaded, monkeypatch):
-    monkeypatch.setitem(lm.CATALOGUE, "slow-test", lm.LMEntry("slow-test", "Slow GPT-2 (test)", "hub", repo_id="nobody/slow", about="2 blocks."))
+    monkeypatch.setitem(
+        lm.CATALOGUE,
+        "slow-test",
+        lm.LMEntry("slow-test", "Slow GPT-2 (test)", "hub", repo_id="nobody/slow", about="2 blocks."),
+    )
     monkeypatch.setattr(lm, "_loaded", {})
     monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
     monkeypatch.setattr(lm_tab, "PROGRESS_TICK_S", 0.05)
@@ -317,10 +421,14 @@ def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loa
 
     monkeypatch.setattr(lm, "_load", slow_load)
     updates = []
-    loaded = lm_tab._load("slow-test", torch.device("cpu"), lambda fraction, desc=None: updates.append((fraction, desc)))
+    loaded = lm_tab._load(
+        "slow-test", torch.device("cpu"), lambda fraction, desc=None: updates.append((fraction, desc))
+    )
     assert loaded.name == "slow-test" and len(updates) >= 10
     fractions = [fraction for fraction, _ in updates]
-    assert fractions == sorted(fractions) and fractions[0] < fractions[-1] < 1  # it moves, and never claims to be done early
+    assert (
+        fractions == sorted(fractions) and fractions[0] < fractions[-1] < 1
+    )  # it moves, and never claims to be done early
     assert len({desc for _, desc in updates}) >= 2 and all(desc.startswith("Loading Slow GPT-2") for _, desc in updates)
 
 
@@ -328,10 +436,17 @@ def test_models_not_on_this_machine_are_marked_and_not_recommended(monkeypatch):
     monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: False)
     monkeypatch.setattr(lm, "_failed_loads", {})
     labels = {key: lm.choice_label(key) for key in lm.CATALOGUE}
-    assert labels["gpt2"] == "GPT-2 small (OpenAI) · not downloaded" and labels["smollm2-135m-offline"] == lm.CATALOGUE["smollm2-135m-offline"].title
+    assert (
+        labels["gpt2"] == "GPT-2 small (OpenAI) · not downloaded"
+        and labels["smollm2-135m-offline"] == lm.CATALOGUE["smollm2-135m-offline"].title
+    )
     assert lm_tab.missing_models_note().startswith("Not on this machine: GPT-2 small, DistilGPT-2, Pythia-70M")
     text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)
-    assert "GPT-2 small is not on this machine" in text and "Choose GPT-2" not in text and "from_pretrained('openai-community/gpt2')" in text
+    assert (
+        "GPT-2 small is not on this machine" in text
+        and "Choose GPT-2" not in text
+        and "from_pretrained('openai-community/gpt2')" in text
+    )
     monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
     assert "Choose GPT-2 small to use them" in lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)[0]
     assert lm_tab.missing_models_note() == ""

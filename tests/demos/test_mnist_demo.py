@@ -11,7 +11,9 @@ def test_activation_note_quotes_the_firing_measured_on_the_test_digits():
     reference = bundled_reference()
     note = mnist_tab.measured_notes(reference)["activations"]
     for hidden, layer, units in (("relu1", "fc1", 128), ("relu2", "fc2", 64)):
-        firing = np.median((reference.activations[hidden] > 0).sum(axis=1))  # neurons above zero after the ReLU, per digit -> median
+        firing = np.median(
+            (reference.activations[hidden] > 0).sum(axis=1)
+        )  # neurons above zero after the ReLU, per digit -> median
         assert f"{firing:.0f} of {layer}'s {units}" in note and f"({firing / units:.0%})" in note, (hidden, note)
     assert "47 of fc1's 128 neurons (37%)" in note and "33 of fc2's 64 (52%)" in note  # the shipped network, measured
     assert "take part for every digit" not in note
@@ -24,7 +26,10 @@ def test_polysemanticity_note_quotes_the_count_and_does_not_call_it_superpositio
     with np.errstate(invalid="ignore"):
         share_of_peak = means / means.max(axis=0)  # silent neurons: 0/0, never counted
     multi_class = int(((share_of_peak >= 0.5).sum(axis=0) >= 2).sum())
-    assert multi_class == 91 and f"{multi_class} of fc1's 128 neurons reach half their peak class mean on two or more classes" in note
+    assert (
+        multi_class == 91
+        and f"{multi_class} of fc1's 128 neurons reach half their peak class mean on two or more classes" in note
+    )
     assert f"({int((means.max(axis=0) == 0).sum())} never fire on these digits)" in note
     assert "not superposition" in note and "strokes" in note
 
@@ -38,14 +43,17 @@ def test_notes_follow_the_reference_they_are_given():
     reference = mnist.Reference({"relu1": relu1, "relu2": relu2}, labels, {"relu1": relu1, "relu2": relu2})
     notes = mnist_tab.measured_notes(reference)
     assert "64 of fc1's 128 neurons (50%)" in notes["activations"] and "16 of fc2's 64 (25%)" in notes["activations"]
-    assert "64 of fc1's 128 neurons reach half" in notes["polysemanticity"] and "(64 never fire" in notes["polysemanticity"]
+    assert (
+        "64 of fc1's 128 neurons reach half" in notes["polysemanticity"]
+        and "(64 never fire" in notes["polysemanticity"]
+    )
 
 
 def test_spectrum_note_says_exactly_what_the_effective_rank_counts():
     note = mnist_tab.measured_notes(bundled_reference())["spectrum"]
     assert "still below 99%" in note and "one fewer than the number needed to reach 99%" in note
     assert "needed before 99%" not in note
-    for name, neurons, effective, ratio, to_reach, _random in MnistExplorer().rank_table():
+    for name, _neurons, effective, _ratio, to_reach, _random in MnistExplorer().rank_table():
         assert to_reach == effective + 1, name  # what "one fewer" promises, on the shipped weights
 
 
@@ -128,7 +136,9 @@ def test_the_opening_view_is_the_opening_example_analysed():
 
 
 def test_a_drawing_made_before_the_opening_view_arrived_is_read_again():
-    assert mnist_tab.redraw_if_drawn(mnist_tab.example_on_pad(mnist_tab.OPENING_EXAMPLE)) == (gr.skip(),) * 7  # nothing drawn: keep the opening view
+    assert (
+        mnist_tab.redraw_if_drawn(mnist_tab.example_on_pad(mnist_tab.OPENING_EXAMPLE)) == (gr.skip(),) * 7
+    )  # nothing drawn: keep the opening view
     drawn = mnist_tab.example_on_pad(7)  # the pad holds something else by then
     assert mnist_tab.redraw_if_drawn(drawn) == mnist_tab.show_drawing(drawn)
 

@@ -19,16 +19,41 @@ def digit():
 
 def test_main_event_summary_first(digit):
     picture, label = digit
-    summary, status, labels, grid, overlay, ranks, table, card, analysis = resnet_tab.analyse(picture, "mnist-resnet", "layer2.0.conv1")
-    assert set(summary) == {"model", "layer", "top5", "channels", "effective_rank", "ratio", "sample_bound", "centred_effective_rank", "caution"}
+    summary, status, labels, grid, overlay, ranks, table, card, analysis = resnet_tab.analyse(
+        picture, "mnist-resnet", "layer2.0.conv1"
+    )
+    assert set(summary) == {
+        "model",
+        "layer",
+        "top5",
+        "channels",
+        "effective_rank",
+        "ratio",
+        "sample_bound",
+        "centred_effective_rank",
+        "caution",
+    }
     assert summary["caution"] is None and "only knows" not in status  # a digit: no caution
     assert summary["model"] == "mnist-resnet" and summary["layer"] == "layer2.0.conv1" and summary["channels"] == 32
     assert summary["top5"][0][0] == label and len(summary["top5"]) == 5
-    assert 0 < summary["effective_rank"] <= 32 and summary["ratio"] == pytest.approx(summary["effective_rank"] / 32, abs=1e-3)
+    assert 0 < summary["effective_rank"] <= 32 and summary["ratio"] == pytest.approx(
+        summary["effective_rank"] / 32, abs=1e-3
+    )
     assert len(table) == 20 and "Conv2d(16, 32" in card
     row = next(r for r in resnets.reference_ranks(resnets.load("mnist-resnet"))[1] if r.layer == "layer2.0.conv1")
-    assert type(summary["centred_effective_rank"]) is int and summary["centred_effective_rank"] == row.centred_effective_rank
-    assert next(r for r in table if r[0] == "layer2.0.conv1") == [row.layer, 32, row.effective_rank, round(row.ratio, 4), row.centred_effective_rank, round(row.centred_ratio, 4), row.sample_bound]
+    assert (
+        type(summary["centred_effective_rank"]) is int
+        and summary["centred_effective_rank"] == row.centred_effective_rank
+    )
+    assert next(r for r in table if r[0] == "layer2.0.conv1") == [
+        row.layer,
+        32,
+        row.effective_rank,
+        round(row.ratio, 4),
+        row.centred_effective_rank,
+        round(row.centred_ratio, 4),
+        row.sample_bound,
+    ]
     assert len(TABLE_HEADERS) == len(table[0]) and TABLE_HEADERS[4] == "centred_effective_rank"
     # The card says what each count is, with the numbers of this layer.
     assert f"effective rank {row.effective_rank}**" in card and f"({row.rank_to_reach} are needed to reach it)" in card
@@ -58,9 +83,13 @@ def test_unknown_layer_is_a_clear_error(digit):
 
 def test_a_drawing_can_be_sent_from_the_mnist_tab(digit):
     composite = helpers.as_canvas_rgba(digit[0])
-    picture, model, layer, model_status, gallery, retry = resnet_tab.receive_drawing({"background": None, "layers": [], "composite": composite})
+    picture, model, layer, model_status, gallery, retry = resnet_tab.receive_drawing(
+        {"background": None, "layers": [], "composite": composite}
+    )
     assert picture is composite and model["value"] == "mnist-resnet" and layer["value"] == "conv1"
-    assert "trained on MNIST" in model_status and len(gallery) == 10 and retry["visible"] is False  # nothing left of another model
+    assert (
+        "trained on MNIST" in model_status and len(gallery) == 10 and retry["visible"] is False
+    )  # nothing left of another model
     assert resnet_tab.analyse(picture, "mnist-resnet", "conv1")[0]["top5"][0][0] == digit[1]
 
 
@@ -75,19 +104,37 @@ def test_switching_models_redraws_every_panel_for_the_new_model(digit, imagenet_
     picture = Image.fromarray(digit[0])
     photos = resnet_tab.choose_model(picture, "resnet18", "layer2.0.conv1")
     assert set(photos) == set(resnet_tab.MODEL_PANELS)
-    assert photos["summary"]["model"] == "resnet18" and photos["summary"]["layer"] == "layer2.0.conv1"  # the same layer, where the new model has it
+    assert (
+        photos["summary"]["model"] == "resnet18" and photos["summary"]["layer"] == "layer2.0.conv1"
+    )  # the same layer, where the new model has it
     assert photos["state"].model == "resnet18" and len(photos["top5"]) == 5
     assert not set(photos["top5"]) & set("0123456789")  # ImageNet's classes, no digit left from the last model
-    assert photos["top5"] == {label: p for label, p in photos["state"].top5} and photos["status"].startswith("The model's answer:")
-    assert "Conv2d(64, 128" in photos["card"] and photos["grid"].ndim == photos["overlay"].ndim == photos["ranks"].ndim == 3
-    assert len(photos["gallery"]) == 4 and "ResNet-18" in photos["model_status"] and len(photos["layer"]["choices"]) == 20
+    assert photos["top5"] == {label: p for label, p in photos["state"].top5} and photos["status"].startswith(
+        "The model's answer:"
+    )
+    assert (
+        "Conv2d(64, 128" in photos["card"]
+        and photos["grid"].ndim == photos["overlay"].ndim == photos["ranks"].ndim == 3
+    )
+    assert (
+        len(photos["gallery"]) == 4 and "ResNet-18" in photos["model_status"] and len(photos["layer"]["choices"]) == 20
+    )
     assert photos["table"][0][1] == 64  # its own table: conv1 has 64 channels
     digits = resnet_tab.choose_model(picture, "mnist-resnet", "layer2.0.conv1")  # and back: the maps are drawn again
     assert digits["summary"]["model"] == "mnist-resnet" and digits["summary"]["top5"][0][0] == digit[1]
-    assert digits["grid"] is not None and digits["overlay"] is not None and f"answer: **{digit[1]}**" in digits["status"]
+    assert (
+        digits["grid"] is not None and digits["overlay"] is not None and f"answer: **{digit[1]}**" in digits["status"]
+    )
     assert "Conv2d(16, 32" in digits["card"] and len(digits["gallery"]) == 10 and digits["table"][0][1] == 16
-    empty = resnet_tab.choose_model(None, "resnet18", None)  # no picture: nothing from the last one, the model's own rank plot and table
-    assert empty["status"] == resnet_tab.NO_IMAGE and empty["top5"] is None and empty["grid"] is None and empty["state"] is None
+    empty = resnet_tab.choose_model(
+        None, "resnet18", None
+    )  # no picture: nothing from the last one, the model's own rank plot and table
+    assert (
+        empty["status"] == resnet_tab.NO_IMAGE
+        and empty["top5"] is None
+        and empty["grid"] is None
+        and empty["state"] is None
+    )
     assert empty["ranks"] is not None and empty["summary"]["model"] == "resnet18" and empty["summary"]["top5"] == []
 
 
@@ -97,10 +144,17 @@ def test_an_unavailable_model_empties_every_panel_and_is_not_downloaded_again(di
     for name in ("summary", "top5", "grid", "overlay", "ranks", "table", "card", "state"):
         assert unavailable[name] is None, name
     message = str(unavailable["status"])
-    assert "ResNet-50" in message and "resnet50-11ad3fa6.pth" in message and "<" not in message and message.endswith("retry now.")
+    assert (
+        "ResNet-50" in message
+        and "resnet50-11ad3fa6.pth" in message
+        and "<" not in message
+        and message.endswith("retry now.")
+    )
     assert "downloads its ImageNet weights once" not in message and "ResNet-50" in unavailable["model_status"]
     assert unavailable["retry"]["visible"] is True
-    assert len(unavailable["layer"]["choices"]) == 53 and len(unavailable["gallery"]) == 4  # its own layers and examples all the same
+    assert (
+        len(unavailable["layer"]["choices"]) == 53 and len(unavailable["gallery"]) == 4
+    )  # its own layers and examples all the same
     started = time.perf_counter()
     switched = resnet_tab.switch_layer(None, "resnet50", "layer1.0.conv2")
     assert time.perf_counter() - started < 0.5 and len(imagenet_here) == 1  # a layer switch does not try again
@@ -118,7 +172,9 @@ def test_the_layer_list_the_plot_and_the_table_share_module_order():
     view = resnet_tab.choose_model(None, "mnist-resnet", None)
     names = view["layer"]["choices"]
     assert [row[0] for row in view["table"]] == names == resnets.layer_names("mnist-resnet")
-    panel_rows = [row.layer for row in resnets.reference_ranks(resnets.load("mnist-resnet"))[1]]  # what the plot's x axis counts
+    panel_rows = [
+        row.layer for row in resnets.reference_ranks(resnets.load("mnist-resnet"))[1]
+    ]  # what the plot's x axis counts
     assert panel_rows == names
 
 
@@ -129,25 +185,35 @@ def test_a_photo_for_the_digit_model_says_it_only_knows_digits():
     assert len(labels) == 5 and grid is not None  # still analysed
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda path: helpers.decompression_bomb_png(path), "too large to read"),
-    (lambda path: helpers.text_named_png(path), "That file is not a picture"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda path: helpers.decompression_bomb_png(path), "too large to read"),
+        (lambda path: helpers.text_named_png(path), "That file is not a picture"),
+    ],
+)
 def test_a_file_that_is_no_readable_picture_gets_a_message_not_an_error_badge(tmp_path, make, expected):
     path = make(tmp_path / "upload.png")
     component = resnet_tab.SafeImage(type="pil", image_mode=None)
     picture = component.preprocess(gr.FileData(path=str(path), orig_name="upload.png"))
-    assert isinstance(picture, resnet_tab.UnreadablePicture) and expected in picture.message  # preprocessing never fails: the failure handler can read it too
+    assert (
+        isinstance(picture, resnet_tab.UnreadablePicture) and expected in picture.message
+    )  # preprocessing never fails: the failure handler can read it too
     with pytest.raises(gr.Error, match=expected):
         resnet_tab.analyse(picture, "mnist-resnet", "conv1")  # the API caller's message
     outputs = resnet_tab.explain_problem(picture, "mnist-resnet", "conv1")
-    assert expected in outputs[1] and outputs[3] is None and outputs[-1] is None  # the message beside the picture, old maps gone
+    assert (
+        expected in outputs[1] and outputs[3] is None and outputs[-1] is None
+    )  # the message beside the picture, old maps gone
 
 
-@pytest.mark.parametrize("picture, expected", [
-    (Image.new("RGB", (1, 1), "black"), "too small"),
-    (Image.new("RGBA", (280, 280), (0, 0, 0, 0)), "fully transparent"),
-])
+@pytest.mark.parametrize(
+    "picture, expected",
+    [
+        (Image.new("RGB", (1, 1), "black"), "too small"),
+        (Image.new("RGBA", (280, 280), (0, 0, 0, 0)), "fully transparent"),
+    ],
+)
 def test_an_empty_picture_is_described_as_a_picture(picture, expected):
     with pytest.raises(gr.Error) as caught:
         resnet_tab.analyse(picture, "mnist-resnet", "conv1")
@@ -160,7 +226,12 @@ def test_the_opening_view_is_made_once_per_device_and_kept():
     cpu = torch.device("cpu")
     first = resnet_tab.opening(cpu)
     assert resnet_tab.opening(cpu) is first  # kept: the next visitor gets the same, at once
-    assert first["summary"]["model"] == "mnist-resnet" and first["grid"] is not None and first["overlay"] is not None and first["ranks"] is not None
+    assert (
+        first["summary"]["model"] == "mnist-resnet"
+        and first["grid"] is not None
+        and first["overlay"] is not None
+        and first["ranks"] is not None
+    )
     label = resnet_tab.examples("mnist-resnet")[resnet_tab.OPENING_EXAMPLE][1]
     assert first["status"].startswith(f"The model's answer: **{label}**") and first["state"].model == "mnist-resnet"
     assert resnet_tab._openings.get(resnet_tab._opening_key(cpu)) is first
@@ -174,4 +245,6 @@ def test_rank_notes_say_what_the_count_is():
     notes = resnet_tab.NOTES["ranks"] + resnet_tab.READING
     assert "still below 99%" in notes and "one fewer than the number needed to reach 99%" in notes
     assert "before its BatchNorm" in notes and "centred" in notes
-    assert "independent" not in notes and "are combinations of the others," not in notes  # not read as linear dependence
+    assert (
+        "independent" not in notes and "are combinations of the others," not in notes
+    )  # not read as linear dependence

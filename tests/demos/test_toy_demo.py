@@ -19,7 +19,16 @@ def test_arrows_only_for_two_dimensions():
     assert arrows["visible"] is False and hint["visible"] is True
 
 
-@pytest.mark.parametrize("args", [(0, 2, 0.5, 1, 100, 0), (5, 0, 0.5, 1, 100, 0), (5, 2, 1.0, 1, 100, 0), (5.5, 2, 0.5, 1, 100, 0), (5, 2, "x", 1, 100, 0)])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0, 2, 0.5, 1, 100, 0),
+        (5, 0, 0.5, 1, 100, 0),
+        (5, 2, 1.0, 1, 100, 0),
+        (5.5, 2, 0.5, 1, 100, 0),
+        (5, 2, "x", 1, 100, 0),
+    ],
+)
 def test_bad_controls_are_clear_errors(args):
     with pytest.raises(gr.Error):
         toy_tab.train_toy(*args, progress=lambda *a, **k: None)
@@ -34,17 +43,26 @@ def test_log_sparsity_slider():
 @pytest.mark.slow
 def test_sweep_summary():
     summary, image = toy_tab.sweep_toy(5, 2, 0.9, 300, 0, progress=lambda *a, **k: None)
-    assert len(summary["sparsity"]) == len(summary["represented"]) == len(summary["features_per_dimension"]) == len(summary["superposition"]) == 20
+    assert (
+        len(summary["sparsity"])
+        == len(summary["represented"])
+        == len(summary["features_per_dimension"])
+        == len(summary["superposition"])
+        == 20
+    )
     assert summary["superposition"] == [v > 1.1 for v in summary["features_per_dimension"]]
     assert image.ndim == 3
-
 
 
 @pytest.mark.slow
 def test_dense_equal_features_are_not_called_superposition():
     summary, status, *_ = toy_tab.train_toy(5, 2, 0.0, 1.0, 1000, 0, progress=lambda *a, **k: None)
     assert summary["represented"] > 2 and summary["superposition"] is False
-    assert status.startswith("**No superposition**") and "only partly stored" in status and "that is superposition" not in status
+    assert (
+        status.startswith("**No superposition**")
+        and "only partly stored" in status
+        and "that is superposition" not in status
+    )
     summary, status, *_ = toy_tab.train_toy(5, 2, 0.99, 1.0, 1000, 0, progress=lambda *a, **k: None)
     assert summary["superposition"] is True and status.startswith("**Superposition**") and "5 of 5 features" in status
 
@@ -67,20 +85,30 @@ def test_an_error_line_names_the_control():
     assert toy_tab.error_line(5, 2, 1.5, 1.0, 100, 0).startswith("⚠️ **Not trained**: Sparsity")
     assert "Features n" in toy_tab.error_line("x", 2, 0.5, 1.0, 100, 0)
     assert "hidden dimensions m" in toy_tab.error_line(5, 0, 0.5, 1.0, 100, 0)
-    assert toy_tab.error_line(5, 2, 0.0, 2.0, 100, 0, what="The sweep did not run").startswith("⚠️ **The sweep did not run**: Importance decay")
+    assert toy_tab.error_line(5, 2, 0.0, 2.0, 100, 0, what="The sweep did not run").startswith(
+        "⚠️ **The sweep did not run**: Importance decay"
+    )
 
 
 @pytest.mark.slow
 def test_the_opening_model_is_kept_per_device_and_copied_out():
     toy_tab.start_opening(torch.device("cpu"))
     seen = []
-    summary, status, *images, arrows, hint = toy_tab.opening_result(torch.device("cpu"), progress=lambda fraction, desc: seen.append((fraction, desc)))
-    assert all(desc.startswith(("Training", "Step", "Drawing")) for _, desc in seen)  # a visitor who waited saw the training's own progress
+    summary, status, *images, arrows, hint = toy_tab.opening_result(
+        torch.device("cpu"), progress=lambda fraction, desc: seen.append((fraction, desc))
+    )
+    assert all(
+        desc.startswith(("Training", "Step", "Drawing")) for _, desc in seen
+    )  # a visitor who waited saw the training's own progress
     assert summary["superposition"] is True and "5 of 5 features" in status and arrows["visible"] is True
     arrows["visible"] = False  # gradio may change what it is handed
     again = toy_tab.opening_result(torch.device("cpu"))
     assert again[-2]["visible"] is True and again[0] == summary
-    assert (summary["n_features"], summary["m"], summary["sparsity"]) == (toy_tab.DEFAULTS["n"], toy_tab.DEFAULTS["m"], toy_tab.DEFAULTS["sparsity"])
+    assert (summary["n_features"], summary["m"], summary["sparsity"]) == (
+        toy_tab.DEFAULTS["n"],
+        toy_tab.DEFAULTS["m"],
+        toy_tab.DEFAULTS["sparsity"],
+    )
 
 
 def test_training_reports_about_fifty_times_and_at_the_end():

@@ -1,4 +1,5 @@
 """A real superpos server on a free loopback port, shared by the end-to-end tests."""
+
 from __future__ import annotations
 
 import os
@@ -22,13 +23,29 @@ def server_url():
     import app
 
     blocks = app.build_app(os.environ.get("SUPERPOS_TEST_DEVICE", "cpu"))
-    blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, css=app.CSS, max_file_size=app.MAX_FILE_SIZE)
+    blocks.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        css=app.CSS,
+        max_file_size=app.MAX_FILE_SIZE,
+    )
     yield blocks.local_url
     blocks.close()
 
 
 CHROMIUM = os.environ.get("SUPERPOS_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +55,8 @@ def browser():
 
     assert os.path.exists(CHROMIUM), f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1280, "height": 1000})
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1280, "height": 1000}
+        )
         yield context
         context.close()

@@ -1,4 +1,5 @@
 """The public API contract of the MNIST tab, called the way course pages call it."""
+
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -64,7 +65,9 @@ def bad_files(tmp_path):
     files["text"] = tmp_path / "notes.txt"
     (tmp_path / "notes.png").write_text("not a picture either, whatever its name says")
     files["text named .png"] = tmp_path / "notes.png"
-    Image.new("1", (15000, 15000)).save(files.setdefault("decompression bomb", tmp_path / "bomb.png"))  # 225 million pixels, a few dozen kB
+    Image.new("1", (15000, 15000)).save(
+        files.setdefault("decompression bomb", tmp_path / "bomb.png")
+    )  # 225 million pixels, a few dozen kB
     cut = tmp_path / "cut.png"
     Image.fromarray(helpers.digit_on_paper(sample.images[0])).save(cut)
     cut.write_bytes(cut.read_bytes()[:300])
@@ -73,8 +76,13 @@ def bad_files(tmp_path):
 
 
 EXPECTED = {
-    "empty": "empty", "black": "dark all over", "dot": "dot", "text": "could not be read", "text named .png": "could not be read",
-    "decompression bomb": "too large", "truncated": "could not be read",
+    "empty": "empty",
+    "black": "dark all over",
+    "dot": "dot",
+    "text": "could not be read",
+    "text named .png": "could not be read",
+    "decompression bomb": "too large",
+    "truncated": "could not be read",
 }
 
 
@@ -107,12 +115,26 @@ def test_train_endpoint_streams_epochs(client):
 
 def test_toy_contract_and_bad_controls(client):
     summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, api_name="/toy")[0]
-    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "represented", "superposition", "loss"}
+    assert set(summary) == {
+        "n_features",
+        "m",
+        "sparsity",
+        "feature_norms",
+        "dimensionality",
+        "features_per_dimension",
+        "represented",
+        "superposition",
+        "loss",
+    }
     assert summary["n_features"] == 5 and summary["m"] == 2 and summary["sparsity"] == 0.99
     assert summary["superposition"] is True and summary["represented"] == 5
     assert len(summary["feature_norms"]) == 5 and min(summary["feature_norms"]) >= 0.9  # the pentagon
     assert isinstance(summary["features_per_dimension"], float) and isinstance(summary["loss"], float)
-    for args, message in [((0, 2, 0.5, 1, 100, 0), "features n"), ((5, 2, 1.0, 1, 100, 0), "Sparsity"), ((5, 0, 0.5, 1, 100, 0), "hidden dimensions m")]:
+    for args, message in [
+        ((0, 2, 0.5, 1, 100, 0), "features n"),
+        ((5, 2, 1.0, 1, 100, 0), "Sparsity"),
+        ((5, 0, 0.5, 1, 100, 0), "hidden dimensions m"),
+    ]:
         with pytest.raises(AppError, match=message):
             client.predict(*args, api_name="/toy")
     status = client.predict(5, 2, 0.5, 1.0, 10**9, 0, api_name="/toy")[1]
@@ -122,7 +144,11 @@ def test_toy_contract_and_bad_controls(client):
 def test_toy_sweep_endpoint(client):
     summary = client.predict(5, 2, 0.9, 300, 0, api_name="/toy_sweep")[0]
     assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0
-    assert len(summary["superposition"]) == 20 and summary["superposition"][0] is False and summary["superposition"][-1] is True
+    assert (
+        len(summary["superposition"]) == 20
+        and summary["superposition"][0] is False
+        and summary["superposition"][-1] is True
+    )
 
 
 def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):
@@ -132,12 +158,25 @@ def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):
 def test_resnet_contract(client, digit_file):
     path, label = digit_file
     summary = resnet_call(client, path, layer="layer3.1.conv2")[0]
-    assert set(summary) == {"model", "layer", "top5", "channels", "effective_rank", "ratio", "sample_bound", "centred_effective_rank", "caution"}
+    assert set(summary) == {
+        "model",
+        "layer",
+        "top5",
+        "channels",
+        "effective_rank",
+        "ratio",
+        "sample_bound",
+        "centred_effective_rank",
+        "caution",
+    }
     assert summary["model"] == "mnist-resnet" and summary["layer"] == "layer3.1.conv2" and summary["caution"] is None
     assert summary["top5"][0][0] == str(label) and len(summary["top5"]) == 5
     assert isinstance(summary["channels"], int) and isinstance(summary["effective_rank"], int)
     assert isinstance(summary["ratio"], float) and isinstance(summary["sample_bound"], bool)
-    assert isinstance(summary["centred_effective_rank"], int) and 0 < summary["centred_effective_rank"] <= summary["channels"]
+    assert (
+        isinstance(summary["centred_effective_rank"], int)
+        and 0 < summary["centred_effective_rank"] <= summary["channels"]
+    )
 
 
 def test_resnet_bad_input(client, tmp_path, digit_file):
@@ -164,14 +203,22 @@ def test_resnet_bad_input(client, tmp_path, digit_file):
     helpers.decompression_bomb_png(tmp_path / "bomb.png")
     helpers.text_named_png(tmp_path / "list.png")
     Image.new("RGBA", (280, 280), (0, 0, 0, 0)).save(tmp_path / "clear.png")
-    cases = [(tmp_path / "one.png", "too small"), (cut, "could not be read"), (tmp_path / "bomb.png", "too large to read"), (tmp_path / "list.png", "That file is not a picture"), (tmp_path / "clear.png", "fully transparent")]
+    cases = [
+        (tmp_path / "one.png", "too small"),
+        (cut, "could not be read"),
+        (tmp_path / "bomb.png", "too large to read"),
+        (tmp_path / "list.png", "That file is not a picture"),
+        (tmp_path / "clear.png", "fully transparent"),
+    ]
     for path, message in cases:
         with pytest.raises(AppError, match=message):
             resnet_call(client, path)
     with pytest.raises(AppError, match="no conv layer named"):
         resnet_call(client, digit_file[0], layer="layer9.9.conv9")
     assert resnet_call(client, digit_file[0])[0]["top5"][0][0] == str(digit_file[1])  # still serving
-    caution = resnet_call(client, "assets/photos/cat.jpg")[0]["caution"]  # a photo for the digit model: analysed, with a caution
+    caution = resnet_call(client, "assets/photos/cat.jpg")[0][
+        "caution"
+    ]  # a photo for the digit model: analysed, with a caution
     assert "only knows the ten digits" in caution
 
 
@@ -197,7 +244,16 @@ SENTENCE = "It was the best of times, it was the worst of times."
 
 def test_lm_contract_with_the_offline_model(client):
     summary = client.predict(SENTENCE, "smollm2-135m-offline", 10, api_name="/lm")[0]
-    assert set(summary) == {"model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"}
+    assert set(summary) == {
+        "model",
+        "layer",
+        "tokens",
+        "bos",
+        "d_model",
+        "effective_rank",
+        "rank_to_reach",
+        "next_tokens",
+    }
     assert summary["bos"] == "<|im_start|>" and "<|im_start|>" not in summary["tokens"]
     assert summary["model"] == "smollm2-135m-offline" and summary["layer"] == 10 and summary["d_model"] == 576
     assert summary["tokens"][:4] == ["It", " was", " the", " best"]
@@ -228,8 +284,23 @@ def test_lm_concepts_contract_and_bad_input(client):
 
     words, sentences = concepts.format_concepts(concepts.CONCEPTS), concepts.format_sentences(concepts.SENTENCES)
     summary = client.predict(words, sentences, "smollm2-135m-offline", 10, api_name="/lm_concepts")[0]
-    assert set(summary) == {"model", "layer", "d_model", "concepts", "labels", "sentences", "correlations", "centred_correlations", "pca_explained"}
-    assert summary["model"] == "smollm2-135m-offline" and summary["layer"] == 10 and summary["d_model"] == 576 and summary["sentences"] == 24
+    assert set(summary) == {
+        "model",
+        "layer",
+        "d_model",
+        "concepts",
+        "labels",
+        "sentences",
+        "correlations",
+        "centred_correlations",
+        "pca_explained",
+    }
+    assert (
+        summary["model"] == "smollm2-135m-offline"
+        and summary["layer"] == 10
+        and summary["d_model"] == 576
+        and summary["sentences"] == 24
+    )
     assert summary["concepts"] == summary["labels"] == ["positive", "negative", "neutral"]
     for key in ("correlations", "centred_correlations"):
         assert all(-1 <= summary[key][c][label] <= 1 for c in summary["concepts"] for label in summary["labels"])
@@ -240,7 +311,13 @@ def test_lm_concepts_contract_and_bad_input(client):
         (words, "positive: Fine.\nnegative:\nneutral: Noon.", "smollm2-135m-offline", 10, "no sentence"),
         (words, sentences * 200, "smollm2-135m-offline", 10, "at most 20,000"),
         (words, sentences, "gpt-9", 10, "not in the list of choices"),  # the dropdown itself refuses it
-        (words, sentences, "smollm2-135m-offline", 99, "does not exist|greater than maximum"),  # ours, or the slider's own check
+        (
+            words,
+            sentences,
+            "smollm2-135m-offline",
+            99,
+            "does not exist|greater than maximum",
+        ),  # ours, or the slider's own check
     ]
     for *args, message in bad:
         with pytest.raises(AppError, match=message):

@@ -1,4 +1,5 @@
 """A learner's first minute, in a real browser (Debian chromium driven by Playwright)."""
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,10 @@ def pad_button(page, name):
 
 def pictures(page) -> list:
     """The four live panels' pictures (their data URLs), None where a panel is empty."""
-    return [page.locator(f"{panel} img").get_attribute("src") if page.locator(f"{panel} img").count() else None for panel in PANELS]
+    return [
+        page.locator(f"{panel} img").get_attribute("src") if page.locator(f"{panel} img").count() else None
+        for panel in PANELS
+    ]
 
 
 def expect_new_pictures(page, before):
@@ -72,7 +76,9 @@ def test_the_toy_model_opens_the_app_with_a_pentagon(page):
 
 def test_the_tab_opens_with_a_real_digit_read_in_every_panel(page):
     ready(page)
-    expect(page.locator("#mnist-status")).to_contain_text("On the pad: a real MNIST test digit, a 2. The network reads 2", timeout=60_000)
+    expect(page.locator("#mnist-status")).to_contain_text(
+        "On the pad: a real MNIST test digit, a 2. The network reads 2", timeout=60_000
+    )
     expect(page.locator("#mnist-label")).to_contain_text("2")
     expect_new_pictures(page, [None] * 4)  # no empty boxes on first view
 
@@ -80,7 +86,9 @@ def test_the_tab_opens_with_a_real_digit_read_in_every_panel(page):
 def test_draw_a_one_and_see_the_prediction(page):
     before = pictures(page)
     draw(page, ONE)  # the first stroke replaces the opening digit
-    expect(page.locator("#mnist-status")).to_have_text(re.compile(r"^\s*The network reads 1 "), timeout=30_000)  # the opening line is gone
+    expect(page.locator("#mnist-status")).to_have_text(
+        re.compile(r"^\s*The network reads 1 "), timeout=30_000
+    )  # the opening line is gone
     expect(page.locator("#mnist-label")).to_contain_text("1")
     expect_new_pictures(page, before)
     expect(page.locator("#mnist-saliency img")).to_be_visible()
@@ -152,7 +160,9 @@ def test_uploads_that_are_no_pictures_get_a_message_not_error_badges(page, tmp_p
     from tests import helpers
 
     (tmp_path / "notes.png").write_text("a text file, whatever its name says")
-    Image.new("1", (15000, 15000)).save(tmp_path / "bomb.png")  # a decompression bomb: 225 million pixels in a few dozen kB
+    Image.new("1", (15000, 15000)).save(
+        tmp_path / "bomb.png"
+    )  # a decompression bomb: 225 million pixels in a few dozen kB
     shown = pictures(page)
     for name, message in [("notes.png", "could not be read"), ("bomb.png", "too large")]:
         with page.expect_file_chooser() as chooser:
@@ -205,7 +215,9 @@ def test_an_empty_pad_is_not_sent_to_the_resnet_tab(page):
     expect(page.get_by_role("tab", name="Draw a digit (MNIST)")).to_have_attribute("aria-selected", "true")
     page.get_by_role("tab", name="ResNet").click()
     expect(page.locator("#resnet-examples button.thumbnail-item").first).to_be_visible(timeout=60_000)
-    expect(page.locator("#tab-resnet").get_by_text("Error", exact=True)).to_have_count(0)  # nothing there was marked as failed
+    expect(page.locator("#tab-resnet").get_by_text("Error", exact=True)).to_have_count(
+        0
+    )  # nothing there was marked as failed
     page.get_by_role("tab", name="Draw a digit (MNIST)").click()
 
 

@@ -1,4 +1,5 @@
 """The language-model tab as a learner meets it, in a real browser (Debian chromium driven by Playwright)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The app as course pages use it: deep links, the example page that embeds it, themes and narrow pages."""
+
 from __future__ import annotations
 
 import functools
@@ -41,7 +42,9 @@ def selected_tab(page):
     return page.locator("button[role=tab][aria-selected=true]")
 
 
-@pytest.mark.parametrize("tab, title, inside", [("lm", "Language model", "#lm-text textarea"), ("resnet", "ResNet", "#resnet-status")])
+@pytest.mark.parametrize(
+    "tab, title, inside", [("lm", "Language model", "#lm-text textarea"), ("resnet", "ResNet", "#resnet-status")]
+)
 def test_a_deep_link_opens_its_tab(page, server_url, tab, title, inside):
     page.goto(f"{server_url}?tab={tab}")
     expect(selected_tab(page)).to_have_text(title, timeout=30_000)
@@ -62,11 +65,14 @@ def phone(browser):
     page.close()
 
 
-@pytest.mark.parametrize("asked, tab, title, inside", [
-    ("mnist", "mnist", "Draw a digit (MNIST)", "#mnist-status"),
-    ("ResNet", "resnet", "ResNet", "#resnet-status"),
-    ("LM", "lm", "Language model", "#lm-text textarea"),
-])
+@pytest.mark.parametrize(
+    "asked, tab, title, inside",
+    [
+        ("mnist", "mnist", "Draw a digit (MNIST)", "#mnist-status"),
+        ("ResNet", "resnet", "ResNet", "#resnet-status"),
+        ("LM", "lm", "Language model", "#lm-text textarea"),
+    ],
+)
 def test_a_deep_link_opens_its_tab_on_a_phone(phone, server_url, asked, tab, title, inside):
     """At 390 px gradio lists most tabs under "More tabs"; a link still opens its tab, whatever the case of its name."""
     phone.goto(f"{server_url}?tab={asked}")
@@ -102,7 +108,9 @@ def course_site():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(Handler, directory=str(EXAMPLE.parent)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", free_port()), functools.partial(Handler, directory=str(EXAMPLE.parent))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/embed.html"
     server.shutdown()
@@ -166,7 +174,9 @@ def test_readable_in_both_themes_at_700_pixels(browser, server_url, theme):
         # so the text inside stays as large as drawn.
         images = page.locator("img[src*='/file='], img[src*='gradio_api/file']")
         expect(images.first).to_be_visible(timeout=30_000)
-        sizes = images.evaluate_all("(imgs) => imgs.filter(i => i.naturalWidth > 200).map(i => [i.getBoundingClientRect().width, i.naturalWidth])")
+        sizes = images.evaluate_all(
+            "(imgs) => imgs.filter(i => i.naturalWidth > 200).map(i => [i.getBoundingClientRect().width, i.naturalWidth])"
+        )
         assert sizes and all(shown >= 0.75 * natural for shown, natural in sizes), sizes
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 700  # nothing wider than the page
     finally:

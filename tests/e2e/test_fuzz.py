@@ -22,6 +22,7 @@ a failure in CI reproduces locally. Draws are kept cheap on purpose (few trainin
 only the models bundled here, never one that would be downloaded) so the file runs in about a
 minute and a half on a 2-core CPU.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,15 +30,16 @@ import json
 import math
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from superpos_core import concepts, lm, resnets
@@ -63,19 +65,50 @@ HUGE = Long(("superposition 🧠 مرحبا \u202eevil\u202c \x00\x07\t\n " * 60
 # --- wrong types, text and names ----------------------------------------------------------------
 
 SPECIAL_TEXT = [
-    "", " ", "\x00", "\t\n\r", "\x07\x1b[31m", "\u200b\u200d\ufeff", "\u202eevil\u202c", "مرحبا بالعالم", "שלום עולם",
-    "超位置の表現", "🙂👍🏽👨‍👩‍👧", "Z̸̢̛a̴l̷g̶o̵", "None", "null", "NaN", "-inf", "1e400", "0x10", "../../etc/passwd",
-    "<script>alert(1)</script>", "'; DROP TABLE x; --", "{}", "[]", "a:", ":", "::::",
+    "",
+    " ",
+    "\x00",
+    "\t\n\r",
+    "\x07\x1b[31m",
+    "\u200b\u200d\ufeff",
+    "\u202eevil\u202c",
+    "مرحبا بالعالم",
+    "שלום עולם",
+    "超位置の表現",
+    "🙂👍🏽👨‍👩‍👧",
+    "Z̸̢̛a̴l̷g̶o̵",
+    "None",
+    "null",
+    "NaN",
+    "-inf",
+    "1e400",
+    "0x10",
+    "../../etc/passwd",
+    "<script>alert(1)</script>",
+    "'; DROP TABLE x; --",
+    "{}",
+    "[]",
+    "a:",
+    ":",
+    "::::",
 ]
-plain_text = st.text(max_size=40)  # any code point but surrogates (which JSON cannot carry), control characters included
-odd_text = st.text(st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Mn", "So"]), max_size=20)  # controls, RTL marks, combining, emoji
-huge_text = st.builds(lambda unit, size: Long((unit * size)[:size]), st.text(min_size=1, max_size=6), st.integers(10_000, 200_000))
+plain_text = st.text(
+    max_size=40
+)  # any code point but surrogates (which JSON cannot carry), control characters included
+odd_text = st.text(
+    st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Mn", "So"]), max_size=20
+)  # controls, RTL marks, combining, emoji
+huge_text = st.builds(
+    lambda unit, size: Long((unit * size)[:size]), st.text(min_size=1, max_size=6), st.integers(10_000, 200_000)
+)
 any_text = st.one_of(plain_text, odd_text, st.sampled_from(SPECIAL_TEXT), huge_text)
 numbers = st.one_of(
     st.integers(),
     st.sampled_from([0, -1, 10**30, -(10**30), 2**63, 2**64, 10**400]),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 5e-324, 2.5]),  # sent over plain HTTP: gradio_client refuses NaN
+    st.sampled_from(
+        [math.nan, math.inf, -math.inf, -0.0, 5e-324, 2.5]
+    ),  # sent over plain HTTP: gradio_client refuses NaN
 )
 scalars = st.one_of(st.none(), st.booleans(), numbers, any_text)
 containers = st.one_of(
@@ -83,7 +116,9 @@ containers = st.one_of(
     st.dictionaries(st.text(max_size=6), scalars, max_size=3),
     st.sampled_from([[], {}, [[]], {"a": {"b": None}}, [1, [2, [3]]]]),
 )
-junk = st.one_of(st.none(), st.booleans(), numbers, any_text, containers)  # the wrong types, each as likely as the others
+junk = st.one_of(
+    st.none(), st.booleans(), numbers, any_text, containers
+)  # the wrong types, each as likely as the others
 
 
 def not_costly(limit: float, refused_above: float = math.inf) -> Callable[[object], bool]:
@@ -102,7 +137,12 @@ def not_costly(limit: float, refused_above: float = math.inf) -> Callable[[objec
 
 
 def unknown_name(known) -> st.SearchStrategy[str]:
-    names = st.one_of(plain_text, st.sampled_from(SPECIAL_TEXT), huge_text, st.sampled_from(["gpt-9", "resnet1000", "layer9.9.conv9", "fc1", "CONV1"]))
+    names = st.one_of(
+        plain_text,
+        st.sampled_from(SPECIAL_TEXT),
+        huge_text,
+        st.sampled_from(["gpt-9", "resnet1000", "layer9.9.conv9", "fc1", "CONV1"]),
+    )
     return names.filter(lambda name: name not in known)
 
 
@@ -177,8 +217,15 @@ def pictures(draw) -> Upload:
     fmt = draw(st.sampled_from(sorted(SAVES_IN)))
     modes, suffix = SAVES_IN[fmt]
     mode, shape = draw(st.sampled_from(modes)), draw(SHAPES)
-    pattern, seed = draw(st.sampled_from(["noise", "flat", "stroke", "digit", "inverted digit"])), draw(st.integers(0, 2**32 - 1))
-    return Upload(encode(paper(pattern, shape, seed), mode, fmt), suffix, f"{fmt} {mode} {shape[1]}×{shape[0]} {pattern}, seed {seed}")
+    pattern, seed = (
+        draw(st.sampled_from(["noise", "flat", "stroke", "digit", "inverted digit"])),
+        draw(st.integers(0, 2**32 - 1)),
+    )
+    return Upload(
+        encode(paper(pattern, shape, seed), mode, fmt),
+        suffix,
+        f"{fmt} {mode} {shape[1]}×{shape[0]} {pattern}, seed {seed}",
+    )
 
 
 @st.composite
@@ -243,13 +290,29 @@ class Fuzz:
     examples: int  # random draws, besides the explicit ones
 
     def explicit(self) -> list[tuple]:
-        swapped = [self.baseline[:i] + (value,) + self.baseline[i + 1 :] for i in range(len(self.baseline)) for value in (None, HUGE)]
+        swapped = [
+            self.baseline[:i] + (value,) + self.baseline[i + 1 :]
+            for i in range(len(self.baseline))
+            for value in (None, HUGE)
+        ]
         return [self.baseline, *swapped]
 
 
 def answered_toy(summary):
-    assert set(summary) == {"n_features", "m", "sparsity", "feature_norms", "dimensionality", "features_per_dimension", "represented", "superposition", "loss"}
-    assert isinstance(summary["superposition"], bool) and summary["superposition"] == (summary["features_per_dimension"] > 1.1)
+    assert set(summary) == {
+        "n_features",
+        "m",
+        "sparsity",
+        "feature_norms",
+        "dimensionality",
+        "features_per_dimension",
+        "represented",
+        "superposition",
+        "loss",
+    }
+    assert isinstance(summary["superposition"], bool) and summary["superposition"] == (
+        summary["features_per_dimension"] > 1.1
+    )
     assert len(summary["feature_norms"]) == len(summary["dimensionality"]) == summary["n_features"]
 
 
@@ -308,11 +371,18 @@ def next_train(client):
 def next_resnet(client):
     upload, label = digit_upload()
     with tempfile.TemporaryDirectory() as folder:
-        assert client.predict(with_files(upload, folder), "mnist-resnet", "layer3.1.conv2", api_name="/resnet")[0]["top5"][0][0] == str(label)
+        assert client.predict(with_files(upload, folder), "mnist-resnet", "layer3.1.conv2", api_name="/resnet")[0][
+            "top5"
+        ][0][0] == str(label)
 
 
 def next_lm(client):
-    assert client.predict(SENTENCE, LM, 10, VIEWS[0], api_name="/lm")[0]["tokens"][:4] == ["It", " was", " the", " best"]
+    assert client.predict(SENTENCE, LM, 10, VIEWS[0], api_name="/lm")[0]["tokens"][:4] == [
+        "It",
+        " was",
+        " the",
+        " best",
+    ]
 
 
 def next_sae(client):
@@ -326,69 +396,135 @@ def next_concepts(client):
 
 
 LAYERS = resnets.layer_names("mnist-resnet")
-CONCEPT_WORDS, CONCEPT_SENTENCES = concepts.format_concepts(concepts.CONCEPTS), concepts.format_sentences(concepts.SENTENCES)
+CONCEPT_WORDS, CONCEPT_SENTENCES = (
+    concepts.format_concepts(concepts.CONCEPTS),
+    concepts.format_sentences(concepts.SENTENCES),
+)
 seeds = st.integers(0, 2**32)
 lm_layers = st.integers(0, 30)  # SmolLM2-135M: the embeddings and 30 blocks
 bad_model = st.one_of(unknown_name(set(lm.CATALOGUE)), junk)  # never a real catalogue name: it might be downloaded
-short_text = st.one_of(plain_text.filter(str.strip), odd_text, st.sampled_from([SENTENCE, "🙂👍 emoji", "超位置の表現", "مرحبا بالعالم", "tab\tand\x07bell"]))
-labelled_lines = st.lists(st.tuples(st.text(max_size=10), st.text(max_size=30)), max_size=6).map(lambda rows: "\n".join(f"{a}: {b}" for a, b in rows))
+short_text = st.one_of(
+    plain_text.filter(str.strip),
+    odd_text,
+    st.sampled_from([SENTENCE, "🙂👍 emoji", "超位置の表現", "مرحبا بالعالم", "tab\tand\x07bell"]),
+)
+labelled_lines = st.lists(st.tuples(st.text(max_size=10), st.text(max_size=30)), max_size=6).map(
+    lambda rows: "\n".join(f"{a}: {b}" for a, b in rows)
+)
 
 FUZZ = {
     "/toy": Fuzz(
         mixed(
-            [st.integers(2, 8), st.integers(1, 4), st.floats(0, 0.999), st.floats(0.5, 1), st.integers(1, MAX_STEPS), seeds],
+            [
+                st.integers(2, 8),
+                st.integers(1, 4),
+                st.floats(0, 0.999),
+                st.floats(0.5, 1),
+                st.integers(1, MAX_STEPS),
+                seeds,
+            ],
             [junk, junk, junk, junk, junk.filter(not_costly(MAX_STEPS)), junk],
         ),
-        (5, 2, 0.9, 1.0, MAX_STEPS, 0), answered_toy, next_toy, 10,
+        (5, 2, 0.9, 1.0, MAX_STEPS, 0),
+        answered_toy,
+        next_toy,
+        10,
     ),
     "/toy_sweep": Fuzz(
         mixed(
             [st.integers(2, 6), st.integers(1, 3), st.floats(0.5, 1), st.integers(1, MAX_STEPS), seeds],
             [junk, junk, junk, junk.filter(not_costly(MAX_STEPS)), junk],
         ),
-        (5, 2, 1.0, MAX_STEPS, 0), answered_sweep, next_sweep, 6,
+        (5, 2, 1.0, MAX_STEPS, 0),
+        answered_sweep,
+        next_sweep,
+        6,
     ),
     "/mnist": Fuzz(
         st.tuples(st.one_of(canvas(files), canvas(junk), junk)),
-        ({"background": digit_upload()[0], "layers": [], "composite": None},), answered_mnist, next_mnist, 25,
+        ({"background": digit_upload()[0], "layers": [], "composite": None},),
+        answered_mnist,
+        next_mnist,
+        25,
     ),
     "/mnist_train": Fuzz(
         mixed([st.just(1), seeds], [junk.filter(not_costly(1, refused_above=5)), junk]),
-        (1, 0), answered_train, next_train, 5,
+        (1, 0),
+        answered_train,
+        next_train,
+        5,
     ),
     "/resnet": Fuzz(
         mixed(
             [files, st.just("mnist-resnet"), st.sampled_from(LAYERS)],
             [junk, st.one_of(unknown_name(set(resnets.CATALOGUE)), junk), st.one_of(unknown_name(set(LAYERS)), junk)],
         ),
-        (digit_upload()[0], "mnist-resnet", "conv1"), answered_resnet, next_resnet, 15,
+        (digit_upload()[0], "mnist-resnet", "conv1"),
+        answered_resnet,
+        next_resnet,
+        15,
     ),
     "/lm": Fuzz(
         mixed([any_text, st.just(LM), lm_layers, st.sampled_from(VIEWS)], [junk, bad_model, junk, junk]),
-        (SENTENCE, LM, 3, VIEWS[0]), answered_lm, next_lm, 10,
+        (SENTENCE, LM, 3, VIEWS[0]),
+        answered_lm,
+        next_lm,
+        10,
     ),
     "/lm_sae": Fuzz(
         mixed(
-            [short_text, st.just(LM), lm_layers, st.integers(4, 64), st.floats(0, 1), st.integers(50, MAX_EPOCHS), seeds],
+            [
+                short_text,
+                st.just(LM),
+                lm_layers,
+                st.integers(4, 64),
+                st.floats(0, 1),
+                st.integers(50, MAX_EPOCHS),
+                seeds,
+            ],
             [junk, bad_model, junk, junk.filter(not_costly(64)), junk, junk.filter(not_costly(MAX_EPOCHS)), junk],
         ),
-        (SENTENCE, LM, 3, 8, 0.01, 50, 0), answered_sae, next_sae, 7,
+        (SENTENCE, LM, 3, 8, 0.01, 50, 0),
+        answered_sae,
+        next_sae,
+        7,
     ),
     "/lm_concepts": Fuzz(
         mixed(
-            [st.one_of(st.just(CONCEPT_WORDS), labelled_lines), st.one_of(st.just(CONCEPT_SENTENCES), labelled_lines), st.just(LM), lm_layers],
+            [
+                st.one_of(st.just(CONCEPT_WORDS), labelled_lines),
+                st.one_of(st.just(CONCEPT_SENTENCES), labelled_lines),
+                st.just(LM),
+                lm_layers,
+            ],
             [st.one_of(junk, labelled_lines), st.one_of(junk, labelled_lines), bad_model, junk],
         ),
-        (CONCEPT_WORDS, CONCEPT_SENTENCES, LM, 3), answered_concepts, next_concepts, 8,
+        (CONCEPT_WORDS, CONCEPT_SENTENCES, LM, 3),
+        answered_concepts,
+        next_concepts,
+        8,
     ),
 }
 
 # --- sending, and judging the answer ------------------------------------------------------------
 
 JARGON = [
-    "Traceback", "site-packages", 'File "', "NoneType", "<class '", "Could not preprocess", "validation error", "pydantic",
-    "object has no attribute", "not supported between instances", "argument must be", "unhashable type", "could not convert",
-    "invalid literal", "upstream Gradio app has raised an exception", "errors.pydantic.dev",
+    "Traceback",
+    "site-packages",
+    'File "',
+    "NoneType",
+    "<class '",
+    "Could not preprocess",
+    "validation error",
+    "pydantic",
+    "object has no attribute",
+    "not supported between instances",
+    "argument must be",
+    "unhashable type",
+    "could not convert",
+    "invalid literal",
+    "upstream Gradio app has raised an exception",
+    "errors.pydantic.dev",
 ]
 SERVER_PATH = re.compile(r"(?<![\w.~])/(?:tmp|home|root|usr|var|work|etc|private)/")
 MAX_MESSAGE = 1000  # characters
@@ -484,8 +620,12 @@ def test_every_public_endpoint_is_fuzzed(client):
     api = client.view_api(print_info=False, return_format="dict")
     endpoints = api["named_endpoints"]
     missing, stale = sorted(set(endpoints) - set(FUZZ)), sorted(set(FUZZ) - set(endpoints))
-    assert not missing and not stale, f"endpoints without a fuzz strategy: {missing}; strategies for no endpoint: {stale}"
-    assert {name: len(info["parameters"]) for name, info in endpoints.items()} == {name: len(fuzz.baseline) for name, fuzz in FUZZ.items()}
+    assert not missing and not stale, (
+        f"endpoints without a fuzz strategy: {missing}; strategies for no endpoint: {stale}"
+    )
+    assert {name: len(info["parameters"]) for name, info in endpoints.items()} == {
+        name: len(fuzz.baseline) for name, fuzz in FUZZ.items()
+    }
     assert not api["unnamed_endpoints"]
 
 
@@ -514,7 +654,12 @@ def test_every_input_is_answered_or_refused_clearly(api_name, client, server_url
         deadline=None,
         derandomize=True,
         database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.large_base_example],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.large_base_example,
+        ],
     )(run)
     run()
     fuzz.next_user(client)  # and the next user is served as usual

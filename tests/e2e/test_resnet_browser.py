@@ -1,4 +1,5 @@
 """The ResNet tab as a learner meets it, in a real browser: the opening example, model switches, bad files."""
+
 from __future__ import annotations
 
 import re
@@ -116,12 +117,15 @@ def upload(page, path):
     page.locator("#resnet-image input[type=file]").set_input_files(str(path))
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("bomb.png", "too large to read"),
-    ("list.png", "That file is not a picture"),
-    ("one.png", "too small"),
-    ("clear.png", "fully transparent"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("bomb.png", "too large to read"),
+        ("list.png", "That file is not a picture"),
+        ("one.png", "too small"),
+        ("clear.png", "fully transparent"),
+    ],
+)
 def test_a_bad_file_gets_a_message_beside_the_picture(page, tmp_path, name, expected):
     path = tmp_path / name
     makers = {
@@ -151,7 +155,9 @@ def test_a_photo_for_the_digit_model_gets_a_caution(page):
 
 def test_the_layer_list_is_in_the_tables_order(page):
     page.locator("#resnet-layer input").click()
-    options = [text.replace("✓", "").strip() for text in page.get_by_role("option").all_inner_texts()]  # the chosen one is ticked
+    options = [
+        text.replace("✓", "").strip() for text in page.get_by_role("option").all_inner_texts()
+    ]  # the chosen one is ticked
     page.keyboard.press("Escape")
     names = resnets.layer_names("mnist-resnet")
     assert options == names

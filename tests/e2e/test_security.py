@@ -1,4 +1,5 @@
 """What a hostile visitor can reach: files, upload sizes, model names; and how weights are read."""
+
 from __future__ import annotations
 
 import ast
@@ -31,7 +32,9 @@ SECRETS = [
 
 def status(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers or {}), timeout=30) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=data, headers=headers or {}), timeout=30
+        ) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -50,7 +53,11 @@ def test_an_upload_over_the_size_limit_is_refused(server_url):
     boundary = "superpos-boundary"
     head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
     body = head + b"\0" * (limit + 1) + f"\r\n--{boundary}--\r\n".encode()
-    code, answer = status(server_url.rstrip("/") + "/gradio_api/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    code, answer = status(
+        server_url.rstrip("/") + "/gradio_api/upload",
+        body,
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert code == 413 and b"maximum allowed size" in answer
 
 
@@ -60,7 +67,9 @@ def test_model_names_come_from_the_catalogue_only(server_url, model):
     with pytest.raises(AppError) as caught:
         client.predict("It was the best of times.", model, 3, api_name="/lm")
     message = str(caught.value)
-    assert "Traceback" not in message and ("not in the list of choices" in message or "Unknown model" in message), message
+    assert "Traceback" not in message and ("not in the list of choices" in message or "Unknown model" in message), (
+        message
+    )
 
 
 def calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -72,10 +81,16 @@ def test_weights_are_read_only_in_safe_formats():
         tree = ast.parse(path.read_text())
         for call in calls(tree, "torch.load"):
             keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
-            assert keywords.get("weights_only") == "True", f"{path.name}:{call.lineno} torch.load without weights_only=True"
+            assert keywords.get("weights_only") == "True", (
+                f"{path.name}:{call.lineno} torch.load without weights_only=True"
+            )
         for name in ("pickle.load", "pickle.loads", "np.load", "numpy.load"):
             for call in calls(tree, name):
                 keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
-                assert name.endswith("np.load") and keywords.get("allow_pickle", "False") == "False", f"{path.name}:{call.lineno} {name}"
-    bundled = sorted(p.suffix for p in (ROOT / "assets").rglob("*") if p.suffix in (".pt", ".pth", ".bin", ".pkl", ".safetensors"))
+                assert name.endswith("np.load") and keywords.get("allow_pickle", "False") == "False", (
+                    f"{path.name}:{call.lineno} {name}"
+                )
+    bundled = sorted(
+        p.suffix for p in (ROOT / "assets").rglob("*") if p.suffix in (".pt", ".pth", ".bin", ".pkl", ".safetensors")
+    )
     assert bundled and set(bundled) == {".safetensors"}  # bundled weights: safetensors only

@@ -1,4 +1,5 @@
 """The toy tab and each tab's network view, as a learner meets them in Chromium."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,11 @@ def steps_seen(page, of: str, enough: int, seconds: float = 30) -> set[str]:
     seen: set[str] = set()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and len(seen) < enough:
-        seen |= {t for t in page.locator(".progress-level-inner").all_inner_texts() if t.startswith("Step ") and f"of {of}" in t}
+        seen |= {
+            t
+            for t in page.locator(".progress-level-inner").all_inner_texts()
+            if t.startswith("Step ") and f"of {of}" in t
+        }
         page.wait_for_timeout(100)
     return seen
 
@@ -125,13 +130,17 @@ def test_the_resnet_view_marks_the_chosen_layer(page, server_url):
     expect(view.locator("tr.captured").first).to_be_visible(timeout=15_000)
     page.locator("#resnet-layer input").click()
     page.get_by_role("option", name="layer4.1.conv2").click()
-    expect(view.locator("tr", has_text="◀ shown")).to_contain_text(re.compile(r"layer4\.1\.conv2.*\(1, 128, 4, 4\)"), timeout=10_000)
+    expect(view.locator("tr", has_text="◀ shown")).to_contain_text(
+        re.compile(r"layer4\.1\.conv2.*\(1, 128, 4, 4\)"), timeout=10_000
+    )
 
 
 def test_the_language_model_view_fills_in_once_the_model_is_loaded(page, server_url):
     page.goto(f"{server_url}?tab=lm")
     view = open_network(page, "lm")
-    expect(view).to_contain_text(re.compile(r"Analyse the text|modules"), timeout=15_000)  # never a model load for the view
+    expect(view).to_contain_text(
+        re.compile(r"Analyse the text|modules"), timeout=15_000
+    )  # never a model load for the view
     page.get_by_role("button", name="Analyse the text").click()
     # The offline SmolLM2 loads once per process (about 20 s here) before the first analysis.
     expect(page.locator("#lm-status")).to_contain_text("effective rank", timeout=120_000)

@@ -1,4 +1,5 @@
 """The MNIST asset builder: the shipped sample and provenance are what its recipe makes (no retraining here)."""
+
 import gzip
 import hashlib
 import json
@@ -32,7 +33,10 @@ def test_the_shipped_provenance_names_the_files_and_the_recipe_of_today():
     assert provenance["sha256"] == build_assets.sha256(mnist.WEIGHTS_PATH)
     assert provenance["sample_sha256"] == build_assets.sha256(mnist.SAMPLE_PATH)
     recipe = mnist.TrainingRecipe(seed=provenance["seed"])  # what the builder would train with now
-    assert provenance["recipe"]["learning_rate"] == recipe.learning_rate and provenance["recipe"]["batch_size"] == recipe.batch_size
+    assert (
+        provenance["recipe"]["learning_rate"] == recipe.learning_rate
+        and provenance["recipe"]["batch_size"] == recipe.batch_size
+    )
     assert provenance["recipe"]["epochs"] == recipe.epochs == len(provenance["history"])
     assert provenance["test_accuracy"] == provenance["history"][-1]["test_accuracy"]
     assert provenance["reproduce"].startswith("python -m superpos_core.build_assets")
@@ -40,6 +44,7 @@ def test_the_shipped_provenance_names_the_files_and_the_recipe_of_today():
 
 def numbered_splits(n_train: int, n_test: int) -> mnist.MnistSplits:
     """Digits whose first two pixels spell their own position, so a drawn sample can be traced back."""
+
     def digits(n: int) -> mnist.Digits:
         images = np.zeros((n, 28, 28), np.uint8)
         images[:, 0, 0], images[:, 0, 1] = np.arange(n) // 256, np.arange(n) % 256
@@ -57,12 +62,16 @@ def test_write_sample_stores_the_drawn_digits_with_their_positions(tmp_path):
     with np.load(tmp_path / "sample.npz") as stored:
         train_idx, test_idx = stored["train_index"], stored["test_index"]
         assert stored["train_labels"].dtype == np.uint8 and train_idx.dtype == np.uint16
-    assert (np.diff(train_idx.astype(int)) > 0).all() and (np.diff(test_idx.astype(int)) > 0).all()  # sorted, no repeats
+    assert (np.diff(train_idx.astype(int)) > 0).all() and (
+        np.diff(test_idx.astype(int)) > 0
+    ).all()  # sorted, no repeats
     traced = sample.train.images[:, 0, 0].astype(int) * 256 + sample.train.images[:, 0, 1]
     np.testing.assert_array_equal(traced, train_idx)  # each image is the digit at its stored position
     np.testing.assert_array_equal(sample.test.labels, test_idx % 10)
     again = build_assets.write_sample(data, tmp_path / "again.npz", seed=3)
-    assert again == provenance and build_assets.sha256(tmp_path / "again.npz") == build_assets.sha256(tmp_path / "sample.npz")  # reproducible
+    assert again == provenance and build_assets.sha256(tmp_path / "again.npz") == build_assets.sha256(
+        tmp_path / "sample.npz"
+    )  # reproducible
 
 
 def test_main_needs_a_source_and_refuses_a_pickle_of_the_wrong_size(tmp_path, capsys):
@@ -70,7 +79,9 @@ def test_main_needs_a_source_and_refuses_a_pickle_of_the_wrong_size(tmp_path, ca
         build_assets.main(["--out", str(tmp_path)])
     assert "--mnist-pkl" in capsys.readouterr().err
     path = tmp_path / "mnist.pkl.gz"
-    parts = tuple((np.zeros((n, 784), np.float32), np.zeros(n, np.int64)) for n in (5, 1, 2))  # the classic layout, too few digits
+    parts = tuple(
+        (np.zeros((n, 784), np.float32), np.zeros(n, np.int64)) for n in (5, 1, 2)
+    )  # the classic layout, too few digits
     with gzip.open(path, "wb") as handle:
         pickle.dump(parts, handle, protocol=2)
     with pytest.raises(SystemExit, match="expected 60,000 \\+ 10,000 digits, got 6 \\+ 2"):

@@ -1,4 +1,5 @@
 """Concepts against labelled sentences, on a tiny random GPT-2 built in the test (no network, no download)."""
+
 import json
 
 import numpy as np
@@ -39,7 +40,11 @@ def test_the_default_lists_round_trip_through_their_text():
     parsed = concepts.parse_sentences(concepts.format_sentences(concepts.SENTENCES))
     assert [(s.label, s.text) for s in parsed] == [(s.label, s.text) for s in concepts.default_sentences()]
     assert [s.line for s in parsed] == list(range(1, len(parsed) + 1))
-    assert {label: len(texts) for label, texts in concepts.SENTENCES.items()} == {"positive": 8, "negative": 8, "neutral": 8}
+    assert {label: len(texts) for label, texts in concepts.SENTENCES.items()} == {
+        "positive": 8,
+        "negative": 8,
+        "neutral": 8,
+    }
 
 
 def test_concept_text_is_read_forgivingly():
@@ -49,7 +54,11 @@ def test_concept_text_is_read_forgivingly():
 
 def test_only_the_first_colon_ends_a_label():
     parsed = concepts.parse_sentences("neutral: The train leaves at 10:30.\n\npositive: Yes: we won!\nneutral: Noon.")
-    assert [(s.label, s.text, s.line) for s in parsed] == [("neutral", "The train leaves at 10:30.", 1), ("positive", "Yes: we won!", 3), ("neutral", "Noon.", 4)]
+    assert [(s.label, s.text, s.line) for s in parsed] == [
+        ("neutral", "The train leaves at 10:30.", 1),
+        ("positive", "Yes: we won!", 3),
+        ("neutral", "Noon.", 4),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -113,7 +122,9 @@ def test_pca_is_the_svd_of_the_centred_rows():
     for k in range(2):  # each component up to its sign, which pca_2d fixes
         expected = centred @ vt[k]
         assert np.allclose(coordinates[:, k], expected) or np.allclose(coordinates[:, k], -expected)
-    np.testing.assert_allclose(concepts.pca_2d(-matrix)[0], -coordinates, atol=1e-9)  # the sign follows the data, not the SVD's whim
+    np.testing.assert_allclose(
+        concepts.pca_2d(-matrix)[0], -coordinates, atol=1e-9
+    )  # the sign follows the data, not the SVD's whim
 
 
 def test_pca_of_points_on_a_line_has_one_direction():
@@ -133,7 +144,12 @@ def test_centring_finds_what_a_shared_component_hides():
     labels = ["first", "second"] * 4
     sentence_vectors = shared + np.stack([directions[i % 2] + 0.1 * rng.normal(size=64) for i in range(8)])
     analysis = concepts.ConceptAnalysis(
-        "synthetic", 0, {"first": ["a"], "second": ["b"]}, [concepts.LabelledSentence(label, "…") for label in labels], concept_vectors, sentence_vectors
+        "synthetic",
+        0,
+        {"first": ["a"], "second": ["b"]},
+        [concepts.LabelledSentence(label, "…") for label in labels],
+        concept_vectors,
+        sentence_vectors,
     )
     raw, centred = analysis.by_label(), analysis.by_label(centred=True)
     assert raw.shape == centred.shape == (2, 2) and analysis.labels == ["first", "second"]
@@ -175,12 +191,30 @@ def test_correlations_by_label_are_the_hand_computed_means(tiny):
 def test_summary_is_the_api_contract(tiny):
     analysis = concepts.analyse_concepts(tiny, WORDS, SENTENCES, 1)
     summary = json.loads(json.dumps(analysis.summary()))
-    assert set(summary) == {"model", "layer", "d_model", "concepts", "labels", "sentences", "correlations", "centred_correlations", "pca_explained"}
-    assert summary["model"] == tiny.name and summary["layer"] == 1 and summary["d_model"] == tiny.d_model and summary["sentences"] == 5
+    assert set(summary) == {
+        "model",
+        "layer",
+        "d_model",
+        "concepts",
+        "labels",
+        "sentences",
+        "correlations",
+        "centred_correlations",
+        "pca_explained",
+    }
+    assert (
+        summary["model"] == tiny.name
+        and summary["layer"] == 1
+        and summary["d_model"] == tiny.d_model
+        and summary["sentences"] == 5
+    )
     assert summary["concepts"] == ["warm", "cold", "plain"] and summary["labels"] == ["warm", "cold", "plain"]
     for key in ("correlations", "centred_correlations"):
         assert list(summary[key]) == summary["concepts"]
-        assert all(list(row) == summary["labels"] and all(isinstance(v, float) and -1 <= v <= 1 for v in row.values()) for row in summary[key].values())
+        assert all(
+            list(row) == summary["labels"] and all(isinstance(v, float) and -1 <= v <= 1 for v in row.values())
+            for row in summary[key].values()
+        )
     assert summary["correlations"]["cold"]["plain"] == round(float(analysis.by_label()[1, 2]), 4)
     share = summary["pca_explained"]
     assert len(share) == 2 and share[0] >= share[1] >= 0 and sum(share) <= 1
@@ -196,7 +230,12 @@ def test_words_the_tokenizer_splits_are_all_named(tiny):
     with pytest.raises(concepts.ConceptInputError) as caught:
         concepts.analyse_concepts(tiny, {"warm": ["good", "sunny"], "cold": ["ice cream"]}, SENTENCES, 1)
     message = str(caught.value)
-    assert "these 2 words" in message and "“sunny” (" in message and "“ice cream” (" in message and "single token" in message
+    assert (
+        "these 2 words" in message
+        and "“sunny” (" in message
+        and "“ice cream” (" in message
+        and "single token" in message
+    )
     assert "␣" in message  # the pieces are spelled out, spaces made visible
 
 

@@ -9,7 +9,9 @@ from superpos_core.conv_rank import StreamingGram, channels_first, conv_layer_na
 
 def small_convnet() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, stride=2), nn.ReLU(), nn.Conv2d(12, 40, 1)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, stride=2), nn.ReLU(), nn.Conv2d(12, 40, 1)
+    ).eval()
 
 
 def test_streaming_gram_matches_numpy_svd_on_channels_first_data():
@@ -30,7 +32,11 @@ def test_streaming_gram_matches_numpy_svd_on_channels_first_data():
     gram = StreamingGram()
     for x in batches:
         gram.add("x", x)
-    np.testing.assert_allclose(gram.singular_values("x"), np.linalg.svd(channels_first(torch.cat(batches)).numpy(), compute_uv=False), rtol=1e-6)
+    np.testing.assert_allclose(
+        gram.singular_values("x"),
+        np.linalg.svd(channels_first(torch.cat(batches)).numpy(), compute_uv=False),
+        rtol=1e-6,
+    )
 
 
 def captured_channels_first(model: nn.Module, batches: list[torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
@@ -47,25 +53,38 @@ def captured_channels_first(model: nn.Module, batches: list[torch.Tensor], names
 def test_streamed_centred_rank_matches_an_svd_of_the_explicitly_centred_matrix():
     model = small_convnet()
     generator = torch.Generator().manual_seed(1)
-    batches = [torch.randn(5, 3, 10, 10, generator=generator) + 0.5 for _ in range(3)]  # off-centre inputs: every channel has a mean
+    batches = [
+        torch.randn(5, 3, 10, 10, generator=generator) + 0.5 for _ in range(3)
+    ]  # off-centre inputs: every channel has a mean
     table = {row.layer: row for row in rank_table(model, batches)}
     differs = 0
     for name, matrix in captured_channels_first(model, batches, conv_layer_names(model)).items():
-        centred = matrix - matrix.mean(axis=1, keepdims=True)  # (C, N·H·W), each channel's mean over the sample taken away
+        centred = matrix - matrix.mean(
+            axis=1, keepdims=True
+        )  # (C, N·H·W), each channel's mean over the sample taken away
         values = np.linalg.svd(centred, compute_uv=False)
         assert table[name].centred_effective_rank == rank.effective_rank(values), name
         assert table[name].effective_rank == rank.effective_rank(np.linalg.svd(matrix, compute_uv=False)), name
         assert table[name].rank_to_reach == rank.rank_to_reach(np.linalg.svd(matrix, compute_uv=False)), name
         differs += table[name].centred_effective_rank != table[name].effective_rank
     assert differs  # the two counts are not the same number under two names
-    course_only = {row.layer: row for row in rank_table(model, batches, centred=False)}  # the course's columns alone, half the eigen-work
+    course_only = {
+        row.layer: row for row in rank_table(model, batches, centred=False)
+    }  # the course's columns alone, half the eigen-work
     assert all(row.centred_effective_rank is None and row.centred_ratio is None for row in course_only.values())
-    assert [(r.effective_rank, r.rank_to_reach) for r in course_only.values()] == [(table[n].effective_rank, table[n].rank_to_reach) for n in course_only]
+    assert [(r.effective_rank, r.rank_to_reach) for r in course_only.values()] == [
+        (table[n].effective_rank, table[n].rank_to_reach) for n in course_only
+    ]
     gram = StreamingGram()
     for x in batches:
         gram.add("x", x)
     inputs = channels_first(torch.cat(batches)).double().numpy()
-    np.testing.assert_allclose(gram.singular_values("x", centred=True), np.linalg.svd(inputs - inputs.mean(1, keepdims=True), compute_uv=False), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        gram.singular_values("x", centred=True),
+        np.linalg.svd(inputs - inputs.mean(1, keepdims=True), compute_uv=False),
+        rtol=1e-6,
+        atol=1e-9,
+    )
 
 
 def test_kept_layers_are_centred_too():
@@ -153,5 +172,7 @@ def test_upper_gram_sums_the_upper_triangle_of_the_whole_product_block_by_block(
     expected = whole @ whole.T
     upper = gram.matrix()
     torch.testing.assert_close(upper.triu(), expected.triu())
-    assert torch.count_nonzero(upper[BLOCK:, :BLOCK]) == 0 and torch.count_nonzero(upper[2 * BLOCK :, : 2 * BLOCK]) == 0  # never summed
+    assert (
+        torch.count_nonzero(upper[BLOCK:, :BLOCK]) == 0 and torch.count_nonzero(upper[2 * BLOCK :, : 2 * BLOCK]) == 0
+    )  # never summed
     torch.testing.assert_close(torch.linalg.eigvalsh(upper, UPLO="U"), torch.linalg.eigvalsh(expected))

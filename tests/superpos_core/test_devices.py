@@ -4,6 +4,7 @@
 machine without a CUDA GPU only the CPU can be checked; the test says so in a warning (shown in the
 test report) rather than pretending a comparison was made.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,11 @@ def test_a_background_thread_lowers_its_own_priority_only():
     worker.start()
     worker.join()
     # A new thread starts at its creator's nice; the call lowered it (under `nice -n 10` or more it was already there).
-    assert seen["nice"] == max(before, devices.BACKGROUND_NICE) if before < devices.BACKGROUND_NICE else seen["nice"] >= devices.BACKGROUND_NICE
+    assert (
+        seen["nice"] == max(before, devices.BACKGROUND_NICE)
+        if before < devices.BACKGROUND_NICE
+        else seen["nice"] >= devices.BACKGROUND_NICE
+    )
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # this thread is untouched
 
 
@@ -84,7 +89,9 @@ def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
     numbers["resnet top-5"] = np.array([p for _, p in analysis.top5])
     _, batches = resnets.reference_batches(loaded)
     assert batches[0].device.type == device
-    numbers["resnet reference ranks (2 batches)"] = np.array([row.effective_rank for row in conv_rank.rank_table(loaded.model, batches[:2])])
+    numbers["resnet reference ranks (2 batches)"] = np.array(
+        [row.effective_rank for row in conv_rank.rank_table(loaded.model, batches[:2])]
+    )
 
     config = toy.ToyConfig(5, 2, sparsity=0.9, steps=200, restarts=2)
     numbers["toy W"] = toy.train(config, device=device).W
@@ -104,8 +111,12 @@ def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
     generator = torch.Generator().manual_seed(0)
     d_model, d_sae = activations.shape[1], 64
     pretrained = sae.PretrainedSAE(
-        torch.randn(d_model, d_sae, generator=generator), torch.randn(d_sae, d_model, generator=generator),
-        torch.randn(d_sae, generator=generator) * 0.1, torch.randn(d_model, generator=generator) * 0.1, hook_name="blocks.2.hook_resid_pre", layer=2,
+        torch.randn(d_model, d_sae, generator=generator),
+        torch.randn(d_sae, d_model, generator=generator),
+        torch.randn(d_sae, generator=generator) * 0.1,
+        torch.randn(d_model, generator=generator) * 0.1,
+        hook_name="blocks.2.hook_resid_pre",
+        layer=2,
     ).to(device)
     assert on(pretrained, device)
     with torch.inference_mode():
@@ -121,11 +132,18 @@ def test_every_model_runs_on_its_device_and_a_gpu_agrees_with_the_cpu(tiny_folde
     monkeypatch.setattr(resnets, "_loaded", {})
     results = {device: everything_on(device, tiny_folder) for device in DEVICES}
     if DEVICES == ["cpu"]:
-        warnings.warn("No CUDA GPU on this machine: every model was checked on the CPU only; the CPU/GPU comparison did not run.", stacklevel=1)
+        warnings.warn(
+            "No CUDA GPU on this machine: every model was checked on the CPU only; the CPU/GPU comparison did not run.",
+            stacklevel=1,
+        )
     for device in DEVICES[1:]:
         for name, cpu_values in results["cpu"].items():
-            np.testing.assert_allclose(results[device][name], cpu_values, rtol=1e-3, atol=1e-4, err_msg=f"{name} on {device}")
-    assert results["cpu"]["mnist probabilities"].argmax() == helpers.sample().test.labels[0]  # real numbers, not empty ones
+            np.testing.assert_allclose(
+                results[device][name], cpu_values, rtol=1e-3, atol=1e-4, err_msg=f"{name} on {device}"
+            )
+    assert (
+        results["cpu"]["mnist probabilities"].argmax() == helpers.sample().test.labels[0]
+    )  # real numbers, not empty ones
     assert len(results["cpu"]["resnet top-5"]) == 5 and results["cpu"]["toy W"].shape == (2, 5)
 
 

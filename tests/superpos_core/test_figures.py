@@ -54,7 +54,11 @@ def test_static_figures_render():
     weight = np.random.default_rng(2).normal(size=(128, 784))
     trained = {"fc1": rank.summarize(weight)}
     baseline = {"fc1": rank.random_baseline(weight.shape)}
-    for figure in (figures.spectrum(trained, baseline, 0.99), figures.neuron_weight_grid(weight), figures.weight_heatmaps({"fc1": weight})):
+    for figure in (
+        figures.spectrum(trained, baseline, 0.99),
+        figures.neuron_weight_grid(weight),
+        figures.weight_heatmaps({"fc1": weight}),
+    ):
         rgb = figures.to_rgb(figure)
         assert rgb.dtype == np.uint8 and rgb.shape[1] == 700  # 7 inches at 100 dpi
 
@@ -75,7 +79,9 @@ def test_concept_bars_draw_each_value_in_its_label_colour():
     for ax, values in zip(figure.axes, (raw, centred)):
         bars = sorted(ax.patches, key=lambda bar: bar.get_x())  # concept by concept, labels in order within each
         np.testing.assert_allclose([bar.get_height() for bar in bars], values.ravel())
-        assert [tuple(bar.get_facecolor()) for bar in bars[:3]] == [matplotlib.colors.to_rgba(colours[label]) for label in ("pos", "neg", "neu")]
+        assert [tuple(bar.get_facecolor()) for bar in bars[:3]] == [
+            matplotlib.colors.to_rgba(colours[label]) for label in ("pos", "neg", "neu")
+        ]
         assert [tick.get_text() for tick in ax.get_xticklabels()] == ["warm", "cold"]
     assert [text.get_text() for text in figure.legends[0].get_texts()] == ["pos", "neg", "neu"]
     assert figures.to_rgb(figure).shape[1] == 760
@@ -83,7 +89,9 @@ def test_concept_bars_draw_each_value_in_its_label_colour():
 
 def test_concept_pca_puts_each_sentence_at_its_coordinates():
     coordinates = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, -3.0]])
-    figure = figures.concept_pca_scatter(coordinates, ["b", "a", "b"], [0.61, 0.2], ["first sentence", "second", "third one"], "test")
+    figure = figures.concept_pca_scatter(
+        coordinates, ["b", "a", "b"], [0.61, 0.2], ["first sentence", "second", "third one"], "test"
+    )
     ax = figure.axes[0]
     points = {collection.get_label(): collection.get_offsets() for collection in ax.collections}
     assert list(points) == ["b (2)", "a (1)"]  # labels in order of first appearance, with their counts
@@ -107,6 +115,7 @@ def test_a_panel_pool_lends_each_figure_to_one_drawing_at_a_time():
     assert made == ["a", "a"] and pool.count() == 2
     with pool.borrow("b", make=lambda key: "special") as other:
         assert other == "special"
+
     # Drawings on twenty different threads, one after another, reuse the same figures: no copy per thread.
     def draw():
         with pool.borrow("a"):
@@ -132,7 +141,12 @@ def test_a_panel_pool_can_build_its_figures_ahead():
 def test_figures_built_ahead_are_drawn_ahead():
     """A crowd's first drawings only draw what changed: the layout, axes and labels were drawn when the pool built the set."""
     rng = np.random.default_rng(3)
-    pool = figures.PanelPool(lambda _key: {"activations": figures.ActivationPanel(limit=5.0), "histograms": figures.HistogramPanel({"fc1": rng.normal(size=(50, 128)), "fc2": rng.normal(size=(50, 64))})})
+    pool = figures.PanelPool(
+        lambda _key: {
+            "activations": figures.ActivationPanel(limit=5.0),
+            "histograms": figures.HistogramPanel({"fc1": rng.normal(size=(50, 128)), "fc2": rng.normal(size=(50, 64))}),
+        }
+    )
     pool.prepare(2)
 
     def must_not_draw_it_all(*args, **kwargs):
@@ -141,7 +155,9 @@ def test_figures_built_ahead_are_drawn_ahead():
     with pool.borrow() as panels:
         for panel in panels.values():
             panel.figure.canvas.draw = must_not_draw_it_all
-        picture = panels["activations"].update({"fc1": rng.normal(size=128), "fc2": rng.normal(size=64), "fc3": rng.normal(size=10)})
+        picture = panels["activations"].update(
+            {"fc1": rng.normal(size=128), "fc2": rng.normal(size=64), "fc3": rng.normal(size=10)}
+        )
         panels["histograms"].update({"fc1": rng.normal(size=128), "fc2": rng.normal(size=64)})
     assert picture.shape[2] == 3
 
@@ -165,7 +181,17 @@ def test_feature_map_title_is_stamped_above_the_grid():
 def test_layer_rank_panel_names_the_marked_layer():
     from types import SimpleNamespace
 
-    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=0.5, channels=16, sample_bound=False, centred_effective_rank=6 + i) for i in range(5)]
+    rows = [
+        SimpleNamespace(
+            layer=f"conv{i}",
+            effective_rank=4 + i,
+            ratio=0.5,
+            channels=16,
+            sample_bound=False,
+            centred_effective_rank=6 + i,
+        )
+        for i in range(5)
+    ]
     panel = figures.LayerRankPanel(rows, "test")
     first, second = panel.update("conv1"), panel.update("conv1")
     np.testing.assert_array_equal(first, second)  # the same layer draws the same picture
@@ -192,8 +218,13 @@ def test_dimensionality_reference_lines_are_the_shapes_they_name():
     height = np.repeat([1, -1], 4) / np.sqrt(3)  # the height at which the 8 directions share space evenly
     antiprism = np.stack([np.sqrt(2 / 3) * np.cos(ring), np.sqrt(2 / 3) * np.sin(ring), height])  # (3, 8)
     shapes = {
-        "own dimension": np.eye(1), "tetrahedron": tetrahedron, "triangle": polygon(3), "antipodal pair": np.array([[1.0, -1.0]]),
-        "pentagon": polygon(5), "square antiprism": antiprism, "hexagon": polygon(6),
+        "own dimension": np.eye(1),
+        "tetrahedron": tetrahedron,
+        "triangle": polygon(3),
+        "antipodal pair": np.array([[1.0, -1.0]]),
+        "pentagon": polygon(5),
+        "square antiprism": antiprism,
+        "hexagon": polygon(6),
     }
     lines = dict((name.split("  ", 1)[1].split(" (")[0], value) for value, name in figures.DIMENSIONALITY_GEOMETRIES)
     assert set(lines) == set(shapes)
@@ -206,7 +237,17 @@ def test_dimensionality_reference_lines_are_the_shapes_they_name():
 def test_layer_rank_panel_draws_the_centred_count_beside_the_courses():
     from types import SimpleNamespace
 
-    rows = [SimpleNamespace(layer=f"conv{i}", effective_rank=4 + i, ratio=(4 + i) / 16, channels=16, sample_bound=False, centred_effective_rank=6 + 2 * i) for i in range(5)]
+    rows = [
+        SimpleNamespace(
+            layer=f"conv{i}",
+            effective_rank=4 + i,
+            ratio=(4 + i) / 16,
+            channels=16,
+            sample_bound=False,
+            centred_effective_rank=6 + 2 * i,
+        )
+        for i in range(5)
+    ]
     panel = figures.LayerRankPanel(rows, "test")
     for ax, expected in zip(panel.axes, ([6, 8, 10, 12, 14], [6 / 16, 8 / 16, 10 / 16, 12 / 16, 14 / 16])):
         (centred,) = [line for line in ax.get_lines() if line.get_label().startswith("centred")]
@@ -222,7 +263,9 @@ def test_a_long_texts_heatmap_names_each_row_it_draws_with_its_own_token():
     panel = figures.TokenHeatmap(T)
     pixels = figures.lm_token_heatmap(panel, rng.normal(size=(T, 40)), labels, None, "long text")
     drawn = panel.image.get_array()
-    assert drawn.shape[0] == figures.TokenHeatmap.MAX_ROWS == 64  # the first 64 tokens, not 200 squeezed into 64 rows' height
+    assert (
+        drawn.shape[0] == figures.TokenHeatmap.MAX_ROWS == 64
+    )  # the first 64 tokens, not 200 squeezed into 64 rows' height
     assert "the first 64 of 200" in panel.ax.get_ylabel()
     assert [(row, name) for row, _, name in panel.row_names] == [(i, labels[i]) for i in range(64)]
     for row, y, _ in panel.row_names:  # each name sits on its own row's band of colour
@@ -244,12 +287,18 @@ def test_crowded_pca_labels_do_not_overlap():
 
     rng = np.random.default_rng(0)
     texts = [f"sentence number {i} is quite long" for i in range(32)]
-    for coordinates in (rng.normal(size=(32, 2)) * 0.01, np.zeros((32, 2)), np.r_[np.zeros((16, 2)), rng.normal(size=(16, 2))]):
+    for coordinates in (
+        rng.normal(size=(32, 2)) * 0.01,
+        np.zeros((32, 2)),
+        np.r_[np.zeros((16, 2)), rng.normal(size=(16, 2))],
+    ):
         figure = figures.concept_pca_scatter(coordinates, ["a", "b", "c", "d"] * 8, [0.5, 0.2], texts, "crowded")
         figures.to_rgb(figure)
         renderer = figure.canvas.get_renderer()
         ax = figure.axes[0]
-        boxes = [matplotlib.text.Text.get_window_extent(text, renderer) for text in ax.texts]  # the words, without their leader lines
+        boxes = [
+            matplotlib.text.Text.get_window_extent(text, renderer) for text in ax.texts
+        ]  # the words, without their leader lines
         assert len(boxes) == 32  # every sentence found a place
         assert not [(i, j) for i in range(32) for j in range(i) if boxes[i].overlaps(boxes[j])]
         frame = ax.get_window_extent(renderer)

@@ -1,4 +1,5 @@
 """The dequantised SmolLM2 kept in the app's cache: written once and whole, read back in seconds, rebuilt when the GGUF changes."""
+
 import errno
 import json
 import time
@@ -62,7 +63,9 @@ def test_the_offline_model_is_dequantised_once_then_read_from_the_cache(first_st
     assert folder == cache / "lm" / KEY
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["gguf_sha256"] == gguf_cache.file_sha256(gguf) and len(manifest["gguf_sha256"]) == 64
-    assert manifest["files"]["model.safetensors"] == (folder / "model.safetensors").stat().st_size > 500e6  # float32, 135M parameters
+    assert (
+        manifest["files"]["model.safetensors"] == (folder / "model.safetensors").stat().st_size > 500e6
+    )  # float32, 135M parameters
     assert [p.name for p in (cache / "lm").iterdir()] == [KEY]
     assert "unpacked in the app's cache" in lm.status(KEY)[1]
     # 2) a later start reads the cache, not the GGUF, within 3 s, and gets the same model
@@ -72,7 +75,11 @@ def test_the_offline_model_is_dequantised_once_then_read_from_the_cache(first_st
     seconds = time.perf_counter() - started
     assert reads == [gguf.name], "the GGUF was read again"
     assert seconds <= 3.0, f"loading from the cache took {seconds:.2f} s"
-    assert (second.n_layers, second.d_model, second.context_length) == (first.n_layers, first.d_model, first.context_length)
+    assert (second.n_layers, second.d_model, second.context_length) == (
+        first.n_layers,
+        first.d_model,
+        first.context_length,
+    )
     a, b = lm.analyse_text(first, SENTENCE, layer=15), lm.analyse_text(second, SENTENCE, layer=15)
     assert a.token_ids == b.token_ids and a.tokens == b.tokens and a.bos == b.bos == "<|im_start|>"
     np.testing.assert_array_equal(a.hidden_states.numpy(), b.hidden_states.numpy())
@@ -147,4 +154,6 @@ def test_a_write_that_fails_leaves_the_old_copy_and_nothing_else(cache, tmp_path
         gguf_cache.store("tiny", gguf, *tiny)
     assert [p.name for p in folder.parent.iterdir()] == ["tiny"]  # no temporary folder left behind
     assert sorted(p.name for p in folder.iterdir()) == before
-    assert json.loads((folder / "manifest.json").read_text())["gguf_sha256"] != gguf_cache.file_sha256(gguf)  # still the old one's
+    assert json.loads((folder / "manifest.json").read_text())["gguf_sha256"] != gguf_cache.file_sha256(
+        gguf
+    )  # still the old one's

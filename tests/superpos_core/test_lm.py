@@ -1,7 +1,7 @@
 import importlib.machinery
-import time
 import importlib.util
 import json
+import time
 
 import numpy as np
 import pytest
@@ -108,7 +108,9 @@ def test_the_offline_model_ranks_the_text_not_an_attention_sink():
     assert analysis.bos == "<|im_start|>" and len(analysis.tokens) == 14 and analysis.tokens[0] == "It"
     assert min(analysis.ranks()) >= 8
     assert all(analysis.dominant_token(layer)[1] < 0.5 for layer in range(8, analysis.n_layers))
-    assert all(analysis.rank_to_reach(layer) == analysis.effective_rank(layer) + 1 for layer in range(analysis.n_layers))
+    assert all(
+        analysis.rank_to_reach(layer) == analysis.effective_rank(layer) + 1 for layer in range(analysis.n_layers)
+    )
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", "\x00\x07\x1b"])
@@ -183,7 +185,16 @@ def test_one_huge_token_is_pointed_out():
 
 def test_summary_is_the_api_contract(tiny):
     summary = lm.analyse_text(tiny, "the cat 😀", layer=1).summary()
-    assert list(summary) == ["model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"]
+    assert list(summary) == [
+        "model",
+        "layer",
+        "tokens",
+        "bos",
+        "d_model",
+        "effective_rank",
+        "rank_to_reach",
+        "next_tokens",
+    ]
     assert summary["model"] == tiny.name and summary["layer"] == 1 and summary["d_model"] == D_MODEL
     assert summary["bos"] == "<|endoftext|>" and summary["rank_to_reach"] == summary["effective_rank"] + 1
     assert all(isinstance(token, str) for token in summary["tokens"])
@@ -213,7 +224,12 @@ def test_unreachable_hub_fails_fast(empty_hub, monkeypatch):
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: False)
     # Offline, the status does not promise a download on first use: it says why not, and how to get the model.
     available, message = lm.status("pythia-70m")
-    assert not available and "cannot be reached" in message and "Not downloaded yet" not in message and "from_pretrained('EleutherAI/pythia-70m')" in message
+    assert (
+        not available
+        and "cannot be reached" in message
+        and "Not downloaded yet" not in message
+        and "from_pretrained('EleutherAI/pythia-70m')" in message
+    )
     assert lm.choice_label("pythia-70m") == "Pythia-70M (EleutherAI) · not downloaded"
     with pytest.raises(lm.ModelUnavailable, match="huggingface.co cannot be reached"):
         lm.load("pythia-70m")
@@ -293,7 +309,10 @@ def test_split_characters_are_shown_whole_on_their_first_token(tiny):
     # "本" is three single-byte tokens and "😀" two bytes in one token then two single bytes: one label per token still
     assert analysis.tokens == ["日", "<0xE6>", "<0x9C>", "<0xAC>", " ", "<0xF0><0x9F>", "<0x98>", "<0x80>", "x"]
     assert analysis.shown == ["日", "本", "⋯", "⋯", " ", "😀", "⋯", "⋯", "x"]
-    assert analysis.labels == ["日", "本", "⋯", "⋯", "␣", "😀", "⋯", "⋯", "x"] and len(analysis.labels) == analysis.hidden_states.shape[1]
+    assert (
+        analysis.labels == ["日", "本", "⋯", "⋯", "␣", "😀", "⋯", "⋯", "x"]
+        and len(analysis.labels) == analysis.hidden_states.shape[1]
+    )
     assert "marks the others ⋯" in analysis.split_characters_note
     assert lm.analyse_text(tiny, "the cat", layer=1).split_characters_note is None
     # bytes that never make a character stay bytes
@@ -317,7 +336,11 @@ def test_loading_in_the_background_is_one_job_per_model_and_device(tiny_folder, 
     fractions = [first.fraction()]
     time.sleep(0.2)
     fractions.append(first.fraction())
-    assert 0 < fractions[0] < fractions[1] < 1 and "Loading" in first.describe() and " s (usually about " in first.describe()
+    assert (
+        0 < fractions[0] < fractions[1] < 1
+        and "Loading" in first.describe()
+        and " s (usually about " in first.describe()
+    )
     loaded = first.result()
     assert calls == [str(tiny_folder.resolve())] and lm.load(tiny_folder, allow_any=True) is loaded
     done = lm.load_in_background(tiny_folder, allow_any=True)

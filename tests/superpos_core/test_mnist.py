@@ -115,12 +115,16 @@ def test_reference_class_means():
     assert ref.activations["fc1"].shape == (2000, 128)
     assert ref.class_means["relu1"].shape == (10, 128)
     assert (ref.activations["relu1"] >= 0).all()
-    np.testing.assert_allclose(ref.class_means["relu2"][4], ref.activations["relu2"][digits.labels == 4].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        ref.class_means["relu2"][4], ref.activations["relu2"][digits.labels == 4].mean(0), rtol=1e-5
+    )
 
 
 def synthetic_reference() -> mnist.Reference:
     """Four digits of two classes and three neurons, with firing counted by hand."""
-    relu1 = np.array([[1.0, 0.0, 0.0], [2.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.6, 3.0, 0.0]])  # (4 digits, 3 neurons); neuron 2 never fires
+    relu1 = np.array(
+        [[1.0, 0.0, 0.0], [2.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.6, 3.0, 0.0]]
+    )  # (4 digits, 3 neurons); neuron 2 never fires
     labels = np.array([0, 0, 1, 1])
     means = np.stack([relu1[labels == c].mean(0) for c in range(2)])  # [[1.5, .25, 0], [.3, 2, 0]]
     return mnist.Reference({"relu1": relu1}, labels, {"relu1": means})
@@ -132,7 +136,9 @@ def test_reference_counts_firing_silent_and_multi_class_neurons():
     assert reference.silent_neurons("relu1") == 1
     # Neuron 0 peaks at 1.5 (class 0); class 1 reaches 0.3 = 20% of it. Neuron 1 peaks at 2; class 0 gives 12.5%.
     assert reference.multi_class_neurons("relu1") == 0
-    assert reference.multi_class_neurons("relu1", level=0.15) == 1  # neuron 0 now counts on both classes; the silent one never does
+    assert (
+        reference.multi_class_neurons("relu1", level=0.15) == 1
+    )  # neuron 0 now counts on both classes; the silent one never does
     assert reference.multi_class_neurons("relu1", level=0.1) == 2
 
 
@@ -141,6 +147,8 @@ def test_training_reports_every_batch():
     train = mnist.Digits(sample.train.images[:300], sample.train.labels[:300])  # 5 batches of 64, the last of 44
     test = mnist.Digits(sample.test.images[:100], sample.test.labels[:100])
     calls = []
-    reports = list(mnist.train_epochs(train, test, mnist.TrainingRecipe(epochs=2), on_batch=lambda *call: calls.append(call)))
+    reports = list(
+        mnist.train_epochs(train, test, mnist.TrainingRecipe(epochs=2), on_batch=lambda *call: calls.append(call))
+    )
     assert calls == [(epoch, done, 5) for epoch in (1, 2) for done in range(1, 6)]
     assert len(reports) == 2

@@ -30,7 +30,10 @@ def test_summary_contract(explorer):
 @pytest.mark.slow
 def test_reads_real_digits_drawn_as_pictures(explorer):
     digits = explorer.sample.test
-    hits = sum(explorer.analyse(helpers.digit_on_paper(digits.images[i])).summary["prediction"] == digits.labels[i] for i in range(100))
+    hits = sum(
+        explorer.analyse(helpers.digit_on_paper(digits.images[i])).summary["prediction"] == digits.labels[i]
+        for i in range(100)
+    )
     assert hits >= 93
 
 
@@ -60,7 +63,7 @@ def test_static_figures_and_table(explorer):
     assert set(explorer.static_figures) == {"weights", "neuron_weights", "spectrum"}
     table = explorer.rank_table()
     assert [row[0] for row in table] == ["fc1", "fc2"]
-    for name, neurons, eff, ratio, reach, random_init in table:
+    for _name, neurons, eff, ratio, reach, random_init in table:
         assert reach == eff + 1 and ratio == pytest.approx(eff / neurons, abs=1e-3)
         assert eff < random_init  # training concentrates the spectrum
     assert [label for _image, label in explorer.example_digits(10)] == list(range(10))

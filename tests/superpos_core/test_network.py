@@ -72,9 +72,18 @@ def test_a_language_model_is_described_by_its_keyword_inputs(tmp_path):
 
     folder = helpers.save_tiny_gpt2(tmp_path / "tiny")
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
-    rows = network.describe(model, {"input_ids": torch.tensor([[1, 2, 3]])}, captured=["transformer.h.0", "transformer.h.1"], use_cache=False)
+    rows = network.describe(
+        model,
+        {"input_ids": torch.tensor([[1, 2, 3]])},
+        captured=["transformer.h.0", "transformer.h.1"],
+        use_cache=False,
+    )
     by_name = {row.name: row for row in rows}
-    assert by_name["transformer.h.1"].output_shape == (1, 3, helpers.TINY_D_MODEL)  # a block returns a tuple: its first tensor
+    assert by_name["transformer.h.1"].output_shape == (
+        1,
+        3,
+        helpers.TINY_D_MODEL,
+    )  # a block returns a tuple: its first tensor
     assert by_name[""].output_shape[:2] == (1, 3)  # the logits, from a ModelOutput
     assert hook_count(model) == 0
 
@@ -92,7 +101,9 @@ def test_only_the_describing_threads_forward_is_seen():
 
     model.fc2.forward = slow_fc2
     rows = {}
-    describer = threading.Thread(target=lambda: rows.update({r.name: r for r in network.describe(model, torch.zeros(1, 784))}))
+    describer = threading.Thread(
+        target=lambda: rows.update({r.name: r for r in network.describe(model, torch.zeros(1, 784))})
+    )
     describer.start()
     started.wait(5)
     model.fc1(torch.zeros(7, 784))  # someone else's forward, on this thread, while the hooks are in place

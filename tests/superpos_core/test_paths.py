@@ -1,4 +1,5 @@
 """The one cache folder: the environment names it, read on every call."""
+
 from pathlib import Path
 
 from superpos_core.paths import cache_dir

@@ -54,6 +54,8 @@ def test_random_baseline_is_exactly_pytorch_linear_init():
     ours = rank.pytorch_linear_init(128, 784, torch.Generator().manual_seed(7))
     torch.testing.assert_close(ours, layer.weight.detach())
     baseline = rank.random_baseline((128, 784), seed=7)
-    np.testing.assert_allclose(baseline.singular_values, np.linalg.svd(layer.weight.detach().double().numpy(), compute_uv=False))
+    np.testing.assert_allclose(
+        baseline.singular_values, np.linalg.svd(layer.weight.detach().double().numpy(), compute_uv=False)
+    )
     # A random 128x784 layer spreads its energy evenly: almost full effective rank.
     assert baseline.effective_rank > 115

@@ -1,4 +1,5 @@
 """The small shared cache behind the app's kept models, texts and tables."""
+
 import threading
 
 import pytest

@@ -80,7 +80,9 @@ def test_weights_that_arrive_after_a_failure_load_on_retry(torch_home):
 
 
 def test_cached_torchvision_weights_load_through_the_ordinary_path(torch_home):
-    random_weights = torch.load(helpers.save_random_torchvision_checkpoint(torch_home, "resnet18"))  # same format and name as torchvision's file
+    random_weights = torch.load(
+        helpers.save_random_torchvision_checkpoint(torch_home, "resnet18")
+    )  # same format and name as torchvision's file
     assert resnets.status("resnet18")[0]
     loaded = resnets.load("resnet18")
     assert len(loaded.categories) == 1000 and loaded.categories[281] == "tabby"
@@ -88,7 +90,9 @@ def test_cached_torchvision_weights_load_through_the_ordinary_path(torch_home):
     analysis = resnets.analyse_image(loaded, str(mnist.ASSETS / "photos" / "cat.jpg"))
     assert len(analysis.top5) == 5 and set(analysis.layers) == set(resnets.layer_names("resnet18"))
     assert analysis.display.shape == (224, 224, 3)
-    assert loaded.weights_id.startswith("resnet18-f37072fd.pth:")  # the file's own bytes too: a cached table for other weights is not read
+    assert loaded.weights_id.startswith(
+        "resnet18-f37072fd.pth:"
+    )  # the file's own bytes too: a cached table for other weights is not read
 
 
 def test_corrupt_cached_weights_are_unavailable(torch_home):
@@ -163,7 +167,9 @@ def test_a_picture_the_digit_model_cannot_read_is_described_as_a_picture():
             resnets.analyse_image(loaded, picture)
         message = str(caught.value)
         assert expected in message, (expected, message)
-        assert "canvas" not in message and "brush" not in message and "Clear it" not in message, message  # this tab has neither
+        assert "canvas" not in message and "brush" not in message and "Clear it" not in message, (
+            message
+        )  # this tab has neither
 
 
 def test_a_photo_given_to_the_digit_model_gets_a_caution_and_is_still_analysed():
@@ -176,9 +182,16 @@ def test_a_photo_given_to_the_digit_model_gets_a_caution_and_is_still_analysed()
             assert analysis.caution == resnets.PHOTO_CAUTION and "only knows the ten digits" in analysis.caution
             assert len(analysis.top5) == 5 and len(analysis.layers) == 20  # a caution, not a refusal
     blue = np.zeros((280, 280, 4), np.uint8)
-    blue[..., 2], blue[..., 3] = 255, 255 - helpers.digit_on_paper(sample.images[3])  # a digit drawn in blue on the canvas
+    blue[..., 2], blue[..., 3] = (
+        255,
+        255 - helpers.digit_on_paper(sample.images[3]),
+    )  # a digit drawn in blue on the canvas
     digits = [helpers.digit_on_paper(sample.images[i], 4) for i in range(10)]
-    digits += [helpers.as_canvas_rgba(helpers.digit_on_paper(sample.images[5])), helpers.off_centre(sample.images[6]), Image.fromarray(blue, "RGBA")]
+    digits += [
+        helpers.as_canvas_rgba(helpers.digit_on_paper(sample.images[5])),
+        helpers.off_centre(sample.images[6]),
+        Image.fromarray(blue, "RGBA"),
+    ]
     for i, digit in enumerate(digits):
         assert not resnets.looks_like_photo(resnets.photo_rgb(digit)), i
         assert resnets.analyse_image(loaded, digit).caution is None, i
@@ -196,7 +209,11 @@ def test_the_rank_table_is_in_module_order_like_the_layer_list(tmp_path, monkeyp
     path = resnets.rank_cache_path(loaded, source)
     cached = json.loads(path.read_text())
     by_name = {row["layer"]: row for row in cached["rows"]}
-    run_order = [name for block in ("layer2.0", "layer3.0") for name in (f"{block}.downsample.0", f"{block}.conv1", f"{block}.conv2")]
+    run_order = [
+        name
+        for block in ("layer2.0", "layer3.0")
+        for name in (f"{block}.downsample.0", f"{block}.conv1", f"{block}.conv2")
+    ]
     shuffled = [by_name[n] for n in names if n not in run_order] + [by_name[n] for n in run_order]
     path.write_text(json.dumps({"version": cached["version"], "rows": shuffled}))
     resnets._reference_memo.clear()
@@ -234,7 +251,10 @@ def test_a_cached_table_of_an_older_format_is_recomputed_not_misread(tmp_path, m
     loaded = resnets.load("mnist-resnet")
     source = resnets.reference_batches(loaded)[0]
     # Format 1 (before the centred count): a bare list of rows, named by model, weights and set only.
-    stale = [{"layer": name, "channels": 16, "effective_rank": 1, "ratio": 0.0625, "columns": 10**6, "sample_bound": False} for name in resnets.layer_names("mnist-resnet")]
+    stale = [
+        {"layer": name, "channels": 16, "effective_rank": 1, "ratio": 0.0625, "columns": 10**6, "sample_bound": False}
+        for name in resnets.layer_names("mnist-resnet")
+    ]
     old_key = hashlib.sha256(f"mnist-resnet|{loaded.weights_id}|{source}".encode()).hexdigest()[:16]
     new_path = resnets.rank_cache_path(loaded, source)
     assert new_path.name != f"mnist-resnet-{old_key}.json"  # the format version is part of the name
@@ -243,13 +263,19 @@ def test_a_cached_table_of_an_older_format_is_recomputed_not_misread(tmp_path, m
         path.write_text(json.dumps(stale))
     table = resnets.reference_ranks(loaded)[1]
     assert all(row.effective_rank > 1 for row in table)  # the stale ranks were not read
-    assert all(1 <= row.centred_effective_rank <= row.channels and row.rank_to_reach >= row.effective_rank for row in table)
+    assert all(
+        1 <= row.centred_effective_rank <= row.channels and row.rank_to_reach >= row.effective_rank for row in table
+    )
     cached = json.loads(new_path.read_text())
-    assert cached["version"] == resnets.RANK_CACHE_VERSION == 2 and cached["rows"][0]["centred_effective_rank"] == table[0].centred_effective_rank
-    new_path.write_text(json.dumps({"version": 1, "rows": cached["rows"]}))  # a format stamp that is not ours: recomputed too
+    assert (
+        cached["version"] == resnets.RANK_CACHE_VERSION == 2
+        and cached["rows"][0]["centred_effective_rank"] == table[0].centred_effective_rank
+    )
+    new_path.write_text(
+        json.dumps({"version": 1, "rows": cached["rows"]})
+    )  # a format stamp that is not ours: recomputed too
     resnets._reference_memo.clear()
     assert resnets.reference_ranks(loaded)[1] == table and json.loads(new_path.read_text())["version"] == 2
-
 
 
 def test_preprocessing_and_register_need_no_download(torch_home):

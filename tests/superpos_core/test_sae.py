@@ -15,7 +15,9 @@ from tests.helpers import TINY_D_MODEL, save_tiny_gpt2
 # --- builders (made here, never downloaded) --------------------------------------------------------
 
 
-def superposed_activations(tokens: int = 64, d_in: int = 32, n_true: int = 24, active: int = 2, seed: int = 0) -> torch.Tensor:
+def superposed_activations(
+    tokens: int = 64, d_in: int = 32, n_true: int = 24, active: int = 2, seed: int = 0
+) -> torch.Tensor:
     """Token activations built from ``active`` of ``n_true`` unit directions each: more directions
     than dimensions, every token sparse in them. The data an SAE is for."""
     generator = torch.Generator().manual_seed(seed)
@@ -165,7 +167,12 @@ def test_without_l1_the_loss_is_the_reconstruction_error():
 
 def test_on_epoch_reports_progress_and_the_loss():
     calls = []
-    result = sae.train_course_sae(superposed_activations(tokens=10), sae.CourseSAEConfig(epochs=25), on_epoch=lambda *a: calls.append(a), report_every=10)
+    result = sae.train_course_sae(
+        superposed_activations(tokens=10),
+        sae.CourseSAEConfig(epochs=25),
+        on_epoch=lambda *a: calls.append(a),
+        report_every=10,
+    )
     assert [(epoch, total) for epoch, total, _ in calls] == [(10, 25), (20, 25), (25, 25)]
     assert [loss for *_, loss in calls] == pytest.approx([result.loss_history[e - 1] for e in (10, 20, 25)], rel=1e-6)
 
@@ -203,7 +210,9 @@ def test_config_validation_names_the_setting(changes, message):
 def test_validation_messages_are_for_a_learner():
     with pytest.raises(sae.SAEInputError) as error:
         sae.CourseSAEConfig(n_features=5000).validated()
-    assert str(error.value) == "The number of SAE features (n_features) must be a whole number from 1 to 4,096; got 5000."
+    assert (
+        str(error.value) == "The number of SAE features (n_features) must be a whole number from 1 to 4,096; got 5000."
+    )
     assert sae.CourseSAEConfig().validated() == sae.CourseSAEConfig()
 
 
@@ -247,18 +256,29 @@ def test_apply_b_dec_to_input_off_skips_the_centring(tmp_path):
     on = sae.load_pretrained_sae(write_sae_folder(tmp_path / "on", tensors, apply_b_dec_to_input=True))
     off = sae.load_pretrained_sae(write_sae_folder(tmp_path / "off", tensors, apply_b_dec_to_input=False))
     x = torch.randn(4, D_IN, generator=torch.Generator().manual_seed(2))
-    np.testing.assert_allclose(off.encode(x).numpy(), hand_encode(x.double().numpy(), tensors, apply_b_dec=False), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        off.encode(x).numpy(), hand_encode(x.double().numpy(), tensors, apply_b_dec=False), rtol=1e-5, atol=1e-5
+    )
     assert not torch.allclose(on.encode(x), off.encode(x))
 
 
 def test_older_files_missing_settings_get_saelens_defaults(tmp_path):
     # Before SAELens 6: hook_point / hook_point_layer, and no apply_b_dec_to_input (meaning true).
     old = sae.load_pretrained_sae(
-        write_sae_folder(tmp_path / "old", hook_name=DROP, hook_layer=DROP, apply_b_dec_to_input=DROP, normalize_activations=DROP,
-                         hook_point="blocks.3.hook_resid_pre", hook_point_layer=3)
+        write_sae_folder(
+            tmp_path / "old",
+            hook_name=DROP,
+            hook_layer=DROP,
+            apply_b_dec_to_input=DROP,
+            normalize_activations=DROP,
+            hook_point="blocks.3.hook_resid_pre",
+            hook_point_layer=3,
+        )
     )
     assert (old.hook_name, old.layer, old.apply_b_dec_to_input) == ("blocks.3.hook_resid_pre", 3, True)
-    new = sae.load_pretrained_sae(write_sae_folder(tmp_path / "new", hook_layer=DROP, hook_name="blocks.11.hook_resid_post"))
+    new = sae.load_pretrained_sae(
+        write_sae_folder(tmp_path / "new", hook_layer=DROP, hook_name="blocks.11.hook_resid_post")
+    )
     assert new.layer == 11  # from the hook name
     embed = sae.load_pretrained_sae(write_sae_folder(tmp_path / "embed", hook_layer=DROP, hook_name="hook_embed"))
     assert embed.layer is None
@@ -304,7 +324,11 @@ def _broken_weights(name: str, tensors: dict) -> dict:
         (None, {"d_in": "768"}, "d_in is '768'"),
         (None, {"hook_name": DROP}, "hook_name"),
         (None, {"hook_layer": 7}, "hook_layer 7 does not agree"),
-        (None, {"normalize_activations": "expected_average_only_in"}, "normalize_activations = 'expected_average_only_in' is not supported"),
+        (
+            None,
+            {"normalize_activations": "expected_average_only_in"},
+            "normalize_activations = 'expected_average_only_in' is not supported",
+        ),
         (None, {"normalize_activations": True}, "normalize_activations = 'expected_average_only_in' is not supported"),
         (None, {"architecture": "jumprelu"}, "architecture 'jumprelu' is not supported"),
         (None, {"activation_fn": "topk"}, "activation function 'topk' is not supported"),
@@ -375,7 +399,14 @@ def test_fetch_offline_says_what_is_missing_and_how_to_get_it(monkeypatch):
     with pytest.raises(sae.SAELoadError) as error:
         sae.fetch_pretrained_sae("jbloom/GPT2-Small-SAEs-Reformatted", "blocks.8.hook_resid_pre")
     message = str(error.value)
-    for part in ("jbloom/GPT2-Small-SAEs-Reformatted", "blocks.8.hook_resid_pre", "cfg.json", "offline", "internet access", "Hugging Face cache"):
+    for part in (
+        "jbloom/GPT2-Small-SAEs-Reformatted",
+        "blocks.8.hook_resid_pre",
+        "cfg.json",
+        "offline",
+        "internet access",
+        "Hugging Face cache",
+    ):
         assert part in message, (part, message)
     assert isinstance(error.value.__cause__, LocalEntryNotFoundError)
 
@@ -383,7 +414,9 @@ def test_fetch_offline_says_what_is_missing_and_how_to_get_it(monkeypatch):
 def test_fetch_of_an_unknown_repository_says_so(monkeypatch):
     httpx2 = pytest.importorskip("httpx2")  # huggingface_hub's HTTP library: its errors carry a response
     response = httpx2.Response(404, request=httpx2.Request("GET", "https://huggingface.co/nobody/nothing"))
-    monkeypatch.setattr(sae, "hf_hub_download", FakeHub(error=RepositoryNotFoundError("Repository Not Found", response=response)))
+    monkeypatch.setattr(
+        sae, "hf_hub_download", FakeHub(error=RepositoryNotFoundError("Repository Not Found", response=response))
+    )
     with pytest.raises(sae.SAELoadError, match=r"nobody/nothing .*no such repository"):
         sae.fetch_pretrained_sae("nobody/nothing", "blocks.0.hook_resid_pre")
 
@@ -437,7 +470,11 @@ ACTS = np.array(
 
 def test_top_features_over_the_text_by_peak():
     hits = sae.top_features(ACTS, k=6)
-    assert [(h.index, h.activation, h.token) for h in hits] == [(1, 5.0, 0), (4, 2.0, 1), (3, pytest.approx(1.9), 1)]  # 0, 2, 5 never fire
+    assert [(h.index, h.activation, h.token) for h in hits] == [
+        (1, 5.0, 0),
+        (4, 2.0, 1),
+        (3, pytest.approx(1.9), 1),
+    ]  # 0, 2, 5 never fire
     assert [h.index for h in sae.top_features(ACTS, k=2)] == [1, 4]
 
 
@@ -481,17 +518,25 @@ def test_a_big_encoding_split_over_two_threads_gives_the_same_features(tmp_path,
     split = model.encode(x)
     assert split.shape == (7, D_SAE + 1) and split.is_contiguous()
     torch.testing.assert_close(split, whole)
-    np.testing.assert_allclose(split.numpy(), hand_encode(x.double().numpy(), tensors, apply_b_dec=True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        split.numpy(), hand_encode(x.double().numpy(), tensors, apply_b_dec=True), rtol=1e-5, atol=1e-5
+    )
 
 
 # --- settings: how the SAE's training text was read -----------------------------------------------
 
 
 def test_settings_of_how_the_training_text_was_read(tmp_path):
-    centred = sae.load_pretrained_sae(write_sae_folder(tmp_path / "centred", context_size=64, model_from_pretrained_kwargs={"center_writing_weights": True}))
+    centred = sae.load_pretrained_sae(
+        write_sae_folder(
+            tmp_path / "centred", context_size=64, model_from_pretrained_kwargs={"center_writing_weights": True}
+        )
+    )
     assert (centred.prepend_bos, centred.context_size, centred.center_writing_weights) == (True, 64, True)
     # SAELens loads the model with from_pretrained_no_processing(**kwargs): kwargs without the key mean uncentred.
-    plain = sae.load_pretrained_sae(write_sae_folder(tmp_path / "plain", model_from_pretrained_kwargs={"fold_ln": False}, prepend_bos=False))
+    plain = sae.load_pretrained_sae(
+        write_sae_folder(tmp_path / "plain", model_from_pretrained_kwargs={"fold_ln": False}, prepend_bos=False)
+    )
     assert (plain.prepend_bos, plain.context_size, plain.center_writing_weights) == (False, 128, False)
     # A file silent on all three: SAELens' defaults (BOS yes, centring no), and no window size.
     silent = sae.load_pretrained_sae(write_sae_folder(tmp_path / "silent", prepend_bos=DROP, context_size=DROP))
@@ -501,18 +546,32 @@ def test_settings_of_how_the_training_text_was_read(tmp_path):
 def test_the_catalogue_fills_in_what_cfg_json_leaves_out(tmp_path):
     # The release's files (keys as SAELens' tests show them) record context_size but not how GPT-2 was loaded.
     folder = write_sae_folder(
-        tmp_path / "jb", hook_name=DROP, hook_layer=DROP, apply_b_dec_to_input=DROP, normalize_activations=DROP, prepend_bos=DROP,
-        hook_point="blocks.8.hook_resid_pre", hook_point_layer=8, hook_point_head_index=None, dataset_path="Skylion007/openwebtext",
+        tmp_path / "jb",
+        hook_name=DROP,
+        hook_layer=DROP,
+        apply_b_dec_to_input=DROP,
+        normalize_activations=DROP,
+        prepend_bos=DROP,
+        hook_point="blocks.8.hook_resid_pre",
+        hook_point_layer=8,
+        hook_point_head_index=None,
+        dataset_path="Skylion007/openwebtext",
     )
     release = sae.GPT2_SMALL_RES_JB
     assert (release.prepend_bos, release.center_writing_weights, release.context_size) == (True, True, 128)
     model = sae.load_pretrained_sae(folder, release=release)
     assert (model.prepend_bos, model.context_size, model.center_writing_weights) == (True, 128, True)
-    assert not sae.load_pretrained_sae(folder).center_writing_weights  # without the catalogue nothing says it was centred
+    assert not sae.load_pretrained_sae(
+        folder
+    ).center_writing_weights  # without the catalogue nothing says it was centred
 
 
 def test_fetching_a_release_sae_applies_its_catalogue_entry(tmp_path, monkeypatch):
-    monkeypatch.setattr(sae, "hf_hub_download", FakeHub(write_sae_folder(tmp_path / "snapshot" / "blocks.8.hook_resid_pre", prepend_bos=DROP)))
+    monkeypatch.setattr(
+        sae,
+        "hf_hub_download",
+        FakeHub(write_sae_folder(tmp_path / "snapshot" / "blocks.8.hook_resid_pre", prepend_bos=DROP)),
+    )
     model = sae.fetch_release_sae(8, local_files_only=True)
     assert (model.prepend_bos, model.context_size, model.center_writing_weights) == (True, 128, True)
     # fetched by its repository's name (as `python -m superpos_core.sae --repo ...` does), it is still the release's
@@ -522,10 +581,23 @@ def test_fetching_a_release_sae_applies_its_catalogue_entry(tmp_path, monkeypatc
 
 def test_saelens_6_files_keep_where_the_inputs_come_from_under_metadata(tmp_path):
     metadata = {
-        "model_name": "gpt2-small", "hook_name": "blocks.3.hook_resid_pre", "hook_head_index": None, "context_size": 32,
-        "prepend_bos": False, "model_from_pretrained_kwargs": {"center_writing_weights": True}, "sae_lens_version": "6.5.1",
+        "model_name": "gpt2-small",
+        "hook_name": "blocks.3.hook_resid_pre",
+        "hook_head_index": None,
+        "context_size": 32,
+        "prepend_bos": False,
+        "model_from_pretrained_kwargs": {"center_writing_weights": True},
+        "sae_lens_version": "6.5.1",
     }
-    folder = write_sae_folder(tmp_path / "v6", hook_name=DROP, hook_layer=DROP, model_name=DROP, context_size=DROP, prepend_bos=DROP, metadata=metadata)
+    folder = write_sae_folder(
+        tmp_path / "v6",
+        hook_name=DROP,
+        hook_layer=DROP,
+        model_name=DROP,
+        context_size=DROP,
+        prepend_bos=DROP,
+        metadata=metadata,
+    )
     model = sae.load_pretrained_sae(folder)
     assert (model.hook_name, model.layer, model.model_name) == ("blocks.3.hook_resid_pre", 3, "gpt2-small")
     assert (model.prepend_bos, model.context_size, model.center_writing_weights) == (False, 32, True)
@@ -538,8 +610,14 @@ def test_saelens_6_files_keep_where_the_inputs_come_from_under_metadata(tmp_path
         ({"context_size": 0, "prepend_bos": False}, "at least 1"),
         ({"context_size": "128"}, "context_size"),
         ({"prepend_bos": "yes"}, "prepend_bos must be true or false"),
-        ({"model_from_pretrained_kwargs": ["center_writing_weights"]}, "model_from_pretrained_kwargs must be an object"),
-        ({"model_from_pretrained_kwargs": {"center_writing_weights": 1}}, "center_writing_weights must be true or false"),
+        (
+            {"model_from_pretrained_kwargs": ["center_writing_weights"]},
+            "model_from_pretrained_kwargs must be an object",
+        ),
+        (
+            {"model_from_pretrained_kwargs": {"center_writing_weights": 1}},
+            "center_writing_weights must be true or false",
+        ),
     ],
 )
 def test_unusable_reading_settings_raise_a_clear_load_error(tmp_path, cfg_changes, message):
@@ -572,7 +650,9 @@ def tiny(tmp_path_factory):
 
 def tiny_sae(folder: Path, hook: str = "blocks.1.hook_resid_pre", **cfg_changes) -> sae.PretrainedSAE:
     tensors = sae_tensors(d_in=TINY_D_MODEL, d_sae=48)
-    return sae.load_pretrained_sae(write_sae_folder(folder, tensors, d_in=TINY_D_MODEL, d_sae=48, hook_name=hook, hook_layer=DROP, **cfg_changes))
+    return sae.load_pretrained_sae(
+        write_sae_folder(folder, tensors, d_in=TINY_D_MODEL, d_sae=48, hook_name=hook, hook_layer=DROP, **cfg_changes)
+    )
 
 
 def hidden_state(model, ids: list[int], index: int) -> torch.Tensor:
@@ -587,20 +667,37 @@ def with_centred_writing_weights(model):
     as TransformerLens' center_writing_weights makes them. (Conv1D weights are (in, out): out is last.)"""
     centred = copy.deepcopy(model)
     t = centred.transformer
-    writers = [t.wte.weight, t.wpe.weight] + [w for block in t.h for w in (block.attn.c_proj.weight, block.attn.c_proj.bias, block.mlp.c_proj.weight, block.mlp.c_proj.bias)]
+    writers = [t.wte.weight, t.wpe.weight] + [
+        w
+        for block in t.h
+        for w in (block.attn.c_proj.weight, block.attn.c_proj.bias, block.mlp.c_proj.weight, block.mlp.c_proj.bias)
+    ]
     with torch.no_grad():
         for weight in writers:
             weight -= weight.mean(dim=-1, keepdim=True)
     return centred
 
 
-@pytest.mark.parametrize("hook, index", [("blocks.0.hook_resid_pre", 0), ("blocks.1.hook_resid_pre", 1), ("blocks.0.hook_resid_post", 1)])
+@pytest.mark.parametrize(
+    "hook, index", [("blocks.0.hook_resid_pre", 0), ("blocks.1.hook_resid_pre", 1), ("blocks.0.hook_resid_post", 1)]
+)
 def test_centred_input_is_the_residual_stream_of_the_model_with_centred_writing_weights(tiny, tmp_path, hook, index):
-    model_sae = tiny_sae(tmp_path / "sae", hook, context_size=64, model_from_pretrained_kwargs={"center_writing_weights": True})
+    model_sae = tiny_sae(
+        tmp_path / "sae", hook, context_size=64, model_from_pretrained_kwargs={"center_writing_weights": True}
+    )
     analysis = lm.analyse_text(tiny, TEXT, 1)
     fed = sae.sae_input(model_sae, tiny, analysis.token_ids, analysis)
-    assert (fed.hidden_state, fed.bos, fed.windows, fed.window, fed.centred, fed.reused) == (index, analysis.bos_id, 1, 64, True, True)
-    by_hand = hidden_state(with_centred_writing_weights(tiny.model), [analysis.bos_id, *analysis.token_ids], index)[1:]  # BOS row dropped
+    assert (fed.hidden_state, fed.bos, fed.windows, fed.window, fed.centred, fed.reused) == (
+        index,
+        analysis.bos_id,
+        1,
+        64,
+        True,
+        True,
+    )
+    by_hand = hidden_state(with_centred_writing_weights(tiny.model), [analysis.bos_id, *analysis.token_ids], index)[
+        1:
+    ]  # BOS row dropped
     assert fed.activations.shape == (len(analysis.token_ids), TINY_D_MODEL) and fed.activations.dtype == torch.float32
     torch.testing.assert_close(fed.activations, by_hand, rtol=1e-5, atol=1e-5)
     assert analysis.hidden_states[index].mean(dim=1).abs().max() > 1e-3  # so the centring did something
@@ -613,11 +710,15 @@ def test_a_long_text_is_read_in_windows_each_after_its_own_bos(tiny, tmp_path, m
     analysis = lm.analyse_text(tiny, TEXT, 1)
     ids, bos = analysis.token_ids, analysis.bos_id
     assert len(ids) > 3 * 7 and len(ids) % 7  # several full windows and a shorter last one
-    by_hand = torch.cat([hidden_state(tiny.model, [bos, *ids[start : start + 7]], 1)[1:] for start in range(0, len(ids), 7)])
+    by_hand = torch.cat(
+        [hidden_state(tiny.model, [bos, *ids[start : start + 7]], 1)[1:] for start in range(0, len(ids), 7)]
+    )
     fed = sae.sae_input(model_sae, tiny, ids, analysis)
     assert (fed.windows, fed.window, fed.bos, fed.centred, fed.reused) == (-(-len(ids) // 7), 8, bos, False, False)
     torch.testing.assert_close(fed.activations, by_hand, rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(fed.activations[7:], analysis.hidden_states[1][7:], atol=1e-3)  # beyond the first window, not the analysis's
+    assert not torch.allclose(
+        fed.activations[7:], analysis.hidden_states[1][7:], atol=1e-3
+    )  # beyond the first window, not the analysis's
     monkeypatch.setattr(sae, "WINDOWS_PER_PASS", 2)  # full windows in batches of 2, the shorter one alone
     torch.testing.assert_close(sae.sae_input(model_sae, tiny, ids).activations, by_hand, rtol=1e-5, atol=1e-5)
 
@@ -633,7 +734,9 @@ def test_without_bos_or_centring_the_hidden_states_pass_through_unchanged(tiny, 
     assert fed.reused and torch.equal(fed.activations, analysis.hidden_states[1])
     fed.activations.zero_()
     assert analysis.hidden_states[1].abs().sum() > 0  # a copy: the analysis, shared with other requests, is left alone
-    torch.testing.assert_close(sae.sae_input(after_bos, tiny, analysis.token_ids).activations, analysis.hidden_states[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        sae.sae_input(after_bos, tiny, analysis.token_ids).activations, analysis.hidden_states[1], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_a_window_is_never_longer_than_the_model_reads(tiny, tmp_path):
@@ -657,6 +760,8 @@ def test_what_cannot_be_fed_is_a_clear_input_error(tiny, tmp_path, hook, cfg_cha
 
 
 def test_an_sae_of_another_width_is_refused(tiny, tmp_path):
-    model_sae = sae.load_pretrained_sae(write_sae_folder(tmp_path / "sae", hook_name="blocks.1.hook_resid_pre", hook_layer=1))
+    model_sae = sae.load_pretrained_sae(
+        write_sae_folder(tmp_path / "sae", hook_name="blocks.1.hook_resid_pre", hook_layer=1)
+    )
     with pytest.raises(sae.SAEInputError, match=f"reads {D_IN}-dimensional activations"):
         sae.sae_input(model_sae, tiny, [1, 2])
