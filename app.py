@@ -27,7 +27,6 @@ TABS = {
     "lm": "Language model",
 }  # id -> title, in order
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
-SHOW_RESNET_TAB = "() => { document.querySelector('button[role=tab][data-tab-id=\"resnet\"]')?.click(); }"
 # ?tab=lm opens that tab (any case: ?tab=LM too). In the browser, because a tab chosen by the server sticks:
 # later updates would snap the page back to it. Inside a <gradio-app> web component the page's address is the
 # course page's, so the component's own src is read too. On a narrow screen (a phone) gradio shows only the
@@ -98,25 +97,7 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
                 concurrency_id="page-load",
             )
         if "mnist" in rendered and "resnet" in rendered:
-            # A drawing can travel from the MNIST tab to the ResNet tab; the tab is switched in the browser.
-            # With an empty pad the first step says "Draw a digit first" and the page stays on the MNIST tab.
-            digits, convs = rendered["mnist"], rendered["resnet"]
-            sent = digits.send.click(
-                mnist.require_drawing,
-                inputs=digits.pad,
-                api_visibility="private",
-                concurrency_limit=16,
-                concurrency_id="mnist-send",
-            )
-            sent.success(
-                lambda value: resnet.receive_drawing(mnist.drawing_to_send(value)),
-                inputs=digits.pad,
-                outputs=convs.drawing_outputs,
-                api_visibility="private",
-                concurrency_limit=8,
-                concurrency_id="resnet-examples",
-            )
-            sent.success(None, js=SHOW_RESNET_TAB)
+            resnet.take_drawings_from(rendered["mnist"], rendered["resnet"])  # "Send this drawing to the ResNet tab"
     blocks.queue(max_size=64, default_concurrency_limit=2)
     return blocks
 

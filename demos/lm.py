@@ -76,12 +76,11 @@ def default_model() -> str:
 
 def layer_count(model: str, device: torch.device = torch.device("cpu")) -> int:
     """Layers of a model (embeddings + one per block), without loading it when it is not loaded yet."""
-    loaded = lm._loaded.get((model, str(torch.device(device))))
+    loaded = lm.loaded_now(model, device)
     if loaded is not None:
         return loaded.n_layers
     entry = lm.CATALOGUE.get(model)
-    blocks = re.search(r"(\d+) blocks", entry.about) if entry else None
-    return int(blocks.group(1)) + 1 if blocks else MAX_LAYER + 1
+    return entry.n_blocks + 1 if entry is not None and entry.n_blocks else MAX_LAYER + 1
 
 
 def missing_models_note() -> str:

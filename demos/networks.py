@@ -71,7 +71,7 @@ def lm_html(key: str, layer=None, device: torch.device = torch.device("cpu")) ->
 
     Not loaded yet: says so, and the view fills in by itself once an analysis has loaded it.
     """
-    loaded = lm._loaded.get((str(key), str(torch.device(device))))
+    loaded = lm.loaded_now(key, device)
     if loaded is None:
         return (
             f"<p>The network is described here once <b>{key}</b> is loaded: press <b>Analyse the text</b> "

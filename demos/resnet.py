@@ -496,3 +496,32 @@ def receive_drawing(sketch):
         examples(resnets.DEFAULT),
         gr.update(visible=False),
     )
+
+
+SHOW_RESNET_TAB = "() => { document.querySelector('button[role=tab][data-tab-id=\"resnet\"]')?.click(); }"
+
+
+def take_drawings_from(digits: SimpleNamespace, convs: SimpleNamespace) -> None:
+    """Wire the MNIST tab's "Send this drawing to the ResNet tab" (both tabs rendered in the current Blocks).
+
+    The drawing goes to the bundled digit model, and the browser switches tab. With an empty pad the first
+    step says "Draw a digit first" and the page stays on the MNIST tab.
+    """
+    from demos import mnist as mnist_tab  # the MNIST tab's pad, read as that tab reads it
+
+    sent = digits.send.click(
+        mnist_tab.require_drawing,
+        inputs=digits.pad,
+        api_visibility="private",
+        concurrency_limit=16,
+        concurrency_id="mnist-send",
+    )
+    sent.success(
+        lambda value: receive_drawing(mnist_tab.drawing_to_send(value)),
+        inputs=digits.pad,
+        outputs=convs.drawing_outputs,
+        api_visibility="private",
+        concurrency_limit=8,
+        concurrency_id="resnet-examples",
+    )
+    sent.success(None, js=SHOW_RESNET_TAB)

@@ -53,6 +53,7 @@ class LMEntry:
     gguf_file: str | None = None  # the GGUF file's name inside the package folder
     pin: str | None = None  # the package's exact version, for the install command
     about: str = ""
+    n_blocks: int | None = None  # transformer blocks: the layer control's range before the model is loaded
 
 
 CATALOGUE: dict[str, LMEntry] = {
@@ -64,6 +65,7 @@ CATALOGUE: dict[str, LMEntry] = {
             "hub",
             repo_id="openai-community/gpt2",
             about="124M parameters, 12 blocks, d_model 768, context 1,024 tokens. The classic model of interpretability work.",
+            n_blocks=12,
         ),
         LMEntry(
             "distilgpt2",
@@ -71,6 +73,7 @@ CATALOGUE: dict[str, LMEntry] = {
             "hub",
             repo_id="distilbert/distilgpt2",
             about="82M parameters, 6 blocks, d_model 768, context 1,024 tokens: GPT-2 distilled to half its depth.",
+            n_blocks=6,
         ),
         LMEntry(
             "pythia-70m",
@@ -78,6 +81,7 @@ CATALOGUE: dict[str, LMEntry] = {
             "hub",
             repo_id="EleutherAI/pythia-70m",
             about="70M parameters, 6 blocks, d_model 512, context 2,048 tokens; trained on the Pile, its training is fully public.",
+            n_blocks=6,
         ),
         LMEntry(
             "smollm2-135m-offline",
@@ -89,6 +93,7 @@ CATALOGUE: dict[str, LMEntry] = {
             pin="0.1.2",
             about="135M parameters, 30 blocks, d_model 576 (Apache-2.0). Its weights are stored 4-bit quantised and "
             "expanded to float32 on loading, so they differ slightly from the original model's.",
+            n_blocks=30,
         ),
     )
 }
@@ -278,8 +283,14 @@ class LoadedLM:
 
 
 _loaded: dict[tuple[str, str], LoadedLM] = {}
+
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+
+
+def loaded_now(key: str, device: str | torch.device = "cpu") -> LoadedLM | None:
+    """The model if this process has loaded it already, else None: never loads (for views that must not wait)."""
+    return _loaded.get((str(key), str(torch.device(device))))
 
 
 def load(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", allow_any: bool = False) -> LoadedLM:

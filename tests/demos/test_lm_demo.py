@@ -469,3 +469,9 @@ def test_register_makes_load_return_that_model(tiny_loaded, monkeypatch):
     loaded = replace(tiny_loaded, name="gpt2")
     assert lm.register("gpt2", loaded) is loaded
     assert lm.load("gpt2") is loaded  # from the process's cache: nothing read, nothing downloaded
+
+
+def test_the_layer_range_comes_from_the_catalogue_before_a_model_is_loaded():
+    assert lm.loaded_now("pythia-70m") is None  # never loaded here: no network
+    assert lm_tab.layer_count("pythia-70m") == lm.CATALOGUE["pythia-70m"].n_blocks + 1 == 7
+    assert lm_tab.layer_count("no-such-model") == lm_tab.MAX_LAYER + 1

@@ -104,6 +104,10 @@ def test_the_offline_model_ranks_the_text_not_an_attention_sink():
     effective rank read 0 at 17 of 31 layers. With the BOS as the sink, the 14 tokens use 8 or more directions
     at every layer, and no text token holds most of a layer's energy past the first few blocks."""
     loaded = lm.load("smollm2-135m-offline")
+    assert (
+        loaded.n_layers == lm.CATALOGUE["smollm2-135m-offline"].n_blocks + 1
+        and lm.loaded_now("smollm2-135m-offline") is loaded
+    )
     analysis = lm.analyse_text(loaded, "It was the best of times, it was the worst of times.", layer=15)
     assert analysis.bos == "<|im_start|>" and len(analysis.tokens) == 14 and analysis.tokens[0] == "It"
     assert min(analysis.ranks()) >= 8
@@ -301,6 +305,7 @@ def test_catalogue_is_data():
         assert entry.title and entry.about
         assert (entry.source == "hub") == (entry.repo_id is not None)
         assert entry.source == "hub" or (entry.package and entry.module and entry.gguf_file and entry.pin)
+        assert entry.n_blocks and f"{entry.n_blocks} blocks" in entry.about  # the UI's number and the prose agree
     assert lm.effective_rank is rank.effective_rank  # the course's definition, not a second copy
 
 
