@@ -833,35 +833,12 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
         concurrency_id="lm-open",
     )
     blocks.load(None, js=LAYER_ENTER_JS)
+    # The three ways to ask for an analysis share one queue ("lm") and each cancels a late opening view.
+    asking = dict(inputs=inputs, outputs=outputs, concurrency_limit=2, concurrency_id="lm", cancels=[opened])
     for event in (
-        run.click(
-            analyse,
-            inputs=inputs,
-            outputs=outputs,
-            api_name="lm",
-            concurrency_limit=2,
-            concurrency_id="lm",
-            cancels=[opened],
-        ),
-        text.submit(
-            analyse,
-            inputs=inputs,
-            outputs=outputs,
-            api_visibility="private",
-            concurrency_limit=2,
-            concurrency_id="lm",
-            cancels=[opened],
-        ),
-        layer.release(
-            analyse,
-            inputs=inputs,
-            outputs=outputs,
-            api_visibility="private",
-            concurrency_limit=2,
-            concurrency_id="lm",
-            show_progress="minimal",
-            cancels=[opened],
-        ),
+        run.click(analyse, api_name="lm", **asking),
+        text.submit(analyse, api_visibility="private", **asking),
+        layer.release(analyse, api_visibility="private", show_progress="minimal", **asking),
     ):
         event.success(
             look_up_pretrained,

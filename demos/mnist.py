@@ -249,19 +249,21 @@ def opening_view(device_key: str, report) -> SimpleNamespace:
 OPENING: Kept[SimpleNamespace] = Kept()  # the opening view, once per device for the whole process
 
 
+def _make_opening(device_key: str):
+    """How the opening view for this device is made, reporting its stage to those who wait (``OPENING.stage``)."""
+    return partial(opening_view, device_key, OPENING.reporter(device_key))
+
+
 def kept_opening_view(device_key: str = "cpu", progress=None) -> SimpleNamespace:
     """The kept opening view for this device, made now if need be (waiting, with ``progress`` moving, on a make under way)."""
-    on_wait = None if progress is None else (lambda: progress(*OPENING.stage(device_key)))
     return OPENING.get_or_make(
-        device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), on_wait=on_wait
+        device_key, _make_opening(device_key), on_wait=OPENING.stage_shown_by(device_key, progress)
     )
 
 
 def start_opening(device_key: str = "cpu") -> None:
     """Begin making the opening view in the background (once per device and process), so the first visitor need not wait."""
-    OPENING.start(
-        device_key, partial(opening_view, device_key, OPENING.reporter(device_key)), name="superpos-mnist-opening"
-    )
+    OPENING.start(device_key, _make_opening(device_key), name="superpos-mnist-opening")
 
 
 def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> SimpleNamespace:

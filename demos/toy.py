@@ -188,13 +188,7 @@ def opening_result(device: torch.device = torch.device("cpu"), progress=None):
     the training. A failure is not kept: the next visitor trains it again.
     """
     key, make = _opening(device)
-
-    def waiting():
-        if progress is not None:
-            fraction, desc = OPENING.stage(key)
-            progress(fraction, desc=desc)
-
-    kept = OPENING.get_or_make(key, make, on_wait=waiting)
+    kept = OPENING.get_or_make(key, make, on_wait=OPENING.stage_shown_by(key, progress))
     return copy.deepcopy(kept)  # gradio may change the updates it is handed; the kept ones stay as they are
 
 

@@ -96,6 +96,17 @@ class Kept(Generic[V]):
         """(fraction, description) that the make of ``key`` last reported; (0, "Starting") before it reports."""
         return self._stages.get(key, (0.0, "Starting"))
 
+    def stage_shown_by(self, key: Hashable, progress: Callable[..., None] | None) -> Callable[[], None] | None:
+        """An ``on_wait`` that moves ``progress`` (shaped like a ``gr.Progress``) to the stage the make of ``key`` reports."""
+        if progress is None:
+            return None
+
+        def show() -> None:
+            fraction, desc = self.stage(key)
+            progress(fraction, desc=desc)
+
+        return show
+
     def get(self, key: Hashable) -> V | None:
         """The kept value, or None (never waits)."""
         with self._lock:

@@ -157,6 +157,11 @@ def test_those_who_wait_see_how_far_the_background_make_has_got_and_it_runs_at_l
 
     assert kept.get_or_make("cpu", lambda: "made twice", on_wait=on_wait, poll_s=0.01) == "view"
     assert (0.5, "half way") in seen
+    bar = []
+    kept.stage_shown_by(
+        "cpu", lambda fraction, desc: bar.append((fraction, desc))
+    )()  # what a waiting gr.Progress is told
+    assert bar == [(0.5, "half way")] and kept.stage_shown_by("cpu", None) is None
     ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     if ours < BACKGROUND_NICE:  # (a test run under `nice -n 10` or more already runs at the background's priority)
         assert niceness[0] == BACKGROUND_NICE  # quick events go first
