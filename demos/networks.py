@@ -9,12 +9,12 @@ the trained weights), and a language model is described once the tab has loaded 
 from __future__ import annotations
 
 import functools
-import threading
 
 import torch
 from torch import nn
 
 from superpos_core import lm, mnist, network, resnets
+from superpos_core.recent import Kept
 
 
 def mnist_html(model: nn.Module) -> str:
@@ -44,8 +44,15 @@ def resnet_html(key: str, layer: str | None = None) -> str:
     )
 
 
-_lm_rows: dict[tuple[str, str], tuple[list[network.ModuleRow], str, list[str]]] = {}
-_lm_lock = threading.Lock()
+# A loaded model's rows, its print-out and the modules it marks: described once per (model, device).
+_lm_rows: Kept[tuple[list[network.ModuleRow], str, list[str]]] = Kept()
+
+
+def _describe_lm(loaded: lm.LoadedLM) -> tuple[list[network.ModuleRow], str, list[str]]:
+    ids = loaded.tokenizer("Hello world", return_tensors="pt")["input_ids"].to(loaded.device)  # (1, T)
+    captured = _residual_stream_modules(loaded.model, loaded.n_layers)
+    rows = network.describe(loaded.model, {"input_ids": ids}, captured=captured, use_cache=False)
+    return rows, repr(loaded.model), captured
 
 
 def _residual_stream_modules(model: nn.Module, n_layers: int) -> list[str]:
@@ -77,17 +84,7 @@ def lm_html(key: str, layer=None, device: torch.device = torch.device("cpu")) ->
             f"<p>The network is described here once <b>{key}</b> is loaded: press <b>Analyse the text</b> "
             "(the first time a model loads takes a few seconds, up to about 30 s for SmolLM2).</p>"
         )
-    slot = (loaded.name, str(loaded.device))
-    with _lm_lock:
-        cached = _lm_rows.get(slot)
-    if cached is None:
-        ids = loaded.tokenizer("Hello world", return_tensors="pt")["input_ids"].to(loaded.device)  # (1, T)
-        captured = _residual_stream_modules(loaded.model, loaded.n_layers)
-        rows = network.describe(loaded.model, {"input_ids": ids}, captured=captured, use_cache=False)
-        cached = (rows, repr(loaded.model), captured)
-        with _lm_lock:
-            _lm_rows[slot] = cached
-    rows, printed, captured = cached
+    rows, printed, captured = _lm_rows.get_or_make((loaded.name, str(loaded.device)), lambda: _describe_lm(loaded))
     try:
         chosen = int(layer)
     except (TypeError, ValueError):
