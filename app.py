@@ -18,7 +18,8 @@ import torch
 
 from demos import lm as lm_tab
 from demos import mnist, resnet, toy
-from superpos_core.devices import limit_allocator_arenas, resolve_device
+from superpos_core import serving
+from superpos_core.devices import resolve_device
 
 TABS = {
     "toy": "Toy model",
@@ -93,12 +94,11 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
                 unknown_tab_warning,
                 js=OPEN_TAB_FROM_ADDRESS,
                 api_visibility="private",
-                concurrency_limit=16,
-                concurrency_id="page-load",
+                **serving.queue("page-load"),
             )
         if "mnist" in rendered and "resnet" in rendered:
             resnet.take_drawings_from(rendered["mnist"], rendered["resnet"])  # "Send this drawing to the ResNet tab"
-    blocks.queue(max_size=64, default_concurrency_limit=2)
+    blocks.queue(max_size=serving.QUEUE_MAX_SIZE, default_concurrency_limit=serving.DEFAULT_LIMIT)
     return blocks
 
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
-    limit_allocator_arenas()  # memory freed by one request's thread is reused by the next (load test: RSS growth)
+    serving.limit_allocator_arenas()  # memory freed by one request's thread is reused by the next (load test: RSS growth)
     try:
         blocks = build_app(args.device, tab=args.tab, allow_any_model=args.allow_any_model)
     except ValueError as error:

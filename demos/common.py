@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import base64
-import contextvars
-import functools
 import hashlib
-import inspect
 import io
 import math
 import os
 import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gradio as gr
@@ -20,7 +15,7 @@ import numpy as np
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from superpos_core.devices import lower_this_threads_priority, release_free_memory
+from superpos_core import serving
 from superpos_core.drawing import too_large_message
 
 QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-character string is not echoed
@@ -136,8 +131,7 @@ def network_view(
         inputs=list(inputs),
         outputs=view,
         api_visibility="private",
-        concurrency_limit=4,
-        concurrency_id="network-view",
+        **serving.queue("network-view"),
         show_progress="minimal",
     )
     box.expand(**show)
@@ -306,65 +300,3 @@ class CheckedSlider(CheckedRange, gr.Slider):
 
 class CheckedNumber(CheckedRange, gr.Number):
     """A Number whose wrong values get a clear message (see ``CheckedRange``)."""
-
-
-# --- long work at a lower priority ------------------------------------------------------------------
-
-BACKGROUND_PREFIX = "superpos-background"
-BACKGROUND_WORKERS = 1  # long jobs at once: more only hold the interpreter lock longer against quick events
-_background_pool: ThreadPoolExecutor | None = None
-_background_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _background_pool
-    with _background_lock:
-        if _background_pool is None:
-            _background_pool = ThreadPoolExecutor(
-                BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=lower_this_threads_priority
-            )
-        return _background_pool
-
-
-def _on_background_thread() -> bool:
-    return threading.current_thread().name.startswith(BACKGROUND_PREFIX)
-
-
-def in_background(fn):
-    """Run an event's long work (training, a language model's forward, a sweep) on lower-priority threads.
-
-    When a class shares one server, a digit drawn while others train toy models should still be
-    answered at once: the scheduler gives the quick events' threads the cores first. The event keeps
-    its gradio context (its progress bar); a generator's steps each run there too, so it still streams.
-    When the job ends, the memory it freed is given back to the system (``release_free_memory``).
-    """
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def stream(*args, **kwargs):
-            context = contextvars.copy_context()
-            steps = context.run(fn, *args, **kwargs)
-            try:
-                while True:
-                    try:
-                        item = _pool().submit(context.run, next, steps).result()
-                    except StopIteration:
-                        return
-                    yield item
-            finally:
-                release_free_memory()
-
-        return stream
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        if (
-            _on_background_thread()
-        ):  # already there (one background event calling another): waiting on the pool could deadlock
-            return fn(*args, **kwargs)
-        try:
-            return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
-        finally:
-            release_free_memory()  # the job's temporaries, freed, go back to the system
-
-    return run

@@ -19,13 +19,12 @@ from demos.common import (
     ChoiceDropdown,
     ChoiceRadio,
     figure,
-    in_background,
     network_view,
     note,
     quoted,
 )
-from superpos_core import concepts, figures, lm, sae
-from superpos_core.recent import Recent
+from superpos_core import concepts, figures, lm, sae, serving
+from superpos_core.serving import Recent, in_background
 
 NOTES = {
     "heatmap": "One row per token, in reading order, exactly as the tokenizer cut the text (␣ is a space). One column per hidden "
@@ -702,8 +701,7 @@ def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider, 
         inputs=[words_box, sentences_box, model, layer],
         outputs=[summary, bars, pca, status],
         api_name="lm_concepts",
-        concurrency_limit=2,
-        concurrency_id="lm",
+        **serving.queue("lm"),
     )
 
 
@@ -829,12 +827,11 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
         inputs=inputs,
         outputs=outputs,
         api_visibility="private",
-        concurrency_limit=16,
-        concurrency_id="lm-open",
+        **serving.queue("lm-open"),
     )
     blocks.load(None, js=LAYER_ENTER_JS)
     # The three ways to ask for an analysis share one queue ("lm") and each cancels a late opening view.
-    asking = dict(inputs=inputs, outputs=outputs, concurrency_limit=2, concurrency_id="lm", cancels=[opened])
+    asking = dict(inputs=inputs, outputs=outputs, **serving.queue("lm"), cancels=[opened])
     for event in (
         run.click(analyse, api_name="lm", **asking),
         text.submit(analyse, api_visibility="private", **asking),
@@ -845,24 +842,21 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
             inputs=[text, model, layer],
             outputs=pretrained_outputs,
             api_visibility="private",
-            concurrency_limit=2,
-            concurrency_id="lm",
+            **serving.queue("lm"),
         )
     pretrained_tokens.select(
         pick_token,
         inputs=[text, model, layer],
         outputs=[token_status, token_plot],
         api_visibility="private",
-        concurrency_limit=2,
-        concurrency_id="lm",
+        **serving.queue("lm"),
     )
     view.input(
         lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model),
         inputs=inputs,
         outputs=heatmap,
         api_visibility="private",
-        concurrency_limit=2,
-        concurrency_id="lm",
+        **serving.queue("lm"),
         show_progress="hidden",
     )
     # On a change of model only: the list also reports "input" when it is opened and closed again without a choice,
@@ -879,16 +873,14 @@ def render(blocks: gr.Blocks, device: torch.device, allow_any_model: bool = Fals
         inputs=[text, model, layer, n_features, l1_weight, epochs, seed],
         outputs=[sae_summary, grid, bars, token_features, sae_status],
         api_name="lm_sae",
-        concurrency_limit=1,
-        concurrency_id="lm-sae",
+        **serving.queue("lm-sae"),
     )
     blocks.load(
         lambda t, m, l: look_up_pretrained(t if m != "gpt2" else "", m, l),
         inputs=[text, model, layer],
         outputs=pretrained_outputs,
         api_visibility="private",
-        concurrency_limit=2,
-        concurrency_id="lm",
+        **serving.queue("lm"),
     )
     render_concepts(device, model, layer, allow_any_model)
 

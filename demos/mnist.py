@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from demos import networks  # the network view (issue 13)
-from demos.common import MAX_SEED, ReadableUploads, figure, in_background, inline_png, network_view, note, whole_number
+from demos.common import MAX_SEED, ReadableUploads, figure, inline_png, network_view, note, whole_number
 from demos.drawing_pad import DrawingPad
-from superpos_core import figures, mnist
+from superpos_core import figures, mnist, serving
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
 from superpos_core.mnist_explorer import DigitAnalysis, MnistExplorer, bundled_examples, bundled_reference, train_live
-from superpos_core.recent import Kept
+from superpos_core.serving import Kept, in_background
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
 BRUSH = 24  # stroke width in canvas px, about an eighth of a full-height digit, like MNIST's pen
@@ -103,7 +103,7 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
         }
 
 
-DRAWINGS_AT_ONCE = 4  # drawings analysed at the same moment; the live figures are built ahead for each
+DRAWINGS_AT_ONCE = serving.DRAWINGS_AT_ONCE  # one set of live figures is built ahead for each drawing under way
 
 
 def analyse(picture, device: torch.device = torch.device("cpu")):
@@ -410,7 +410,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
             train_plot = figure("Accuracy and effective rank per epoch")
 
     live_outputs = [summary, status, label, saliency, activations, polysemanticity, histograms]
-    simplenet = dict(concurrency_limit=DRAWINGS_AT_ONCE, concurrency_id="mnist-simplenet")
+    simplenet = dict(**serving.queue("mnist-simplenet"))
     pad.change(
         partial(show_drawing, device=device),
         inputs=pad,
@@ -456,8 +456,7 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
         inputs=[epochs, seed],
         outputs=[train_status, train_table, train_plot],
         api_name="mnist_train",
-        concurrency_limit=2,
-        concurrency_id="mnist-train",
+        **serving.queue("mnist-train"),
         preprocess=False,
     )
 

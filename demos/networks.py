@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from superpos_core import lm, mnist, network, resnets
-from superpos_core.recent import Kept
+from superpos_core.serving import Kept
 
 
 def mnist_html(model: nn.Module) -> str:

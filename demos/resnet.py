@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from demos import networks  # the network view (issue 13)
-from demos.common import ChoiceDropdown, ReadableUploads, figure, in_background, network_view, note, quoted
-from superpos_core import figures, mnist, resnets
+from demos.common import ChoiceDropdown, ReadableUploads, figure, network_view, note, quoted
+from superpos_core import figures, mnist, resnets, serving
 from superpos_core.conv_rank import TABLE_HEADERS
-from superpos_core.recent import Kept
+from superpos_core.serving import Kept, in_background
 
 NOTES = {
     "maps": "The 16 channels of this layer that respond most to the picture, strongest first (each tile shares one colour scale). "
@@ -401,8 +401,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         inputs=[image, model, layer],
         outputs=live,
         api_name="resnet",
-        concurrency_limit=2,
-        concurrency_id="resnet",
+        **serving.queue("resnet"),
         trigger_mode="always_last",
     )
     event.failure(
@@ -418,8 +417,7 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         outputs=[summary, grid, overlay, ranks, card],
         api_visibility="private",
         show_progress="hidden",
-        concurrency_limit=4,
-        concurrency_id="resnet-switch",
+        **serving.queue("resnet-switch"),
     )
 
     def pick_example(model_key, selection: gr.SelectData):
@@ -447,26 +445,23 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         inputs=[image, model, layer],
         outputs=model_outputs,
         api_visibility="private",
-        concurrency_limit=2,
-        concurrency_id="resnet",
+        **serving.queue("resnet"),
     )
     retry.click(
         redraw_for_model(retry=True),
         inputs=[image, model, layer],
         outputs=model_outputs,
         api_visibility="private",
-        concurrency_limit=2,
-        concurrency_id="resnet",
+        **serving.queue("resnet"),
     )
     gallery.select(
         pick_example,
         inputs=model,
         outputs=image,
         api_visibility="private",
-        concurrency_limit=8,
-        concurrency_id="resnet-examples",
+        **serving.queue("resnet-examples"),
     )
-    blocks.load(open_tab, outputs=live, api_visibility="private", concurrency_limit=16, concurrency_id="resnet-open")
+    blocks.load(open_tab, outputs=live, api_visibility="private", **serving.queue("resnet-open"))
 
     # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened, from the architecture).
     network_view(networks.resnet_html, inputs=[model, layer], triggers=[model, layer], elem_id="resnet-network")
@@ -513,15 +508,13 @@ def take_drawings_from(digits: SimpleNamespace, convs: SimpleNamespace) -> None:
         mnist_tab.require_drawing,
         inputs=digits.pad,
         api_visibility="private",
-        concurrency_limit=16,
-        concurrency_id="mnist-send",
+        **serving.queue("mnist-send"),
     )
     sent.success(
         lambda value: receive_drawing(mnist_tab.drawing_to_send(value)),
         inputs=digits.pad,
         outputs=convs.drawing_outputs,
         api_visibility="private",
-        concurrency_limit=8,
-        concurrency_id="resnet-examples",
+        **serving.queue("resnet-examples"),
     )
     sent.success(None, js=SHOW_RESNET_TAB)

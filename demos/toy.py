@@ -9,9 +9,9 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import MAX_SEED, figure, in_background, network_view, note, number, whole_number
-from superpos_core import figures, network, toy
-from superpos_core.recent import Kept
+from demos.common import MAX_SEED, figure, network_view, note, number, whole_number
+from superpos_core import figures, network, serving, toy
+from superpos_core.serving import Kept, in_background
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
 DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}
@@ -320,8 +320,7 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
         inputs=inputs,
         outputs=outputs,
         api_name="toy",
-        concurrency_limit=2,
-        concurrency_id="toy",
+        **serving.queue("toy"),
         preprocess=False,
     ).failure(
         lambda *controls: [error_line(*controls)] + [gr.skip()] * (len(outputs) - 1),
@@ -334,8 +333,7 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
         inputs=[n, m, decay, steps, seed],
         outputs=[sweep_summary, sweep_plot],
         api_name="toy_sweep",
-        concurrency_limit=1,
-        concurrency_id="toy-sweep",
+        **serving.queue("toy-sweep"),
         preprocess=False,
     ).failure(
         lambda n, m, decay, steps, seed: (
@@ -349,4 +347,4 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     )
     # The opening model is kept once per process (started here, in the background), so it is there when a visitor comes.
     start_opening(device)
-    blocks.load(opening, outputs=outputs, api_visibility="private", concurrency_limit=16, concurrency_id="toy-opening")
+    blocks.load(opening, outputs=outputs, api_visibility="private", **serving.queue("toy-opening"))

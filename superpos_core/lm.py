@@ -40,6 +40,7 @@ from torch import nn
 
 from superpos_core import gguf_cache
 from superpos_core.rank import DEFAULT_THRESHOLD, effective_rank, rank_to_reach, singular_values_from_gram
+from superpos_core.serving import Kept
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def _gguf_problem(entry: LMEntry) -> str | None:
 def available(key: str) -> bool:
     """Whether the model can be loaded now without downloading anything (no network is consulted)."""
     entry = CATALOGUE[key]
-    if any(name == key for name, _device in list(_loaded)):
+    if any(name == key for name, _device in _models.keys()):
         return True
     if key in _failed_loads:
         return False
@@ -282,15 +283,15 @@ class LoadedLM:
     keeps_last_logits: bool = False  # forward accepts logits_to_keep: skip the (T, vocab) logits we never read
 
 
-_loaded: dict[tuple[str, str], LoadedLM] = {}
-
-_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_guard = threading.Lock()
+# (name, device) -> the model: loaded once per process, shared by every user of the app. One load at a
+# time per model, and a loaded model is read without waiting: loading SmolLM2 (~20 s the first time) must
+# not hold up users of a model already loaded.
+_models: Kept[LoadedLM] = Kept()
 
 
 def loaded_now(key: str, device: str | torch.device = "cpu") -> LoadedLM | None:
     """The model if this process has loaded it already, else None: never loads (for views that must not wait)."""
-    return _loaded.get((str(key), str(torch.device(device))))
+    return _models.get((str(key), str(torch.device(device))))
 
 
 def load(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", allow_any: bool = False) -> LoadedLM:
@@ -308,16 +309,7 @@ def load(key_or_path: str | os.PathLike, device: str | torch.device = "cpu", all
     """
     device = torch.device(device)
     name, entry = _resolve(key_or_path, allow_any)
-    slot = (name, str(device))
-    if slot in _loaded:
-        return _loaded[slot]
-    with _locks_guard:
-        lock = _locks.setdefault(slot, threading.Lock())
-    # One lock per model: loading SmolLM2 (~20 s the first time) must not hold up users of a model already loaded.
-    with lock:
-        if slot not in _loaded:
-            _loaded[slot] = _load(name, entry, device)
-        return _loaded[slot]
+    return _models.get_or_make((name, str(device)), lambda: _load(name, entry, device))
 
 
 def register(key: str, loaded: LoadedLM) -> LoadedLM:
@@ -326,8 +318,12 @@ def register(key: str, loaded: LoadedLM) -> LoadedLM:
     For a notebook or a benchmark that brings its own copy of a catalogue model (a random-weight
     GPT-2 small read from a folder, say): the tab's handlers then use it as if ``load`` had loaded it.
     """
-    _loaded[(key, str(loaded.device))] = loaded
-    return loaded
+    return _models.put((key, str(loaded.device)), loaded)
+
+
+def forget(key: str, device: str | torch.device = "cpu") -> LoadedLM | None:
+    """Drop the process's copy of a model (the next ``load`` reads it again); returns what was kept, or None."""
+    return _models.forget((str(key), str(torch.device(device))))
 
 
 def _resolve(key_or_path: str | os.PathLike, allow_any: bool) -> tuple[str, LMEntry | None]:
@@ -397,13 +393,13 @@ def load_in_background(
     name, entry = _resolve(key_or_path, allow_any)
     slot = (name, str(device))
     plan = (
-        _loading_plan(name, entry) if slot not in _loaded else ("Loaded", 0.0)
+        _loading_plan(name, entry) if _models.get(slot) is None else ("Loaded", 0.0)
     )  # outside the lock: it may hash the GGUF (0.1 s)
     with _jobs_guard:
         if slot in _jobs:
             return _jobs[slot]
-        if slot in _loaded:
-            job = LoadingJob(name, "Loaded", 0.0, loaded=_loaded[slot])
+        if (kept := _models.get(slot)) is not None:
+            job = LoadingJob(name, "Loaded", 0.0, loaded=kept)
             job.finished.set()
             return job
         job = _jobs[slot] = LoadingJob(name, *plan)

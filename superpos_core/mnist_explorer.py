@@ -9,7 +9,6 @@ result.summary                       # the numbers, as the app's /mnist API retu
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +19,7 @@ import torch
 from superpos_core import drawing, figures, mnist, rank
 from superpos_core.attribution import integrated_gradients
 from superpos_core.capture import capture_activations
+from superpos_core.serving import Kept
 
 HIDDEN_SIZES = {"fc1": 128, "fc2": 64}
 
@@ -78,17 +78,12 @@ class MnistExplorer:
             ready_panels
         )  # one set of live figures per drawing that may be in progress at once (~0.25 s each)
 
-    _shared: dict[str, MnistExplorer] = {}
-    _shared_lock = threading.Lock()
+    _shared: Kept[MnistExplorer] = Kept()  # device -> the process's explorer, built once
 
     @classmethod
     def shared(cls, device: str | torch.device = "cpu", ready_panels: int = 1) -> MnistExplorer:
         """One explorer per device for the whole process, built on first use (with ``ready_panels`` sets of figures)."""
-        with cls._shared_lock:
-            key = str(device)
-            if key not in cls._shared:
-                cls._shared[key] = cls(device=device, ready_panels=ready_panels)
-            return cls._shared[key]
+        return cls._shared.get_or_make(str(device), lambda: cls(device=device, ready_panels=ready_panels))
 
     @property
     def effective_ranks(self) -> dict[str, int]:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from superpos_core import drawing, mnist, mnist_resnet
 from superpos_core.capture import capture_activations
 from superpos_core.conv_rank import LayerRank, conv_layer_names, rank_table
 from superpos_core.paths import cache_dir
-from superpos_core.recent import Recent
+from superpos_core.serving import Kept, Recent
 
 
 @dataclass(frozen=True)
@@ -199,9 +198,9 @@ def layer_names(key: str) -> list[str]:
     return conv_layer_names(build(key))
 
 
-_loaded: dict[tuple[str, str], LoadedResNet] = {}
-_load_lock = threading.Lock()  # guards _model_locks
-_model_locks: dict[str, threading.Lock] = {}  # one per model: a slow download never holds up another model's load
+# (model, device) -> the loaded model, once per process: one load at a time per model (a slow download never
+# holds up another model's load), and a loaded model is read without waiting on any load.
+_models: Kept[LoadedResNet] = Kept()
 
 
 def register(loaded: LoadedResNet) -> LoadedResNet:
@@ -210,13 +209,12 @@ def register(loaded: LoadedResNet) -> LoadedResNet:
     For a notebook or a benchmark that brings its own copy of a catalogue model (ResNet-50 with random
     weights, say): the tab's handlers then use it as if ``load`` had loaded it.
     """
-    _loaded[(loaded.entry.key, str(loaded.device))] = loaded
-    return loaded
+    return _models.put((loaded.entry.key, str(loaded.device)), loaded)
 
 
-def _model_lock(key: str) -> threading.Lock:
-    with _load_lock:
-        return _model_locks.setdefault(key, threading.Lock())
+def forget(key: str, device: str | torch.device = "cpu") -> LoadedResNet | None:
+    """Drop the process's copy of a model (the next ``load`` reads it again); returns what was kept, or None."""
+    return _models.forget((key, str(torch.device(device))))
 
 
 def load(key: str, device: str | torch.device = "cpu", retry: bool = False) -> LoadedResNet:
@@ -228,44 +226,44 @@ def load(key: str, device: str | torch.device = "cpu", retry: bool = False) -> L
     if key not in CATALOGUE:
         raise ModelUnavailable(f"Unknown model {key!r}. Choose one of: {', '.join(CATALOGUE)}.")
     device = torch.device(device)
-    with _model_lock(key):
-        if (key, str(device)) in _loaded:
-            return _loaded[(key, str(device))]
-        entry = CATALOGUE[key]
-        failure = _failed_downloads.get(key)
-        if failure is not None and not retry and time.monotonic() - failure.when < RETRY_AFTER_S:
-            raise ModelUnavailable(_unavailable(entry, failure))
-        if entry.source == "bundled":
-            model = mnist_resnet.load(mnist_resnet.WEIGHTS_PATH, device)
-            categories = [str(d) for d in range(10)]
-            weights_id = hashlib.sha256(mnist_resnet.WEIGHTS_PATH.read_bytes()).hexdigest()[:16]
-            transform = None
-        else:
-            import torchvision.models as tvm
+    return _models.get_or_make((key, str(device)), lambda: _load(CATALOGUE[key], device, retry))
 
-            weights = _weights_enum(entry)
-            try:
-                model = getattr(tvm, entry.builder)(weights=weights)  # cached file, else a download
-            except Exception as error:  # no network, a refused download, a corrupt cache file...
-                _failed_downloads[key] = failure = DownloadFailure(_reason(error), time.monotonic())
-                raise ModelUnavailable(_unavailable(entry, failure)) from None
-            _failed_downloads.pop(key, None)
-            model = model.eval().requires_grad_(False).to(device)
-            categories = list(weights.meta["categories"])
-            weights_id = _file_id(checkpoint_path(entry))
-            transform = weights.transforms()
-        loaded = LoadedResNet(
-            entry,
-            model,
-            categories,
-            conv_layer_names(model),
-            dict(model.named_modules()),
-            weights_id,
-            device,
-            transform,
-        )
-        _loaded[(key, str(device))] = loaded
-        return loaded
+
+def _load(entry: ResNetEntry, device: torch.device, retry: bool) -> LoadedResNet:
+    key = entry.key
+    failure = _failed_downloads.get(key)
+    if failure is not None and not retry and time.monotonic() - failure.when < RETRY_AFTER_S:
+        raise ModelUnavailable(_unavailable(entry, failure))
+    if entry.source == "bundled":
+        model = mnist_resnet.load(mnist_resnet.WEIGHTS_PATH, device)
+        categories = [str(d) for d in range(10)]
+        weights_id = hashlib.sha256(mnist_resnet.WEIGHTS_PATH.read_bytes()).hexdigest()[:16]
+        transform = None
+    else:
+        import torchvision.models as tvm
+
+        weights = _weights_enum(entry)
+        try:
+            model = getattr(tvm, entry.builder)(weights=weights)  # cached file, else a download
+        except Exception as error:  # no network, a refused download, a corrupt cache file...
+            _failed_downloads[key] = failure = DownloadFailure(_reason(error), time.monotonic())
+            raise ModelUnavailable(_unavailable(entry, failure)) from None
+        _failed_downloads.pop(key, None)
+        model = model.eval().requires_grad_(False).to(device)
+        categories = list(weights.meta["categories"])
+        weights_id = _file_id(checkpoint_path(entry))
+        transform = weights.transforms()
+    loaded = LoadedResNet(
+        entry,
+        model,
+        categories,
+        conv_layer_names(model),
+        dict(model.named_modules()),
+        weights_id,
+        device,
+        transform,
+    )
+    return loaded
 
 
 def _file_id(path: Path) -> str:

@@ -30,9 +30,7 @@ import math
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +48,7 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from superpos_core import lm
+from superpos_core import lm, serving
 from superpos_core.rank import pytorch_linear_init
 
 MAX_FEATURES = 4096  # bounds one request's memory and time, whatever is asked
@@ -412,16 +410,6 @@ PRETRAINED_RELEASES = {GPT2_SMALL_RES_JB.name: GPT2_SMALL_RES_JB}  # release nam
 
 
 SPLIT_ENCODE_WORK = 2**27  # multiply-adds from which ``PretrainedSAE.encode`` uses two threads
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _encode_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sae-encode")
-        return _pool
 
 
 def neuronpedia_url(layer: int, index: int, release: PretrainedRelease = GPT2_SMALL_RES_JB) -> str:
@@ -522,7 +510,7 @@ class PretrainedSAE(nn.Module):
             # split into two halves of the features, one per core: ~14 ms. PyTorch's own threads are
             # left at the app's setting, one per request; the matrix product runs without the GIL.
             half = self.d_sae // 2
-            halves = [_encode_pool().submit(features, part) for part in (slice(0, half), slice(half, None))]
+            halves = [serving.encode_pool().submit(features, part) for part in (slice(0, half), slice(half, None))]
             codes = torch.cat([h.result() for h in halves], dim=1)  # (N, d_sae)
         else:
             codes = features(slice(None))  # (N, d_sae)

@@ -12,16 +12,18 @@ import torch
 
 import app
 import superpos_core
+from superpos_core import serving
 from superpos_core.devices import resolve_device
 from superpos_core.mnist_explorer import MnistExplorer
+from superpos_core.serving import Kept
 
 
 def test_build_is_fast_and_loads_no_model(monkeypatch):
-    monkeypatch.setattr(MnistExplorer, "_shared", {})
+    monkeypatch.setattr(MnistExplorer, "_shared", Kept())
     started = time.perf_counter()
     blocks = app.build_app("cpu")
     assert time.perf_counter() - started < 5
-    assert MnistExplorer._shared == {}  # models load on first use, not at start-up
+    assert MnistExplorer._shared.keys() == []  # models load on first use, not at start-up
     api = {fn.api_name: fn for fn in blocks.fns.values() if fn.api_name}
     for name in ("mnist", "toy", "toy_sweep", "lm", "lm_sae", "lm_concepts"):
         assert isinstance(api[name].outputs[0], gr.JSON), name  # the contract: JSON summary first
@@ -137,3 +139,14 @@ def test_every_queued_event_has_a_chosen_concurrency_limit():
     }
     assert by_model["lm"] == by_model["lm_concepts"] == "lm"
     assert blocks._queue.max_size == 64  # a full queue says "busy, try again" instead of growing without bound
+
+
+def test_every_queued_event_reads_its_line_in_the_one_queue_table():
+    """Concurrency ids and limits live in ``serving.QUEUES``: no event names a line of its own or changes a limit."""
+    blocks = app.build_app("cpu")
+    queued = [fn for fn in blocks.fns.values() if fn.queue]
+    assert queued and all(fn.concurrency_id in serving.QUEUES for fn in queued), [
+        fn.concurrency_id for fn in queued if fn.concurrency_id not in serving.QUEUES
+    ]
+    assert all(fn.concurrency_limit == serving.QUEUES[fn.concurrency_id].limit for fn in queued)
+    assert {fn.concurrency_id for fn in queued} == set(serving.QUEUES)  # and no line is left unused

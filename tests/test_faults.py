@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from superpos_core import lm, resnets
-from superpos_core.recent import Recent
+from superpos_core.serving import Recent
 from tests import helpers
 
 
@@ -38,7 +38,7 @@ class CutOffMidway(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(resnets, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, resnets, empty=True)
     monkeypatch.setattr(resnets, "_failed_downloads", {})
     return tmp_path / "torch" / "hub" / "checkpoints"
 
@@ -77,7 +77,7 @@ def test_a_damaged_language_model_in_the_hub_cache(tmp_path, monkeypatch):
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(lm, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
     monkeypatch.setattr(lm, "_failed_loads", {})
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
     folder = helpers.save_tiny_gpt2(tmp_path / "tiny")

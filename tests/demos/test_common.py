@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
 
@@ -21,62 +20,6 @@ def test_figures_reach_the_cache_whole_and_once(tmp_path, monkeypatch):
     assert again.path == path and os.stat(path).st_mtime_ns == stamp  # not rewritten under a reader
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), picture)
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["figure.png"]  # no temporary file left
-
-
-def test_long_work_runs_on_lower_priority_threads_and_nests_without_waiting_on_itself():
-    import threading
-
-    from demos.common import BACKGROUND_WORKERS, in_background
-
-    def where():
-        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    @in_background
-    def inner(x):
-        return x + 1, where()
-
-    @in_background
-    def outer(x):
-        return inner(x)  # a background event calling another: no second hop, no deadlock
-
-    value, (thread, niceness) = inner(1)
-    assert value == 2 and thread.startswith("superpos-background") and niceness >= 10
-    results = []
-    callers = [threading.Thread(target=lambda: results.append(outer(5))) for _ in range(3 * BACKGROUND_WORKERS)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join(timeout=30)
-    assert [value for value, _ in results] == [6] * (3 * BACKGROUND_WORKERS)
-
-    @in_background
-    def steps(n):
-        for i in range(n):
-            yield i, where()[0]
-
-    streamed = list(steps(3))  # a generator still streams, each step on a background thread
-    assert [i for i, _ in streamed] == [0, 1, 2] and all(name.startswith("superpos-background") for _, name in streamed)
-
-
-def test_each_long_job_gives_its_freed_memory_back(monkeypatch):
-    import demos.common as common
-
-    trimmed = []
-    monkeypatch.setattr(common, "release_free_memory", lambda: trimmed.append(True))
-
-    @common.in_background
-    def job():
-        return 1
-
-    @common.in_background
-    def steps():
-        yield from range(3)
-
-    assert job() == 1 and len(trimmed) == 1
-    assert list(steps()) == [0, 1, 2] and len(trimmed) == 2  # once the stream is done
-    with pytest.raises(ZeroDivisionError):
-        common.in_background(lambda: 1 / 0)()
-    assert len(trimmed) == 3  # a job that fails frees its memory too
 
 
 def test_the_network_view_is_a_closed_accordion_filled_when_opened():

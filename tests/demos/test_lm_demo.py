@@ -10,7 +10,8 @@ import torch
 
 from demos import lm as lm_tab
 from superpos_core import concepts, lm
-from superpos_core.recent import Recent
+from superpos_core.serving import Recent
+from tests import helpers
 from tests.helpers import TINY_D_MODEL as D_MODEL
 from tests.helpers import save_tiny_gpt2
 
@@ -35,7 +36,8 @@ def tiny(tiny_loaded, monkeypatch):
         lm.LMEntry(KEY, "Tiny GPT-2 (test)", "hub", repo_id="nobody/tiny", about="3 layers, 2 blocks."),
     )
     loaded = replace(tiny_loaded, name=KEY, title="Tiny GPT-2 (test)")
-    monkeypatch.setitem(lm._loaded, (KEY, "cpu"), loaded)
+    helpers.model_cache_for_this_test(monkeypatch, lm)
+    lm.register(KEY, loaded)
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
     monkeypatch.setattr(lm_tab, "_analyses", Recent(lm_tab.CACHED_TEXTS))
     monkeypatch.setattr(lm_tab, "_readings", Recent(lm_tab.CACHED_TEXTS))
@@ -142,7 +144,8 @@ def serve_sae(tiny, folder, monkeypatch, release=lm_tab.sae.GPT2_SMALL_RES_JB, *
     served as ``fetch_release_sae`` serves the release's (its catalogue entry applied, unless ``release`` is None)."""
     from tests.superpos_core.test_sae import sae_tensors, write_sae_folder
 
-    monkeypatch.setitem(lm._loaded, ("gpt2", "cpu"), replace(tiny, name="gpt2"))
+    helpers.model_cache_for_this_test(monkeypatch, lm)
+    lm.register("gpt2", replace(tiny, name="gpt2"))
     tensors = sae_tensors(d_in=D_MODEL, d_sae=200)
     write_sae_folder(
         folder, tensors, d_in=D_MODEL, d_sae=200, hook_name="blocks.1.hook_resid_pre", hook_layer=1, **cfg_changes
@@ -223,7 +226,7 @@ def test_the_panel_feeds_the_sae_its_own_input_in_windows(tiny, tmp_path, monkey
         TEXT, "gpt2", 1, torch.device("cpu")
     )  # the reading the panel showed, from the cache
     model_sae, analysis = lm_tab._release_saes.get((1, "cpu")), reading.analysis
-    fed = lm_tab.sae.sae_input(model_sae, lm._loaded[("gpt2", "cpu")], analysis.token_ids)
+    fed = lm_tab.sae.sae_input(model_sae, lm.loaded_now("gpt2"), analysis.token_ids)
     assert fed.windows == -(-len(analysis.token_ids) // 7) > 1 and fed.centred
     torch.testing.assert_close(reading.fed.activations, fed.activations)
     with torch.no_grad():
@@ -411,7 +414,7 @@ def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loa
         "slow-test",
         lm.LMEntry("slow-test", "Slow GPT-2 (test)", "hub", repo_id="nobody/slow", about="2 blocks."),
     )
-    monkeypatch.setattr(lm, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
     monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
     monkeypatch.setattr(lm_tab, "PROGRESS_TICK_S", 0.05)
 
@@ -465,7 +468,7 @@ def test_text_analysis_reuses_the_handlers_forward_until_forget_texts(tiny, monk
 
 
 def test_register_makes_load_return_that_model(tiny_loaded, monkeypatch):
-    monkeypatch.setattr(lm, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
     loaded = replace(tiny_loaded, name="gpt2")
     assert lm.register("gpt2", loaded) is loaded
     assert lm.load("gpt2") is loaded  # from the process's cache: nothing read, nothing downloaded

@@ -1,4 +1,4 @@
-"""superpos_core/devices.py: choosing the device, and the allocator and thread-priority helpers.
+"""superpos_core/devices.py: choosing the device.
 
 `--device`: every model runs on the device it is given, and a GPU gives the CPU's numbers. On a
 machine without a CUDA GPU only the CPU can be checked; the test says so in a warning (shown in the
@@ -7,18 +7,14 @@ test report) rather than pretending a comparison was made.
 
 from __future__ import annotations
 
-import os
-import platform
-import sys
-import threading
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from superpos_core import concepts, conv_rank, devices, lm, resnets, sae, toy
-from superpos_core.devices import release_free_memory, resolve_device
+from superpos_core import concepts, conv_rank, lm, resnets, sae, toy
+from superpos_core.devices import resolve_device
 from superpos_core.mnist_explorer import MnistExplorer
 from tests import helpers
 
@@ -40,32 +36,6 @@ def test_auto_is_the_gpu_when_there_is_one_and_a_missing_one_is_an_error():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="PyTorch sees no CUDA GPU"):
             resolve_device("cuda")  # never a silent fallback to the CPU
-
-
-def test_a_background_thread_lowers_its_own_priority_only():
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # Linux, where the app is served
-    seen = {}
-
-    def background():
-        devices.lower_this_threads_priority()
-        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    worker = threading.Thread(target=background)
-    worker.start()
-    worker.join()
-    # A new thread starts at its creator's nice; the call lowered it (under `nice -n 10` or more it was already there).
-    assert (
-        seen["nice"] == max(before, devices.BACKGROUND_NICE)
-        if before < devices.BACKGROUND_NICE
-        else seen["nice"] >= devices.BACKGROUND_NICE
-    )
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # this thread is untouched
-
-
-def test_the_allocator_helpers_say_whether_glibc_did_the_work():
-    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert (devices._glibc() is not None) is glibc
-    assert devices.limit_allocator_arenas() is glibc and release_free_memory() is glibc
 
 
 def on(model: torch.nn.Module, device: str) -> bool:
@@ -129,7 +99,7 @@ def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_every_model_runs_on_its_device_and_a_gpu_agrees_with_the_cpu(tiny_folder, monkeypatch):
-    monkeypatch.setattr(resnets, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, resnets, empty=True)
     results = {device: everything_on(device, tiny_folder) for device in DEVICES}
     if DEVICES == ["cpu"]:
         warnings.warn(
@@ -145,19 +115,3 @@ def test_every_model_runs_on_its_device_and_a_gpu_agrees_with_the_cpu(tiny_folde
         results["cpu"]["mnist probabilities"].argmax() == helpers.sample().test.labels[0]
     )  # real numbers, not empty ones
     assert len(results["cpu"]["resnet top-5"]) == 5 and results["cpu"]["toy W"].shape == (2, 5)
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-
-
-def test_freed_memory_goes_back_to_the_system():
-    """Memory freed between blocks still in use stays in glibc's heap, and counts in RSS, until trimmed."""
-    blocks = [np.ones(8192) for _ in range(3072)]  # 3,072 blocks of 64 KiB (192 MiB), each from the heap
-    kept = blocks[::8]  # every 8th stays in use, so the heap cannot simply shrink from its end
-    del blocks
-    before = rss_mib()
-    assert release_free_memory()
-    assert before - rss_mib() > 100  # most of the 168 MiB freed left the process
-    assert len(kept) == 384

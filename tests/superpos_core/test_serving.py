@@ -1,10 +1,15 @@
-"""The small shared cache behind the app's kept models, texts and tables."""
+"""superpos_core/serving.py: priorities, pools, memory, the caches behind kept models and texts, the queue table."""
 
+import os
+import platform
+import sys
 import threading
 
+import numpy as np
 import pytest
 
-from superpos_core.recent import Recent
+from superpos_core import serving
+from superpos_core.serving import Recent
 
 
 def test_keeps_the_most_recently_used_values():
@@ -57,7 +62,7 @@ def test_a_cache_needs_room():
 
 
 def test_kept_values_are_made_once_for_everyone_who_asks_at_once():
-    from superpos_core.recent import Kept
+    from superpos_core.serving import Kept
 
     kept, made, start = Kept(), [], threading.Barrier(6)
 
@@ -83,7 +88,7 @@ def test_kept_values_are_made_once_for_everyone_who_asks_at_once():
 
 
 def test_a_failed_make_keeps_nothing_and_is_tried_again():
-    from superpos_core.recent import Kept
+    from superpos_core.serving import Kept
 
     kept, calls = Kept(), []
 
@@ -100,7 +105,7 @@ def test_a_failed_make_keeps_nothing_and_is_tried_again():
 
 
 def test_start_makes_the_value_in_the_background_once():
-    from superpos_core.recent import Kept
+    from superpos_core.serving import Kept
 
     kept, release, made = Kept(), threading.Event(), []
 
@@ -118,7 +123,7 @@ def test_start_makes_the_value_in_the_background_once():
 
 
 def test_a_caller_waiting_on_a_failed_background_make_makes_it_itself():
-    from superpos_core.recent import Kept
+    from superpos_core.serving import Kept
 
     kept, release = Kept(), threading.Event()
 
@@ -136,8 +141,7 @@ def test_a_caller_waiting_on_a_failed_background_make_makes_it_itself():
 def test_those_who_wait_see_how_far_the_background_make_has_got_and_it_runs_at_low_priority():
     import os
 
-    from superpos_core.devices import BACKGROUND_NICE
-    from superpos_core.recent import Kept
+    from superpos_core.serving import BACKGROUND_NICE, Kept
 
     kept, gate, seen, niceness = Kept(), threading.Event(), [], []
 
@@ -165,3 +169,99 @@ def test_those_who_wait_see_how_far_the_background_make_has_got_and_it_runs_at_l
     ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     if ours < BACKGROUND_NICE:  # (a test run under `nice -n 10` or more already runs at the background's priority)
         assert niceness[0] == BACKGROUND_NICE  # quick events go first
+
+
+def test_a_background_thread_lowers_its_own_priority_only():
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # Linux, where the app is served
+    seen = {}
+
+    def background():
+        serving.lower_this_threads_priority()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    worker = threading.Thread(target=background)
+    worker.start()
+    worker.join()
+    # A new thread starts at its creator's nice; the call lowered it (under `nice -n 10` or more it was already there).
+    assert (
+        seen["nice"] == max(before, serving.BACKGROUND_NICE)
+        if before < serving.BACKGROUND_NICE
+        else seen["nice"] >= serving.BACKGROUND_NICE
+    )
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # this thread is untouched
+
+
+def test_the_allocator_helpers_say_whether_glibc_did_the_work():
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert (serving._glibc() is not None) is glibc
+    assert serving.limit_allocator_arenas() is glibc and serving.release_free_memory() is glibc
+
+
+def test_long_work_runs_on_lower_priority_threads_and_nests_without_waiting_on_itself():
+    import threading
+
+    from superpos_core.serving import BACKGROUND_WORKERS, in_background
+
+    def where():
+        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    @in_background
+    def inner(x):
+        return x + 1, where()
+
+    @in_background
+    def outer(x):
+        return inner(x)  # a background event calling another: no second hop, no deadlock
+
+    value, (thread, niceness) = inner(1)
+    assert value == 2 and thread.startswith("superpos-background") and niceness >= 10
+    results = []
+    callers = [threading.Thread(target=lambda: results.append(outer(5))) for _ in range(3 * BACKGROUND_WORKERS)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=30)
+    assert [value for value, _ in results] == [6] * (3 * BACKGROUND_WORKERS)
+
+    @in_background
+    def steps(n):
+        for i in range(n):
+            yield i, where()[0]
+
+    streamed = list(steps(3))  # a generator still streams, each step on a background thread
+    assert [i for i, _ in streamed] == [0, 1, 2] and all(name.startswith("superpos-background") for _, name in streamed)
+
+
+def test_each_long_job_gives_its_freed_memory_back(monkeypatch):
+    trimmed = []
+    monkeypatch.setattr(serving, "release_free_memory", lambda: trimmed.append(True))
+
+    @serving.in_background
+    def job():
+        return 1
+
+    @serving.in_background
+    def steps():
+        yield from range(3)
+
+    assert job() == 1 and len(trimmed) == 1
+    assert list(steps()) == [0, 1, 2] and len(trimmed) == 2  # once the stream is done
+    with pytest.raises(ZeroDivisionError):
+        serving.in_background(lambda: 1 / 0)()
+    assert len(trimmed) == 3  # a job that fails frees its memory too
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def test_freed_memory_goes_back_to_the_system():
+    """Memory freed between blocks still in use stays in glibc's heap, and counts in RSS, until trimmed."""
+    blocks = [np.ones(8192) for _ in range(3072)]  # 3,072 blocks of 64 KiB (192 MiB), each from the heap
+    kept = blocks[::8]  # every 8th stays in use, so the heap cannot simply shrink from its end
+    del blocks
+    before = rss_mib()
+    assert serving.release_free_memory()
+    assert before - rss_mib() > 100  # most of the 168 MiB freed left the process
+    assert len(kept) == 384

@@ -1,0 +1,381 @@
+"""How the app serves many learners at once, in one place: priorities, pools, memory, caches, queues.
+
+The science and the tabs stay free of threads and locks; whatever runs requests on a server reads it here:
+
+- **priorities**: long work (training, sweeps, a language model's forward) runs on threads of lower
+  scheduling priority, so a drawing is answered while others train (``in_background``);
+- **pools**: the one background pool (``background_pool``) and the SAE encoder's two-thread pool
+  (``encode_pool``), each made on first use;
+- **memory**: glibc's arena limit and the trim after each long job (``limit_allocator_arenas``,
+  ``release_free_memory``);
+- **caches**: ``Kept``, the load-once cache of every model a process loads and shares (a loaded
+  model is read without waiting, a load under way makes its other callers wait for it, a failed load
+  keeps nothing), and ``Recent`` for values worth keeping a while (a text's analysis);
+- **queues**: one table, ``QUEUES``, of every event's concurrency id and limit; an event reads its
+  line with ``queue("lm")``.
+
+Nothing here imports gradio: a notebook can use the caches and the pools as the server does.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ctypes
+import functools
+import inspect
+import logging
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+# --- priorities and memory ---------------------------------------------------------------------------
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, where it is glibc (whose allocator the two functions below tune); else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def limit_allocator_arenas(arenas: int = 2) -> bool:
+    """Ask glibc for at most ``arenas`` malloc arenas (it otherwise gives each busy thread its own, up to 8 per core).
+
+    A server runs its requests on many threads; with an arena each, memory freed by one request
+    stays in that thread's arena and the process's resident memory creeps up under load. Returns
+    whether the setting took (False on systems without glibc).
+    """
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(-8, arenas))  # -8 is M_ARENA_MAX
+
+
+def release_free_memory() -> bool:
+    """Give the pages of freed memory back to the system (glibc's ``malloc_trim``); False where there is no glibc.
+
+    A long job (training, a language model's forward, a sweep) allocates and frees many large
+    temporaries; glibc keeps freed memory in its heaps for reuse, so a server's resident memory only
+    ever rises to its busiest moment's. Trimmed after each long job, it falls back (load test: RSS
+    growth over a minute of 16 sessions went from +120-160 MiB to about +75 MiB). It takes a few
+    milliseconds, nothing beside a job that takes seconds.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
+
+
+def lower_this_threads_priority() -> None:
+    """Let every other thread of the process go first (long work in the background: quick events are answered at once)."""
+    try:  # on Linux a thread is a task of its own: this lowers this thread only, and needs no privilege
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except (OSError, AttributeError):  # another system: the work simply runs at the usual priority
+        pass
+
+
+# --- pools -------------------------------------------------------------------------------------------
+
+BACKGROUND_PREFIX = "superpos-background"
+BACKGROUND_WORKERS = 1  # long jobs at once: more only hold the interpreter lock longer against quick events
+ENCODE_WORKERS = 2  # threads one large SAE encode is split over (``sae.PretrainedSAE.encode``)
+
+
+@functools.cache  # made on first use, once per process: importing the module starts no thread
+def background_pool() -> ThreadPoolExecutor:
+    """The pool every long job runs on, its threads at a lower priority (see ``in_background``)."""
+    return ThreadPoolExecutor(
+        BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=lower_this_threads_priority
+    )
+
+
+@functools.cache
+def encode_pool() -> ThreadPoolExecutor:
+    """Two threads for halves of one large SAE encode: torch's matrix product releases the interpreter lock."""
+    return ThreadPoolExecutor(max_workers=ENCODE_WORKERS, thread_name_prefix="sae-encode")
+
+
+def on_background_thread() -> bool:
+    return threading.current_thread().name.startswith(BACKGROUND_PREFIX)
+
+
+def in_background(fn):
+    """Run an event's long work (training, a language model's forward, a sweep) on lower-priority threads.
+
+    When a class shares one server, a digit drawn while others train toy models should still be
+    answered at once: the scheduler gives the quick events' threads the cores first. The event keeps
+    its context variables (gradio's progress bar lives there); a generator's steps each run there
+    too, so it still streams. When the job ends, the memory it freed is given back to the system
+    (``release_free_memory``).
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            context = contextvars.copy_context()
+            steps = context.run(fn, *args, **kwargs)
+            try:
+                while True:
+                    try:
+                        item = background_pool().submit(context.run, next, steps).result()
+                    except StopIteration:
+                        return
+                    yield item
+            finally:
+                release_free_memory()
+
+        return stream
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if on_background_thread():  # one background job calling another: waiting on the pool could deadlock
+            return fn(*args, **kwargs)
+        try:
+            return background_pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
+        finally:
+            release_free_memory()  # the job's temporaries, freed, go back to the system
+
+    return run
+
+
+# --- caches ------------------------------------------------------------------------------------------
+
+
+class Recent(Generic[V]):
+    """Keeps the ``size`` most recently used values by key; the least recently used goes first.
+
+    ``get_or_make`` builds a missing value outside the lock, so a slow build (reading a model from
+    disk) never holds up requests for other keys; two threads that miss the same key at the same
+    moment may both build it, and the first one stored is kept.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"a cache needs room for at least one value; got size={size}")
+        self.size = size
+        self._values: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> V | None:
+        """The value for ``key`` (now the most recently used), or None."""
+        with self._lock:
+            if key not in self._values:
+                return None
+            self._values.move_to_end(key)
+            return self._values[key]
+
+    def put(self, key: Hashable, value: V) -> V:
+        """Store ``value`` unless ``key`` already has one; returns the value kept."""
+        with self._lock:
+            kept = self._values.setdefault(key, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+            return kept
+
+    def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
+        found = self.get(key)
+        return found if found is not None else self.put(key, make())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._values
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._values)
+
+
+class _Making:
+    """One value being made: who waits on it, and how it ended."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class Kept(Generic[V]):
+    """Each key's value made once and kept for good; whoever asks while it is being made waits for it.
+
+    For what a server computes once and shows everyone (a tab's opening view). Keyed by what the value
+    depends on (a device, a model), never by an object that may be gone. A make that fails keeps
+    nothing: the callers waiting on it get its error, and the next call makes it again. ``start``
+    begins a make on a thread of its own, so that nothing has to wait for it to be under way.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, V] = {}
+        self._making: dict[Hashable, _Making] = {}
+        self._stages: dict[Hashable, tuple[float, str]] = {}  # key -> how far its make has got, for those who wait
+        self._lock = threading.Lock()
+
+    def reporter(self, key: Hashable) -> Callable[..., None]:
+        """A progress callback (shaped like a ``gr.Progress``) for the make of ``key``: ``stage`` reads what it last said."""
+
+        def report(fraction: float | None = None, desc: str | None = None, **_ignored) -> None:
+            self._stages[key] = (float(fraction or 0.0), desc or "Starting")
+
+        return report
+
+    def stage(self, key: Hashable) -> tuple[float, str]:
+        """(fraction, description) that the make of ``key`` last reported; (0, "Starting") before it reports."""
+        return self._stages.get(key, (0.0, "Starting"))
+
+    def stage_shown_by(self, key: Hashable, progress: Callable[..., None] | None) -> Callable[[], None] | None:
+        """An ``on_wait`` that moves ``progress`` (shaped like a ``gr.Progress``) to the stage the make of ``key`` reports."""
+        if progress is None:
+            return None
+
+        def show() -> None:
+            fraction, desc = self.stage(key)
+            progress(fraction, desc=desc)
+
+        return show
+
+    def get(self, key: Hashable) -> V | None:
+        """The kept value, or None (never waits)."""
+        with self._lock:
+            return self._values.get(key)
+
+    def put(self, key: Hashable, value: V) -> V:
+        """Keep ``value`` for ``key`` from now on, in place of any kept before (a notebook's own copy of a model)."""
+        with self._lock:
+            self._values[key] = value
+            return value
+
+    def forget(self, key: Hashable) -> V | None:
+        """Keep nothing for ``key`` any more (the next call makes it again); returns what was kept, or None."""
+        with self._lock:
+            return self._values.pop(key, None)
+
+    def keys(self) -> list[Hashable]:
+        """The keys with a kept value, now."""
+        with self._lock:
+            return list(self._values)
+
+    def get_or_make(
+        self,
+        key: Hashable,
+        make: Callable[[], V],
+        on_wait: Callable[[], None] | None = None,
+        poll_s: float = 0.25,
+        _waited: bool = False,
+    ) -> V:
+        """The kept value; else make it here, or wait for the make under way (calling ``on_wait`` every ``poll_s``).
+
+        A caller whose wait ends in a failed make tries once itself (the failure may have been the other
+        caller's: a background start that ran out of memory); a second failure is its own to raise.
+        """
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+            making = self._making.get(key)
+            mine = making is None
+            if mine:
+                making = self._making[key] = _Making()
+        if mine:
+            return self._make(key, make, making)
+        while not making.done.wait(poll_s):
+            if on_wait is not None:
+                on_wait()
+        if making.error is not None:
+            if _waited:
+                raise making.error
+            return self.get_or_make(key, make, on_wait, poll_s, _waited=True)
+        with self._lock:
+            return self._values[key]
+
+    def _make(self, key: Hashable, make: Callable[[], V], making: _Making) -> V:
+        try:
+            value = make()
+            with self._lock:
+                self._values[key] = value
+            return value
+        except BaseException as error:
+            making.error = error
+            raise
+        finally:
+            with self._lock:
+                self._making.pop(key, None)
+            making.done.set()
+
+    def start(self, key: Hashable, make: Callable[[], V], name: str = "kept-value") -> threading.Thread | None:
+        """Make the value on a daemon thread of low priority, unless it is kept or under way already; returns the thread started."""
+        with self._lock:
+            if key in self._values or key in self._making:
+                return None
+            making = self._making[key] = (
+                _Making()
+            )  # registered before the thread runs: a second start, or a request, waits on this one
+
+        def run() -> None:
+            lower_this_threads_priority()  # page loads and drawings go first
+            try:
+                self._make(key, make, making)
+            except Exception:  # kept nowhere: the first request that needs the value makes it again, and sees the error
+                logging.getLogger(__name__).warning(
+                    "making %r in the background failed; it will be made on first use", key, exc_info=True
+                )
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        return thread
+
+
+# --- queues ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One line of gradio's queue: the events that share it run at most ``limit`` at a time."""
+
+    limit: int
+    why: str
+
+
+DEFAULT_LIMIT = 2  # events with no line of their own: about one per core
+QUEUE_MAX_SIZE = 64  # requests waiting at once, beyond which gradio says the queue is full
+DRAWINGS_AT_ONCE = 4  # drawings analysed at the same moment; the MNIST tab builds one set of live figures for each
+QUEUES = {
+    "page-load": Queue(16, "the address's tab check: instant, never behind work"),
+    "network-view": Queue(4, "a layer's network diagram: a fraction of a second"),
+    "mnist-simplenet": Queue(DRAWINGS_AT_ONCE, "one drawing through SimpleNet: quick, and what learners do most"),
+    "mnist-train": Queue(2, "training SimpleNet live: seconds per epoch"),
+    "mnist-send": Queue(16, "a drawing handed to the ResNet tab: copies a picture"),
+    "toy": Queue(2, "one toy model trained: about a second"),
+    "toy-sweep": Queue(1, "the sparsity sweep: twenty models at once"),
+    "toy-opening": Queue(16, "the toy tab's opening view: made once, then served from memory"),
+    "resnet": Queue(2, "a picture through a ResNet, or its rank table"),
+    "resnet-switch": Queue(4, "a change of model or layer: loads, or reads a kept model"),
+    "resnet-examples": Queue(8, "a gallery example chosen: reads a file"),
+    "resnet-open": Queue(16, "the ResNet tab's opening view: made once, then served from memory"),
+    "lm": Queue(2, "a language model's forward and figures over one text"),
+    "lm-open": Queue(16, "the language-model tab's opening view: made once, then served from memory"),
+    "lm-sae": Queue(1, "the course's SAE trained on one text"),
+}
+
+
+def queue(name: str) -> dict:
+    """The ``concurrency_id`` and ``concurrency_limit`` of an event, from its line in ``QUEUES``.
+
+    Events with the same name share one limit across the whole app (all of the language-model tab's
+    analyses share "lm", whichever button started them).
+    """
+    return {"concurrency_id": name, "concurrency_limit": QUEUES[name].limit}
