@@ -230,7 +230,7 @@ def main() -> None:
         # Alternate the two sides digit by digit, so drift in the machine's speed hits both alike.
         t_ours, result = milliseconds(mnist_tab.analyse, value)
         t_course, (course_prediction, course_pictures) = milliseconds(course_way_analyse, explorer, value)
-        summary, ours_pictures = result[0], result[3:]
+        summary, ours_pictures = result["summary"], [result[name] for name in mnist_tab.PICTURES]
         # Apples to apples: the same answer, and pictures of the same size, for every digit.
         if summary["prediction"] != course_prediction:
             raise AssertionError(

@@ -399,7 +399,7 @@ def main() -> None:
             photo = photos[i % len(photos)]
             t, result = milliseconds(resnet_tab.analyse, photo, MODEL, names[(7 * i) % len(names)])
             handler_ms.append(t)
-            analysis = result[-1]
+            analysis = result["state"]
             # Its first part alone (prepare, captured forward, per-layer reductions): the rest is drawing.
             image_ms.append(milliseconds(resnets.analyse_image, loaded, photo)[0])
         handler_p50, handler_p95 = np.percentile(handler_ms, [50, 95])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import inspect
 import io
 import math
 import os
@@ -107,6 +109,60 @@ def _cache_png(picture: Image.Image, cache: Path) -> str:
 def note(text: str) -> None:
     """The plain-language note beside a figure: what to look for."""
     gr.Markdown(text, elem_classes=["figure-note"])
+
+
+def figure_with_note(label: str, text: str, elem_id: str | None = None, column: bool = False) -> gr.Image:
+    """A figure, its title above it and its note below it, in a column of their own with ``column`` (figures side by side)."""
+    if not column:
+        shown = figure(label, elem_id)
+        note(text)
+        return shown
+    with gr.Column():
+        return figure_with_note(label, text, elem_id)
+
+
+class Panels:
+    """A tab's output components by name: handlers return ``{name: value}``, and each event names what it fills.
+
+    Adding an output is one name in the handler and one component here, never a recount of a tuple. An
+    event's outputs are listed by name (``panels("summary", "status")``), the JSON summary first: that order
+    is the API's. A name the handler leaves out keeps its component as it is (gradio's ``skip``).
+    """
+
+    def __init__(self, **components) -> None:
+        self.components = components
+
+    def __getitem__(self, name: str):
+        return self.components[name]
+
+    def __call__(self, *names: str) -> list:
+        """The components of ``names``, in that order (an event's ``outputs``)."""
+        return [self.components[name] for name in names]
+
+    def keyed(self, values: dict) -> dict:
+        """``{name: value}`` -> ``{component: value}``, what gradio takes from an event."""
+        return {self.components[name]: value for name, value in values.items()}
+
+    def filled_by(self, handler):
+        """``handler`` (returning, or for a generator yielding, ``{name: value}``) as an event function.
+
+        The wrapper keeps the handler's signature, so gradio still sees its parameter names (the API's) and
+        its ``gr.Progress`` default.
+        """
+        if inspect.isgeneratorfunction(handler):
+
+            @functools.wraps(handler)
+            def stream(*args, **kwargs):
+                for values in handler(*args, **kwargs):
+                    yield self.keyed(values)
+
+            return stream
+
+        @functools.wraps(handler)
+        def fill(*args, **kwargs):
+            return self.keyed(handler(*args, **kwargs))
+
+        return fill
 
 
 def network_view(

@@ -14,7 +14,17 @@ import torch
 from PIL import Image
 
 from demos import networks  # the network view (issue 13)
-from demos.common import MAX_SEED, ReadableUploads, figure, inline_png, network_view, note, whole_number
+from demos.common import (
+    MAX_SEED,
+    Panels,
+    ReadableUploads,
+    figure,
+    figure_with_note,
+    inline_png,
+    network_view,
+    note,
+    whole_number,
+)
 from demos.drawing_pad import DrawingPad
 from superpos_core import figures, mnist, serving
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
@@ -104,23 +114,29 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
 
 
 DRAWINGS_AT_ONCE = serving.DRAWINGS_AT_ONCE  # one set of live figures is built ahead for each drawing under way
+# What a drawing fills, by name, the JSON summary first (the /mnist API's order of outputs).
+LIVE = ("summary", "status", "label", "saliency", "activations", "polysemanticity", "histograms")
+PICTURES = ("saliency", "activations", "polysemanticity", "histograms")  # the live figures, in LIVE
+STATIC = ("spectrum", "table", "weights", "neuron_weights")  # computed once for the shipped network
+TRAINING = ("train_status", "train_table", "train_plot")  # what /mnist_train streams, epoch by epoch
 
 
 def analyse(picture, device: torch.device = torch.device("cpu")):
-    """The /mnist API's event: the JSON summary first, then every live panel (pictures as files)."""
+    """The /mnist API's event: every live panel by name (``LIVE``), the pictures as arrays (gradio serves them as files)."""
     try:
         result = MnistExplorer.shared(device, DRAWINGS_AT_ONCE).analyse(picture)
     except DrawingError as error:
         raise gr.Error(str(error), print_exception=False) from None
-    return (
-        result.summary,
-        reading(result),
-        result.probabilities,
-        result.seen_and_saliency,
-        result.activations,
-        result.polysemanticity,
-        result.histograms,
-    )
+    return {**_numbers(result, reading(result)), **dict(zip(PICTURES, _pictures(result), strict=True))}
+
+
+def _numbers(result: DigitAnalysis, status: str) -> dict:
+    return {"summary": result.summary, "status": status, "label": result.probabilities}
+
+
+def _pictures(result: DigitAnalysis) -> tuple[np.ndarray, ...]:
+    """The live figures, in the order of ``PICTURES``."""
+    return (result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
 
 
 def reading(result: DigitAnalysis) -> str:
@@ -132,10 +148,9 @@ def reading(result: DigitAnalysis) -> str:
     return status
 
 
-def inline_panels(result: DigitAnalysis, status: str) -> tuple:
-    """The live outputs for the page: the pictures inline, so the browser shows them without fetching files."""
-    pictures = (result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
-    return (result.summary, status, result.probabilities, *map(inline_png, pictures))
+def inline_panels(result: DigitAnalysis, status: str) -> dict:
+    """The live outputs for the page, by name: the pictures inline, so the browser shows them without fetching files."""
+    return {**_numbers(result, status), **dict(zip(PICTURES, map(inline_png, _pictures(result)), strict=True))}
 
 
 def pad_picture(value) -> bytes | None:
@@ -159,14 +174,14 @@ def show_drawing(value, device: torch.device = torch.device("cpu")):
     try:
         result = MnistExplorer.shared(device, DRAWINGS_AT_ONCE).analyse(pad_picture(value))
     except DrawingError as error:
-        return (None, NO_DIGIT if "empty" in str(error) else f"⚠️ {error}", None, None, None, None, None)
+        return {**dict.fromkeys(LIVE), "status": NO_DIGIT if "empty" in str(error) else f"⚠️ {error}"}
     return inline_panels(result, reading(result))
 
 
 def redraw_if_drawn(value, device: torch.device = torch.device("cpu")):
     """Run after the opening view arrives: a learner who drew before it did sees their drawing read again, not the opening digit."""
     if value == example_on_pad(OPENING_EXAMPLE):
-        return (gr.skip(),) * 7
+        return dict.fromkeys(LIVE, gr.skip())
     return show_drawing(value, device)
 
 
@@ -238,7 +253,12 @@ def opening_view(device_key: str, report) -> SimpleNamespace:
         "Draw your own digit: your first stroke starts a fresh canvas."
     )
     return SimpleNamespace(
-        static=(figs["spectrum"], explorer.rank_table(), figs["weights"], figs["neuron_weights"]),
+        static={
+            "spectrum": figs["spectrum"],
+            "table": explorer.rank_table(),
+            "weights": figs["weights"],
+            "neuron_weights": figs["neuron_weights"],
+        },
         gallery=[
             (255 - np.kron(image, np.ones((3, 3), np.uint8)), str(label)) for image, label in bundled_examples(EXAMPLES)
         ],
@@ -266,60 +286,51 @@ def start_opening(device_key: str = "cpu") -> None:
     OPENING.start(device_key, _make_opening(device_key), name="superpos-mnist-opening")
 
 
-def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> SimpleNamespace:
-    """Lay out the MNIST tab inside the current ``gr.Tab``; returns what other tabs link to."""
-    notes = measured_notes(bundled_reference())
-    start_opening(str(device))  # as the server starts, so that the first visitor need not wait
+def train_event(epochs, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
+    """``api_name="mnist_train"``: train a fresh SimpleNet live, streaming each epoch's row, figure and status (``TRAINING``)."""
+    # Sent as they are (preprocess=False), so that a wrong value gets a message naming its control.
+    epochs, seed = (
+        whole_number(epochs, "Epochs", 1, 5),
+        whole_number(0 if seed is None else seed, "Seed", -MAX_SEED, MAX_SEED),
+    )
+    rows, acc, ranks = [], [], {"fc1": [], "fc2": []}
+    progress(0, desc="Preparing the data")
+    shown = [0.0]  # when the bar last moved: a few times a second is enough, not every batch
 
-    def open_tab(progress=gr.Progress()):
-        view = kept_opening_view(str(device), progress)
-        return (*view.static, view.gallery, *copy.deepcopy(view.live))
-
-    def show_example(selection: gr.SelectData):
-        """Put the clicked test digit on the pad (dark on light, like a drawing); the pad's change event analyses it."""
-        return example_on_pad(selection.index)
-
-    @in_background
-    def train(epochs, seed, progress=gr.Progress()):
-        # Sent as they are (preprocess=False), so that a wrong value gets a message naming its control.
-        epochs, seed = (
-            whole_number(epochs, "Epochs", 1, 5),
-            whole_number(0 if seed is None else seed, "Seed", -MAX_SEED, MAX_SEED),
-        )
-        rows, acc, ranks = [], [], {"fc1": [], "fc2": []}
-        progress(0, desc="Preparing the data")
-        shown = [0.0]  # when the bar last moved: a few times a second is enough, not every batch
-
-        def batch_done(epoch: int, done: int, total: int) -> None:
-            if time.monotonic() - shown[0] >= 0.1 or done == total:
-                shown[0] = time.monotonic()
-                progress(
-                    (epoch - 1 + done / total) / epochs, desc=f"Epoch {epoch} of {epochs}: batch {done:,} of {total:,}"
-                )
-
-        for run in train_live(epochs, seed, device, on_batch=batch_done):
-            r = run.report
-            rows.append(
-                [
-                    r.epoch,
-                    round(r.loss, 4),
-                    round(100 * r.test_accuracy, 2),
-                    r.effective_rank["fc1"],
-                    r.effective_rank["fc2"],
-                ]
+    def batch_done(epoch: int, done: int, total: int) -> None:
+        if time.monotonic() - shown[0] >= 0.1 or done == total:
+            shown[0] = time.monotonic()
+            progress(
+                (epoch - 1 + done / total) / epochs, desc=f"Epoch {epoch} of {epochs}: batch {done:,} of {total:,}"
             )
-            acc.append(r.test_accuracy)
-            for name in ranks:
-                ranks[name].append(r.effective_rank[name])
-            figure = figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
-            status = f"Epoch {r.epoch}/{epochs} on {run.train_size:,} digits from {run.data_source}: test accuracy {r.test_accuracy:.1%}."
-            yield status, rows, figures.to_rgb(figure)
-        yield (
-            status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"),
-            rows,
-            figures.to_rgb(figure),
-        )
 
+    for run in train_live(epochs, seed, device, on_batch=batch_done):
+        r = run.report
+        rows.append(
+            [
+                r.epoch,
+                round(r.loss, 4),
+                round(100 * r.test_accuracy, 2),
+                r.effective_rank["fc1"],
+                r.effective_rank["fc2"],
+            ]
+        )
+        acc.append(r.test_accuracy)
+        for name in ranks:
+            ranks[name].append(r.effective_rank[name])
+        figure = figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
+        status = f"Epoch {r.epoch}/{epochs} on {run.train_size:,} digits from {run.data_source}: test accuracy {r.test_accuracy:.1%}."
+        yield {"train_status": status, "train_table": rows, "train_plot": figures.to_rgb(figure)}
+    yield {
+        "train_status": status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"),
+        "train_table": rows,
+        "train_plot": figures.to_rgb(figure),
+    }
+
+
+def layout(device: torch.device, can_send: bool = True) -> Panels:
+    """Lay out the MNIST tab inside the current ``gr.Tab``; its components, by name."""
+    notes = measured_notes(bundled_reference())
     gr.Markdown(
         "## Draw a digit\nA real network (the course's SimpleNet: 784 → 128 → 64 → 10, trained on all 60,000 MNIST training digits, "
         "97.7% right on the 10,000 test digits) reads your drawing. Every panel updates each time you lift the pen."
@@ -354,25 +365,28 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
             label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
             note(notes["label"])
-            saliency = figure("What the network sees, and why it answers", elem_id="mnist-saliency")
-            note(notes["saliency"])
+            saliency = figure_with_note(
+                "What the network sees, and why it answers", notes["saliency"], elem_id="mnist-saliency"
+            )
     with gr.Row():
-        with gr.Column():
-            activations = figure("Activations of every neuron", elem_id="mnist-activations")
-            note(notes["activations"])
-        with gr.Column():
-            polysemanticity = figure("Is one neuron one digit? (polysemanticity)", elem_id="mnist-polysemanticity")
-            note(notes["polysemanticity"])
-    histograms = figure("This digit's activations against 2,000 real test digits", elem_id="mnist-histograms")
-    note(notes["histograms"])
+        activations = figure_with_note(
+            "Activations of every neuron", notes["activations"], elem_id="mnist-activations", column=True
+        )
+        polysemanticity = figure_with_note(
+            "Is one neuron one digit? (polysemanticity)",
+            notes["polysemanticity"],
+            elem_id="mnist-polysemanticity",
+            column=True,
+        )
+    histograms = figure_with_note(
+        "This digit's activations against 2,000 real test digits", notes["histograms"], elem_id="mnist-histograms"
+    )
     with gr.Accordion("Numbers behind the pictures (the /mnist API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="mnist-json")
 
     gr.Markdown("## What training did to the weights\nComputed once for the shipped network, not per drawing.")
     with gr.Row():
-        with gr.Column():
-            spectrum = figure("Singular values: trained vs random initialisation")
-            note(notes["spectrum"])
+        spectrum = figure_with_note("Singular values: trained vs random initialisation", notes["spectrum"], column=True)
         with gr.Column():
             table = gr.Dataframe(
                 headers=["layer", "neurons", "effective rank", "ratio", "needed to reach 99%", "random init"],
@@ -385,12 +399,8 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
                 elem_classes=["figure-note"],
             )
     with gr.Row():
-        with gr.Column():
-            weights = figure("Weight matrices fc1 and fc2")
-            note(notes["weights"])
-        with gr.Column():
-            neuron_weights = figure("fc1 neurons as pictures")
-            note(notes["neuron_weights"])
+        weights = figure_with_note("Weight matrices fc1 and fc2", notes["weights"], column=True)
+        neuron_weights = figure_with_note("fc1 neurons as pictures", notes["neuron_weights"], column=True)
 
     gr.Markdown("## Train your own and watch the rank change")
     with gr.Row():
@@ -408,60 +418,103 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
             )
         with gr.Column():
             train_plot = figure("Accuracy and effective rank per epoch")
+    # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened).
+    network_view(
+        lambda: networks.mnist_html(MnistExplorer.shared(device, DRAWINGS_AT_ONCE).model), elem_id="mnist-network"
+    )
+    return Panels(
+        pad=pad,
+        sketch=sketch,
+        upload=upload,
+        send=send,
+        gallery=gallery,
+        status=status,
+        label=label,
+        saliency=saliency,
+        activations=activations,
+        polysemanticity=polysemanticity,
+        histograms=histograms,
+        summary=summary,
+        spectrum=spectrum,
+        table=table,
+        weights=weights,
+        neuron_weights=neuron_weights,
+        epochs=epochs,
+        seed=seed,
+        train_button=train_button,
+        train_status=train_status,
+        train_table=train_table,
+        train_plot=train_plot,
+    )
 
-    live_outputs = [summary, status, label, saliency, activations, polysemanticity, histograms]
-    simplenet = dict(**serving.queue("mnist-simplenet"))
+
+def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
+    """The MNIST tab's events: a stroke, the /mnist API, an upload, the gallery, the opening view, training."""
+    start_opening(str(device))  # as the server starts, so that the first visitor need not wait
+
+    @panels.filled_by
+    def open_tab(progress=gr.Progress()):
+        view = kept_opening_view(str(device), progress)
+        return {**view.static, "gallery": view.gallery, **copy.deepcopy(view.live)}
+
+    def show_example(selection: gr.SelectData):
+        """Put the clicked test digit on the pad (dark on light, like a drawing); the pad's change event analyses it."""
+        return example_on_pad(selection.index)
+
+    @panels.filled_by
+    @in_background
+    def train(epochs, seed, progress=gr.Progress()):
+        yield from train_event(epochs, seed, progress, device)
+
+    pad, live = panels["pad"], panels(*LIVE)
+    simplenet = serving.queue("mnist-simplenet")
     pad.change(
-        partial(show_drawing, device=device),
+        panels.filled_by(partial(show_drawing, device=device)),
         inputs=pad,
-        outputs=live_outputs,
+        outputs=live,
         api_visibility="private",
         trigger_mode="always_last",  # while one stroke is analysed, only the newest waits
         show_progress="hidden",
         **simplenet,
     )
-    sketch.change(
-        partial(analyse, device=device),
-        inputs=sketch,
-        outputs=live_outputs,
+    panels["sketch"].change(
+        panels.filled_by(partial(analyse, device=device)),
+        inputs=panels["sketch"],
+        outputs=live,
         api_name="mnist",
         show_progress="hidden",
         **simplenet,
     )
-    upload.upload(
+    panels["upload"].upload(
         upload_to_pad,
-        inputs=upload,
-        outputs=[pad, status],
+        inputs=panels["upload"],
+        outputs=panels("pad", "status"),
         api_visibility="private",
         show_progress="hidden",
         **simplenet,
     )
-    opening = blocks.load(
-        open_tab,
-        outputs=[spectrum, table, weights, neuron_weights, gallery, *live_outputs],
-        api_visibility="private",
-        **simplenet,
-    )
+    opening = blocks.load(open_tab, outputs=panels(*STATIC, "gallery", *LIVE), api_visibility="private", **simplenet)
     opening.then(
-        partial(redraw_if_drawn, device=device),
+        panels.filled_by(partial(redraw_if_drawn, device=device)),
         inputs=pad,
-        outputs=live_outputs,
+        outputs=live,
         api_visibility="private",
         show_progress="hidden",
         **simplenet,
     )
-    gallery.select(show_example, outputs=pad, api_visibility="private", show_progress="hidden", queue=False)
-    train_button.click(
+    panels["gallery"].select(show_example, outputs=pad, api_visibility="private", show_progress="hidden", queue=False)
+    panels["train_button"].click(
         train,
-        inputs=[epochs, seed],
-        outputs=[train_status, train_table, train_plot],
+        inputs=panels("epochs", "seed"),
+        outputs=panels(*TRAINING),
         api_name="mnist_train",
         **serving.queue("mnist-train"),
         preprocess=False,
     )
 
-    # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened).
-    network_view(
-        lambda: networks.mnist_html(MnistExplorer.shared(device, DRAWINGS_AT_ONCE).model), elem_id="mnist-network"
-    )
-    return SimpleNamespace(pad=pad, send=send)
+
+def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> SimpleNamespace:
+    """Lay out the MNIST tab inside the current ``gr.Tab`` and wire its events; returns what other tabs link to."""
+    panels = layout(device, can_send)
+    wire(blocks, panels, device)
+    return SimpleNamespace(pad=panels["pad"], send=panels["send"])

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from demos import networks  # the network view (issue 13)
-from demos.common import ChoiceDropdown, ReadableUploads, figure, network_view, note, quoted
+from demos.common import ChoiceDropdown, Panels, ReadableUploads, figure_with_note, network_view, quoted
 from superpos_core import figures, mnist, resnets, serving
 from superpos_core.conv_rank import TABLE_HEADERS
 from superpos_core.serving import Kept, in_background
@@ -48,6 +48,9 @@ _rank_panels = figures.PanelPool()
 _openings: Kept[dict] = Kept()
 # What a handler fills, by name; ``render`` maps the names to its components.
 PICTURE_PANELS = ("summary", "status", "top5", "grid", "overlay", "ranks", "table", "card", "state")
+LAYER_PANELS = ("summary", "grid", "overlay", "ranks", "table", "card")  # what depends on the layer alone
+SWITCHED = ("summary", "grid", "overlay", "ranks", "card")  # what a change of layer redraws (the table stays)
+RECEIVED = ("image", "model", "layer", "model_status", "gallery", "retry")  # what a drawing from the MNIST tab sets
 MODEL_PANELS = ("layer", "model_status", "gallery", "retry", *PICTURE_PANELS)
 
 
@@ -104,8 +107,8 @@ def _card(loaded: resnets.LoadedResNet, view: resnets.LayerView | None, row, sou
     return text
 
 
-def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
-    """Everything that depends on the layer alone; no forward pass."""
+def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str) -> dict:
+    """Everything that depends on the layer alone, by name (``LAYER_PANELS``); no forward pass."""
     if layer not in loaded.conv_layers:
         raise gr.Error(
             f"There is no conv layer named {quoted(layer)} in {loaded.entry.title}. Choose one of: {', '.join(loaded.conv_layers[:6])}, …",
@@ -131,7 +134,14 @@ def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str):
             grid = panel.update(view.maps, view.top_channels, f"{layer}: the 16 strongest of {view.channels} channels")
         overlay = figures.heat_overlay(analysis.display, view.mean_map)
     table = [r.as_row() for r in rows]
-    return summary, grid, overlay, rank_plot, table, _card(loaded, view, row, source)
+    return {
+        "summary": summary,
+        "grid": grid,
+        "overlay": overlay,
+        "ranks": rank_plot,
+        "table": table,
+        "card": _card(loaded, view, row, source),
+    }
 
 
 def _answer(analysis: resnets.ImageAnalysis) -> str:
@@ -148,7 +158,7 @@ def _picture(picture) -> object:
 
 
 def analyse(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")):
-    """The main event (``api_name="resnet"``): one forward pass, every conv layer captured."""
+    """The main event (``api_name="resnet"``): one forward pass, every conv layer captured; the panels by name (``PICTURE_PANELS``)."""
     if picture is None:
         raise gr.Error("No picture: upload one or click an example.", visible=False, print_exception=False)
     picture = _picture(picture)
@@ -158,13 +168,16 @@ def analyse(picture, model: str, layer: str | None, device: torch.device = torch
         analysis = resnets.analyse_image(loaded, picture)
     except resnets.ImageError as error:
         raise gr.Error(str(error), print_exception=False, title="Not a picture we can read") from None
-    summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
-    labels = {label: prob for label, prob in analysis.top5}
-    return summary, _answer(analysis), labels, grid, overlay, ranks, table, card, analysis
+    return {
+        **_render_layer(loaded, analysis, layer),
+        "status": _answer(analysis),
+        "top5": {label: prob for label, prob in analysis.top5},
+        "state": analysis,
+    }
 
 
 def switch_layer(analysis, model: str, layer: str, device: torch.device = torch.device("cpu")):
-    """Re-draw from the cached forward pass: the network does not run again.
+    """Re-draw from the cached forward pass (the network does not run again); the panels by name (``SWITCHED``).
 
     A model that failed to load is not tried again here (``resnets.load`` remembers the failure): the
     panels stay empty and the card says why, at once.
@@ -172,11 +185,11 @@ def switch_layer(analysis, model: str, layer: str, device: torch.device = torch.
     try:
         loaded = resnets.load(model, device)
     except resnets.ModelUnavailable as error:
-        return None, None, None, None, f"⚠️ {error}"
+        return {**dict.fromkeys(SWITCHED), "card": f"⚠️ {error}"}
     if analysis is not None and analysis.model != model:
         analysis = None
-    summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
-    return summary, grid, overlay, ranks, card
+    drawn = _render_layer(loaded, analysis, layer)
+    return {name: drawn[name] for name in SWITCHED}
 
 
 def problem(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")) -> str:
@@ -199,9 +212,12 @@ def problem(picture, model: str, layer: str | None, device: torch.device = torch
 
 
 def explain_problem(picture, model: str, layer: str | None, device: torch.device = torch.device("cpu")):
-    """Runs when ``analyse`` failed: the reason beside the picture, the panels that showed the last picture cleared."""
+    """Runs when ``analyse`` failed: the reason beside the picture, the panels that showed the last picture cleared.
+
+    The rank plot, the table and the card describe the layer, not the picture: they stay as they are.
+    """
     message = problem(picture, model, layer, device)
-    return None, message, None, None, None, gr.skip(), gr.skip(), gr.skip(), None
+    return {**dict.fromkeys(("summary", "top5", "grid", "overlay", "state")), "status": message}
 
 
 @functools.cache
@@ -254,7 +270,7 @@ def choose_model(
             retry=gr.update(visible=resnets.CATALOGUE[model].source != "bundled"),
             status=f"⚠️ {message}",
         )
-        return {**view, **dict.fromkeys(("summary", "top5", "grid", "overlay", "ranks", "table", "card"))}
+        return {**view, **dict.fromkeys(("summary", "top5", *LAYER_PANELS))}
     view.update(model_status=_model_status(model), retry=gr.update(visible=False))
     if progress is not None:
         progress(0.5, desc=f"The rank table of {loaded.entry.title}…")
@@ -269,16 +285,10 @@ def choose_model(
             message = f"⚠️ {error.message}"
         except resnets.ImageError as error:
             message = f"⚠️ {error}"
-    summary, grid, overlay, ranks, table, card = _render_layer(loaded, analysis, layer)
     view.update(
-        summary=summary,
+        _render_layer(loaded, analysis, layer),
         status=message,
         top5={label: p for label, p in analysis.top5} if analysis else None,
-        grid=grid,
-        overlay=overlay,
-        ranks=ranks,
-        table=table,
-        card=card,
         state=analysis,
     )
     return view
@@ -310,14 +320,13 @@ def start_opening(device: torch.device) -> None:
     _openings.start(_opening_key(device), lambda: opening_view(device), name="superpos-resnet-opening")
 
 
-def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
-    """Lay out the ResNet tab inside the current ``gr.Tab``; returns what other tabs link to."""
+def layout() -> Panels:
+    """Lay out the ResNet tab inside the current ``gr.Tab``; its components, by name."""
     gr.Markdown(
         "## Inside a ResNet\nDoes a deep network superpose like the small ones? Pick a model and any of its conv layers: see what the layer's channels "
         "respond to in your picture, and how its activations' energy spreads over directions, layer by layer (the course's effective rank: its second experiment)."
     )
     first = resnets.DEFAULT
-    start_opening(device)
     first_examples = examples(first)
     state = gr.State(None)
     with gr.Row():
@@ -362,15 +371,11 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
             status = gr.Markdown("Preparing the example…", elem_id="resnet-status")
             top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="resnet-top5")
     with gr.Row():
+        grid = figure_with_note("Feature maps of the chosen layer", NOTES["maps"], elem_id="resnet-grid", column=True)
         with gr.Column():
-            grid = figure("Feature maps of the chosen layer", elem_id="resnet-grid")
-            note(NOTES["maps"])
-        with gr.Column():
-            overlay = figure("Where the layer is active", elem_id="resnet-overlay")
-            note(NOTES["overlay"])
+            overlay = figure_with_note("Where the layer is active", NOTES["overlay"], elem_id="resnet-overlay")
             card = gr.Markdown(elem_id="resnet-card")
-    ranks = figure("Effective rank, layer by layer", elem_id="resnet-ranks")
-    note(NOTES["ranks"])
+    ranks = figure_with_note("Effective rank, layer by layer", NOTES["ranks"], elem_id="resnet-ranks")
     table = gr.Dataframe(
         headers=TABLE_HEADERS,
         label="The course's table, with the centred count beside it",
@@ -380,7 +385,11 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
     with gr.Accordion("Numbers behind the pictures (the /resnet API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="resnet-json")
 
-    panels = dict(
+    # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened, from the architecture).
+    network_view(networks.resnet_html, inputs=[model, layer], triggers=[model, layer], elem_id="resnet-network")
+    return Panels(
+        image=image,
+        model=model,
         summary=summary,
         status=status,
         top5=top5,
@@ -395,26 +404,31 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         gallery=gallery,
         retry=retry,
     )
-    live = [panels[name] for name in PICTURE_PANELS]
-    event = image.change(
-        lambda p, m, l: analyse(p, m, l, device),
-        inputs=[image, model, layer],
+
+
+def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
+    """The ResNet tab's events: a picture (``/resnet``), a layer, a model, the gallery, the opening view."""
+    start_opening(device)
+    picture_in, live = panels("image", "model", "layer"), panels(*PICTURE_PANELS)
+    event = panels["image"].change(
+        panels.filled_by(lambda p, m, l: analyse(p, m, l, device)),
+        inputs=picture_in,
         outputs=live,
         api_name="resnet",
         **serving.queue("resnet"),
         trigger_mode="always_last",
     )
     event.failure(
-        lambda p, m, l: explain_problem(p, m, l, device),
-        inputs=[image, model, layer],
+        panels.filled_by(lambda p, m, l: explain_problem(p, m, l, device)),
+        inputs=picture_in,
         outputs=live,
         api_visibility="private",
         queue=False,
     )
-    layer.input(
-        lambda a, m, l: switch_layer(a, m, l, device),
-        inputs=[state, model, layer],
-        outputs=[summary, grid, overlay, ranks, card],
+    panels["layer"].input(
+        panels.filled_by(lambda a, m, l: switch_layer(a, m, l, device)),
+        inputs=panels("state", "model", "layer"),
+        outputs=panels(*SWITCHED),
         api_visibility="private",
         show_progress="hidden",
         **serving.queue("resnet-switch"),
@@ -424,50 +438,45 @@ def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
         return examples(model_key)[selection.index][0]
 
     def redraw_for_model(retry: bool):
+        @panels.filled_by
         @in_background
         def redraw(
             picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)
         ):  # track_tqdm: torchvision's download bar moves ours
-            view = choose_model(picture, model_key, layer_name, device, retry=retry, progress=progress)
-            return {panels[name]: value for name, value in view.items()}
+            return choose_model(picture, model_key, layer_name, device, retry=retry, progress=progress)
 
         return redraw
 
+    @panels.filled_by
     def open_tab(progress=gr.Progress()):
         view = opening(device, progress)
-        return {panels[name]: _fresh(view[name]) for name in PICTURE_PANELS}
+        return {name: _fresh(view[name]) for name in PICTURE_PANELS}
 
-    model_outputs = [panels[name] for name in MODEL_PANELS]
     # Choosing a model can load it and compute its rank table: the same limit as analysing with it.
     # .select, not .input: a dropdown sends "input" twice for one choice (on the choice, and again as it closes).
-    model.select(
-        redraw_for_model(retry=False),
-        inputs=[image, model, layer],
-        outputs=model_outputs,
-        api_visibility="private",
-        **serving.queue("resnet"),
-    )
-    retry.click(
-        redraw_for_model(retry=True),
-        inputs=[image, model, layer],
-        outputs=model_outputs,
-        api_visibility="private",
-        **serving.queue("resnet"),
-    )
-    gallery.select(
+    for trigger, retry in ((panels["model"].select, False), (panels["retry"].click, True)):
+        trigger(
+            redraw_for_model(retry=retry),
+            inputs=picture_in,
+            outputs=panels(*MODEL_PANELS),
+            api_visibility="private",
+            **serving.queue("resnet"),
+        )
+    panels["gallery"].select(
         pick_example,
-        inputs=model,
-        outputs=image,
+        inputs=panels["model"],
+        outputs=panels["image"],
         api_visibility="private",
         **serving.queue("resnet-examples"),
     )
     blocks.load(open_tab, outputs=live, api_visibility="private", **serving.queue("resnet-open"))
 
-    # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened, from the architecture).
-    network_view(networks.resnet_html, inputs=[model, layer], triggers=[model, layer], elem_id="resnet-network")
-    return SimpleNamespace(
-        image=image, model=model, layer=layer, drawing_outputs=[image, model, layer, model_status, gallery, retry]
-    )
+
+def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:
+    """Lay out the ResNet tab inside the current ``gr.Tab`` and wire its events; returns what other tabs link to."""
+    panels = layout()
+    wire(blocks, panels, device)
+    return SimpleNamespace(panels=panels)
 
 
 def _fresh(value):
@@ -476,21 +485,21 @@ def _fresh(value):
 
 
 def receive_drawing(sketch):
-    """A drawing sent from the MNIST tab: the composite as a picture, for the bundled model (its layers, examples and status too)."""
+    """A drawing sent from the MNIST tab: the composite as a picture, for the bundled model (its layers, examples and status too), by name (``RECEIVED``)."""
     from superpos_core.drawing import editor_picture
 
     picture = editor_picture(sketch)
     if picture is None:
         raise gr.Error("Draw a digit first.", print_exception=False)
     names = resnets.layer_names(resnets.DEFAULT)
-    return (
-        picture,
-        gr.update(value=resnets.DEFAULT),
-        gr.update(choices=names, value=names[0]),
-        _model_status(resnets.DEFAULT),
-        examples(resnets.DEFAULT),
-        gr.update(visible=False),
-    )
+    return {
+        "image": picture,
+        "model": gr.update(value=resnets.DEFAULT),
+        "layer": gr.update(choices=names, value=names[0]),
+        "model_status": _model_status(resnets.DEFAULT),
+        "gallery": examples(resnets.DEFAULT),
+        "retry": gr.update(visible=False),
+    }
 
 
 SHOW_RESNET_TAB = "() => { document.querySelector('button[role=tab][data-tab-id=\"resnet\"]')?.click(); }"
@@ -511,9 +520,9 @@ def take_drawings_from(digits: SimpleNamespace, convs: SimpleNamespace) -> None:
         **serving.queue("mnist-send"),
     )
     sent.success(
-        lambda value: receive_drawing(mnist_tab.drawing_to_send(value)),
+        convs.panels.filled_by(lambda value: receive_drawing(mnist_tab.drawing_to_send(value))),
         inputs=digits.pad,
-        outputs=convs.drawing_outputs,
+        outputs=convs.panels(*RECEIVED),
         api_visibility="private",
         **serving.queue("resnet-examples"),
     )

@@ -9,14 +9,18 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import MAX_SEED, figure, network_view, note, number, whole_number
+from demos.common import MAX_SEED, Panels, figure, figure_with_note, network_view, note, number, whole_number
 from superpos_core import figures, network, serving, toy
 from superpos_core.serving import Kept, in_background
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
 DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}
 LEVEL_RANGE = (0.0, 3.0)  # the log-scale slider's k, for S = 1 - 10⁻ᵏ from 0 to 0.999
-OPENING: Kept[tuple] = Kept()  # the defaults' trained model, once per (device, controls) for the whole process
+OPENING: Kept[dict] = Kept()  # the defaults' trained model, once per (device, controls) for the whole process
+# What each event fills, by name, the JSON summary first (the API's order of outputs).
+TRAINED = ("summary", "status", "gram", "bars", "dimensionality", "arrows", "arrows_hint")
+SWEPT = ("sweep_summary", "sweep_plot")
+CONTROLS = ("n", "m", "sparsity", "decay", "steps", "seed")  # the /toy API's inputs, in its order
 
 NOTES = {
     "gram": "Each cell is how much two features' directions overlap (WᵀW). A red diagonal with white elsewhere: every kept feature "
@@ -117,7 +121,7 @@ def error_line(n, m, sparsity, decay, steps, seed, what: str = "Not trained") ->
 
 
 def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
-    """The main event (``api_name="toy"``): train the toy model, return its summary and figures."""
+    """The main event (``api_name="toy"``): train the toy model; its summary and figures, by name (``TRAINED``)."""
     config = _config(n, m, sparsity, decay, steps, seed)
     progress(0, desc="Training")
     try:
@@ -134,19 +138,21 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device
     if result.notes:
         status += "\n\n" + " ".join(f"⚠️ {note}" for note in result.notes)
     arrows = figures.to_rgb(figures.toy_arrows(W)) if c.m_hidden == 2 else None
-    return (
-        result.summary(),
-        status,
-        figures.to_rgb(figures.toy_gram(W, result.b)),
-        figures.to_rgb(figures.toy_feature_bars(result.feature_norms, result.interference)),
-        figures.to_rgb(figures.toy_dimensionality(result.dimensionality, result.features_per_dimension)),
-        gr.update(value=arrows, visible=arrows is not None),
-        gr.update(visible=arrows is None),
-    )
+    return {
+        "summary": result.summary(),
+        "status": status,
+        "gram": figures.to_rgb(figures.toy_gram(W, result.b)),
+        "bars": figures.to_rgb(figures.toy_feature_bars(result.feature_norms, result.interference)),
+        "dimensionality": figures.to_rgb(
+            figures.toy_dimensionality(result.dimensionality, result.features_per_dimension)
+        ),
+        "arrows": gr.update(value=arrows, visible=arrows is not None),
+        "arrows_hint": gr.update(visible=arrows is None),
+    }
 
 
 def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
-    """``api_name="toy_sweep"``: one batched run over 20 sparsities."""
+    """``api_name="toy_sweep"``: one batched run over 20 sparsities; its summary and figure, by name (``SWEPT``)."""
     config = _config(n, m, 0.0, decay, steps, seed)
     progress(0, desc="Training 20 sparsities at once")
     try:
@@ -170,7 +176,7 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
         "superposition": [r.superposition for r in results],
     }
     figure = figures.toy_sweep(sparsities, kept, per_dimension, config.n_features, config.m_hidden)
-    return summary, figures.to_rgb(figure)
+    return {"sweep_summary": summary, "sweep_plot": figures.to_rgb(figure)}
 
 
 def _opening(device: torch.device):
@@ -213,8 +219,8 @@ def network_html(n, m) -> str:
     )
 
 
-def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> None:
-    """Lay out the toy-model tab inside the current ``gr.Tab`` and wire its events."""
+def layout() -> Panels:
+    """Lay out the toy-model tab inside the current ``gr.Tab``; its components, by name."""
     gr.Markdown(
         "## Toy model of superposition\nSqueeze *n* features through *m* < *n* hidden dimensions and read them back: "
         "x′ = ReLU(WᵀWx + b). Each feature is zero with probability *S* and uniform in [0, 1] otherwise; feature *i* matters rⁱ as much "
@@ -251,16 +257,10 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
         sweep_button = gr.Button("Sweep 20 sparsities")
     status = gr.Markdown(elem_id="toy-status")
     with gr.Row():
-        with gr.Column():
-            gram = figure("WᵀW and the bias")
-            note(NOTES["gram"])
-        with gr.Column():
-            bars = figure("Which features are kept, and which share")
-            note(NOTES["bars"])
+        gram = figure_with_note("WᵀW and the bias", NOTES["gram"], column=True)
+        bars = figure_with_note("Which features are kept, and which share", NOTES["bars"], column=True)
     with gr.Row():
-        with gr.Column():
-            dimensionality = figure("Feature dimensionality")
-            note(NOTES["dimensionality"])
+        dimensionality = figure_with_note("Feature dimensionality", NOTES["dimensionality"], column=True)
         with gr.Column():
             arrows = figure("Features in the hidden plane (m = 2)")
             arrows_hint = gr.Markdown(
@@ -269,8 +269,7 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
             note(NOTES["arrows"])
     with gr.Accordion("Numbers behind the pictures (the /toy API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="toy-json")
-    sweep_plot = figure("The phase change: represented features against sparsity")
-    note(NOTES["sweep"])
+    sweep_plot = figure_with_note("The phase change: represented features against sparsity", NOTES["sweep"])
     with gr.Accordion("Sweep numbers (the /toy_sweep API's JSON)", open=False):
         sweep_summary = gr.JSON(label="Sweep summary")
     gr.Markdown(EXPLANATION)
@@ -281,9 +280,31 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
         initial=network_html(DEFAULTS["n"], DEFAULTS["m"]),
         elem_id="toy-network",
     )
+    return Panels(
+        n=n,
+        m=m,
+        sparsity=sparsity,
+        decay=decay,
+        steps=steps,
+        seed=seed,
+        level=level,
+        train_button=train_button,
+        sweep_button=sweep_button,
+        status=status,
+        gram=gram,
+        bars=bars,
+        dimensionality=dimensionality,
+        arrows=arrows,
+        arrows_hint=arrows_hint,
+        summary=summary,
+        sweep_plot=sweep_plot,
+        sweep_summary=sweep_summary,
+    )
 
-    inputs = [n, m, sparsity, decay, steps, seed]
-    outputs = [summary, status, gram, bars, dimensionality, arrows, arrows_hint]
+
+def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
+    """The toy-model tab's events: training (``/toy``), the sweep (``/toy_sweep``), the opening view, the S controls."""
+    level, sparsity = panels["level"], panels["sparsity"]
     # The slider and the S box always agree: moving either sets the other (.input: only a person's change, so no loop).
     level.input(
         _log_sparsity, inputs=level, outputs=sparsity, api_visibility="private", queue=False, show_progress="hidden"
@@ -301,50 +322,59 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     # preprocess=False: the controls' values arrive as sent, so that our checks (which name the
     # control, and cap the steps rather than refuse them) answer API callers, not gradio's bounds.
     # Named wrappers (not lambdas): their parameter names are the API's.
+    @panels.filled_by
     @in_background
     def train(n, m, sparsity, decay, steps, seed, progress=gr.Progress()):
         return train_toy(n, m, sparsity, decay, steps, seed, progress, device)
 
+    @panels.filled_by
     @in_background
     def sweep(n, m, decay, steps, seed, progress=gr.Progress()):
         return sweep_toy(n, m, decay, steps, seed, progress, device)
 
+    @panels.filled_by
     def opening(progress=gr.Progress()):
         return opening_result(device, progress)
 
-    # API callers get the error itself. In the page the status line then says it, in place of the last result, and
-    # the failed run's outputs are handed back unchanged (gr.skip), which clears their Error badges.
+    # API callers get the error itself. In the page the status line then says it, in place of the last result; the
+    # failed run's other outputs are left as they are (skipped), which clears their Error badges.
     errors = dict(api_visibility="private", queue=False, preprocess=False, show_progress="hidden")
-    train_button.click(
+    panels["train_button"].click(
         train,
-        inputs=inputs,
-        outputs=outputs,
+        inputs=panels(*CONTROLS),
+        outputs=panels(*TRAINED),
         api_name="toy",
         **serving.queue("toy"),
         preprocess=False,
     ).failure(
-        lambda *controls: [error_line(*controls)] + [gr.skip()] * (len(outputs) - 1),
-        inputs=inputs,
-        outputs=[status] + [o for o in outputs if o is not status],
+        panels.filled_by(lambda *controls: {"status": error_line(*controls)}),
+        inputs=panels(*CONTROLS),
+        outputs=panels(*TRAINED),
         **errors,
     )
-    sweep_button.click(
+    swept_by = ("n", "m", "decay", "steps", "seed")
+    panels["sweep_button"].click(
         sweep,
-        inputs=[n, m, decay, steps, seed],
-        outputs=[sweep_summary, sweep_plot],
+        inputs=panels(*swept_by),
+        outputs=panels(*SWEPT),
         api_name="toy_sweep",
         **serving.queue("toy-sweep"),
         preprocess=False,
     ).failure(
-        lambda n, m, decay, steps, seed: (
-            error_line(n, m, 0.0, decay, steps, seed, what="The sweep did not run"),
-            gr.skip(),
-            gr.skip(),
+        panels.filled_by(
+            lambda n, m, decay, steps, seed: {
+                "status": error_line(n, m, 0.0, decay, steps, seed, what="The sweep did not run")
+            }
         ),
-        inputs=[n, m, decay, steps, seed],
-        outputs=[status, sweep_summary, sweep_plot],
+        inputs=panels(*swept_by),
+        outputs=panels("status", *SWEPT),
         **errors,
     )
     # The opening model is kept once per process (started here, in the background), so it is there when a visitor comes.
     start_opening(device)
-    blocks.load(opening, outputs=outputs, api_visibility="private", **serving.queue("toy-opening"))
+    blocks.load(opening, outputs=panels(*TRAINED), api_visibility="private", **serving.queue("toy-opening"))
+
+
+def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> None:
+    """Lay out the toy-model tab inside the current ``gr.Tab`` and wire its events."""
+    wire(blocks, layout(), device)

@@ -18,7 +18,11 @@ from contextlib import contextmanager
 import matplotlib
 
 matplotlib.use("Agg")  # a server has no screen; must precede any backend use
-
+# Imported now, on the importing thread, though no figure here uses it: seaborn imports pyplot on its first
+# figure, often on a background thread, and gradio wraps every request in ``matplotlib.use``, which calls into
+# pyplot if it is in ``sys.modules``: a request that meets it half-imported failed ("partially initialized
+# module 'matplotlib.pyplot'"). About 0.4 s of start-up.
+import matplotlib.pyplot  # noqa: E402, F401
 import numpy as np
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg

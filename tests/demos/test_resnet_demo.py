@@ -19,9 +19,10 @@ def digit():
 
 def test_main_event_summary_first(digit):
     picture, label = digit
-    summary, status, labels, grid, overlay, ranks, table, card, analysis = resnet_tab.analyse(
-        picture, "mnist-resnet", "layer2.0.conv1"
-    )
+    shown = resnet_tab.analyse(picture, "mnist-resnet", "layer2.0.conv1")
+    assert set(shown) == set(resnet_tab.PICTURE_PANELS)  # by name; the wiring lists the JSON summary first
+    summary, status, grid, overlay = shown["summary"], shown["status"], shown["grid"], shown["overlay"]
+    ranks, table, card = shown["ranks"], shown["table"], shown["card"]
     assert set(summary) == {
         "model",
         "layer",
@@ -62,7 +63,7 @@ def test_main_event_summary_first(digit):
 
 
 def test_switching_layers_reuses_the_forward_pass(digit):
-    *_, analysis = resnet_tab.analyse(digit[0], "mnist-resnet", None)
+    analysis = resnet_tab.analyse(digit[0], "mnist-resnet", None)["state"]
     model = resnets.load("mnist-resnet").model
     calls = []
     handle = model.register_forward_hook(lambda *args: calls.append(1))
@@ -72,8 +73,9 @@ def test_switching_layers_reuses_the_forward_pass(digit):
     finally:
         handle.remove()
     assert calls == []  # no second forward
-    assert first[0]["channels"] == 16 and second[0]["channels"] == 128
-    assert (first[1] != second[1]).any()  # the feature-map grid changed
+    assert tuple(first) == resnet_tab.SWITCHED
+    assert first["summary"]["channels"] == 16 and second["summary"]["channels"] == 128
+    assert (first["grid"] != second["grid"]).any()  # the feature-map grid changed
 
 
 def test_unknown_layer_is_a_clear_error(digit):
@@ -83,14 +85,15 @@ def test_unknown_layer_is_a_clear_error(digit):
 
 def test_a_drawing_can_be_sent_from_the_mnist_tab(digit):
     composite = helpers.as_canvas_rgba(digit[0])
-    picture, model, layer, model_status, gallery, retry = resnet_tab.receive_drawing(
-        {"background": None, "layers": [], "composite": composite}
-    )
+    received = resnet_tab.receive_drawing({"background": None, "layers": [], "composite": composite})
+    assert tuple(received) == resnet_tab.RECEIVED
+    picture, model, layer = received["image"], received["model"], received["layer"]
+    model_status, gallery, retry = received["model_status"], received["gallery"], received["retry"]
     assert picture is composite and model["value"] == "mnist-resnet" and layer["value"] == "conv1"
     assert (
         "trained on MNIST" in model_status and len(gallery) == 10 and retry["visible"] is False
     )  # nothing left of another model
-    assert resnet_tab.analyse(picture, "mnist-resnet", "conv1")[0]["top5"][0][0] == digit[1]
+    assert resnet_tab.analyse(picture, "mnist-resnet", "conv1")["summary"]["top5"][0][0] == digit[1]
 
 
 @pytest.fixture
@@ -158,7 +161,8 @@ def test_an_unavailable_model_empties_every_panel_and_is_not_downloaded_again(di
     started = time.perf_counter()
     switched = resnet_tab.switch_layer(None, "resnet50", "layer1.0.conv2")
     assert time.perf_counter() - started < 0.5 and len(imagenet_here) == 1  # a layer switch does not try again
-    assert switched[:4] == (None, None, None, None) and "Unavailable: ResNet-50" in switched[4]
+    assert [switched[name] for name in ("summary", "grid", "overlay", "ranks")] == [None] * 4
+    assert "Unavailable: ResNet-50" in switched["card"]
     with pytest.raises(gr.Error, match="Unavailable: ResNet-50"):
         resnet_tab.analyse(Image.fromarray(digit[0]), "resnet50", "conv1")
     assert len(imagenet_here) == 1
@@ -180,7 +184,8 @@ def test_the_layer_list_the_plot_and_the_table_share_module_order():
 
 def test_a_photo_for_the_digit_model_says_it_only_knows_digits():
     photo = Image.open(resnets.mnist.ASSETS / "photos" / "coffee.jpg")
-    summary, status, labels, grid, *_ = resnet_tab.analyse(photo, "mnist-resnet", "conv1")
+    shown = resnet_tab.analyse(photo, "mnist-resnet", "conv1")
+    summary, status, labels, grid = shown["summary"], shown["status"], shown["top5"], shown["grid"]
     assert "only knows the ten digits" in status and summary["caution"] == resnets.PHOTO_CAUTION
     assert len(labels) == 5 and grid is not None  # still analysed
 
@@ -203,8 +208,9 @@ def test_a_file_that_is_no_readable_picture_gets_a_message_not_an_error_badge(tm
         resnet_tab.analyse(picture, "mnist-resnet", "conv1")  # the API caller's message
     outputs = resnet_tab.explain_problem(picture, "mnist-resnet", "conv1")
     assert (
-        expected in outputs[1] and outputs[3] is None and outputs[-1] is None
+        expected in outputs["status"] and outputs["grid"] is None and outputs["state"] is None
     )  # the message beside the picture, old maps gone
+    assert not {"ranks", "table", "card"} & set(outputs)  # what describes the layer stays as it is
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,10 @@ from superpos_core import toy
 
 
 def test_main_event_returns_the_summary_first():
-    summary, status, *images, arrows, hint = toy_tab.train_toy(5, 2, 0.99, 1.0, 300, 0, progress=lambda *a, **k: None)
+    shown = toy_tab.train_toy(5, 2, 0.99, 1.0, 300, 0, progress=lambda *a, **k: None)
+    assert tuple(shown) == toy_tab.TRAINED  # by name, the JSON summary first: the /toy API's order of outputs
+    summary, status, arrows, hint = shown["summary"], shown["status"], shown["arrows"], shown["arrows_hint"]
+    images = [shown["gram"], shown["bars"], shown["dimensionality"]]
     assert summary["n_features"] == 5 and summary["m"] == 2
     assert "features" in status and summary["superposition"] is ("**Superposition**" in status)
     assert all(image.ndim == 3 for image in images)
@@ -15,8 +18,8 @@ def test_main_event_returns_the_summary_first():
 
 
 def test_arrows_only_for_two_dimensions():
-    *_, arrows, hint = toy_tab.train_toy(4, 3, 0.5, 1.0, 100, 0, progress=lambda *a, **k: None)
-    assert arrows["visible"] is False and hint["visible"] is True
+    shown = toy_tab.train_toy(4, 3, 0.5, 1.0, 100, 0, progress=lambda *a, **k: None)
+    assert shown["arrows"]["visible"] is False and shown["arrows_hint"]["visible"] is True
 
 
 @pytest.mark.parametrize(
@@ -42,7 +45,9 @@ def test_log_sparsity_slider():
 
 @pytest.mark.slow
 def test_sweep_summary():
-    summary, image = toy_tab.sweep_toy(5, 2, 0.9, 300, 0, progress=lambda *a, **k: None)
+    swept = toy_tab.sweep_toy(5, 2, 0.9, 300, 0, progress=lambda *a, **k: None)
+    assert tuple(swept) == toy_tab.SWEPT
+    summary, image = swept["sweep_summary"], swept["sweep_plot"]
     assert (
         len(summary["sparsity"])
         == len(summary["represented"])
@@ -56,14 +61,16 @@ def test_sweep_summary():
 
 @pytest.mark.slow
 def test_dense_equal_features_are_not_called_superposition():
-    summary, status, *_ = toy_tab.train_toy(5, 2, 0.0, 1.0, 1000, 0, progress=lambda *a, **k: None)
+    shown = toy_tab.train_toy(5, 2, 0.0, 1.0, 1000, 0, progress=lambda *a, **k: None)
+    summary, status = shown["summary"], shown["status"]
     assert summary["represented"] > 2 and summary["superposition"] is False
     assert (
         status.startswith("**No superposition**")
         and "only partly stored" in status
         and "that is superposition" not in status
     )
-    summary, status, *_ = toy_tab.train_toy(5, 2, 0.99, 1.0, 1000, 0, progress=lambda *a, **k: None)
+    shown = toy_tab.train_toy(5, 2, 0.99, 1.0, 1000, 0, progress=lambda *a, **k: None)
+    summary, status = shown["summary"], shown["status"]
     assert summary["superposition"] is True and status.startswith("**Superposition**") and "5 of 5 features" in status
 
 
@@ -94,16 +101,15 @@ def test_an_error_line_names_the_control():
 def test_the_opening_model_is_kept_per_device_and_copied_out():
     toy_tab.start_opening(torch.device("cpu"))
     seen = []
-    summary, status, *images, arrows, hint = toy_tab.opening_result(
-        torch.device("cpu"), progress=lambda fraction, desc: seen.append((fraction, desc))
-    )
+    opened = toy_tab.opening_result(torch.device("cpu"), progress=lambda fraction, desc: seen.append((fraction, desc)))
+    summary, status, arrows = opened["summary"], opened["status"], opened["arrows"]
     assert all(
         desc.startswith(("Training", "Step", "Drawing")) for _, desc in seen
     )  # a visitor who waited saw the training's own progress
     assert summary["superposition"] is True and "5 of 5 features" in status and arrows["visible"] is True
     arrows["visible"] = False  # gradio may change what it is handed
     again = toy_tab.opening_result(torch.device("cpu"))
-    assert again[-2]["visible"] is True and again[0] == summary
+    assert again["arrows"]["visible"] is True and again["summary"] == summary
     assert (summary["n_features"], summary["m"], summary["sparsity"]) == (
         toy_tab.DEFAULTS["n"],
         toy_tab.DEFAULTS["m"],
