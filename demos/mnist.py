@@ -16,8 +16,10 @@ from PIL import Image
 from demos import networks  # the network view (issue 13)
 from demos.common import MAX_SEED, ReadableUploads, figure, in_background, inline_png, network_view, note, whole_number
 from demos.drawing_pad import DrawingPad
-from superpos_core import figures, mnist
+from superpos_core import mnist
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
+from superpos_core.figures import mnist as mnist_figures
+from superpos_core.figures.base import to_rgb
 from superpos_core.mnist_explorer import DigitAnalysis, MnistExplorer, bundled_examples, bundled_reference, train_live
 from superpos_core.recent import Kept
 
@@ -311,13 +313,15 @@ def render(blocks: gr.Blocks, device: torch.device, can_send: bool = True) -> Si
             acc.append(r.test_accuracy)
             for name in ranks:
                 ranks[name].append(r.effective_rank[name])
-            figure = figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
+            figure = mnist_figures.training_progress(
+                [row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs
+            )
             status = f"Epoch {r.epoch}/{epochs} on {run.train_size:,} digits from {run.data_source}: test accuracy {r.test_accuracy:.1%}."
-            yield status, rows, figures.to_rgb(figure)
+            yield status, rows, to_rgb(figure)
         yield (
             status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"),
             rows,
-            figures.to_rgb(figure),
+            to_rgb(figure),
         )
 
     gr.Markdown(

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 from demos.common import MAX_SEED, figure, in_background, network_view, note, number, whole_number
-from superpos_core import figures, network, toy
+from superpos_core import network, toy
+from superpos_core.figures import toy as toy_figures
+from superpos_core.figures.base import to_rgb
 from superpos_core.recent import Kept
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
@@ -133,13 +135,13 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device
     status = _verdict(result) + f" (sparsity {c.sparsity:g}, loss {result.loss:.4g}, best of {c.restarts} seeds)."
     if result.notes:
         status += "\n\n" + " ".join(f"⚠️ {note}" for note in result.notes)
-    arrows = figures.to_rgb(figures.toy_arrows(W)) if c.m_hidden == 2 else None
+    arrows = to_rgb(toy_figures.toy_arrows(W)) if c.m_hidden == 2 else None
     return (
         result.summary(),
         status,
-        figures.to_rgb(figures.toy_gram(W, result.b)),
-        figures.to_rgb(figures.toy_feature_bars(result.feature_norms, result.interference)),
-        figures.to_rgb(figures.toy_dimensionality(result.dimensionality, result.features_per_dimension)),
+        to_rgb(toy_figures.toy_gram(W, result.b)),
+        to_rgb(toy_figures.toy_feature_bars(result.feature_norms, result.interference)),
+        to_rgb(toy_figures.toy_dimensionality(result.dimensionality, result.features_per_dimension)),
         gr.update(value=arrows, visible=arrows is not None),
         gr.update(visible=arrows is None),
     )
@@ -169,8 +171,8 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
         "features_per_dimension": [round(float(v), 5) for v in per_dimension],
         "superposition": [r.superposition for r in results],
     }
-    figure = figures.toy_sweep(sparsities, kept, per_dimension, config.n_features, config.m_hidden)
-    return summary, figures.to_rgb(figure)
+    figure = toy_figures.toy_sweep(sparsities, kept, per_dimension, config.n_features, config.m_hidden)
+    return summary, to_rgb(figure)
 
 
 def _opening(device: torch.device):
