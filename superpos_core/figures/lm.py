@@ -97,6 +97,7 @@ class TokenHeatmap(LivePanel):
         self.ax.set_title(title, fontsize=9)
         self.ax.set_xlabel(xlabel, fontsize=9, labelpad=14)
         self.ax.set_ylabel(ylabel, labelpad=(left - 0.35) * 72)
+        # 1) the picture, drawn whole: the axes moved to leave room for these names
         pixels = self.render()
         # 2) the names, stamped where the rows and columns are: every row its own token's
         height = pixels.shape[0]
