@@ -29,7 +29,7 @@ from superpos_core import mnist
 from superpos_core.attribution import integrated_gradients
 from superpos_core.capture import hook_count
 from superpos_core.drawing import editor_picture, prepare_digit
-from superpos_core.figures import DIVERGING, DPI
+from superpos_core.figures.base import DIVERGING, DPI
 from superpos_core.mnist_explorer import MnistExplorer
 
 CANVAS = mnist_tab.CANVAS  # 280 px, the drawing pad's size

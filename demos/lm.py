@@ -23,7 +23,11 @@ from demos.common import (
     note,
     quoted,
 )
-from superpos_core import concepts, figures, lm, sae, serving
+from superpos_core import concepts, lm, sae, serving
+from superpos_core.figures import concepts as concept_figures
+from superpos_core.figures import lm as lm_figures
+from superpos_core.figures import sae as sae_figures
+from superpos_core.figures.base import to_rgb
 from superpos_core.serving import Recent, in_background
 
 NOTES = {
@@ -179,34 +183,16 @@ def _labels(analysis: lm.TextAnalysis) -> list[str]:
     return analysis.labels
 
 
-def _new_heatmap(key: tuple[str, int]) -> figures.TokenHeatmap:
-    kind, rows = key
-    if kind == "sae":
-        return figures.TokenHeatmap(rows, "viridis", diverging=False, colorbar_label=figures.SAE_LABEL)
-    return figures.TokenHeatmap(rows, colorbar_label=figures.ACTIVATION_LABEL)
-
-
-# Figures reused from one text to the next (building them costs more than drawing), lent to one request at a time.
-_heatmaps = figures.PanelPool(_new_heatmap)
-_rank_plots = figures.PanelPool(lambda _key: figures.RankByLayer())
-
-
-def _heatmap_size(tokens: int) -> int:
-    return min(
-        figures.TokenHeatmap.MAX_ROWS, 8 * -(-tokens // 8)
-    )  # heights in steps of 8 rows: a few figures, not one per text length
-
-
 def _heatmap(analysis: lm.TextAnalysis, view: str) -> np.ndarray:
     dimensions = None if view == VIEWS[1] else analysis.most_variable_dimensions(64)
     title = f"{analysis.model}, layer {analysis.layer}: {len(analysis.tokens)} tokens × {analysis.d_model} dimensions"
-    with _heatmaps.borrow(("activations", _heatmap_size(len(analysis.tokens)))) as panel:
-        return figures.lm_token_heatmap(panel, analysis.activations, _labels(analysis), dimensions, title)
+    with lm_figures.lend_heatmap("activations", len(analysis.tokens)) as panel:
+        return lm_figures.lm_token_heatmap(panel, analysis.activations, _labels(analysis), dimensions, title)
 
 
 def _sae_token_features(feature_acts: np.ndarray, analysis: lm.TextAnalysis) -> np.ndarray:
-    with _heatmaps.borrow(("sae", _heatmap_size(len(analysis.tokens)))) as panel:
-        return figures.sae_token_features(panel, feature_acts, _labels(analysis))
+    with lm_figures.lend_heatmap("sae", len(analysis.tokens)) as panel:
+        return sae_figures.sae_token_features(panel, feature_acts, _labels(analysis))
 
 
 def analyse_text_event(
@@ -224,7 +210,7 @@ def analyse_text_event(
     """
     analysis = _analysis(text, model, layer, device, progress, allow_any)
     ranks = analysis.ranks()
-    with _rank_plots.borrow() as panel:
+    with lm_figures.lend_rank_plot() as panel:
         rank_plot = panel.update(
             ranks,
             analysis.rank_bound,
@@ -306,8 +292,8 @@ def train_sae_event(
     )
     return (
         summary,
-        figures.to_rgb(figures.sae_feature_grid(result.encoder_rows)),
-        figures.to_rgb(figures.sae_activation_bars(result.mean_activation)),
+        to_rgb(sae_figures.sae_feature_grid(result.encoder_rows)),
+        to_rgb(sae_figures.sae_activation_bars(result.mean_activation)),
         _sae_token_features(result.feature_acts, analysis),
         status,
     )
@@ -452,7 +438,7 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
             tokens,
         )
     release, layer = sae.GPT2_SMALL_RES_JB, analysis.layer
-    plot = figures.pretrained_feature_bars(
+    plot = sae_figures.pretrained_feature_bars(
         [h.index for h in hits],
         [h.activation for h in hits],
         [labels[h.token] for h in hits],
@@ -462,7 +448,7 @@ def pretrained_sae_panel(text, model: str, layer, device: torch.device = torch.d
         f"Pretrained SAE for layer {layer} loaded ({release.d_sae:,} features). {reading.fed_note} Strongest on this text:\n{_feature_links(hits, layer, labels, False)}\n\n"
         "**Click a token** in the text below to see the features that fire on it."
     )
-    return status, figures.to_rgb(plot), tokens
+    return status, to_rgb(plot), tokens
 
 
 def pretrained_token_panel(text, model: str, layer, token, device: torch.device = torch.device("cpu")):
@@ -479,7 +465,7 @@ def pretrained_token_panel(text, model: str, layer, token, device: torch.device 
     if not hits:
         return f"No pretrained feature fires on token {token} (“{word}”).", None
     layer = reading.analysis.layer
-    plot = figures.pretrained_feature_bars(
+    plot = sae_figures.pretrained_feature_bars(
         [h.index for h in hits],
         [h.activation for h in hits],
         [word] * len(hits),
@@ -488,7 +474,7 @@ def pretrained_token_panel(text, model: str, layer, token, device: torch.device 
     )
     return (
         f"Token {hits[0].token} (“{word}”): its strongest features\n{_feature_links(hits, layer, labels, True)}",
-        figures.to_rgb(plot),
+        to_rgb(plot),
     )
 
 
@@ -630,7 +616,7 @@ def concepts_event(
     except (concepts.ConceptInputError, lm.LayerError) as error:
         raise gr.Error(str(error), print_exception=False) from None
     where = f"{analysis.model}, layer {analysis.layer}"
-    bars = figures.concept_correlation_bars(
+    bars = concept_figures.concept_correlation_bars(
         analysis.concept_names,
         analysis.labels,
         analysis.by_label(),
@@ -638,7 +624,7 @@ def concepts_event(
         f"{where}: each concept against the sentences of each label",
     )
     coordinates, explained = analysis.pca()
-    pca = figures.concept_pca_scatter(
+    pca = concept_figures.concept_pca_scatter(
         coordinates,
         [s.label for s in analysis.sentences],
         explained,
@@ -657,7 +643,7 @@ def concepts_event(
     )
     if analysis.notes:
         status += "\n\n" + "\n".join(f"- ⚠️ {line}" for line in analysis.notes)
-    return analysis.summary(), figures.to_rgb(bars), figures.to_rgb(pca), status
+    return analysis.summary(), to_rgb(bars), to_rgb(pca), status
 
 
 def render_concepts(device: torch.device, model: gr.Dropdown, layer: gr.Slider, allow_any_model: bool = False) -> None:

@@ -26,8 +26,10 @@ from demos.common import (
     whole_number,
 )
 from demos.drawing_pad import DrawingPad
-from superpos_core import figures, mnist, serving
+from superpos_core import mnist, serving
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
+from superpos_core.figures import mnist as mnist_figures
+from superpos_core.figures.base import to_rgb
 from superpos_core.mnist_explorer import DigitAnalysis, MnistExplorer, bundled_examples, bundled_reference, train_live
 from superpos_core.serving import Kept, in_background
 
@@ -318,13 +320,13 @@ def train_event(epochs, seed, progress=gr.Progress(), device: torch.device = tor
         acc.append(r.test_accuracy)
         for name in ranks:
             ranks[name].append(r.effective_rank[name])
-        figure = figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
+        figure = mnist_figures.training_progress([row[0] for row in rows], acc, ranks, {"fc1": 128, "fc2": 64}, epochs)
         status = f"Epoch {r.epoch}/{epochs} on {run.train_size:,} digits from {run.data_source}: test accuracy {r.test_accuracy:.1%}."
-        yield {"train_status": status, "train_table": rows, "train_plot": figures.to_rgb(figure)}
+        yield {"train_status": status, "train_table": rows, "train_plot": to_rgb(figure)}
     yield {
         "train_status": status.replace(f"Epoch {epochs}/{epochs}", f"Done: {epochs} epoch{'s' * (epochs > 1)}"),
         "train_table": rows,
-        "train_plot": figures.to_rgb(figure),
+        "train_plot": to_rgb(figure),
     }
 
 

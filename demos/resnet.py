@@ -13,8 +13,9 @@ import torch
 
 from demos import networks  # the network view (issue 13)
 from demos.common import ChoiceDropdown, Panels, ReadableUploads, figure_with_note, network_view, quoted
-from superpos_core import figures, mnist, resnets, serving
+from superpos_core import mnist, resnets, serving
 from superpos_core.conv_rank import TABLE_HEADERS
+from superpos_core.figures import resnet as resnet_figures
 from superpos_core.serving import Kept, in_background
 
 NOTES = {
@@ -39,10 +40,6 @@ OPENING_EXAMPLE = 0  # the example the tab opens with: the first test digit of t
 OPENING_EXPECTED_S = (
     15.0  # about how long the opening view takes to make on a cold start, rank table included (the progress bar's pace)
 )
-# Figures reused from one picture to the next, lent to one request at a time: the feature-map grid,
-# and each model's rank plot.
-_feature_panels = figures.PanelPool(lambda _key: figures.FeatureMapPanel(resnets.MAP_SIDE))
-_rank_panels = figures.PanelPool()
 # The tab's opening view (the default model on its first example), made once per device and kept: every
 # visitor sees it at once. Keyed by device alone: the bundled model and its example never change in a process.
 _openings: Kept[dict] = Kept()
@@ -86,9 +83,7 @@ def _rank_plot(loaded: resnets.LoadedResNet, layer: str) -> tuple[str, list, np.
     """The model's rank table (computed once and cached on disk) and its plot with ``layer`` marked."""
     source, rows = resnets.reference_ranks(loaded)
     title = f"{loaded.entry.title}\nactivations over {source}"
-    with _rank_panels.borrow(
-        (loaded.entry.key, loaded.weights_id, source), make=lambda _key: figures.LayerRankPanel(rows, title)
-    ) as panel:
+    with resnet_figures.lend_layer_ranks((loaded.entry.key, loaded.weights_id, source), rows, title) as panel:
         return source, rows, panel.update(layer)
 
 
@@ -130,9 +125,9 @@ def _render_layer(loaded, analysis: resnets.ImageAnalysis | None, layer: str) ->
     }
     grid = overlay = None
     if view is not None:
-        with _feature_panels.borrow() as panel:
+        with resnet_figures.lend_feature_maps(resnets.MAP_SIDE) as panel:
             grid = panel.update(view.maps, view.top_channels, f"{layer}: the 16 strongest of {view.channels} channels")
-        overlay = figures.heat_overlay(analysis.display, view.mean_map)
+        overlay = resnet_figures.heat_overlay(analysis.display, view.mean_map)
     table = [r.as_row() for r in rows]
     return {
         "summary": summary,

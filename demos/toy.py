@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 from demos.common import MAX_SEED, Panels, figure, figure_with_note, network_view, note, number, whole_number
-from superpos_core import figures, network, serving, toy
+from superpos_core import network, serving, toy
+from superpos_core.figures import toy as toy_figures
+from superpos_core.figures.base import to_rgb
 from superpos_core.serving import Kept, in_background
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
@@ -137,15 +139,13 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device
     status = _verdict(result) + f" (sparsity {c.sparsity:g}, loss {result.loss:.4g}, best of {c.restarts} seeds)."
     if result.notes:
         status += "\n\n" + " ".join(f"⚠️ {note}" for note in result.notes)
-    arrows = figures.to_rgb(figures.toy_arrows(W)) if c.m_hidden == 2 else None
+    arrows = to_rgb(toy_figures.toy_arrows(W)) if c.m_hidden == 2 else None
     return {
         "summary": result.summary(),
         "status": status,
-        "gram": figures.to_rgb(figures.toy_gram(W, result.b)),
-        "bars": figures.to_rgb(figures.toy_feature_bars(result.feature_norms, result.interference)),
-        "dimensionality": figures.to_rgb(
-            figures.toy_dimensionality(result.dimensionality, result.features_per_dimension)
-        ),
+        "gram": to_rgb(toy_figures.toy_gram(W, result.b)),
+        "bars": to_rgb(toy_figures.toy_feature_bars(result.feature_norms, result.interference)),
+        "dimensionality": to_rgb(toy_figures.toy_dimensionality(result.dimensionality, result.features_per_dimension)),
         "arrows": gr.update(value=arrows, visible=arrows is not None),
         "arrows_hint": gr.update(visible=arrows is None),
     }
@@ -175,8 +175,8 @@ def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.de
         "features_per_dimension": [round(float(v), 5) for v in per_dimension],
         "superposition": [r.superposition for r in results],
     }
-    figure = figures.toy_sweep(sparsities, kept, per_dimension, config.n_features, config.m_hidden)
-    return {"sweep_summary": summary, "sweep_plot": figures.to_rgb(figure)}
+    figure = toy_figures.toy_sweep(sparsities, kept, per_dimension, config.n_features, config.m_hidden)
+    return {"sweep_summary": summary, "sweep_plot": to_rgb(figure)}
 
 
 def _opening(device: torch.device):

@@ -16,9 +16,12 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from superpos_core import drawing, figures, mnist, rank
+from superpos_core import drawing, mnist, rank
 from superpos_core.attribution import integrated_gradients
 from superpos_core.capture import capture_activations
+from superpos_core.figures import mnist as mnist_figures
+from superpos_core.figures.base import to_rgb
+from superpos_core.figures.live import PanelPool
 from superpos_core.serving import Kept
 
 HIDDEN_SIZES = {"fc1": 128, "fc2": 64}
@@ -73,7 +76,7 @@ class MnistExplorer:
         values = np.concatenate([np.abs(self.reference.activations[n]).ravel() for n in mnist.LAYERS])
         self.activation_limit = float(np.percentile(values, 99.5))
         self.blank = mnist.normalize(np.zeros((28, 28)), self.device)[0]  # blank paper, for IG
-        self._panels = figures.PanelPool(lambda _key: self._new_live_panels())
+        self._panels = PanelPool(lambda _key: self._new_live_panels())
         self._panels.prepare(
             ready_panels
         )  # one set of live figures per drawing that may be in progress at once (~0.25 s each)
@@ -95,11 +98,11 @@ class MnistExplorer:
     def static_figures(self) -> dict[str, np.ndarray]:
         """Weight heatmaps, fc1's weights as images and the spectra, rendered once."""
         made = {
-            "weights": figures.weight_heatmaps(self.weights),
-            "neuron_weights": figures.neuron_weight_grid(self.weights["fc1"]),
-            "spectrum": figures.spectrum(self.trained_ranks, self.baseline_ranks, self.threshold),
+            "weights": mnist_figures.weight_heatmaps(self.weights),
+            "neuron_weights": mnist_figures.neuron_weight_grid(self.weights["fc1"]),
+            "spectrum": mnist_figures.spectrum(self.trained_ranks, self.baseline_ranks, self.threshold),
         }
-        return {name: figures.to_rgb(figure) for name, figure in made.items()}
+        return {name: to_rgb(figure) for name, figure in made.items()}
 
     def rank_table(self) -> list[list]:
         """Rows of (layer, neurons, effective rank, ratio, needed to reach, random-init rank)."""
@@ -119,10 +122,10 @@ class MnistExplorer:
 
     def _new_live_panels(self) -> dict:
         return {
-            "saliency": figures.SaliencyPanel(),
-            "activations": figures.ActivationPanel(self.activation_limit),
-            "polysemanticity": figures.PolysemanticityPanel(self.reference.class_means["relu1"]),
-            "histograms": figures.HistogramPanel({n: self.reference.activations[n] for n in mnist.LAYERS}),
+            "saliency": mnist_figures.SaliencyPanel(),
+            "activations": mnist_figures.ActivationPanel(self.activation_limit),
+            "polysemanticity": mnist_figures.PolysemanticityPanel(self.reference.class_means["relu1"]),
+            "histograms": mnist_figures.HistogramPanel({n: self.reference.activations[n] for n in mnist.LAYERS}),
         }
 
     def analyse(self, picture) -> DigitAnalysis:
@@ -146,7 +149,7 @@ class MnistExplorer:
             "effective_rank": self.effective_ranks,
         }
         with self._panels.borrow() as panels:  # one set of figures per drawing in progress
-            polysemantic, top = panels["polysemanticity"].update(values["relu1"])
+            polysemantic = panels["polysemanticity"].update(values["relu1"])
             return DigitAnalysis(
                 summary=summary,
                 probabilities={str(d): float(p) for d, p in enumerate(probabilities)},
@@ -154,7 +157,7 @@ class MnistExplorer:
                 activations=panels["activations"].update(values),
                 polysemanticity=polysemantic,
                 histograms=panels["histograms"].update(values),
-                top_neurons=top,
+                top_neurons=panels["polysemanticity"].neurons,
                 inverted=prepared.inverted,
             )
 
