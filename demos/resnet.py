@@ -405,8 +405,14 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     """The ResNet tab's events: a picture (``/resnet``), a layer, a model, the gallery, the opening view."""
     start_opening(device)
     picture_in, live = panels("image", "model", "layer"), panels(*PICTURE_PANELS)
+
+    # Named wrappers, not lambdas: their parameter names are the API's.
+    @panels.filled_by
+    def resnet(picture, model, layer):
+        return analyse(picture, model, layer, device)
+
     event = panels["image"].change(
-        panels.filled_by(lambda p, m, l: analyse(p, m, l, device)),
+        resnet,
         inputs=picture_in,
         outputs=live,
         api_name="resnet",

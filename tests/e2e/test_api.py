@@ -7,6 +7,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from tests import helpers
+from tests.contracts import ENDPOINTS, summary_keys
 
 pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
 
@@ -30,13 +31,13 @@ def call(client, path):
 
 def test_endpoints_are_named(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/mnist", "/mnist_train", "/toy", "/toy_sweep"} <= set(endpoints)
+    assert set(endpoints) == set(ENDPOINTS)  # as a client sees them over the wire
 
 
 def test_mnist_contract(client, digit_file):
     path, label = digit_file
     summary = call(client, path)[0]
-    assert set(summary) == {"prediction", "probabilities", "activations", "effective_rank"}
+    assert set(summary) == summary_keys("/mnist")
     assert isinstance(summary["prediction"], int) and summary["prediction"] == label
     assert len(summary["probabilities"]) == 10 and all(isinstance(p, float) for p in summary["probabilities"])
     assert abs(sum(summary["probabilities"]) - 1) < 1e-3
@@ -115,17 +116,7 @@ def test_train_endpoint_streams_epochs(client):
 
 def test_toy_contract_and_bad_controls(client):
     summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, api_name="/toy")[0]
-    assert set(summary) == {
-        "n_features",
-        "m",
-        "sparsity",
-        "feature_norms",
-        "dimensionality",
-        "features_per_dimension",
-        "represented",
-        "superposition",
-        "loss",
-    }
+    assert set(summary) == summary_keys("/toy")
     assert summary["n_features"] == 5 and summary["m"] == 2 and summary["sparsity"] == 0.99
     assert summary["superposition"] is True and summary["represented"] == 5
     assert len(summary["feature_norms"]) == 5 and min(summary["feature_norms"]) >= 0.9  # the pentagon
@@ -143,6 +134,7 @@ def test_toy_contract_and_bad_controls(client):
 
 def test_toy_sweep_endpoint(client):
     summary = client.predict(5, 2, 0.9, 300, 0, api_name="/toy_sweep")[0]
+    assert set(summary) == summary_keys("/toy_sweep")
     assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0
     assert (
         len(summary["superposition"]) == 20
@@ -158,17 +150,7 @@ def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):
 def test_resnet_contract(client, digit_file):
     path, label = digit_file
     summary = resnet_call(client, path, layer="layer3.1.conv2")[0]
-    assert set(summary) == {
-        "model",
-        "layer",
-        "top5",
-        "channels",
-        "effective_rank",
-        "ratio",
-        "sample_bound",
-        "centred_effective_rank",
-        "caution",
-    }
+    assert set(summary) == summary_keys("/resnet")
     assert summary["model"] == "mnist-resnet" and summary["layer"] == "layer3.1.conv2" and summary["caution"] is None
     assert summary["top5"][0][0] == str(label) and len(summary["top5"]) == 5
     assert isinstance(summary["channels"], int) and isinstance(summary["effective_rank"], int)
@@ -244,16 +226,7 @@ SENTENCE = "It was the best of times, it was the worst of times."
 
 def test_lm_contract_with_the_offline_model(client):
     summary = client.predict(SENTENCE, "smollm2-135m-offline", 10, api_name="/lm")[0]
-    assert set(summary) == {
-        "model",
-        "layer",
-        "tokens",
-        "bos",
-        "d_model",
-        "effective_rank",
-        "rank_to_reach",
-        "next_tokens",
-    }
+    assert set(summary) == summary_keys("/lm")
     assert summary["bos"] == "<|im_start|>" and "<|im_start|>" not in summary["tokens"]
     assert summary["model"] == "smollm2-135m-offline" and summary["layer"] == 10 and summary["d_model"] == 576
     assert summary["tokens"][:4] == ["It", " was", " the", " best"]
@@ -274,7 +247,7 @@ def test_lm_texts_from_everywhere_and_bad_ones(client):
 
 def test_lm_sae_contract(client):
     summary = client.predict(SENTENCE, "smollm2-135m-offline", 10, 16, 0.01, 500, 0, api_name="/lm_sae")[0]
-    assert set(summary) == {"features", "l0", "mse", "mean_activation"}
+    assert set(summary) == summary_keys("/lm_sae")
     assert summary["features"] == 16 and len(summary["mean_activation"]) == 16
     assert isinstance(summary["l0"], float) and summary["mse"] >= 0
 
@@ -284,17 +257,7 @@ def test_lm_concepts_contract_and_bad_input(client):
 
     words, sentences = concepts.format_concepts(concepts.CONCEPTS), concepts.format_sentences(concepts.SENTENCES)
     summary = client.predict(words, sentences, "smollm2-135m-offline", 10, api_name="/lm_concepts")[0]
-    assert set(summary) == {
-        "model",
-        "layer",
-        "d_model",
-        "concepts",
-        "labels",
-        "sentences",
-        "correlations",
-        "centred_correlations",
-        "pca_explained",
-    }
+    assert set(summary) == summary_keys("/lm_concepts")
     assert (
         summary["model"] == "smollm2-135m-offline"
         and summary["layer"] == 10

@@ -44,6 +44,7 @@ from PIL import Image
 
 from superpos_core import concepts, lm, resnets
 from tests import helpers
+from tests.contracts import summary_keys
 
 pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
 
@@ -299,17 +300,7 @@ class Fuzz:
 
 
 def answered_toy(summary):
-    assert set(summary) == {
-        "n_features",
-        "m",
-        "sparsity",
-        "feature_norms",
-        "dimensionality",
-        "features_per_dimension",
-        "represented",
-        "superposition",
-        "loss",
-    }
+    assert set(summary) == summary_keys("/toy")
     assert isinstance(summary["superposition"], bool) and summary["superposition"] == (
         summary["features_per_dimension"] > 1.1
     )

@@ -1,0 +1,113 @@
+"""The public API course pages and ``gradio_client`` users build on, as one table every test reads.
+
+Each endpoint: its inputs, in order, by name, and the keys of its first output, the JSON summary of what
+the tab shows. ``tests/test_app.py`` checks the built app against this table (names, order, a JSON first
+output); the API, fuzz and demo tests check each summary's keys here. Keys may be added (a summary can
+say more), never renamed or dropped: a change here is a change to the contract, and the README's API
+section says it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Contract:
+    inputs: tuple[str, ...]  # the endpoint's parameters, in the order a positional call sends them
+    summary: frozenset[str] | None  # the first output's keys; None where the first output is not a summary
+
+
+def contract(*inputs: str, summary: set[str] | None) -> Contract:
+    return Contract(tuple(inputs), None if summary is None else frozenset(summary))
+
+
+ENDPOINTS = {
+    "/mnist": contract("picture", summary={"prediction", "probabilities", "activations", "effective_rank"}),
+    "/mnist_train": contract("epochs", "seed", summary=None),  # streams a status line, the table and a plot
+    "/toy": contract(
+        "n",
+        "m",
+        "sparsity",
+        "decay",
+        "steps",
+        "seed",
+        summary={
+            "n_features",
+            "m",
+            "sparsity",
+            "feature_norms",
+            "dimensionality",
+            "features_per_dimension",
+            "represented",
+            "superposition",
+            "loss",
+        },
+    ),
+    "/toy_sweep": contract(
+        "n",
+        "m",
+        "decay",
+        "steps",
+        "seed",
+        summary={"n_features", "m", "sparsity", "represented", "features_per_dimension", "superposition"},
+    ),
+    "/resnet": contract(
+        "picture",
+        "model",
+        "layer",
+        summary={
+            "model",
+            "layer",
+            "top5",
+            "channels",
+            "effective_rank",
+            "ratio",
+            "sample_bound",
+            "centred_effective_rank",
+            "caution",
+        },
+    ),
+    "/lm": contract(
+        "text",
+        "model",
+        "layer",
+        "view",
+        summary={"model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"},
+    ),
+    "/lm_sae": contract(
+        "text",
+        "model",
+        "layer",
+        "n_features",
+        "l1_weight",
+        "epochs",
+        "seed",
+        summary={"features", "l0", "mse", "mean_activation"},
+    ),
+    "/lm_concepts": contract(
+        "concept_words",
+        "sentences",
+        "model",
+        "layer",
+        summary={
+            "model",
+            "layer",
+            "d_model",
+            "concepts",
+            "labels",
+            "sentences",
+            "correlations",
+            "centred_correlations",
+            "pca_explained",
+        },
+    ),
+}
+
+
+def summary_keys(endpoint: str) -> set[str]:
+    """The keys the first output of ``endpoint`` carries (``set(summary) == summary_keys("/toy")``)."""
+    keys = ENDPOINTS[endpoint].summary
+    if keys is None:
+        raise KeyError(f"{endpoint}'s first output is not a summary")
+    return set(keys)
