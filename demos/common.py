@@ -109,6 +109,22 @@ def note(text: str) -> None:
     gr.Markdown(text, elem_classes=["figure-note"])
 
 
+def figure_with_note(label: str, text: str, elem_id: str | None = None) -> gr.Image:
+    """A figure with its title above and its note below: the block every figure of a tab is."""
+    picture = figure(label, elem_id=elem_id)
+    note(text)
+    return picture
+
+
+def by_component(components: dict[str, gr.components.Component], values: dict) -> dict:
+    """A handler's outputs, named ({"summary": ..., "heatmap": ...}), as gradio takes them: keyed by component.
+
+    The event's ``outputs`` is ``list(components.values())``, in the order its API returns them; a handler
+    that names its outputs never has to keep a tuple in step with that list.
+    """
+    return {components[name]: value for name, value in values.items()}
+
+
 def network_view(
     describe,
     inputs=(),
