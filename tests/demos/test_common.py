@@ -52,3 +52,18 @@ def test_an_inline_figure_is_sent_in_the_message_not_as_a_file(tmp_path, monkeyp
     decoded = Image.open(io.BytesIO(base64.b64decode(sent.url.split(",", 1)[1])))
     assert np.array_equal(np.asarray(decoded.convert("RGB")), picture)
     assert not any(tmp_path.iterdir())  # nothing written for the browser to fetch
+
+
+def test_a_figure_with_its_note_and_outputs_by_name():
+    import gradio as gr
+
+    from demos.common import by_component, figure_with_note
+
+    with gr.Blocks() as blocks:
+        picture = figure_with_note("A title", "What to look for.", elem_id="a-figure")
+        status = gr.Markdown()
+    texts = [block.value for block in blocks.blocks.values() if isinstance(block, gr.Markdown)]
+    assert texts[:2] == ["**A title**", "What to look for."]  # the title above, the note below
+    assert picture.elem_id == "a-figure"
+    named = {"plot": picture, "status": status}
+    assert by_component(named, {"status": "done", "plot": None}) == {status: "done", picture: None}

@@ -1,10 +1,13 @@
 """Reading SAELens' folder format, and the format registry."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from superpos_core import sae
+from superpos_core.sae import formats
 from tests.superpos_core.sae.helpers import D_IN, D_SAE, DROP, hand_encode, sae_tensors, write_sae_folder
 
 
@@ -237,3 +240,38 @@ def test_unusable_reading_settings_raise_a_clear_load_error(tmp_path, cfg_change
 def test_a_file_that_contradicts_its_catalogue_entry_is_refused(tmp_path, cfg_changes, setting):
     with pytest.raises(sae.SAELoadError, match=f"{setting}, but the catalogue entry gpt2-small-res-jb says"):
         sae.load_pretrained_sae(write_sae_folder(tmp_path / "sae", **cfg_changes), release=sae.GPT2_SMALL_RES_JB)
+
+
+def test_a_new_format_is_one_reader_and_one_registry_line(tmp_path, monkeypatch):
+    # A made-up format: the four tensors saved by torch.save, the settings in a JSON file of its own naming.
+    def read_bundle(paths, source, release):
+        cfg = json.loads(paths["settings.json"].read_text())
+        tensors = {name: tensor.float() for name, tensor in torch.load(paths["weights.pt"]).items()}
+        settings = formats.SAESettings(
+            d_in=cfg["d_in"],
+            d_sae=cfg["d_sae"],
+            hook_name=cfg["hook"],
+            layer=None,
+            apply_b_dec_to_input=False,
+            model_name=None,
+            prepend_bos=False,
+            context_size=None,
+            center_writing_weights=False,
+        )
+        return formats.SAEFiles(tensors, settings, cfg)
+
+    monkeypatch.setitem(formats.FORMATS, "bundle", formats.SAEFormat(("settings.json", "weights.pt"), read_bundle))
+    tensors = sae_tensors()
+    (tmp_path / "settings.json").write_text(
+        json.dumps({"d_in": D_IN, "d_sae": D_SAE, "hook": "blocks.3.hook_resid_post"})
+    )
+    torch.save(tensors, tmp_path / "weights.pt")
+    model = sae.load_pretrained_sae(tmp_path, format="bundle")
+    assert model.hook_name == "blocks.3.hook_resid_post" and not model.prepend_bos
+    x = torch.randn(5, D_IN, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            model.encode(x).numpy(), hand_encode(x.double().numpy(), tensors, apply_b_dec=False), rtol=1e-5, atol=1e-5
+        )
+    with pytest.raises(sae.SAELoadError, match="Unknown SAE format 'nope'.*saelens, bundle"):
+        sae.load_pretrained_sae(tmp_path, format="nope")

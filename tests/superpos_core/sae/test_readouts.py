@@ -177,3 +177,20 @@ def test_an_sae_of_another_width_is_refused(tiny, tmp_path):
     )
     with pytest.raises(sae.SAEInputError, match=f"reads {D_IN}-dimensional activations"):
         sae.sae_input(model_sae, tiny, [1, 2])
+
+
+def test_read_features_keeps_the_text_s_and_every_token_s_strongest(tiny, tmp_path):
+    model_sae = tiny_sae(tmp_path / "sae", context_size=8)  # several windows: the reading goes through sae_input
+    ids = tiny.tokenizer(TEXT, add_special_tokens=False).input_ids
+    found = sae.read_features(model_sae, tiny, ids, k=3)
+    fed = sae.sae_input(model_sae, tiny, ids)
+    torch.testing.assert_close(found.fed.activations, fed.activations)
+    with torch.no_grad():
+        features = model_sae.encode(fed.activations)  # (T, 48)
+    np.testing.assert_allclose(found.peaks, features.amax(dim=1).numpy(), rtol=1e-6)
+    assert found.over_text == sae.top_features(features, k=3)
+    assert len(found.per_token) == len(ids)
+    for t, hits in enumerate(found.per_token):
+        assert hits == sae.top_features(features, k=3, token=t)  # the same ranking, one token at a time
+    with pytest.raises(sae.SAEInputError, match="top features"):
+        sae.read_features(model_sae, tiny, ids, k=0)
