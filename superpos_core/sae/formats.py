@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from superpos_core.sae.checks import SAELoadError
 from superpos_core.sae.releases import PretrainedRelease
@@ -258,3 +259,37 @@ def read_saelens(paths: dict[str, Path], source: str, release: PretrainedRelease
 FORMATS: dict[str, SAEFormat] = {
     "saelens": SAEFormat((CFG_FILENAME, WEIGHTS_FILENAME), read_saelens),
 }
+
+
+def write_saelens(folder: str | Path, tensors: dict[str, torch.Tensor], settings: SAESettings, **more) -> Path:
+    """Save a standard ReLU SAE in SAELens' folder format, as ``read_saelens`` (and SAELens) read it back.
+
+    Args:
+        folder: where to write ``cfg.json`` and ``sae_weights.safetensors`` (made if missing).
+        tensors: W_enc (d_in, d_sae), W_dec (d_sae, d_in), b_enc (d_sae,), b_dec (d_in,).
+        settings: its sizes, what it reads and how its training text was read.
+        more: anything else to record in cfg.json (the training recipe, the dataset...).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {
+        "architecture": "standard",
+        "activation_fn": "relu",
+        "d_in": settings.d_in,
+        "d_sae": settings.d_sae,
+        "hook_name": settings.hook_name,
+        "apply_b_dec_to_input": settings.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "dtype": "float32",
+        "prepend_bos": settings.prepend_bos,
+        "context_size": settings.context_size,
+        # SAELens loads the model with these keyword arguments: this is how it learns about the centring.
+        "model_from_pretrained_kwargs": {"center_writing_weights": settings.center_writing_weights},
+        **({"hook_layer": settings.layer} if settings.layer is not None else {}),
+        **({"model_name": settings.model_name} if settings.model_name else {}),
+        **more,
+    }
+    (folder / CFG_FILENAME).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    weights = {name: tensors[name].detach().to("cpu", torch.float32).contiguous() for name in WEIGHT_NAMES}
+    save_file(weights, str(folder / WEIGHTS_FILENAME))
+    return folder

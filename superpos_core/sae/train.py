@@ -26,12 +26,14 @@ on the CPU is reproducible and never touches the global RNG (a server shares one
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from superpos_core.sae import formats
 from superpos_core.sae.checks import MAX_SEED, SAEInputError, is_real, whole_number
 
 SPARSITIES = ("l1", "topk")
@@ -115,6 +117,28 @@ class SAE(nn.Module):
         """Returns (reconstruction (B, d_in), features (B, n))."""
         features = self.encode(x)
         return self.decode(features), features
+
+    def save_saelens(self, folder, hook_name: str, **reading) -> Path:
+        """Save it in SAELens' folder format (``formats.write_saelens``), for ``load_pretrained_sae`` and SAELens.
+
+        Args:
+            folder: where to write it.
+            hook_name: the activation it read, TransformerLens-named (``blocks.15.hook_resid_post``).
+            reading: ``SAESettings`` fields saying how its training text was read (prepend_bos, context_size,
+                center_writing_weights, model_name, layer); the rest of cfg.json is the recipe.
+        """
+        if self.config.sparsity != "l1":
+            raise SAEInputError("Only a ReLU SAE (sparsity 'l1') is SAELens' standard architecture; a TopK SAE is not.")
+        settings = dict(layer=None, model_name=None, prepend_bos=False, context_size=None, center_writing_weights=False)
+        settings = formats.SAESettings(
+            d_in=self.config.d_in,
+            d_sae=self.config.n_latents,
+            hook_name=hook_name,
+            apply_b_dec_to_input=True,
+            **{**settings, **reading},
+        )
+        recipe = {name: value for name, value in asdict(self.config).items() if name not in ("d_in", "device")}
+        return formats.write_saelens(folder, dict(self.state_dict()), settings, superpos_recipe=recipe)
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, reconstruction error, features): per input vector, averaged over the batch."""

@@ -152,3 +152,26 @@ def test_data_of_the_wrong_shape_is_refused():
         train.train_sae(torch.zeros(4, 3), config(steps=1))
     with pytest.raises(SAEInputError, match=r"expected \(rows, 8\)"):
         train.train_sae(lambda batch: torch.zeros(batch, 3), config(steps=1))
+
+
+def test_a_trained_sae_saves_in_saelens_format_and_loads_back_as_it_was(tmp_path):
+    from superpos_core import sae as sae_package
+
+    x = sparse_data()[1](512)
+    trained = train.train_sae(x, config(steps=50)).sae
+    folder = trained.save_saelens(tmp_path / "sae", "blocks.2.hook_resid_post", prepend_bos=True, context_size=64)
+    loaded = sae_package.load_pretrained_sae(folder)
+    assert (loaded.hook_name, loaded.layer, loaded.prepend_bos, loaded.context_size) == (
+        "blocks.2.hook_resid_post",
+        2,
+        True,
+        64,
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode(x), trained.encode(x))
+        torch.testing.assert_close(loaded(x), trained(x)[0])
+    assert loaded.cfg["superpos_recipe"]["n_latents"] == 24
+    with pytest.raises(SAEInputError, match="TopK"):
+        train.train_sae(x, config(steps=1, sparsity="topk")).sae.save_saelens(
+            tmp_path / "k", "blocks.2.hook_resid_post"
+        )
