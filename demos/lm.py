@@ -10,7 +10,11 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos import lm_concepts, lm_sae, networks  # the network view (issue 13)
+from demos import (
+    lm_concepts,
+    lm_sae,
+    networks,  # the network view (issue 13)
+)
 from demos.common import (
     CheckedNumber,
     CheckedSlider,
@@ -22,7 +26,16 @@ from demos.common import (
     whole_number,
 )
 from demos.lm_concepts import concepts_event
-from demos.lm_reading import HUB_ID, forget_texts, load_model, quiet, read_text, text_analysis, wait_for_model
+from demos.lm_reading import (
+    HUB_ID,
+    forget_texts,
+    load_model,
+    model_title,
+    quiet,
+    read_text,
+    text_analysis,
+    wait_for_model,
+)
 from demos.lm_sae import pretrained_sae_panel, pretrained_token_panel
 from superpos_core import figures, lm, sae, serving
 from superpos_core.serving import in_background
@@ -86,7 +99,7 @@ def layer_count(model: str, device: torch.device = torch.device("cpu")) -> int:
 
 def missing_models_note() -> str:
     """One line naming the catalogue's models that are not on this machine (empty when all are here)."""
-    missing = [entry.title.split(" (")[0] for entry in lm.CATALOGUE.values() if not lm.available(entry.key)]
+    missing = [model_title(entry.key) for entry in lm.CATALOGUE.values() if not lm.available(entry.key)]
     if not missing:
         return ""
     return f"Not on this machine: {', '.join(missing)} (marked in the list; choose one to see how to get it)."

@@ -25,6 +25,11 @@ CACHED_TEXTS = 4
 _analyses: Recent[lm.TextAnalysis] = Recent(CACHED_TEXTS)  # (model, device, text) -> every layer's activations
 
 
+def model_title(key: str) -> str:
+    """A catalogue model's short name, as the learner reads it in the list ("GPT-2 small")."""
+    return lm.CATALOGUE[key].title.split(" (")[0]
+
+
 def load_model(model: str, device: torch.device, progress, allow_any: bool = False) -> lm.LoadedLM:
     """The model, loaded once per process; while it loads (for this request, or warming since the server started),
     the progress bar moves and says how long it has taken."""

@@ -10,7 +10,7 @@ import gradio as gr
 import torch
 
 from demos.common import by_component, figure, figure_with_note, whole_number
-from demos.lm_reading import CACHED_TEXTS, load_model, quiet, read_text
+from demos.lm_reading import CACHED_TEXTS, load_model, model_title, quiet, read_text
 from superpos_core import figures, lm, sae, serving
 from superpos_core.serving import Recent, in_background
 
@@ -25,11 +25,6 @@ NOTE = (
 TOP_FEATURES = 10
 KEEP_SAES = 2  # pretrained SAEs kept in memory, most recently used first (about 150 MB each)
 _release_saes: Recent[sae.PretrainedSAE] = Recent(KEEP_SAES)  # (release, layer, device) -> its SAE
-
-
-def model_title(key: str) -> str:
-    """A catalogue model's short name, as the learner reads it in the list ("GPT-2 small")."""
-    return lm.CATALOGUE[key].title.split(" (")[0]
 
 
 def _release_sae(release: sae.PretrainedRelease, layer: int, device: torch.device) -> sae.PretrainedSAE:
