@@ -302,7 +302,7 @@ def bare_forward(model: nn.Module, input_ids: torch.Tensor, **extra) -> object:
     return model(input_ids=input_ids, output_hidden_states=True, **extra)
 
 
-def fresh_handler_call(lm_tab, text: str, model: str, layer: int) -> tuple:
+def fresh_handler_call(lm_tab, text: str, model: str, layer: int) -> dict:
     """One ``analyse_text_event`` call that really reads the text: the tab's text cache is emptied first."""
     lm_tab.forget_texts()
     return lm_tab.analyse_text_event(text, model, layer, lm_tab.VIEWS[0], CPU, no_progress)
@@ -319,8 +319,10 @@ def time_handler(lm_tab, loaded: lm.LoadedLM, text: str, key: str, layer: int, r
     for _ in range(runs):
         t, result = milliseconds(fresh_handler_call, lm_tab, text, key, layer)
         handler.append(t)
-        if len(result[0]["tokens"]) != input_ids.shape[1]:
-            raise AssertionError(f"the handler read {len(result[0]['tokens'])} tokens, not {input_ids.shape[1]}")
+        if len(result["summary"]["tokens"]) != input_ids.shape[1]:
+            raise AssertionError(
+                f"the handler read {len(result['summary']['tokens'])} tokens, not {input_ids.shape[1]}"
+            )
         analysis_only.append(milliseconds(lm.analyse_text, loaded, text, layer)[0])
         floor.append(milliseconds(bare_forward, loaded.model, input_ids)[0])
         floor_last.append(milliseconds(bare_forward, loaded.model, input_ids, **last_only)[0])
@@ -531,8 +533,8 @@ def main() -> None:
             for _ in range(1 + args.panel_runs):
                 t, panel = milliseconds(lm_tab.pretrained_sae_panel, text, MODEL_KEY, SAE_LAYER, CPU)
                 panel_ms.append(t)
-                if "Strongest on this text" not in panel[0]:
-                    raise AssertionError(f"the pretrained panel did not show features: {panel[0][:200]}")
+                if "Strongest on this text" not in panel["status"]:
+                    raise AssertionError(f"the pretrained panel did not show features: {panel['status'][:200]}")
         # The first call reads the SAE from the (temporary) cache; whether later ones read it again is
         # the app's business, and shows in their time.
         panel_first_ms, panel_p50 = panel_ms[0], float(np.median(panel_ms[1:]))

@@ -136,8 +136,12 @@ class Panels:
         return self.components[name]
 
     def __call__(self, *names: str) -> list:
-        """The components of ``names``, in that order (an event's ``outputs``)."""
-        return [self.components[name] for name in names]
+        """The components of ``names``, in that order (an event's ``outputs``); with no names, all, in the order given."""
+        return [self.components[name] for name in names or self.components]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.components)
 
     def keyed(self, values: dict) -> dict:
         """``{name: value}`` -> ``{component: value}``, what gradio takes from an event."""

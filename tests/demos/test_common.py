@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -52,3 +53,49 @@ def test_an_inline_figure_is_sent_in_the_message_not_as_a_file(tmp_path, monkeyp
     decoded = Image.open(io.BytesIO(base64.b64decode(sent.url.split(",", 1)[1])))
     assert np.array_equal(np.asarray(decoded.convert("RGB")), picture)
     assert not any(tmp_path.iterdir())  # nothing written for the browser to fetch
+
+
+def test_a_figure_with_its_note_in_a_column_of_its_own():
+    import gradio as gr
+
+    from demos.common import figure_with_note
+
+    with gr.Blocks() as blocks, gr.Row():
+        picture = figure_with_note("A title", "What to look for.", elem_id="a-figure", column=True)
+    texts = [block.value for block in blocks.blocks.values() if isinstance(block, gr.Markdown)]
+    assert texts == ["**A title**", "What to look for."]  # the title above, the note below
+    assert picture.elem_id == "a-figure"
+    columns = [block for block in blocks.blocks.values() if isinstance(block, gr.Column)]
+    assert len(columns) == 1 and picture in columns[0].children  # side by side with the next figure in the row
+
+
+def test_panels_turn_named_outputs_into_gradios_and_keep_the_handlers_signature():
+    import inspect
+
+    import gradio as gr
+
+    from demos.common import Panels
+
+    with gr.Blocks():
+        panels = Panels(summary=gr.JSON(), status=gr.Markdown(), plot=gr.Image())
+    assert panels("summary", "status") == [panels["summary"], panels["status"]]
+    assert panels() == panels("summary", "status", "plot") and panels.names == ("summary", "status", "plot")
+    assert panels.keyed({"status": "done", "plot": None}) == {panels["status"]: "done", panels["plot"]: None}
+
+    def handler(text, seed=0, progress=gr.Progress()):
+        return {"summary": {"text": text}, "status": f"seed {seed}"}
+
+    def steps(n):
+        for i in range(n):
+            yield {"status": f"step {i}"}
+
+    filled = panels.filled_by(handler)
+    assert filled("hi", seed=3) == {panels["summary"]: {"text": "hi"}, panels["status"]: "seed 3"}
+    assert list(inspect.signature(filled).parameters) == ["text", "seed", "progress"]  # the API's names
+    streamed = panels.filled_by(steps)
+    assert inspect.isgeneratorfunction(streamed) and list(streamed(2)) == [
+        {panels["status"]: "step 0"},
+        {panels["status"]: "step 1"},
+    ]
+    with pytest.raises(KeyError):
+        panels.keyed({"no such panel": 1})  # a misspelt name fails at once, not as a silently skipped output

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from demos import lm as lm_tab
+from demos import lm_reading, lm_sae
 from superpos_core import concepts, lm
 from superpos_core.serving import Recent
 from tests import helpers
@@ -39,8 +40,8 @@ def tiny(tiny_loaded, monkeypatch):
     helpers.model_cache_for_this_test(monkeypatch, lm)
     lm.register(KEY, loaded)
     monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
-    monkeypatch.setattr(lm_tab, "_analyses", Recent(lm_tab.CACHED_TEXTS))
-    monkeypatch.setattr(lm_tab, "_readings", Recent(lm_tab.CACHED_TEXTS))
+    monkeypatch.setattr(lm_reading, "_analyses", Recent(lm_reading.CACHED_TEXTS))
+    monkeypatch.setattr(lm_sae, "_readings", Recent(lm_reading.CACHED_TEXTS))
     return loaded
 
 
@@ -49,7 +50,9 @@ def is_rgb(image) -> bool:
 
 
 def test_main_event_returns_the_lm_contract_first(tiny):
-    summary, heatmap, ranks, next_tokens, status = lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
+    shown = lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
+    assert list(shown) == ["summary", "heatmap", "ranks", "next_tokens", "status"]  # the /lm API's order
+    summary, heatmap, ranks, next_tokens, status = shown.values()
     assert set(summary) == {
         "model",
         "layer",
@@ -79,7 +82,7 @@ def test_main_event_returns_the_lm_contract_first(tiny):
 def test_the_layer_and_view_reuse_the_forward_pass(tiny, monkeypatch):
     lm_tab.analyse_text_event(TEXT, KEY, 0, progress=quiet)
     monkeypatch.setattr(lm, "analyse_text", lambda *a, **k: pytest.fail("the text was read again"))
-    summary, heatmap, *_ = lm_tab.analyse_text_event(TEXT, KEY, 2, "all dimensions", progress=quiet)
+    summary, heatmap, *_ = lm_tab.analyse_text_event(TEXT, KEY, 2, "all dimensions", progress=quiet).values()
     assert summary["layer"] == 2 and is_rgb(heatmap)
     assert is_rgb(lm_tab.switch_view(TEXT, KEY, 2, "most variable 64 dimensions"))
 
@@ -102,7 +105,9 @@ def test_an_unavailable_model_is_a_clear_error(tiny):
 
 
 def test_sae_event_returns_its_contract_and_pictures(tiny):
-    summary, grid, bars, token_features, status = lm_tab.train_sae_event(TEXT, KEY, 1, 16, 0.01, 100, 0, progress=quiet)
+    shown = lm_tab.train_sae_event(TEXT, KEY, 1, 16, 0.01, 100, 0, progress=quiet)
+    assert list(shown) == ["summary", "grid", "bars", "token_features", "status"]  # the /lm_sae API's order
+    summary, grid, bars, token_features, status = shown.values()
     assert set(summary) == {"features", "l0", "mse", "mean_activation"}
     assert summary["features"] == 16 and isinstance(summary["features"], int)
     assert isinstance(summary["l0"], float) and isinstance(summary["mse"], float)
@@ -122,7 +127,7 @@ def test_bad_sae_controls_are_clear_errors(tiny, args):
 
 
 def test_pretrained_saes_belong_to_gpt2(tiny, monkeypatch):
-    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, KEY, 1)
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, KEY, 1).values()
     assert "GPT-2 small" in text and image is None and tokens is None
 
 
@@ -132,8 +137,8 @@ def test_missing_pretrained_sae_says_how_to_get_it(monkeypatch):
         raise lm_tab.sae.SAELoadError("not in the cache")
 
     monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", absent)
-    monkeypatch.setattr(lm_tab, "_release_saes", Recent(lm_tab.KEEP_SAES))
-    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 8)
+    monkeypatch.setattr(lm_sae, "_release_saes", Recent(lm_sae.KEEP_SAES))
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 8).values()
     assert "python -m superpos_core.sae --layers 8" in text and image is None and tokens is None
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 8, 0)
     assert "python -m superpos_core.sae --layers 8" in text and image is None
@@ -142,7 +147,7 @@ def test_missing_pretrained_sae_says_how_to_get_it(monkeypatch):
 def serve_sae(tiny, folder, monkeypatch, release=lm_tab.sae.GPT2_SMALL_RES_JB, **cfg_changes):
     """The tiny model standing in for GPT-2 small, and a pretrained SAE for its layer 1 in SAELens' format,
     served as ``fetch_release_sae`` serves the release's (its catalogue entry applied, unless ``release`` is None)."""
-    from tests.superpos_core.test_sae import sae_tensors, write_sae_folder
+    from tests.superpos_core.sae.helpers import sae_tensors, write_sae_folder
 
     helpers.model_cache_for_this_test(monkeypatch, lm)
     lm.register("gpt2", replace(tiny, name="gpt2"))
@@ -158,7 +163,7 @@ def serve_sae(tiny, folder, monkeypatch, release=lm_tab.sae.GPT2_SMALL_RES_JB, *
         return lm_tab.sae.load_pretrained_sae(folder, release=release)
 
     monkeypatch.setattr(lm_tab.sae, "fetch_release_sae", from_the_cache)
-    monkeypatch.setattr(lm_tab, "_release_saes", Recent(lm_tab.KEEP_SAES))
+    monkeypatch.setattr(lm_sae, "_release_saes", Recent(lm_sae.KEEP_SAES))
     return tensors, fetched
 
 
@@ -169,8 +174,8 @@ def gpt2_with_sae(tiny, tmp_path, monkeypatch):
 
 def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sae):
     tensors, fetched = gpt2_with_sae
-    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
-    analysis = lm_tab._analysis(TEXT, "gpt2", 1, torch.device("cpu"), quiet)
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1).values()
+    analysis = lm_reading.read_text(TEXT, "gpt2", 1, torch.device("cpu"), quiet)
     acts = analysis.activations.astype(
         np.float64
     )  # (T, d_model), read after <|endoftext|> in one window, as the SAE was trained
@@ -190,7 +195,7 @@ def test_pretrained_sae_features_of_the_text_and_of_a_clicked_token(gpt2_with_sa
     np.testing.assert_allclose(shades, by_hand.max(axis=1) / by_hand.max(), atol=2e-3)
     # A click on a token: that token's strongest features, not the text's, from what was read above
     # (the SAE does not read the text again).
-    sae_model = lm_tab._release_saes.get((1, "cpu"))
+    sae_model = lm_sae._release_saes.get((lm_tab.sae.GPT2_SMALL_RES_JB.name, 1, "cpu"))
     sae_model.encode = lambda x: pytest.fail("a click re-encoded the whole text")
     token = int(np.argmin(by_hand.max(axis=1)))
     text, image = lm_tab.pretrained_token_panel(TEXT, "gpt2", 1, token)
@@ -221,30 +226,30 @@ def test_the_panel_feeds_the_sae_its_own_input_in_windows(tiny, tmp_path, monkey
         context_size=8,
         model_from_pretrained_kwargs={"center_writing_weights": True},
     )
-    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
-    _, reading = lm_tab._pretrained_features(
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1).values()
+    _, reading = lm_sae._pretrained_features(
         TEXT, "gpt2", 1, torch.device("cpu")
     )  # the reading the panel showed, from the cache
-    model_sae, analysis = lm_tab._release_saes.get((1, "cpu")), reading.analysis
+    model_sae, analysis = lm_sae._release_saes.get((lm_tab.sae.GPT2_SMALL_RES_JB.name, 1, "cpu")), reading.analysis
     fed = lm_tab.sae.sae_input(model_sae, lm.loaded_now("gpt2"), analysis.token_ids)
     assert fed.windows == -(-len(analysis.token_ids) // 7) > 1 and fed.centred
-    torch.testing.assert_close(reading.fed.activations, fed.activations)
+    torch.testing.assert_close(reading.found.fed.activations, fed.activations)
     with torch.no_grad():
         features = model_sae.encode(fed.activations)  # (T, 200)
         unfed = model_sae.encode(
             torch.as_tensor(analysis.activations)
         )  # what the panel encoded before: the analysis's hidden state
-    np.testing.assert_allclose(reading.peaks, features.amax(dim=1).numpy(), rtol=1e-5, atol=1e-5)
-    assert not np.allclose(reading.peaks, unfed.amax(dim=1).numpy(), atol=1e-3)
+    np.testing.assert_allclose(reading.found.peaks, features.amax(dim=1).numpy(), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(reading.found.peaks, unfed.amax(dim=1).numpy(), atol=1e-3)
     strongest = lm_tab.sae.top_features(features, k=1)[0].index
     assert f"[feature {strongest}]" in text and is_rgb(image)
     assert f"in {fed.windows} windows of up to 8 tokens" in text and "after <|endoftext|>, centred" in text
-    last = features[-1].topk(lm_tab.TOP_FEATURES)  # the last token, in the last window: a click shows its own features
-    assert [h.index for h in reading.per_token[-1]] == last.indices[last.values > 0].tolist()
+    last = features[-1].topk(lm_sae.TOP_FEATURES)  # the last token, in the last window: a click shows its own features
+    assert [h.index for h in reading.found.per_token[-1]] == last.indices[last.values > 0].tolist()
 
 
 def test_an_sae_that_cannot_be_fed_says_why(tiny, tmp_path, monkeypatch):
-    from tests.superpos_core.test_sae import sae_tensors, write_sae_folder
+    from tests.superpos_core.sae.helpers import sae_tensors, write_sae_folder
 
     serve_sae(tiny, tmp_path / "sae", monkeypatch, release=None)  # GPT-2 stood in for, and fresh caches
     folder = write_sae_folder(
@@ -258,7 +263,7 @@ def test_an_sae_that_cannot_be_fed_says_why(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(
         lm_tab.sae, "fetch_release_sae", lambda layer, **options: lm_tab.sae.load_pretrained_sae(folder)
     )
-    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1)
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "gpt2", 1).values()
     assert "only SAEs of the residual stream" in text and image is None and tokens is None
 
 
@@ -298,7 +303,9 @@ SENTENCE_TEXT = concepts.format_sentences(concepts.SENTENCES)
 
 
 def test_concepts_event_returns_its_contract_first(tiny):
-    summary, bars, pca, status = lm_tab.concepts_event(CONCEPT_TEXT, SENTENCE_TEXT, KEY, 2, progress=quiet)
+    shown = lm_tab.concepts_event(CONCEPT_TEXT, SENTENCE_TEXT, KEY, 2, progress=quiet)
+    assert list(shown) == ["summary", "bars", "pca", "status"]  # the /lm_concepts API's order
+    summary, bars, pca, status = shown.values()
     assert set(summary) == {
         "model",
         "layer",
@@ -372,7 +379,9 @@ def test_the_opening_view_is_drawn_once_and_kept(tiny, fresh_openings, monkeypat
     thread = lm_tab.warm_up(torch.device("cpu"))
     thread.join(60)
     assert lm_tab.warm_up(torch.device("cpu")) is None  # once per process per (model, device): nothing more to do
-    summary, heatmap, ranks, next_tokens, status = lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))
+    summary, heatmap, ranks, next_tokens, status = lm_tab.opening_view(
+        text, model, layer, view, torch.device("cpu")
+    ).values()
     assert (
         calls == [(text, model, layer, view)]
         and summary["layer"] == 1
@@ -381,7 +390,7 @@ def test_the_opening_view_is_drawn_once_and_kept(tiny, fresh_openings, monkeypat
         and "tokens" in status
     )
     assert (
-        lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))[1] is heatmap
+        lm_tab.opening_view(text, model, layer, view, torch.device("cpu"))["heatmap"] is heatmap
     )  # the kept pictures, for every app and visitor
     lm_tab.opening_view(TEXT, model, 2, view, torch.device("cpu"), keep=False)
     assert kept_for(KEY) == [
@@ -416,7 +425,7 @@ def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loa
     )
     helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
     monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
-    monkeypatch.setattr(lm_tab, "PROGRESS_TICK_S", 0.05)
+    monkeypatch.setattr(lm_reading, "PROGRESS_TICK_S", 0.05)
 
     def slow_load(name, entry, device):
         time.sleep(1.0)  # a model being read from disk
@@ -424,7 +433,7 @@ def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loa
 
     monkeypatch.setattr(lm, "_load", slow_load)
     updates = []
-    loaded = lm_tab._load(
+    loaded = lm_reading.load_model(
         "slow-test", torch.device("cpu"), lambda fraction, desc=None: updates.append((fraction, desc))
     )
     assert loaded.name == "slow-test" and len(updates) >= 10
@@ -444,14 +453,14 @@ def test_models_not_on_this_machine_are_marked_and_not_recommended(monkeypatch):
         and labels["smollm2-135m-offline"] == lm.CATALOGUE["smollm2-135m-offline"].title
     )
     assert lm_tab.missing_models_note().startswith("Not on this machine: GPT-2 small, DistilGPT-2, Pythia-70M")
-    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)
+    text, image, tokens = lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3).values()
     assert (
         "GPT-2 small is not on this machine" in text
         and "Choose GPT-2" not in text
         and "from_pretrained('openai-community/gpt2')" in text
     )
     monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
-    assert "Choose GPT-2 small to use them" in lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)[0]
+    assert "Choose GPT-2 small to use them" in lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)["status"]
     assert lm_tab.missing_models_note() == ""
 
 

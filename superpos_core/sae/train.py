@@ -1,0 +1,345 @@
+"""A general SAE trainer, for any activations: the toy model's hidden layer, MNIST's fc1, a language model's stream.
+
+    result = train_sae(activations, SAETrainConfig(d_in=2, n_latents=10, penalty=3e-2, steps=5000))
+    result.sae.W_dec   # (n_latents, d_in): row i is latent i's direction
+
+The SAE is the standard one, with SAELens' weight names (so it saves in SAELens' folder format):
+
+    f  = σ((x - b_dec) W_enc + b_enc)   (n_latents,)   σ = ReLU, or ReLU of the k largest (TopK)
+    x' = f W_dec + b_dec                (d_in,)
+
+Two ways to make f sparse, chosen in the config:
+
+- ``"l1"``: loss = ‖x - x'‖² + penalty · Σᵢ fᵢ ‖W_dec,i‖. The L1 is weighted by each decoder row's norm
+  (Anthropic's April 2024 update to Towards Monosemanticity): an unweighted L1 can be cut for free by
+  shrinking f and growing W_dec, so the penalty would buy nothing.
+- ``"topk"``: only the k largest pre-activations pass (Gao et al. 2024); the L0 is exactly at most k, and
+  the loss is the reconstruction error alone. Decoder rows are kept at unit norm, so that f alone says how
+  strongly a latent fires.
+
+Adam with a learning rate held, then decayed linearly to 0 over the last ``lr_decay_fraction`` of the
+steps; latents that stay silent are resampled (Towards Monosemanticity): re-initialised towards inputs
+the SAE reconstructs badly. Everything random is drawn from one generator seeded with ``seed``, so a run
+on the CPU is reproducible and never touches the global RNG (a server shares one process between users).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from superpos_core.sae import formats
+from superpos_core.sae.checks import MAX_SEED, SAEInputError, is_real, whole_number
+
+SPARSITIES = ("l1", "topk")
+
+
+@dataclass(frozen=True)
+class SAETrainConfig:
+    """One SAE's recipe. Only ``d_in`` and ``n_latents`` have no default."""
+
+    d_in: int  # size of each input vector (the layer's width)
+    n_latents: int  # dictionary size: usually several times d_in
+    sparsity: str = "l1"  # "l1" (L1 of activations weighted by decoder norms) or "topk"
+    penalty: float = 1e-2  # weight of the L1 term, per input vector ("l1" only)
+    k: int = 4  # latents allowed to fire per input ("topk" only)
+    steps: int = 3000  # optimiser steps, one batch each
+    batch_size: int = 256  # input vectors per step
+    lr: float = 3e-3  # Adam's learning rate before the decay
+    lr_decay_fraction: float = 0.2  # the last share of the steps, over which the rate falls linearly to 0
+    resample_every: int = 500  # steps between checks for dead latents (0: never resample)
+    dead_window: int = 200  # a latent silent on every batch of this many steps is dead
+    resample_until: float = 0.7  # no resampling after this share of the steps: the rest lets the new latents settle
+    decoder_init_norm: float = 0.1  # length of each decoder row at the start (W_enc starts as W_decᵀ)
+    seed: int = 0  # seed of the initial weights, the batches drawn from a tensor and the resampling
+    device: str = "cpu"  # where the SAE trains
+
+    def validated(self) -> SAETrainConfig:
+        """Return the config unchanged if every setting is usable, else raise ``SAEInputError``."""
+        whole_number("The input size (d_in)", self.d_in, 1, None)
+        whole_number("The number of latents (n_latents)", self.n_latents, 1, None)
+        whole_number("The number of steps (steps)", self.steps, 1, None)
+        whole_number("The batch size (batch_size)", self.batch_size, 1, None)
+        whole_number("The resampling interval (resample_every)", self.resample_every, 0, None)
+        whole_number("The dead-latent window (dead_window)", self.dead_window, 1, None)
+        whole_number("The seed (seed)", self.seed, 0, MAX_SEED)
+        if self.sparsity not in SPARSITIES:
+            raise SAEInputError(f"The sparsity must be one of {', '.join(SPARSITIES)}; got {self.sparsity!r}.")
+        if self.sparsity == "topk":
+            whole_number("The number of active latents (k)", self.k, 1, self.n_latents)
+        if not is_real(self.penalty) or self.penalty < 0:
+            raise SAEInputError(f"The sparsity penalty (penalty) must be 0 or more; got {self.penalty!r}.")
+        if not is_real(self.lr) or self.lr <= 0:
+            raise SAEInputError(f"The learning rate (lr) must be above 0; got {self.lr!r}.")
+        for name in ("lr_decay_fraction", "resample_until"):
+            value = getattr(self, name)
+            if not is_real(value) or not 0 <= value <= 1:
+                raise SAEInputError(f"{name} must be a share of the steps, from 0 to 1; got {value!r}.")
+        if not is_real(self.decoder_init_norm) or self.decoder_init_norm <= 0:
+            raise SAEInputError(f"decoder_init_norm must be above 0; got {self.decoder_init_norm!r}.")
+        return self
+
+
+class SAE(nn.Module):
+    """The standard SAE (ReLU or TopK), with SAELens' weight names; trained by ``train_sae``.
+
+    Args:
+        config: the recipe; its d_in, n_latents, sparsity and k set the shapes and the activation.
+        generator: draws the initial decoder directions (W_enc starts as their transpose).
+    """
+
+    def __init__(self, config: SAETrainConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        self.config = config
+        directions = torch.randn(config.n_latents, config.d_in, generator=generator)  # (n, d_in)
+        W_dec = nn.functional.normalize(directions, dim=1) * config.decoder_init_norm
+        self.W_dec = nn.Parameter(W_dec)  # (n, d_in): row i is latent i's direction
+        self.W_enc = nn.Parameter(W_dec.T.clone())  # (d_in, n)
+        self.b_enc = nn.Parameter(torch.zeros(config.n_latents))  # (n,)
+        self.b_dec = nn.Parameter(torch.zeros(config.d_in))  # (d_in,)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        pre = torch.relu((x - self.b_dec) @ self.W_enc + self.b_enc)  # (B, d_in) -> (B, n)
+        if self.config.sparsity == "topk":
+            values, indices = pre.topk(self.config.k, dim=-1)  # (B, k)
+            pre = torch.zeros_like(pre).scatter_(-1, indices, values)  # (B, n), all but the k largest zeroed
+        return pre
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        return features @ self.W_dec + self.b_dec  # (B, n) -> (B, d_in)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (reconstruction (B, d_in), features (B, n))."""
+        features = self.encode(x)
+        return self.decode(features), features
+
+    def save_saelens(self, folder, hook_name: str, **reading) -> Path:
+        """Save it in SAELens' folder format (``formats.write_saelens``), for ``load_pretrained_sae`` and SAELens.
+
+        Args:
+            folder: where to write it.
+            hook_name: the activation it read, TransformerLens-named (``blocks.15.hook_resid_post``).
+            reading: ``SAESettings`` fields saying how its training text was read (prepend_bos, context_size,
+                center_writing_weights, model_name, layer); the rest of cfg.json is the recipe.
+        """
+        if self.config.sparsity != "l1":
+            raise SAEInputError("Only a ReLU SAE (sparsity 'l1') is SAELens' standard architecture; a TopK SAE is not.")
+        settings = dict(layer=None, model_name=None, prepend_bos=False, context_size=None, center_writing_weights=False)
+        settings = formats.SAESettings(
+            d_in=self.config.d_in,
+            d_sae=self.config.n_latents,
+            hook_name=hook_name,
+            apply_b_dec_to_input=True,
+            **{**settings, **reading},
+        )
+        recipe = {name: value for name, value in asdict(self.config).items() if name not in ("d_in", "device")}
+        return formats.write_saelens(folder, dict(self.state_dict()), settings, superpos_recipe=recipe)
+
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, reconstruction error, features): per input vector, averaged over the batch."""
+        reconstruction, features = self(x)
+        mse = (reconstruction - x).pow(2).sum(-1).mean()  # squared error per vector, not per dimension
+        if self.config.sparsity == "l1":
+            sparsity = (features * self.W_dec.norm(dim=1)).sum(-1).mean()
+            return mse + self.config.penalty * sparsity, mse, features
+        return mse, mse, features
+
+
+# --- what a trained SAE is measured by -------------------------------------------------------------
+
+
+def explained_variance(x: torch.Tensor, reconstruction: torch.Tensor) -> float:
+    """1 - Σ‖x - x'‖² / Σ‖x - mean(x)‖²: taken about the mean, so predicting the mean scores 0 and a perfect
+    reconstruction 1. (About 0 instead, a large mean activation would make any reconstruction look good.)"""
+    x, reconstruction = x.double(), reconstruction.double()  # (N, d_in) each
+    spread = (x - x.mean(0)).pow(2).sum()
+    return float(1 - (x - reconstruction).pow(2).sum() / spread) if spread > 0 else float("nan")
+
+
+def mean_l0(features: torch.Tensor) -> float:
+    """Latents active (> 0) per input vector, on average over the rows of ``features`` (N, n)."""
+    return float((features > 0).sum(-1).double().mean())
+
+
+def dead_latents(features: torch.Tensor) -> int:
+    """Latents that fire on none of the rows of ``features`` (N, n)."""
+    return int((features.amax(0) <= 0).sum()) if features.shape[0] else features.shape[1]
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SAETrainHistory:
+    """What was measured during training, one entry per report (and the resampling events)."""
+
+    step: list[int] = field(default_factory=list)  # the step each report was made after
+    loss: list[float] = field(default_factory=list)  # the batch's loss
+    mse: list[float] = field(default_factory=list)  # its reconstruction error, per input vector
+    l0: list[float] = field(default_factory=list)  # its latents active per input vector
+    lr: list[float] = field(default_factory=list)  # the learning rate of that step
+    resampled: list[tuple[int, int]] = field(default_factory=list)  # (step, latents resampled) at each resampling
+
+
+@dataclass
+class SAETrainResult:
+    """A trained SAE, its recipe and its history."""
+
+    config: SAETrainConfig
+    sae: SAE
+    history: SAETrainHistory
+
+
+DataSource = torch.Tensor | np.ndarray | Callable[[int], torch.Tensor]  # a table of rows, or batch_size -> fresh batch
+
+
+def _batches(source: DataSource, config: SAETrainConfig, generator: torch.Generator) -> Callable[[], torch.Tensor]:
+    """A function giving the next (batch_size, d_in) float32 batch on the config's device."""
+    device = torch.device(config.device)
+    if callable(source):
+
+        def fresh() -> torch.Tensor:
+            batch = torch.as_tensor(source(config.batch_size)).to(device, torch.float32)
+            if batch.ndim != 2 or batch.shape[1] != config.d_in:
+                raise SAEInputError(
+                    f"The data source gave a batch of shape {tuple(batch.shape)}; expected (rows, {config.d_in})."
+                )
+            return batch
+
+        return fresh
+    table = torch.as_tensor(source).detach().to(device, torch.float32)
+    if table.ndim != 2 or table.shape[1] != config.d_in or table.shape[0] < 1:
+        raise SAEInputError(f"The activations must have shape (rows, {config.d_in}); got {tuple(table.shape)}.")
+    # Rows drawn with replacement by the run's own generator (on the CPU: reproducible on any device).
+    return lambda: table[torch.randint(table.shape[0], (config.batch_size,), generator=generator).to(device)]
+
+
+def learning_rate(config: SAETrainConfig, step: int) -> float:
+    """The rate of step ``step`` (0-based): ``lr``, then falling linearly to 0 over the last ``lr_decay_fraction``."""
+    decay_steps = config.lr_decay_fraction * config.steps
+    left = config.steps - step
+    return config.lr * min(1.0, left / decay_steps) if decay_steps > 0 else config.lr
+
+
+@torch.no_grad()
+def resample_dead_latents(
+    sae: SAE, dead: torch.Tensor, x: torch.Tensor, generator: torch.Generator, optimizer: torch.optim.Adam | None = None
+) -> int:
+    """Re-initialise the ``dead`` latents (bool (n,)) towards inputs of ``x`` (N, d_in) the SAE reconstructs badly.
+
+    As Towards Monosemanticity does: each dead latent gets an input drawn with probability proportional to
+    its squared reconstruction error; its decoder row becomes that input's direction (less b_dec), its
+    encoder column the same direction at 0.2 × the mean length of the living latents' columns, its bias 0;
+    Adam forgets what it had accumulated for them. Returns how many latents were resampled.
+    """
+    chosen = dead.nonzero().flatten()  # (D,)
+    if len(chosen) == 0:
+        return 0
+    reconstruction, _ = sae(x)
+    errors = (x - reconstruction).pow(2).sum(-1)  # (N,)
+    weights = errors.cpu().double() if errors.sum() > 0 else torch.ones(len(x), dtype=torch.float64)
+    picked = torch.multinomial(weights, len(chosen), replacement=True, generator=generator).to(x.device)  # (D,)
+    directions = nn.functional.normalize(x[picked] - sae.b_dec, dim=1)  # (D, d_in)
+    alive = ~dead
+    scale = sae.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+    sae.W_dec[chosen] = directions * (sae.W_dec[alive].norm(dim=1).mean() if alive.any() else 1.0)
+    sae.W_enc[:, chosen] = directions.T * 0.2 * scale
+    sae.b_enc[chosen] = 0
+    if optimizer is not None:
+        for parameter, rows in ((sae.W_dec, chosen), (sae.b_enc, chosen)):
+            for moment in optimizer.state.get(parameter, {}).values():
+                if torch.is_tensor(moment) and moment.ndim:
+                    moment[rows] = 0
+        for moment in optimizer.state.get(sae.W_enc, {}).values():
+            if torch.is_tensor(moment) and moment.ndim:
+                moment[:, chosen] = 0
+    return len(chosen)
+
+
+def train_sae(
+    source: DataSource,
+    config: SAETrainConfig,
+    on_step: Callable[[int, int, dict], None] | None = None,
+    report_every: int | None = None,
+) -> SAETrainResult:
+    """Train an SAE on activations.
+
+    Args:
+        source: a (rows, d_in) table of activations (batches are drawn from it with replacement), or a
+            function ``source(batch_size)`` giving a fresh (batch_size, d_in) batch each call (e.g. new
+            samples of a toy model's data).
+        config: the recipe; validated first (``SAEInputError`` names any unusable setting).
+        on_step: called as ``on_step(step, steps, metrics)`` at each report (``metrics``: loss, mse, l0,
+            lr of that step), e.g. to move a progress bar.
+        report_every: steps between reports; by default about 50 reports a run.
+    """
+    config = config.validated()
+    every = report_every if report_every is not None else max(1, config.steps // 50)
+    whole_number("report_every", every, 1, None)
+    generator = torch.Generator().manual_seed(config.seed)
+    next_batch = _batches(source, config, generator)
+    sae = SAE(config, generator).to(config.device)
+    first = next_batch()  # (B, d_in)
+    with torch.no_grad():
+        sae.b_dec.copy_(first.mean(0))  # start at the data's centre: the latents then only model what varies
+    optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
+    history = SAETrainHistory()
+    last_fired = torch.zeros(config.n_latents, dtype=torch.long, device=config.device)  # (n,) last step each fired
+    recent: list[torch.Tensor] = []  # batches since the last resampling check, to resample towards
+
+    for step in range(config.steps):
+        x = first if step == 0 else next_batch()  # (B, d_in)
+        lr = learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss, mse, features = sae.loss(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if config.sparsity == "topk":
+            with torch.no_grad():
+                sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        done = step + 1
+        with torch.no_grad():
+            last_fired[(features > 0).any(0)] = done
+
+        # Resampling: latents silent over the whole window, and only while there is time left to train them.
+        if config.resample_every:
+            recent = (recent + [x])[-8:]  # a few recent batches: enough inputs to choose from
+            if done % config.resample_every == 0 and done <= config.resample_until * config.steps:
+                dead = (done - last_fired) >= min(config.dead_window, done)
+                count = resample_dead_latents(sae, dead, torch.cat(recent), generator, optimizer)
+                if count:
+                    history.resampled.append((done, count))
+                    last_fired[dead] = done  # a fresh latent gets a whole window to start firing
+
+        if done % every == 0 or done == config.steps:
+            metrics = {
+                "loss": float(loss.detach()),
+                "mse": float(mse.detach()),
+                "l0": mean_l0(features.detach()),
+                "lr": lr,
+            }
+            history.step.append(done)
+            for name, value in metrics.items():
+                getattr(history, name).append(value)
+            if on_step is not None:
+                on_step(done, config.steps, metrics)
+    return SAETrainResult(config, sae.eval(), history)
+
+
+def evaluate(sae: SAE, x: torch.Tensor) -> dict:
+    """Explained variance (about the mean), L0 and dead latents of ``sae`` on activations ``x`` (N, d_in)."""
+    with torch.no_grad():
+        x = torch.as_tensor(x).to(sae.W_dec.device, torch.float32)
+        reconstruction, features = sae(x)
+    return {
+        "explained_variance": explained_variance(x, reconstruction),
+        "l0": mean_l0(features),
+        "dead": dead_latents(features),
+    }
