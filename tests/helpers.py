@@ -167,15 +167,18 @@ def imagenet_offline_with_random_resnet18(tmp_path, monkeypatch) -> list:
 
 
 def model_cache_for_this_test(monkeypatch, module, empty: bool = False) -> None:
-    """Give ``module`` (``lm`` or ``resnets``) a model cache of its own for one test: what the test registers or
-    loads is gone afterwards, and the process's cache comes back. ``empty`` starts it empty (models load on first
-    use); otherwise it starts with the models the process has loaded, so nothing is read twice.
+    """Give ``module`` (``lm.loading`` or ``resnets``: the module that keeps the models) a model cache of its own for
+    one test: what the test registers or loads is gone afterwards, and the process's cache comes back. ``empty``
+    starts it empty (models load on first use); otherwise it starts with the models the process has loaded, so
+    nothing is read twice.
 
     The one place the tests reach for the cache itself: the modules' public ``register``, ``load``, ``loaded_now``
     and ``forget`` act on whichever cache is in place.
     """
     from superpos_core.serving import Kept
 
+    # The package ``lm`` only re-exports: swapping a cache there would leave the one ``lm.load`` reads in place.
+    assert hasattr(module, "_models"), f"{module.__name__} keeps no model cache (for lm, pass lm.loading)"
     cache = Kept()
     if not empty:
         for key in module._models.keys():

@@ -77,9 +77,9 @@ def test_a_damaged_language_model_in_the_hub_cache(tmp_path, monkeypatch):
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
-    monkeypatch.setattr(lm, "_failed_loads", {})
-    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
+    helpers.model_cache_for_this_test(monkeypatch, lm.loading, empty=True)
+    monkeypatch.setattr(lm.loading, "_failed_loads", {})
+    monkeypatch.setattr(lm.catalogue, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
     folder = helpers.save_tiny_gpt2(tmp_path / "tiny")
     commit = "89abcdef0123456789abcdef0123456789abcdef"
     snapshot = hub / "models--openai-community--gpt2" / "snapshots" / commit
