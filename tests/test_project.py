@@ -82,7 +82,7 @@ def test_the_app_imports_nothing_that_requirements_txt_does_not_install():
     }
     providers = importlib.metadata.packages_distributions()
     imported = set()
-    for path in [ROOT / "app.py", *(ROOT / "demos").glob("*.py"), *(ROOT / "superpos_core").glob("*.py")]:
+    for path in [ROOT / "app.py", *(ROOT / "demos").glob("*.py"), *(ROOT / "superpos_core").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 imported |= {alias.name.split(".")[0] for alias in node.names}
