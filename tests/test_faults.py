@@ -38,8 +38,8 @@ class CutOffMidway(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    helpers.model_cache_for_this_test(monkeypatch, resnets, empty=True)
-    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    helpers.model_cache_for_this_test(monkeypatch, resnets.loading, empty=True)
+    monkeypatch.setattr(resnets.loading, "_failed_downloads", {})
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
@@ -127,15 +127,15 @@ class FullDisk:
 @pytest.mark.slow
 def test_a_full_disk_under_the_rank_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(resnets, "_reference_memo", Recent(8))
+    monkeypatch.setattr(resnets.reference, "_reference_memo", Recent(8))
     real = tempfile.NamedTemporaryFile
-    monkeypatch.setattr(resnets.tempfile, "NamedTemporaryFile", lambda *a, **k: FullDisk(real(*a, **k), room=100))
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda *a, **k: FullDisk(real(*a, **k), room=100))
     source, table = resnets.reference_ranks(resnets.load("mnist-resnet"))
     assert len(table) == 20 and table[0].effective_rank > 0  # the table is still shown
     assert list((tmp_path / "ranks").iterdir()) == []  # neither a truncated table nor a temporary file is left
     monkeypatch.undo()
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(resnets, "_reference_memo", Recent(8))
+    monkeypatch.setattr(resnets.reference, "_reference_memo", Recent(8))
     assert resnets.reference_ranks(resnets.load("mnist-resnet"))[1] == table  # room again: computed and cached whole
     (cached,) = (tmp_path / "ranks").iterdir()
     written = json.loads(cached.read_text())

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from demos import resnet as resnet_tab
-from superpos_core import resnets
+from superpos_core import mnist, resnets
 from superpos_core.conv_rank import TABLE_HEADERS
 from tests import helpers
 
@@ -179,7 +179,7 @@ def test_the_layer_list_the_plot_and_the_table_share_module_order():
 
 
 def test_a_photo_for_the_digit_model_says_it_only_knows_digits():
-    photo = Image.open(resnets.mnist.ASSETS / "photos" / "coffee.jpg")
+    photo = Image.open(mnist.ASSETS / "photos" / "coffee.jpg")
     summary, status, labels, grid, *_ = resnet_tab.analyse(photo, "mnist-resnet", "conv1")
     assert "only knows the ten digits" in status and summary["caution"] == resnets.PHOTO_CAUTION
     assert len(labels) == 5 and grid is not None  # still analysed
