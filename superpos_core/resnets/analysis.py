@@ -56,20 +56,20 @@ def analyse_image(loaded: LoadedResNet, picture) -> ImageAnalysis:
     """One forward pass capturing every conv layer, reduced to what each layer's view needs."""
     prepared = prepare(loaded, picture)
     with capture_activations(loaded.model, loaded.conv_layers) as acts:
-        logits = loaded.model(prepared.x)[0]
+        logits = loaded.model(prepared.x)[0]  # (n_classes,)
     probs = torch.softmax(logits.float(), 0)
     values, indices = probs.topk(5)
     top5 = [(loaded.categories[i], round(float(v), 6)) for v, i in zip(values, indices)]
     analysis = ImageAnalysis(loaded.entry.key, top5, prepared.display, caution=prepared.caution)
     for name in loaded.conv_layers:
         a = acts[name][0]  # (C, H, W)
-        means = a.mean((1, 2))
+        means = a.mean((1, 2))  # (C,)
         top = means.topk(min(TOP_CHANNELS, a.shape[0])).indices
         analysis.layers[name] = LayerView(
             channels=a.shape[0],
             size=(a.shape[1], a.shape[2]),
             top_channels=[int(i) for i in top],
-            raw_maps=a[top].to("cpu", torch.float16),
-            mean_map=a.mean(0).cpu().numpy().astype(np.float32),
+            raw_maps=a[top].to("cpu", torch.float16),  # (16, H, W)
+            mean_map=a.mean(0).cpu().numpy().astype(np.float32),  # (H, W)
         )
     return analysis

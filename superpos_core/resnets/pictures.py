@@ -167,12 +167,12 @@ def prepare(loaded: LoadedResNet, picture) -> Prepared:
     rgb = photo_rgb(drawing.editor_picture(picture))  # read, checked for size and transparency, alpha over white
     if loaded.entry.input_kind == "digit":
         digit = _digit(rgb)
-        x = mnist.normalize(digit.pixels, loaded.device).reshape(1, 1, 28, 28)
+        x = mnist.normalize(digit.pixels, loaded.device).reshape(1, 1, 28, 28)  # (1, 1, 28, 28)
         gray = (255 * (1 - digit.pixels)).astype(np.uint8)  # dark ink on light paper, as drawn
         gray = np.kron(gray, np.ones((8, 8), np.uint8))  # 224x224, big enough to see an overlay on
         return Prepared(x, np.repeat(gray[..., None], 3, axis=2), PHOTO_CAUTION if looks_like_photo(rgb) else None)
-    x = loaded.transform(rgb).unsqueeze(0).to(loaded.device)  # resize, centre-crop, normalise
+    x = loaded.transform(rgb).unsqueeze(0).to(loaded.device)  # (1, 3, 224, 224): resize, centre-crop, normalise
     mean = torch.tensor(loaded.transform.mean)[:, None, None]
     std = torch.tensor(loaded.transform.std)[:, None, None]
-    display = ((x[0].cpu() * std + mean).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+    display = ((x[0].cpu() * std + mean).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()  # (224, 224, 3)
     return Prepared(x, display)

@@ -37,11 +37,13 @@ def reference_batches(loaded: LoadedResNet, batch_size: int = 250):
     if cifar is not None:
         mean = torch.tensor(loaded.transform.mean)[:, None, None]
         std = torch.tensor(loaded.transform.std)[:, None, None]
-        data = torch.as_tensor(cifar[:1280]).permute(0, 3, 1, 2).float() / 255  # the course: 10 batches of 128, 32x32
+        # (1280, 32, 32, 3) uint8 -> (1280, 3, 32, 32) in 0..1: the course's 10 batches of 128, at 32x32
+        data = torch.as_tensor(cifar[:1280]).permute(0, 3, 1, 2).float() / 255
         return "CIFAR-100 test, 1,280 images at 32×32 (the course's choice)", [
             ((data[i : i + 128] - mean) / std).to(loaded.device) for i in range(0, len(data), 128)
         ]
     photos = sorted((mnist.ASSETS / "photos").glob("*.jpg"))
+    # (n_photos, 3, 224, 224): each resized, centre-cropped and normalised as the model's weights expect
     x = torch.cat([loaded.transform(Image.open(p).convert("RGB")).unsqueeze(0) for p in photos]).to(loaded.device)
     return f"the {len(photos)} bundled photos (CIFAR-100 not on this machine)", [x]
 
