@@ -298,7 +298,7 @@ def _load(name: str, entry: LMEntry | None, device: torch.device) -> LoadedLM:
     keeps_last = "logits_to_keep" in _forward_parameters(model)
     # One token through the model: learn the layer count and width from what it returns, so any model
     # that reports hidden states works, and one that does not is refused now rather than mid-lesson.
-    probe = torch.tensor([[any_token_id(tokenizer)]], device=device)
+    probe = torch.tensor([[any_token_id(tokenizer)]], device=device)  # (1, 1): one token, one text
     with torch.inference_mode():
         out = model(input_ids=probe, output_hidden_states=True)
     if not getattr(out, "hidden_states", None):
