@@ -437,7 +437,7 @@ def analyse_concepts(
     # 1) tokens: all checked before the model runs, so one message lists every problem word
     word_ids = _word_token_ids(loaded, concepts)
     sentence_ids = _sentence_token_ids(loaded, sentences)
-    prefix = lm._any_token_id(loaded.tokenizer)  # BOS (or end-of-text): where a document starts
+    prefix = lm.any_token_id(loaded.tokenizer)  # BOS (or end-of-text): where a document starts
     # 2) every distinct word in one batch of two-token sequences, then the sentences
     words = list(word_ids)
     word_vectors = _mean_hidden_states(loaded, [[prefix, word_ids[w]] for w in words], layer)  # (W, d_model)

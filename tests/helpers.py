@@ -160,22 +160,25 @@ def imagenet_offline_with_random_resnet18(tmp_path, monkeypatch) -> list:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))  # the random weights' rank table stays here
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    model_cache_for_this_test(monkeypatch, resnets, empty=True)
-    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    model_cache_for_this_test(monkeypatch, resnets.loading, empty=True)
+    monkeypatch.setattr(resnets.loading, "_failed_downloads", {})
     save_random_torchvision_checkpoint(tmp_path / "torch" / "hub" / "checkpoints", "resnet18")
     return attempts
 
 
 def model_cache_for_this_test(monkeypatch, module, empty: bool = False) -> None:
-    """Give ``module`` (``lm`` or ``resnets``) a model cache of its own for one test: what the test registers or
-    loads is gone afterwards, and the process's cache comes back. ``empty`` starts it empty (models load on first
-    use); otherwise it starts with the models the process has loaded, so nothing is read twice.
+    """Give ``module`` (``lm.loading`` or ``resnets.loading``: the module that keeps the models) a model cache of
+    its own for one test: what the test registers or loads is gone afterwards, and the process's cache comes back.
+    ``empty`` starts it empty (models load on first use); otherwise it starts with the models the process has
+    loaded, so nothing is read twice.
 
     The one place the tests reach for the cache itself: the modules' public ``register``, ``load``, ``loaded_now``
     and ``forget`` act on whichever cache is in place.
     """
     from superpos_core.serving import Kept
 
+    # The packages only re-export: swapping a cache there would leave the one ``load`` reads in place.
+    assert hasattr(module, "_models"), f"{module.__name__} keeps no model cache (pass lm.loading or resnets.loading)"
     cache = Kept()
     if not empty:
         for key in module._models.keys():

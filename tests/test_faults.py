@@ -38,8 +38,8 @@ class CutOffMidway(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    helpers.model_cache_for_this_test(monkeypatch, resnets, empty=True)
-    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    helpers.model_cache_for_this_test(monkeypatch, resnets.loading, empty=True)
+    monkeypatch.setattr(resnets.loading, "_failed_downloads", {})
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
@@ -77,9 +77,9 @@ def test_a_damaged_language_model_in_the_hub_cache(tmp_path, monkeypatch):
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
-    monkeypatch.setattr(lm, "_failed_loads", {})
-    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
+    helpers.model_cache_for_this_test(monkeypatch, lm.loading, empty=True)
+    monkeypatch.setattr(lm.loading, "_failed_loads", {})
+    monkeypatch.setattr(lm.catalogue, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
     folder = helpers.save_tiny_gpt2(tmp_path / "tiny")
     commit = "89abcdef0123456789abcdef0123456789abcdef"
     snapshot = hub / "models--openai-community--gpt2" / "snapshots" / commit
@@ -127,15 +127,15 @@ class FullDisk:
 @pytest.mark.slow
 def test_a_full_disk_under_the_rank_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(resnets, "_reference_memo", Recent(8))
+    monkeypatch.setattr(resnets.reference, "_reference_memo", Recent(8))
     real = tempfile.NamedTemporaryFile
-    monkeypatch.setattr(resnets.tempfile, "NamedTemporaryFile", lambda *a, **k: FullDisk(real(*a, **k), room=100))
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda *a, **k: FullDisk(real(*a, **k), room=100))
     source, table = resnets.reference_ranks(resnets.load("mnist-resnet"))
     assert len(table) == 20 and table[0].effective_rank > 0  # the table is still shown
     assert list((tmp_path / "ranks").iterdir()) == []  # neither a truncated table nor a temporary file is left
     monkeypatch.undo()
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(resnets, "_reference_memo", Recent(8))
+    monkeypatch.setattr(resnets.reference, "_reference_memo", Recent(8))
     assert resnets.reference_ranks(resnets.load("mnist-resnet"))[1] == table  # room again: computed and cached whole
     (cached,) = (tmp_path / "ranks").iterdir()
     written = json.loads(cached.read_text())

@@ -37,9 +37,9 @@ def tiny(tiny_loaded, monkeypatch):
         lm.LMEntry(KEY, "Tiny GPT-2 (test)", "hub", repo_id="nobody/tiny", about="3 layers, 2 blocks."),
     )
     loaded = replace(tiny_loaded, name=KEY, title="Tiny GPT-2 (test)")
-    helpers.model_cache_for_this_test(monkeypatch, lm)
+    helpers.model_cache_for_this_test(monkeypatch, lm.loading)
     lm.register(KEY, loaded)
-    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
+    monkeypatch.setattr(lm.catalogue, "_hub_reachable", lambda timeout=3.0: pytest.fail("the network was consulted"))
     monkeypatch.setattr(lm_reading, "_analyses", Recent(lm_reading.CACHED_TEXTS))
     monkeypatch.setattr(lm_sae, "_readings", Recent(lm_reading.CACHED_TEXTS))
     return loaded
@@ -149,7 +149,7 @@ def serve_sae(tiny, folder, monkeypatch, release=lm_tab.sae.GPT2_SMALL_RES_JB, *
     served as ``fetch_release_sae`` serves the release's (its catalogue entry applied, unless ``release`` is None)."""
     from tests.superpos_core.sae.helpers import sae_tensors, write_sae_folder
 
-    helpers.model_cache_for_this_test(monkeypatch, lm)
+    helpers.model_cache_for_this_test(monkeypatch, lm.loading)
     lm.register("gpt2", replace(tiny, name="gpt2"))
     tensors = sae_tensors(d_in=D_MODEL, d_sae=200)
     write_sae_folder(
@@ -269,7 +269,7 @@ def test_an_sae_that_cannot_be_fed_says_why(tiny, tmp_path, monkeypatch):
 
 def test_only_catalogue_models_unless_any_model_is_allowed(tiny, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(lm, "hub_offline", lambda: True)
+    monkeypatch.setattr(lm.catalogue, "hub_offline", lambda: True)
     for name in ("someone/some-model", "/etc", "../../secret", "https://example.com/model"):
         with pytest.raises(gr.Error, match="Unknown model"):
             lm_tab.analyse_text_event(TEXT, name, 1, progress=quiet)
@@ -423,15 +423,15 @@ def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loa
         "slow-test",
         lm.LMEntry("slow-test", "Slow GPT-2 (test)", "hub", repo_id="nobody/slow", about="2 blocks."),
     )
-    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
-    monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
+    helpers.model_cache_for_this_test(monkeypatch, lm.loading, empty=True)
+    monkeypatch.setattr(lm.catalogue, "_in_hub_cache", lambda repo_id: True)
     monkeypatch.setattr(lm_reading, "PROGRESS_TICK_S", 0.05)
 
     def slow_load(name, entry, device):
         time.sleep(1.0)  # a model being read from disk
         return replace(tiny_loaded, name=name)
 
-    monkeypatch.setattr(lm, "_load", slow_load)
+    monkeypatch.setattr(lm.loading, "_load", slow_load)
     updates = []
     loaded = lm_reading.load_model(
         "slow-test", torch.device("cpu"), lambda fraction, desc=None: updates.append((fraction, desc))
@@ -445,8 +445,8 @@ def test_a_request_waits_for_a_loading_model_with_a_moving_progress_bar(tiny_loa
 
 
 def test_models_not_on_this_machine_are_marked_and_not_recommended(monkeypatch):
-    monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: False)
-    monkeypatch.setattr(lm, "_failed_loads", {})
+    monkeypatch.setattr(lm.catalogue, "_in_hub_cache", lambda repo_id: False)
+    monkeypatch.setattr(lm.loading, "_failed_loads", {})
     labels = {key: lm.choice_label(key) for key in lm.CATALOGUE}
     assert (
         labels["gpt2"] == "GPT-2 small (OpenAI) · not downloaded"
@@ -459,7 +459,7 @@ def test_models_not_on_this_machine_are_marked_and_not_recommended(monkeypatch):
         and "Choose GPT-2" not in text
         and "from_pretrained('openai-community/gpt2')" in text
     )
-    monkeypatch.setattr(lm, "_in_hub_cache", lambda repo_id: True)
+    monkeypatch.setattr(lm.catalogue, "_in_hub_cache", lambda repo_id: True)
     assert "Choose GPT-2 small to use them" in lm_tab.pretrained_sae_panel(TEXT, "smollm2-135m-offline", 3)["status"]
     assert lm_tab.missing_models_note() == ""
 
@@ -477,7 +477,7 @@ def test_text_analysis_reuses_the_handlers_forward_until_forget_texts(tiny, monk
 
 
 def test_register_makes_load_return_that_model(tiny_loaded, monkeypatch):
-    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
+    helpers.model_cache_for_this_test(monkeypatch, lm.loading, empty=True)
     loaded = replace(tiny_loaded, name="gpt2")
     assert lm.register("gpt2", loaded) is loaded
     assert lm.load("gpt2") is loaded  # from the process's cache: nothing read, nothing downloaded

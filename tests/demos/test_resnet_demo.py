@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from demos import resnet as resnet_tab
-from superpos_core import resnets
+from superpos_core import mnist, resnets
 from superpos_core.conv_rank import TABLE_HEADERS
 from superpos_core.figures import resnet as resnet_figures
 from tests import helpers
@@ -175,7 +175,7 @@ def test_the_layer_list_the_plot_and_the_table_share_module_order():
 
 
 def test_a_photo_for_the_digit_model_says_it_only_knows_digits():
-    photo = Image.open(resnets.mnist.ASSETS / "photos" / "coffee.jpg")
+    photo = Image.open(mnist.ASSETS / "photos" / "coffee.jpg")
     shown = resnet_tab.analyse(photo, "mnist-resnet", "conv1")
     summary, status, labels, grid = shown["summary"], shown["status"], shown["top5"], shown["grid"]
     assert "only knows the ten digits" in status and summary["caution"] == resnets.PHOTO_CAUTION

@@ -216,7 +216,7 @@ def test_unavailable_model_says_how_to_get_it(client, digit_file, monkeypatch, t
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    monkeypatch.setattr(resnets, "_failed_downloads", {})
+    monkeypatch.setattr(resnets.loading, "_failed_downloads", {})
     with pytest.raises(AppError, match="resnet50-11ad3fa6.pth"):
         resnet_call(client, digit_file[0], model="resnet50")
 

@@ -77,7 +77,7 @@ def calls(tree: ast.AST, name: str) -> list[ast.Call]:
 
 
 def test_weights_are_read_only_in_safe_formats():
-    for path in [ROOT / "app.py", *(ROOT / "demos").glob("*.py"), *(ROOT / "superpos_core").glob("*.py")]:
+    for path in [ROOT / "app.py", *(ROOT / "demos").glob("*.py"), *(ROOT / "superpos_core").rglob("*.py")]:
         tree = ast.parse(path.read_text())
         for call in calls(tree, "torch.load"):
             keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}

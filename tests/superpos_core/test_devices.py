@@ -99,7 +99,7 @@ def everything_on(device: str, tiny_folder) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_every_model_runs_on_its_device_and_a_gpu_agrees_with_the_cpu(tiny_folder, monkeypatch):
-    helpers.model_cache_for_this_test(monkeypatch, resnets, empty=True)
+    helpers.model_cache_for_this_test(monkeypatch, resnets.loading, empty=True)
     results = {device: everything_on(device, tiny_folder) for device in DEVICES}
     if DEVICES == ["cpu"]:
         warnings.warn(

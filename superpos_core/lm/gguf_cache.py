@@ -1,6 +1,6 @@
 """A GGUF language model dequantised once and kept as safetensors, so later starts read it in well under a second.
 
-    from superpos_core import gguf_cache
+    from superpos_core.lm import gguf_cache
     folder = gguf_cache.cached_folder("smollm2-135m-offline", gguf)   # None when absent, stale or incomplete
     gguf_cache.store("smollm2-135m-offline", gguf, tokenizer, model)  # after reading the GGUF the slow way
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from superpos_core import gguf_cache, lm
+from superpos_core import lm
+from superpos_core.lm import gguf_cache, loading
 from tests import helpers
 
 pytestmark = pytest.mark.slow  # dequantises SmolLM2 (about 16 s each): not in the quick run (-m "not slow")
@@ -21,8 +22,8 @@ SENTENCE = "It was the best of times, it was the worst of times. 🧠"
 def cache(tmp_path, monkeypatch):
     """An empty app cache, and no SmolLM2 loaded in this process yet."""
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "superpos"))
-    helpers.model_cache_for_this_test(monkeypatch, lm, empty=True)
-    monkeypatch.setattr(lm, "_failed_loads", {})
+    helpers.model_cache_for_this_test(monkeypatch, loading, empty=True)
+    monkeypatch.setattr(loading, "_failed_loads", {})
     return tmp_path / "superpos"
 
 
@@ -45,10 +46,10 @@ def first_start(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         cache = tmp_path_factory.mktemp("superpos")
         patch.setenv("SUPERPOS_CACHE_DIR", str(cache))
-        helpers.model_cache_for_this_test(patch, lm, empty=True)
-        patch.setattr(lm, "_failed_loads", {})
-        reads = GGUFReads(lm._from_pretrained)
-        patch.setattr(lm, "_from_pretrained", reads)
+        helpers.model_cache_for_this_test(patch, loading, empty=True)
+        patch.setattr(loading, "_failed_loads", {})
+        reads = GGUFReads(loading._from_pretrained)
+        patch.setattr(loading, "_from_pretrained", reads)
         gguf = lm.gguf_path(lm.CATALOGUE[KEY])
         empty = gguf_cache.cached_folder(KEY, gguf) is None and "first start unpacks" in lm.status(KEY)[1]
         loaded = lm.load(KEY)
@@ -69,7 +70,7 @@ def test_the_offline_model_is_dequantised_once_then_read_from_the_cache(first_st
     assert [p.name for p in (cache / "lm").iterdir()] == [KEY]
     assert "unpacked in the app's cache" in lm.status(KEY)[1]
     # 2) a later start reads the cache, not the GGUF, within 3 s, and gets the same model
-    helpers.model_cache_for_this_test(first_start["patch"], lm, empty=True)
+    helpers.model_cache_for_this_test(first_start["patch"], loading, empty=True)
     started = time.perf_counter()
     second = lm.load(KEY)
     seconds = time.perf_counter() - started
@@ -95,7 +96,7 @@ def test_a_changed_gguf_is_noticed_and_the_cache_rebuilt(first_start):
     # As if the package had been upgraded since: the kept copy is of another GGUF file.
     (folder / "manifest.json").write_text(json.dumps({**manifest, "gguf_sha256": "0" * 64}))
     assert gguf_cache.cached_folder(KEY, gguf) is None and "first start unpacks" in lm.status(KEY)[1]
-    helpers.model_cache_for_this_test(first_start["patch"], lm, empty=True)
+    helpers.model_cache_for_this_test(first_start["patch"], loading, empty=True)
     before = len(reads)
     loaded = lm.load(KEY)
     assert reads[before:] == [gguf.name]  # read again, not the stale copy
