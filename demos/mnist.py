@@ -30,7 +30,14 @@ from superpos_core import mnist, serving
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
 from superpos_core.figures import mnist as mnist_figures
 from superpos_core.figures.base import to_rgb
-from superpos_core.mnist_explorer import DigitAnalysis, MnistExplorer, bundled_examples, bundled_reference, train_live
+from superpos_core.mnist_explorer import (
+    LIVE_FIGURES,
+    DigitAnalysis,
+    MnistExplorer,
+    bundled_examples,
+    bundled_reference,
+    train_live,
+)
 from superpos_core.serving import Kept, in_background
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
@@ -118,7 +125,7 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
 DRAWINGS_AT_ONCE = serving.DRAWINGS_AT_ONCE  # one set of live figures is built ahead for each drawing under way
 # What a drawing fills, by name, the JSON summary first (the /mnist API's order of outputs).
 LIVE = ("summary", "status", "label", "saliency", "activations", "polysemanticity", "histograms")
-PICTURES = ("saliency", "activations", "polysemanticity", "histograms")  # the live figures, in LIVE
+PICTURES = tuple(LIVE_FIGURES)  # the live figures, by name (superpos_core.mnist_explorer.LIVE_FIGURES)
 STATIC = ("spectrum", "table", "weights", "neuron_weights")  # computed once for the shipped network
 TRAINING = ("train_status", "train_table", "train_plot")  # what /mnist_train streams, epoch by epoch
 
@@ -129,16 +136,11 @@ def analyse(picture, device: torch.device = torch.device("cpu")):
         result = MnistExplorer.shared(device, DRAWINGS_AT_ONCE).analyse(picture)
     except DrawingError as error:
         raise gr.Error(str(error), print_exception=False) from None
-    return {**_numbers(result, reading(result)), **dict(zip(PICTURES, _pictures(result), strict=True))}
+    return {**_numbers(result, reading(result)), **result.pictures}
 
 
 def _numbers(result: DigitAnalysis, status: str) -> dict:
     return {"summary": result.summary, "status": status, "label": result.probabilities}
-
-
-def _pictures(result: DigitAnalysis) -> tuple[np.ndarray, ...]:
-    """The live figures, in the order of ``PICTURES``."""
-    return (result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms)
 
 
 def reading(result: DigitAnalysis) -> str:
@@ -152,7 +154,7 @@ def reading(result: DigitAnalysis) -> str:
 
 def inline_panels(result: DigitAnalysis, status: str) -> dict:
     """The live outputs for the page, by name: the pictures inline, so the browser shows them without fetching files."""
-    return {**_numbers(result, status), **dict(zip(PICTURES, map(inline_png, _pictures(result)), strict=True))}
+    return {**_numbers(result, status), **{name: inline_png(picture) for name, picture in result.pictures.items()}}
 
 
 def pad_picture(value) -> bytes | None:

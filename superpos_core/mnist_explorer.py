@@ -21,7 +21,7 @@ from superpos_core.attribution import integrated_gradients
 from superpos_core.capture import capture_activations
 from superpos_core.figures import mnist as mnist_figures
 from superpos_core.figures.base import to_rgb
-from superpos_core.figures.live import PanelPool
+from superpos_core.figures.live import LivePanel, PanelPool
 from superpos_core.serving import Kept
 
 HIDDEN_SIZES = {"fc1": 128, "fc2": 64}
@@ -31,12 +31,48 @@ HIDDEN_SIZES = {"fc1": 128, "fc2": 64}
 class DigitAnalysis:
     summary: dict  # the JSON contract: prediction, probabilities, activations, effective_rank
     probabilities: dict[str, float]  # "0".."9" -> probability, for a label component
-    seen_and_saliency: np.ndarray  # RGB images of the live figures
-    activations: np.ndarray
-    polysemanticity: np.ndarray
-    histograms: np.ndarray
+    pictures: dict[str, np.ndarray]  # each live figure's RGB pixels, by its name in LIVE_FIGURES, in that order
     top_neurons: list[int]
     inverted: bool
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    """What one drawing gave the network, for the live figures to draw."""
+
+    pixels: np.ndarray  # (28, 28) the prepared digit, in [0, 1]
+    attributions: np.ndarray  # (28, 28) integrated gradients towards the prediction
+    values: dict[str, np.ndarray]  # layer name -> (units,) its activations
+
+
+@dataclass(frozen=True)
+class LiveFigure:
+    """One live figure of the MNIST tab: how a set of them is built, and how one drawing is drawn on it."""
+
+    make: Callable[[MnistExplorer], LivePanel]  # built once per set (a set per drawing in progress)
+    draw: Callable[[LivePanel, DigitReading], np.ndarray]  # the drawing's picture, as RGB pixels
+
+
+# Every live figure, by name, in the order the tab lists them. Adding one is a line here and its panel class in
+# superpos_core/figures/mnist.py; the tab (demos/mnist.py) then places it by this name.
+LIVE_FIGURES: dict[str, LiveFigure] = {
+    "saliency": LiveFigure(
+        lambda explorer: mnist_figures.SaliencyPanel(),
+        lambda panel, reading: panel.update(reading.pixels, reading.attributions),
+    ),
+    "activations": LiveFigure(
+        lambda explorer: mnist_figures.ActivationPanel(explorer.activation_limit),
+        lambda panel, reading: panel.update(reading.values),
+    ),
+    "polysemanticity": LiveFigure(
+        lambda explorer: mnist_figures.PolysemanticityPanel(explorer.reference.class_means["relu1"]),
+        lambda panel, reading: panel.update(reading.values["relu1"]),
+    ),
+    "histograms": LiveFigure(
+        lambda explorer: mnist_figures.HistogramPanel({n: explorer.reference.activations[n] for n in mnist.LAYERS}),
+        lambda panel, reading: panel.update(reading.values),
+    ),
+}
 
 
 @dataclass
@@ -120,13 +156,8 @@ class MnistExplorer:
 
     # --- per drawing ----------------------------------------------------------------------------
 
-    def _new_live_panels(self) -> dict:
-        return {
-            "saliency": mnist_figures.SaliencyPanel(),
-            "activations": mnist_figures.ActivationPanel(self.activation_limit),
-            "polysemanticity": mnist_figures.PolysemanticityPanel(self.reference.class_means["relu1"]),
-            "histograms": mnist_figures.HistogramPanel({n: self.reference.activations[n] for n in mnist.LAYERS}),
-        }
+    def _new_live_panels(self) -> dict[str, LivePanel]:
+        return {name: figure.make(self) for name, figure in LIVE_FIGURES.items()}
 
     def analyse(self, picture) -> DigitAnalysis:
         """Prepare a picture as MNIST did, run the network once, and draw every live panel.
@@ -148,16 +179,13 @@ class MnistExplorer:
             "activations": {name: [round(float(v), 5) for v in values[name]] for name in mnist.LAYERS},
             "effective_rank": self.effective_ranks,
         }
+        reading = DigitReading(prepared.pixels, attributions, values)
         with self._panels.borrow() as panels:  # one set of figures per drawing in progress
-            polysemantic = panels["polysemanticity"].update(values["relu1"])
             return DigitAnalysis(
                 summary=summary,
                 probabilities={str(d): float(p) for d, p in enumerate(probabilities)},
-                seen_and_saliency=panels["saliency"].update(prepared.pixels, attributions),
-                activations=panels["activations"].update(values),
-                polysemanticity=polysemantic,
-                histograms=panels["histograms"].update(values),
-                top_neurons=panels["polysemanticity"].neurons,
+                pictures={name: figure.draw(panels[name], reading) for name, figure in LIVE_FIGURES.items()},
+                top_neurons=panels["polysemanticity"].neurons,  # read while the panel is ours
                 inverted=prepared.inverted,
             )
 

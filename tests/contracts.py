@@ -15,15 +15,15 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Contract:
     inputs: tuple[str, ...]  # the endpoint's parameters, in the order a positional call sends them
-    summary: frozenset[str] | None  # the first output's keys; None where the first output is not a summary
+    summary: tuple[str, ...] | None  # the first output's keys, in the order it gives them; None: not a summary
 
 
-def contract(*inputs: str, summary: set[str] | None) -> Contract:
-    return Contract(tuple(inputs), None if summary is None else frozenset(summary))
+def contract(*inputs: str, summary: tuple[str, ...] | None) -> Contract:
+    return Contract(tuple(inputs), summary)
 
 
 ENDPOINTS = {
-    "/mnist": contract("picture", summary={"prediction", "probabilities", "activations", "effective_rank"}),
+    "/mnist": contract("picture", summary=("prediction", "probabilities", "activations", "effective_rank")),
     "/mnist_train": contract("epochs", "seed", summary=None),  # streams a status line, the table and a plot
     "/toy": contract(
         "n",
@@ -32,7 +32,7 @@ ENDPOINTS = {
         "decay",
         "steps",
         "seed",
-        summary={
+        summary=(
             "n_features",
             "m",
             "sparsity",
@@ -42,7 +42,7 @@ ENDPOINTS = {
             "represented",
             "superposition",
             "loss",
-        },
+        ),
     ),
     "/toy_sweep": contract(
         "n",
@@ -50,13 +50,13 @@ ENDPOINTS = {
         "decay",
         "steps",
         "seed",
-        summary={"n_features", "m", "sparsity", "represented", "features_per_dimension", "superposition"},
+        summary=("n_features", "m", "sparsity", "represented", "features_per_dimension", "superposition"),
     ),
     "/resnet": contract(
         "picture",
         "model",
         "layer",
-        summary={
+        summary=(
             "model",
             "layer",
             "top5",
@@ -66,14 +66,14 @@ ENDPOINTS = {
             "sample_bound",
             "centred_effective_rank",
             "caution",
-        },
+        ),
     ),
     "/lm": contract(
         "text",
         "model",
         "layer",
         "view",
-        summary={"model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"},
+        summary=("model", "layer", "tokens", "bos", "d_model", "effective_rank", "rank_to_reach", "next_tokens"),
     ),
     "/lm_sae": contract(
         "text",
@@ -83,14 +83,14 @@ ENDPOINTS = {
         "l1_weight",
         "epochs",
         "seed",
-        summary={"features", "l0", "mse", "mean_activation"},
+        summary=("features", "l0", "mse", "mean_activation"),
     ),
     "/lm_concepts": contract(
         "concept_words",
         "sentences",
         "model",
         "layer",
-        summary={
+        summary=(
             "model",
             "layer",
             "d_model",
@@ -100,7 +100,7 @@ ENDPOINTS = {
             "correlations",
             "centred_correlations",
             "pca_explained",
-        },
+        ),
     ),
 }
 

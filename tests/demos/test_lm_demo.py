@@ -13,6 +13,7 @@ from demos import lm_reading, lm_sae
 from superpos_core import concepts, lm
 from superpos_core.serving import Recent
 from tests import helpers
+from tests.contracts import summary_keys
 from tests.helpers import TINY_D_MODEL as D_MODEL
 from tests.helpers import save_tiny_gpt2
 
@@ -53,16 +54,7 @@ def test_main_event_returns_the_lm_contract_first(tiny):
     shown = lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
     assert list(shown) == ["summary", "heatmap", "ranks", "next_tokens", "status"]  # the /lm API's order
     summary, heatmap, ranks, next_tokens, status = shown.values()
-    assert set(summary) == {
-        "model",
-        "layer",
-        "tokens",
-        "bos",
-        "d_model",
-        "effective_rank",
-        "rank_to_reach",
-        "next_tokens",
-    }
+    assert set(summary) == summary_keys("/lm")
     assert summary["model"] == KEY and summary["layer"] == 1 and summary["d_model"] == tiny.d_model
     # The learner is told what was read before the text, and both rank counts agree with the summary.
     assert "␣" not in summary["bos"] and "read <|endoftext|> before your text" in status and "attention sink" in status
@@ -108,7 +100,7 @@ def test_sae_event_returns_its_contract_and_pictures(tiny):
     shown = lm_tab.train_sae_event(TEXT, KEY, 1, 16, 0.01, 100, 0, progress=quiet)
     assert list(shown) == ["summary", "grid", "bars", "token_features", "status"]  # the /lm_sae API's order
     summary, grid, bars, token_features, status = shown.values()
-    assert set(summary) == {"features", "l0", "mse", "mean_activation"}
+    assert set(summary) == summary_keys("/lm_sae")
     assert summary["features"] == 16 and isinstance(summary["features"], int)
     assert isinstance(summary["l0"], float) and isinstance(summary["mse"], float)
     assert len(summary["mean_activation"]) == 16 and all(
@@ -306,17 +298,7 @@ def test_concepts_event_returns_its_contract_first(tiny):
     shown = lm_tab.concepts_event(CONCEPT_TEXT, SENTENCE_TEXT, KEY, 2, progress=quiet)
     assert list(shown) == ["summary", "bars", "pca", "status"]  # the /lm_concepts API's order
     summary, bars, pca, status = shown.values()
-    assert set(summary) == {
-        "model",
-        "layer",
-        "d_model",
-        "concepts",
-        "labels",
-        "sentences",
-        "correlations",
-        "centred_correlations",
-        "pca_explained",
-    }
+    assert set(summary) == summary_keys("/lm_concepts")
     assert (
         summary["model"] == KEY
         and summary["layer"] == 2

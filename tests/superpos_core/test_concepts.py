@@ -8,6 +8,7 @@ import torch
 
 from superpos_core import concepts, lm
 from tests import helpers
+from tests.contracts import summary_keys
 
 WORDS = {"warm": ["good", "joy"], "cold": ["bad", "pain", "sad"], "plain": ["table", "door"]}
 SENTENCES = [
@@ -191,17 +192,7 @@ def test_correlations_by_label_are_the_hand_computed_means(tiny):
 def test_summary_is_the_api_contract(tiny):
     analysis = concepts.analyse_concepts(tiny, WORDS, SENTENCES, 1)
     summary = json.loads(json.dumps(analysis.summary()))
-    assert set(summary) == {
-        "model",
-        "layer",
-        "d_model",
-        "concepts",
-        "labels",
-        "sentences",
-        "correlations",
-        "centred_correlations",
-        "pca_explained",
-    }
+    assert set(summary) == summary_keys("/lm_concepts")
     assert (
         summary["model"] == tiny.name
         and summary["layer"] == 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from superpos_core import drawing
-from superpos_core.mnist_explorer import MnistExplorer, train_live
+from superpos_core.mnist_explorer import LIVE_FIGURES, MnistExplorer, train_live
 from tests import helpers
 
 
@@ -23,7 +23,8 @@ def test_summary_contract(explorer):
     assert {k: len(v) for k, v in summary["activations"].items()} == {"fc1": 128, "fc2": 64, "fc3": 10}
     assert summary["effective_rank"] == {"fc1": 112, "fc2": 55}  # the shipped weights' ranks
     assert int(np.argmax(summary["activations"]["fc3"])) == summary["prediction"]
-    for image in (result.seen_and_saliency, result.activations, result.polysemanticity, result.histograms):
+    assert tuple(result.pictures) == tuple(LIVE_FIGURES)  # every live figure, in the table's order
+    for image in result.pictures.values():
         assert image.dtype == np.uint8 and image.ndim == 3
 
 
@@ -50,8 +51,8 @@ def test_threads_do_not_disturb_each_other(explorer):
         together = list(pool.map(explorer.analyse, pictures))
     for a, b in zip(alone, together):
         assert a.summary == b.summary
-        np.testing.assert_array_equal(a.activations, b.activations)
-        np.testing.assert_array_equal(a.polysemanticity, b.polysemanticity)
+        for name in LIVE_FIGURES:  # each thread drew on figures of its own
+            np.testing.assert_array_equal(a.pictures[name], b.pictures[name], err_msg=name)
 
 
 def test_bad_drawing_raises_drawing_error(explorer):

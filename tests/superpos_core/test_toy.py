@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from superpos_core import toy
+from tests.contracts import summary_keys
 
 
 def neighbour_angles(W: np.ndarray) -> np.ndarray:
@@ -92,17 +93,7 @@ def test_sweep_shows_the_phase_change():
 
 def test_summary_contract():
     summary = toy.train(toy.ToyConfig(steps=100)).summary()
-    assert set(summary) == {
-        "n_features",
-        "m",
-        "sparsity",
-        "feature_norms",
-        "dimensionality",
-        "features_per_dimension",
-        "represented",
-        "superposition",
-        "loss",
-    }
+    assert set(summary) == summary_keys("/toy")
     assert isinstance(summary["represented"], int) and isinstance(summary["superposition"], bool)
     assert len(summary["feature_norms"]) == len(summary["dimensionality"]) == 5
     assert isinstance(summary["loss"], float) and isinstance(summary["m"], int)

@@ -9,6 +9,7 @@ import torch
 from superpos_core import lm, rank
 from superpos_core.lm import analysis as lm_analysis
 from tests import helpers
+from tests.contracts import ENDPOINTS
 
 N_POSITIONS, D_MODEL = helpers.TINY_N_POSITIONS, helpers.TINY_D_MODEL
 
@@ -128,16 +129,7 @@ def test_one_huge_token_is_pointed_out():
 
 def test_summary_is_the_api_contract(tiny):
     summary = lm.analyse_text(tiny, "the cat 😀", layer=1).summary()
-    assert list(summary) == [
-        "model",
-        "layer",
-        "tokens",
-        "bos",
-        "d_model",
-        "effective_rank",
-        "rank_to_reach",
-        "next_tokens",
-    ]
+    assert tuple(summary) == ENDPOINTS["/lm"].summary  # in the order the API returns them
     assert summary["model"] == tiny.name and summary["layer"] == 1 and summary["d_model"] == D_MODEL
     assert summary["bos"] == "<|endoftext|>" and summary["rank_to_reach"] == summary["effective_rank"] + 1
     assert all(isinstance(token, str) for token in summary["tokens"])
