@@ -124,8 +124,8 @@ class SafeSketchpad(ReadableUploads, gr.Sketchpad):
 
 DRAWINGS_AT_ONCE = serving.DRAWINGS_AT_ONCE  # one set of live figures is built ahead for each drawing under way
 # What a drawing fills, by name, the JSON summary first (the /mnist API's order of outputs).
-LIVE = ("summary", "status", "label", "saliency", "activations", "polysemanticity", "histograms")
 PICTURES = tuple(LIVE_FIGURES)  # the live figures, by name (superpos_core.mnist_explorer.LIVE_FIGURES)
+LIVE = ("summary", "status", "label", *PICTURES)
 STATIC = ("spectrum", "table", "weights", "neuron_weights")  # computed once for the shipped network
 TRAINING = ("train_status", "train_table", "train_plot")  # what /mnist_train streams, epoch by epoch
 

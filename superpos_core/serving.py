@@ -317,7 +317,12 @@ class Kept(Generic[V]):
             making.done.set()
 
     def start(self, key: Hashable, make: Callable[[], V], name: str = "kept-value") -> threading.Thread | None:
-        """Make the value on a daemon thread of low priority, unless it is kept or under way already; returns the thread started."""
+        """Make the value on a thread of low priority, unless it is kept or under way already; returns the thread started.
+
+        Not a daemon thread: one still inside torch when the interpreter exits aborted the whole process
+        ("terminate called without an active exception", exit status 134). A process that ends right after
+        it starts waits for the make instead (seconds).
+        """
         with self._lock:
             if key in self._values or key in self._making:
                 return None
@@ -334,7 +339,7 @@ class Kept(Generic[V]):
                     "making %r in the background failed; it will be made on first use", key, exc_info=True
                 )
 
-        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread = threading.Thread(target=run, name=name)
         thread.start()
         return thread
 

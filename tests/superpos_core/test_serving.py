@@ -265,3 +265,24 @@ def test_freed_memory_goes_back_to_the_system():
     assert serving.release_free_memory()
     assert before - rss_mib() > 100  # most of the 168 MiB freed left the process
     assert len(kept) == 384
+
+
+def test_a_process_that_exits_while_a_kept_value_is_made_exits_cleanly(tmp_path):
+    """A make started in the background (a tab's opening view, as the server starts) may still be inside torch when
+    the process ends: the exit waits for it rather than tearing torch down under it, which aborted the process."""
+    import subprocess
+
+    script = tmp_path / "exit_early.py"
+    script.write_text(
+        "import torch\n"
+        "from superpos_core.serving import Kept\n"
+        "Kept().start('opening', lambda: [torch.randn(400, 400) @ torch.randn(400, 400) for _ in range(300)])\n"
+    )
+    ended = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": "."},
+    )
+    assert ended.returncode == 0, ended.stderr[-2000:]  # 134 and "terminate called ..." when it was a daemon thread

@@ -93,3 +93,30 @@ def test_a_failed_background_load_is_not_kept(tmp_path, monkeypatch):
         again.result()
     with pytest.raises(lm.ModelUnavailable, match="Unknown model"):
         lm.load_in_background("no-such-model")  # refused at once, no thread
+
+
+def test_a_load_cut_short_by_the_process_exiting_marks_nothing_and_reads_no_gguf(tmp_path, monkeypatch):
+    """A load still running as the process exits (the warm-up, say) fails because Python refuses new work to thread
+    pools then; the files are fine, so the model is not marked unavailable and the GGUF is not read again."""
+    import transformers
+
+    from superpos_core.lm import gguf_cache
+
+    entry = lm.CATALOGUE["smollm2-135m-offline"]
+    monkeypatch.setattr(loading, "_failed_loads", {})
+    monkeypatch.setattr(gguf_cache, "cached_folder", lambda key, path: tmp_path)  # a cached copy, as on a second start
+
+    def exiting(*args, **kwargs):
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(transformers.PreTrainedTokenizerFast, "from_pretrained", exiting)
+    monkeypatch.setattr(loading, "_from_pretrained", lambda *a, **k: pytest.fail("the GGUF was read again"))
+    with pytest.raises(RuntimeError, match="interpreter shutdown"):
+        loading._from_gguf(entry, tmp_path / "model.gguf")
+    assert loading._failed_loads == {}
+
+    monkeypatch.setattr(gguf_cache, "cached_folder", lambda key, path: None)  # a first start, reading the GGUF itself
+    monkeypatch.setattr(loading, "_from_pretrained", exiting)
+    with pytest.raises(RuntimeError, match="interpreter shutdown"):
+        loading._from_gguf(entry, tmp_path / "model.gguf")
+    assert loading._failed_loads == {}  # the next start loads it as usual
