@@ -4,6 +4,7 @@ import os
 import platform
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,6 +284,6 @@ def test_a_process_that_exits_while_a_kept_value_is_made_exits_cleanly(tmp_path)
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": "."},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},  # the repository
     )
     assert ended.returncode == 0, ended.stderr[-2000:]  # 134 and "terminate called ..." when it was a daemon thread
