@@ -306,7 +306,8 @@ def warm_up(device: torch.device) -> threading.Thread | None:
             load_model(model, device, quiet)
             opening_view(text, model, layer, view, device)
         except Exception as error:  # not kept: a page that opens later tries again, and shows why if it fails too
-            lm.log.warning("Warming up %s on %s failed: %s", model, device, error)
+            if not serving.interpreter_exiting(error):  # the server stopped before the model was ready: nothing to say
+                lm.log.warning("Warming up %s on %s failed: %s", model, device, error)
         finally:
             with _warming_lock:
                 _warming.discard(key)

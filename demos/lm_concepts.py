@@ -87,8 +87,8 @@ def concepts_event(
 # --- layout, then wiring ---------------------------------------------------------------------------
 
 
-def render(device: torch.device, model: gr.Dropdown, layer: gr.Slider, allow_any_model: bool = False) -> None:
-    """The Concepts section, read with the tab's model and layer."""
+def layout() -> Panels:
+    """The Concepts section's components, by name (its outputs first, in the /lm_concepts API's order)."""
     gr.Markdown(
         "### Concepts (the course's chapter 4)\nDoes the model hold an idea such as *positive* as a direction? A concept here is a list of "
         "words, and its vector is the average of the words' hidden states at the layer chosen above; a sentence's vector is the average "
@@ -120,16 +120,29 @@ def render(device: torch.device, model: gr.Dropdown, layer: gr.Slider, allow_any
     )
     with gr.Accordion("Concept numbers (the /lm_concepts API's JSON)", open=False):
         summary = gr.JSON(label="Concepts summary", elem_id="lm-concepts-json")
-    outputs = Panels(summary=summary, bars=bars, pca=pca, status=status)  # in the API's order
+    return Panels(summary=summary, bars=bars, pca=pca, status=status, words=words_box, sentences=sentences_box, run=run)
 
+
+OUTPUTS = ("summary", "bars", "pca", "status")  # what /lm_concepts returns, in its order
+
+
+def wire(panels: Panels, device: torch.device, model: gr.Dropdown, layer: gr.Slider, allow_any_model: bool) -> None:
+    """The /lm_concepts event, read with the tab's model and layer."""
+
+    @panels.filled_by
     @in_background
     def compare_concepts(concept_words, sentences, model, layer, progress=gr.Progress()):
-        return outputs.keyed(concepts_event(concept_words, sentences, model, layer, device, progress, allow_any_model))
+        return concepts_event(concept_words, sentences, model, layer, device, progress, allow_any_model)
 
-    run.click(
+    panels["run"].click(
         compare_concepts,
-        inputs=[words_box, sentences_box, model, layer],
-        outputs=outputs(),
+        inputs=[panels["words"], panels["sentences"], model, layer],
+        outputs=panels(*OUTPUTS),
         api_name="lm_concepts",
         **serving.queue("lm"),
     )
+
+
+def render(device: torch.device, model: gr.Dropdown, layer: gr.Slider, allow_any_model: bool = False) -> None:
+    """The Concepts section, read with the tab's model and layer: its layout, then its wiring."""
+    wire(layout(), device, model, layer, allow_any_model)

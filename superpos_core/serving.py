@@ -151,6 +151,15 @@ def in_background(fn):
     return run
 
 
+def interpreter_exiting(error: BaseException) -> bool:
+    """Whether background work failed only because the process is exiting (a load started as the server started).
+
+    Python refuses new work to thread pools once it begins to exit, and libraries that read files on pools
+    (transformers) then raise this; it says nothing about the files or the model.
+    """
+    return isinstance(error, RuntimeError) and "interpreter shutdown" in str(error)
+
+
 # --- caches ------------------------------------------------------------------------------------------
 
 

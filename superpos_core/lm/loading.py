@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from superpos_core import serving
 from superpos_core.lm import catalogue, gguf_cache
 from superpos_core.lm.catalogue import CATALOGUE, LMEntry
 from superpos_core.lm.tokens import MAX_TOKENS, any_token_id
@@ -324,16 +325,6 @@ def _from_pretrained(where: str, **options):
     return tokenizer, AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **options)
 
 
-def _interpreter_exiting(error: BaseException) -> bool:
-    """Whether a load failed only because the process is exiting (a load started as the server started, say).
-
-    Python then refuses new work to its thread pools, which transformers reads weights with: the files are
-    fine, so nothing is marked as failed and the GGUF is not read again (seconds of work for a process
-    that is ending).
-    """
-    return isinstance(error, RuntimeError) and "interpreter shutdown" in str(error)
-
-
 def _from_gguf(entry: LMEntry, path: Path):
     """Tokenizer and model from the dequantised copy in the app's cache, else from the GGUF (then kept in the cache)."""
     folder = gguf_cache.cached_folder(entry.key, path)
@@ -348,7 +339,7 @@ def _from_gguf(entry: LMEntry, path: Path):
                 str(folder), dtype=torch.float32, local_files_only=True
             )
         except Exception as error:  # damaged on disk since: read the GGUF again, and write the copy afresh
-            if _interpreter_exiting(error):
+            if serving.interpreter_exiting(error):  # the files are fine: nothing to mark, no GGUF to read again
                 raise
             log.warning(
                 "The cached copy of %s in %s could not be read (%s); reading its GGUF again.",
@@ -359,7 +350,7 @@ def _from_gguf(entry: LMEntry, path: Path):
     try:
         tokenizer, model = _from_pretrained(str(path.parent), gguf_file=path.name)
     except Exception as error:  # a damaged file, a gguf version that cannot read it...
-        if _interpreter_exiting(error):
+        if serving.interpreter_exiting(error):  # the files are fine: nothing to mark, no GGUF to read again
             raise
         _failed_loads[entry.key] = f"its GGUF file could not be read ({_one_line(error)})"
         raise ModelUnavailable(status(entry.key)[1]) from None
