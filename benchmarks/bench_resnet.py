@@ -31,7 +31,9 @@ only compared between the two ways of computing them.
 
 The rank table ResNet-50 needs for the handler is computed once, untimed, into a temporary
 ``SUPERPOS_CACHE_DIR`` that is deleted at the end: nothing of the random model reaches the real
-cache. About 3 minutes on 2 idle cores.
+cache. The random model and its inputs come from ``benchmarks/resnet_stand_ins.py``; the rank table's two
+ways, and the check that they agree, from ``benchmarks/resnet_rank_tables.py``. About 3 minutes on 2 idle
+cores.
 """
 
 from __future__ import annotations
@@ -44,24 +46,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from benchmarks.measure import MIB, load_average, milliseconds, peak_mib, reset_peak, status_mib, threads_and_load
+from benchmarks.resnet_rank_tables import SIDES, compare_ranks
+from benchmarks.resnet_stand_ins import (
+    MODEL,
+    REFERENCE_BATCH_SIZE,
+    REFERENCE_BATCHES,
+    REFERENCE_SIDE,
+    SEED,
+    bundled_photos,
+    random_resnet50,
+    reference_like_batches,
+    register_random_model,
+)
 from benchmarks.summary import quick_run, record, verdict
 from superpos_core import conv_rank, rank, resnets
 from superpos_core.capture import capture_activations, hook_count
-from superpos_core.conv_rank import channels_first, conv_layer_names
 
-MODEL = "resnet50"
-SEED = 0
-REFERENCE_BATCHES, REFERENCE_BATCH_SIZE, REFERENCE_SIDE = 10, 128, 32  # the course's reference set
 GOAL_CAPTURE_RATIO = 1.2
 GOAL_HANDLER_P50_MS = 150.0
 GOAL_SWITCH_P50_MS = 50.0
@@ -69,140 +76,7 @@ GOAL_RANK_SPEEDUP = 5.0
 GOAL_MEMORY_SHARE = 0.1
 # The issue's numbers for this machine, printed beside ours for comparison only.
 ISSUE_FORWARD_MS, ISSUE_COURSE_RANK_S, ISSUE_COURSE_PEAK_MB = 36.0, 6.0, 1100.0
-# How close to the 99% threshold a cumulative energy share must be for a float32-vs-float64
-# difference to be read as rounding at the threshold rather than as a wrong rank.
-THRESHOLD_TIE = 1e-4
 REPO = Path(__file__).resolve().parents[1]
-PHOTOS = REPO / "assets" / "photos"
-
-
-# --- the model and its inputs ---------------------------------------------------------------------
-
-
-def random_resnet50() -> nn.Module:
-    """ResNet-50 built by the app's own code, random weights, the same in every process (seeded)."""
-    torch.manual_seed(SEED)
-    return resnets.build(MODEL).eval().requires_grad_(False)
-
-
-def register_random_model(model: nn.Module) -> resnets.LoadedResNet:
-    """Put the random model where ``resnets.load`` looks first, so the tab's handlers use it."""
-    entry = resnets.CATALOGUE[MODEL]
-    loaded = resnets.LoadedResNet(
-        entry=entry,
-        model=model,
-        categories=[f"class {i}" for i in range(1000)],
-        conv_layers=conv_layer_names(model),
-        modules=dict(model.named_modules()),
-        weights_id="random-benchmark",  # keys the rank cache apart from any real weights' table
-        device=torch.device("cpu"),
-        transform=resnets.preprocessing(entry),  # downloads nothing
-    )
-    return resnets.register(loaded)
-
-
-def bundled_photos() -> list[Image.Image]:
-    """The bundled photos, decoded into memory: the handler receives PIL images, not files."""
-    photos = []
-    for path in sorted(PHOTOS.glob("*.jpg")):
-        with Image.open(path) as image:
-            image.load()
-            photos.append(image.copy())
-    return photos
-
-
-def reference_like_batches() -> list[torch.Tensor]:
-    """10 batches of 128 seeded noise images, 32x32, normalised the ImageNet way as the tab does."""
-    entry = resnets.CATALOGUE[MODEL]
-    transform = resnets.preprocessing(entry)
-    mean = torch.tensor(transform.mean)[:, None, None]  # (3, 1, 1)
-    std = torch.tensor(transform.std)[:, None, None]
-    generator = torch.Generator().manual_seed(SEED)
-    shape = (REFERENCE_BATCH_SIZE, 3, REFERENCE_SIDE, REFERENCE_SIDE)
-    return [
-        (torch.rand(shape, generator=generator) - mean) / std for _ in range(REFERENCE_BATCHES)
-    ]  # each (128, 3, 32, 32)
-
-
-# --- the course's way of making the rank table: the reference we compare with ---------------------
-
-
-@torch.no_grad()
-def course_rank_table(
-    model: nn.Module, batches: list[torch.Tensor], threshold: float = rank.DEFAULT_THRESHOLD
-) -> tuple[list[list], dict[str, np.ndarray]]:
-    """Every conv layer's activations kept, then one full SVD per layer.
-
-    Returns ([layer, channels, effective rank, columns] per layer, layer -> singular values).
-    """
-    names = conv_layer_names(model)
-    modules = dict(model.named_modules())
-    kept: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-
-    def keep(name: str):
-        def hook(_module, _inputs, output):
-            kept[name].append(output.detach())
-
-        return hook
-
-    # 1) One hook per layer that appends every batch's output: all of it stays in memory.
-    handles = [modules[name].register_forward_hook(keep(name)) for name in names]
-    for x in batches:
-        model(x)
-    # The course leaves its hooks on; in a one-off script that costs nothing, so removing them
-    # changes neither its time nor its memory.
-    for handle in handles:
-        handle.remove()
-
-    # 2) Per layer: concatenate, channels first, full SVD (float32, as the activations are).
-    rows, values = [], {}
-    for name in names:
-        stacked = torch.cat(kept[name])  # (N, C, H, W)
-        # Here we differ from the course on purpose: it reshaped NCHW straight to (C, -1), which
-        # mixes samples and channels in each row. Both sides must compute the same thing to compare.
-        matrix = channels_first(stacked).numpy()  # (C, N·H·W)
-        singular = np.linalg.svd(matrix, compute_uv=False)  # (C,), largest first
-        rows.append([name, matrix.shape[0], rank.effective_rank(singular, threshold), matrix.shape[1]])
-        values[name] = singular
-    return rows, values
-
-
-@contextmanager
-def recording_singular_values() -> Iterator[dict[str, np.ndarray]]:
-    """Keep a reference to the (uncentred) singular values ``rank_table`` computes anyway, to compare them.
-
-    Only wraps ``StreamingGram.spectra``; what ``rank_table`` computes is unchanged. The centred
-    values it also computes have no counterpart on the course's side and are not compared.
-    """
-    original = conv_rank.StreamingGram.spectra
-    seen: dict[str, np.ndarray] = {}
-
-    def recording(self, name: str, centred: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        values, centred_values = original(self, name, centred)
-        seen[name] = values
-        return values, centred_values
-
-    conv_rank.StreamingGram.spectra = recording
-    try:
-        yield seen
-    finally:
-        conv_rank.StreamingGram.spectra = original
-
-
-def ours_rank_table(
-    model: nn.Module, batches: list[torch.Tensor], centred: bool = False
-) -> tuple[list[list], dict[str, np.ndarray]]:
-    """The course's table our way (``centred=False``: the same columns the course computes), or the app's, centred count included."""
-    with recording_singular_values() as values:
-        table = conv_rank.rank_table(model, batches, centred=centred)
-    return [[row.layer, row.channels, row.effective_rank, row.columns] for row in table], values
-
-
-SIDES = {
-    "course": course_rank_table,
-    "ours": ours_rank_table,
-    "ours-centred": lambda model, batches: ours_rank_table(model, batches, centred=True),
-}
 
 
 # --- one rank-table run in a fresh process --------------------------------------------------------
@@ -263,49 +137,6 @@ def run_rank_child(side: str, threads: int) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"the {side} rank-table subprocess failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def compare_ranks(course: dict, ours: dict) -> tuple[int, list[str], float]:
-    """(layers with the same rank, a line per layer that differs only at the threshold, largest share gap).
-
-    Raises if a rank differs for any other reason.
-    """
-    course_rows = {row[0]: row for row in course["rows"]}
-    ours_rows = {row[0]: row for row in ours["rows"]}
-    if list(course_rows) != list(ours_rows):
-        raise AssertionError(
-            f"the two sides saw different layers: {list(course_rows)[:3]}... vs {list(ours_rows)[:3]}..."
-        )
-    same, ties, largest_gap = 0, [], 0.0
-    for name, (_, channels, course_rank, course_columns) in course_rows.items():
-        _, ours_channels, ours_rank, ours_columns = ours_rows[name]
-        if (channels, course_columns) != (ours_channels, ours_columns):
-            raise AssertionError(
-                f"{name}: course {channels} channels x {course_columns} columns, ours {ours_channels} x {ours_columns}"
-            )
-        # With fewer columns than channels an SVD gives only one value per column; the Gram matrix
-        # gives all C, the rest 0. Zeros add no energy: their cumulative share is already 1.
-        course_share, ours_share = (
-            np.pad(s, (0, channels - len(s)), constant_values=1.0)
-            for s in (np.array(course["shares"][name]), np.array(ours["shares"][name]))
-        )
-        largest_gap = max(largest_gap, float(np.abs(course_share - ours_share).max()))
-        if course_rank == ours_rank:
-            same += 1
-            continue
-        # The shares the two sides count differently: each must sit on the threshold, within rounding.
-        low, high = sorted((course_rank, ours_rank))
-        disputed = range(low, high)
-        at_threshold = all(
-            abs(course_share[k] - rank.DEFAULT_THRESHOLD) <= THRESHOLD_TIE
-            and abs(ours_share[k] - rank.DEFAULT_THRESHOLD) <= THRESHOLD_TIE
-            for k in disputed
-        )
-        detail = ", ".join(f"share[{k}] course {course_share[k]:.9f} ours {ours_share[k]:.9f}" for k in disputed)
-        if not at_threshold:
-            raise AssertionError(f"{name}: effective rank {course_rank} (course's SVD) vs {ours_rank} (ours); {detail}")
-        ties.append(f"{name} ({channels} ch): course {course_rank}, ours {ours_rank}; {detail}")
-    return same, ties, largest_gap
 
 
 # --- timing --------------------------------------------------------------------------------------
