@@ -125,10 +125,15 @@ def test_a_space_tells_the_app_where_to_serve(monkeypatch):
     )
 
 
-def test_every_queued_event_has_a_chosen_concurrency_limit():
+@pytest.fixture(scope="module")
+def blocks():
+    """The whole app, built once for the tests that read its wiring (a build starts the tabs' opening views)."""
+    return app.build_app("cpu")
+
+
+def test_every_queued_event_has_a_chosen_concurrency_limit(blocks):
     # The defaults would let any number of one model's requests run at once; each event is given a limit,
     # and events that run the same model share one (their concurrency_id).
-    blocks = app.build_app("cpu")
     queued = [fn for fn in blocks.fns.values() if fn.fn is not None and fn.queue]
     unlimited = [fn.name for fn in queued if fn.concurrency_limit == "default"]
     assert queued and unlimited == []
@@ -141,9 +146,8 @@ def test_every_queued_event_has_a_chosen_concurrency_limit():
     assert blocks._queue.max_size == 64  # a full queue says "busy, try again" instead of growing without bound
 
 
-def test_every_queued_event_reads_its_line_in_the_one_queue_table():
+def test_every_queued_event_reads_its_line_in_the_one_queue_table(blocks):
     """Concurrency ids and limits live in ``serving.QUEUES``: no event names a line of its own or changes a limit."""
-    blocks = app.build_app("cpu")
     queued = [fn for fn in blocks.fns.values() if fn.queue]
     assert queued and all(fn.concurrency_id in serving.QUEUES for fn in queued), [
         fn.concurrency_id for fn in queued if fn.concurrency_id not in serving.QUEUES
@@ -152,9 +156,9 @@ def test_every_queued_event_reads_its_line_in_the_one_queue_table():
     assert {fn.concurrency_id for fn in queued} == set(serving.QUEUES)  # and no line is left unused
 
 
-def test_the_public_api_is_the_contract_table():
+def test_the_public_api_is_the_contract_table(blocks):
     """Every named endpoint, its inputs by name and in order, and a JSON summary first, as ``tests/contracts.py`` says."""
-    info = app.build_app("cpu").get_api_info()["named_endpoints"]
+    info = blocks.get_api_info()["named_endpoints"]
     assert set(info) == set(ENDPOINTS)
     for name, endpoint in info.items():
         assert tuple(p["parameter_name"] for p in endpoint["parameters"]) == ENDPOINTS[name].inputs, name

@@ -96,6 +96,7 @@ def test_an_unavailable_model_is_a_clear_error(tiny):
         lm_tab.analyse_text_event(TEXT, "no-such-model", 1, progress=quiet)
 
 
+@pytest.mark.slow
 def test_sae_event_returns_its_contract_and_pictures(tiny):
     shown = lm_tab.train_sae_event(TEXT, KEY, 1, 16, 0.01, 100, 0, progress=quiet)
     assert list(shown) == ["summary", "grid", "bars", "token_features", "status"]  # the /lm_sae API's order
@@ -294,6 +295,7 @@ CONCEPT_TEXT = concepts.format_concepts(concepts.CONCEPTS)
 SENTENCE_TEXT = concepts.format_sentences(concepts.SENTENCES)
 
 
+@pytest.mark.slow
 def test_concepts_event_returns_its_contract_first(tiny):
     shown = lm_tab.concepts_event(CONCEPT_TEXT, SENTENCE_TEXT, KEY, 2, progress=quiet)
     assert list(shown) == ["summary", "bars", "pca", "status"]  # the /lm_concepts API's order

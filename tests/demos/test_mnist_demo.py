@@ -49,6 +49,7 @@ def test_notes_follow_the_reference_they_are_given():
     )
 
 
+@pytest.mark.slow
 def test_spectrum_note_says_exactly_what_the_effective_rank_counts():
     note = mnist_tab.measured_notes(bundled_reference())["spectrum"]
     assert "still below 99%" in note and "one fewer than the number needed to reach 99%" in note
@@ -68,6 +69,7 @@ def png_data_url(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+@pytest.mark.slow
 def test_a_stroke_from_the_pad_fills_every_panel_inline():
     from tests import helpers
 
@@ -128,6 +130,7 @@ def test_only_a_drawing_is_sent_to_the_resnet_tab():
     assert picture.size == (mnist_tab.CANVAS, mnist_tab.CANVAS) and picture.mode == "RGB"
 
 
+@pytest.mark.slow
 def test_the_opening_view_is_the_opening_example_analysed():
     view = mnist_tab.kept_opening_view("cpu")
     summary, status = view.live["summary"], view.live["status"]

@@ -17,6 +17,7 @@ def digit():
     return helpers.digit_on_paper(sample.images[1]), str(sample.labels[1])
 
 
+@pytest.mark.slow
 def test_main_event_summary_first(digit):
     picture, label = digit
     shown = resnet_tab.analyse(picture, "mnist-resnet", "layer2.0.conv1")

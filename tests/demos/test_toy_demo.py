@@ -6,6 +6,7 @@ from demos import toy as toy_tab
 from superpos_core import toy
 
 
+@pytest.mark.slow
 def test_main_event_returns_the_summary_first():
     shown = toy_tab.train_toy(5, 2, 0.99, 1.0, 300, 0, progress=lambda *a, **k: None)
     assert tuple(shown) == toy_tab.TRAINED  # by name, the JSON summary first: the /toy API's order of outputs

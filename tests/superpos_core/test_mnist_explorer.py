@@ -70,6 +70,7 @@ def test_static_figures_and_table(explorer):
     assert [label for _image, label in explorer.example_digits(10)] == list(range(10))
 
 
+@pytest.mark.slow
 def test_live_training_leaves_the_shipped_model_alone(explorer):
     before = {k: v.clone() for k, v in explorer.model.state_dict().items()}
     runs = list(train_live(epochs=1, seed=0))
@@ -79,6 +80,7 @@ def test_live_training_leaves_the_shipped_model_alone(explorer):
         assert (v == before[k]).all()
 
 
+@pytest.mark.slow
 def test_concurrent_training_runs_are_independent():
     solo = [run.report for run in train_live(epochs=1, seed=3)]
     with ThreadPoolExecutor(2) as pool:

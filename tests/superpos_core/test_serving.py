@@ -268,6 +268,7 @@ def test_freed_memory_goes_back_to_the_system():
     assert len(kept) == 384
 
 
+@pytest.mark.slow
 def test_a_process_that_exits_while_a_kept_value_is_made_exits_cleanly(tmp_path):
     """A make started in the background (a tab's opening view, as the server starts) may still be inside torch when
     the process ends: the exit waits for it rather than tearing torch down under it, which aborted the process."""

@@ -8,6 +8,7 @@ import pytest
 from superpos_core import resnets
 
 
+@pytest.mark.slow
 def test_the_rank_table_is_in_module_order_like_the_layer_list(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(resnets.reference, "_reference_memo", type(resnets.reference._reference_memo)(8))

@@ -51,6 +51,7 @@ def test_training_lowers_the_reconstruction_error():
     assert result.loss_history[-1] < result.loss_history[0]
 
 
+@pytest.mark.slow
 def test_a_larger_l1_weight_gives_fewer_active_features():
     x = superposed_activations()
     l0 = [sae.train_course_sae(x, sae.CourseSAEConfig(l1_weight=w)).l0 for w in (0.0, 0.1, 0.3)]
