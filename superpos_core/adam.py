@@ -41,6 +41,11 @@ class FlatAdam:
         self.exp_avg = torch.zeros_like(self.flat)  # (P,) Adam's first moment
         self.exp_avg_sq = torch.zeros_like(self.flat)  # (P,) and second
         self._denom = torch.empty_like(self.flat)  # (P,) work space, reused every step
+        # The constants as 0-dim float32 tensors: a Python number in a tensor operation is wrapped and cast to
+        # float32 on every call, which costs as much as the operation itself on a buffer this small. The
+        # cast gives the very float32 that torch.optim.Adam's own numbers become, so the results are the same.
+        scalar = lambda value: torch.tensor(value, dtype=self.flat.dtype, device=self.flat.device)  # noqa: E731
+        self._beta2, self._eps, self._bias_correction2_sqrt = scalar(self.beta2), scalar(eps), scalar(1.0)
 
         def views(buffer: torch.Tensor) -> list[torch.Tensor]:
             return [v.view(p.shape) for v, p in zip(buffer.split(sizes), self.params)]
@@ -64,8 +69,9 @@ class FlatAdam:
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         self.exp_avg.lerp_(self.grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
-        torch.sqrt(self.exp_avg_sq, out=self._denom).div_(bias_correction2_sqrt).add_(self.eps)
+        self.exp_avg_sq.mul_(self._beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
+        self._bias_correction2_sqrt.fill_(bias_correction2_sqrt)
+        torch.sqrt(self.exp_avg_sq, out=self._denom).div_(self._bias_correction2_sqrt).add_(self._eps)
         self.flat.addcdiv_(self.exp_avg, self._denom, value=-(lr / bias_correction1))
 
     def release(self) -> None:

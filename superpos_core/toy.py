@@ -279,19 +279,25 @@ def _per_instance_loss(batch: _Batch, x: torch.Tensor) -> torch.Tensor:
     return (batch.importance[:, None, :] * (x - out) ** 2).mean(1).sum(-1)  # (I,)
 
 
+_relu_backward = torch.ops.aten.threshold_backward  # (grad, ReLU's output, 0): grad where the output > 0, else 0
+
+
 def _fast_step(batch: _Batch, adam: FlatAdam, size: int, generator: torch.Generator) -> Callable[[float], None]:
     """One training step of every instance, gradients by hand: ``step(lr)`` draws a batch and updates W and b.
 
-    The loss is ``_per_instance_loss`` summed over instances; its gradients, written out, are what autograd
-    computes, in the same order (the same products, the same transposed views), into tensors allocated once:
+    The loss is ``_per_instance_loss`` summed over instances. With G = WᵀW (I, n, n), the model is
+    z = x G + b, out = ReLU(z), and its gradients, written out, are
 
-        z = (x Wᵀ) W + b,  out = ReLU(z),  L = Σᵢ mean_B Σ_n I (x - out)²
-        dL/dz  = (2I/B) (out - x) where out > 0, else 0          (I, B, n)
-        dL/db  = Σ_B dL/dz                                        (I, n)
-        dL/dW  = hᵀ dL/dz + (xᵀ (dL/dz Wᵀ))ᵀ                    (I, m, n): W is used twice (tied)
+        dL/dz = (2I/B) (out - x) where out > 0, else 0     (I, B, n)
+        dL/db = Σ_B dL/dz                                   (I, n)
+        dL/dW = W (A + Aᵀ),  A = xᵀ dL/dz                   (I, m, n); A: (I, n, n)
 
-    About 25 PyTorch calls a step instead of autograd's and torch.optim's hundred or so: on the toy model's
-    ten weights a call costs far more than its arithmetic, so this is what sets the speed.
+    (W is used twice, tied: hᵀ dL/dz = W A, and the path through h = x Wᵀ gives W Aᵀ.) So a step needs
+    two products over the batch, not autograd's five, and about 25 PyTorch calls in all instead of autograd's
+    and torch.optim's hundred or so: on the toy model's ten weights a call costs far more than its arithmetic,
+    so the number of calls sets the speed. Going through G sums in another order than autograd does, so
+    the numbers agree with it to float rounding, not bit for bit (``tests/superpos_core/test_toy.py``).
+    Every work tensor is allocated once and written in place.
     """
     I, m, n = batch.W.shape
     W, b = batch.W, batch.b  # views of adam.flat: updating the buffer updates them
@@ -299,32 +305,34 @@ def _fast_step(batch: _Batch, adam: FlatAdam, size: int, generator: torch.Genera
     device = W.device
     u = torch.empty(I, size, n)  # (I, B, n) the uniform draw, on the CPU (as ``_sample``)
     x = torch.empty(I, size, n, device=device)  # (I, B, n) the batch
-    h = torch.empty(I, size, m, device=device)  # (I, B, m) hidden vectors
+    G = torch.empty(I, n, n, device=device)  # (I, n, n) WᵀW
     out = torch.empty(I, size, n, device=device)  # (I, B, n) z, then ReLU(z)
     d_out = torch.empty(I, size, n, device=device)  # (I, B, n) dL/dout, then dL/dz
-    d_h = torch.empty(I, size, m, device=device)  # (I, B, m) dL/dh
-    g_Wt = torch.empty(I, n, m, device=device)  # (I, n, m) the gradient through h = x Wᵀ, before its transpose
+    A = torch.empty(I, n, n, device=device)  # (I, n, n) xᵀ dL/dz
+    A_sym = torch.empty(I, n, n, device=device)  # (I, n, n) A + Aᵀ
     s = batch.sparsity[:, None, None]  # (I, 1, 1)
     keep = 1 - s  # (I, 1, 1)
     # autograd's dL/dout is -(I · (1/B)) · (2 (x - out)); 2/B and the sign are exact, so this is the same number.
     coefficient = batch.importance[:, None, :] * (2.0 / size)  # (I, 1, n)
-    Wt = W.transpose(1, 2)  # (I, n, m) a view: follows W as it is updated
+    # Views made once (each is a PyTorch call): they follow their tensors, which are only ever written in place.
+    Wt, xT, At = W.transpose(1, 2), x.transpose(1, 2), A.transpose(1, 2)
+    b_rows = b[:, None, :]  # (I, 1, n)
+    on_cpu = device.type == "cpu"
 
     def step(lr: float) -> None:
         # 1) The batch, as ``_sample`` draws it (same generator calls, same arithmetic).
         torch.rand(I, size, n, generator=generator, out=u)
-        torch.sub(u.to(device), s, out=x).div_(keep).clamp_min_(0.0)
-        # 2) Forward, as ``_per_instance_loss``.
-        torch.bmm(x, Wt, out=h)  # (I, B, m)
-        torch.bmm(h, W, out=out).add_(b[:, None, :]).relu_()  # (I, B, n)
+        torch.sub(u if on_cpu else u.to(device), s, out=x).div_(keep).clamp_min_(0.0)
+        # 2) Forward: z = x WᵀW + b.
+        torch.bmm(Wt, W, out=G)  # (I, n, n)
+        torch.bmm(x, G, out=out).add_(b_rows).relu_()  # (I, B, n)
         # 3) Backward: dL/dz, then each parameter's gradient into its view of adam.grad.
         torch.sub(out, x, out=d_out).mul_(coefficient)
-        d_out.mul_(out > 0)  # ReLU: no gradient where it output 0 (as autograd)
-        torch.sum(d_out, 1, out=g_b)  # (I, n)
-        torch.bmm(h.transpose(1, 2), d_out, out=g_W)  # (I, m, n) through z = h W
-        torch.bmm(d_out, W.transpose(1, 2), out=d_h)  # (I, B, m)
-        torch.bmm(x.transpose(1, 2), d_h, out=g_Wt)  # (I, n, m) through h = x Wᵀ
-        g_W.add_(g_Wt.transpose(1, 2))
+        d_z = _relu_backward(d_out, out, 0)  # (I, B, n): no gradient where ReLU output 0 (autograd's own op)
+        torch.sum(d_z, 1, out=g_b)  # (I, n)
+        torch.bmm(xT, d_z, out=A)  # (I, n, n)
+        torch.add(A, At, out=A_sym)
+        torch.bmm(W, A_sym, out=g_W)  # (I, m, n)
         # 4) Adam on the one buffer holding every instance's W and b.
         adam.step(lr)
 

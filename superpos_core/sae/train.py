@@ -271,6 +271,9 @@ def resample_dead_latents(
     return len(chosen)
 
 
+_relu_backward = torch.ops.aten.threshold_backward  # (grad, ReLU's output, 0): grad where the output > 0, else 0
+
+
 def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tuple]:
     """One training step with the gradients written out: ``step(x, lr)`` updates the SAE on the batch x (B, d_in).
 
@@ -286,15 +289,27 @@ def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tupl
         dL/db_dec = Σ_B dL/dx' - Σ_B dL/dpre W_encᵀ         the input is centred on b_dec
         dL/dW_enc = (x - b_dec)ᵀ dL/dpre,  dL/db_enc = Σ_B dL/dpre
 
-    Returns (features f, error e, decoder norms) of the batch before the update, for the caller's bookkeeping.
+    Returns (features f, which latents fired (n,), error e, decoder norms) of the batch before the update, for the
+    caller's bookkeeping.
     """
     config = sae.config
-    W_dec, W_enc, b_enc, b_dec = adam.params  # views of adam.flat
+    W_dec, W_enc, b_enc, b_dec = (p.detach() for p in adam.params)  # views of adam.flat, outside autograd
     g_W_dec, g_W_enc, g_b_enc, g_b_dec = adam.grads  # views of adam.grad
+    W_dec_t, W_enc_t = W_dec.t(), W_enc.t()  # views: they follow the buffer, which is only written in place
     l1 = config.sparsity == "l1"
     penalty = np.float32(config.penalty)
+    # Constants as 0-dim tensors: a Python number in a tensor operation is wrapped and cast on every call,
+    # which costs as much as the operation itself here. The cast gives the same float32, so the same numbers.
+    scalars: dict[float, torch.Tensor] = {}
 
-    def step(x: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def scalar(value: float) -> torch.Tensor:
+        if value not in scalars:
+            scalars[value] = torch.tensor(value, dtype=torch.float32, device=W_dec.device)
+        return scalars[value]
+
+    zero = scalar(0.0)
+
+    def step(x: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = x.shape[0]
         # 1) Forward, as SAE.forward.
         centred = x - b_dec  # (B, d_in)
@@ -306,23 +321,24 @@ def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tupl
         norms = W_dec.norm(dim=1)  # (n,)
         # 2) Backward into adam.grad's views. autograd's factors: 1/B from the mean times 2 from the square
         #    (exact, so 2/B is the same number), and the penalty in float32 divided by B in float32.
-        d_rec = error * (2.0 / rows)  # (B, d_in) dL/dx'
+        d_rec = error * scalar(2.0 / rows)  # (B, d_in) dL/dx'
         torch.mm(features.t(), d_rec, out=g_W_dec)  # (n, d_in)
         torch.sum(d_rec, 0, out=g_b_dec)  # (d_in,)
-        d_features = torch.mm(d_rec, W_dec.t())  # (B, n) dL/df
+        d_features = torch.mm(d_rec, W_dec_t)  # (B, n) dL/df
         if l1:
-            per_row = float(penalty / np.float32(rows))
+            per_row = scalar(float(penalty / np.float32(rows)))
             d_features.add_(per_row * norms)
             d_norms = (features * per_row).sum(0)  # (n,)
-            unit = (W_dec / norms[:, None]).masked_fill_(norms[:, None] == 0, 0)  # (n, d_in)
+            unit = (W_dec / norms[:, None]).masked_fill_(norms[:, None] == zero, 0)  # (n, d_in)
             g_W_dec.add_(d_norms[:, None] * unit)
-        d_features.mul_(features > 0)  # (B, n) dL/dpre
-        torch.sum(d_features, 0, out=g_b_enc)  # (n,)
-        torch.mm(centred.t(), d_features, out=g_W_enc)  # (d_in, n)
-        g_b_dec.sub_(torch.mm(d_features, W_enc.t()).sum(0))
+        d_pre = _relu_backward(d_features, features, 0)  # (B, n): 0 where f = 0 (ReLU, or not among TopK's k)
+        torch.sum(d_pre, 0, out=g_b_enc)  # (n,)
+        torch.mm(centred.t(), d_pre, out=g_W_enc)  # (d_in, n)
+        g_b_dec.sub_(torch.mm(d_pre, W_enc_t).sum(0))
+        fired = torch.sum(features, 0) > zero  # (n,) latents that fired on this batch (f ≥ 0)
         # 3) Adam.
         adam.step(lr)
-        return features, error, norms
+        return features, fired, error, norms
 
     return step
 
@@ -363,11 +379,11 @@ def train_sae(
         for step in range(config.steps):
             x = first if step == 0 else next_batch()  # (B, d_in)
             lr = learning_rate(config, step)
-            features, error, norms = step_with(x, lr)
+            features, fired, error, norms = step_with(x, lr)
             if config.sparsity == "topk":
                 sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
             done = step + 1
-            last_fired.masked_fill_((features > 0).any(0), done)
+            last_fired.masked_fill_(fired, done)
 
             # Resampling: latents silent over the whole window, and only while there is time left to train them.
             if config.resample_every:
