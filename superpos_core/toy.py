@@ -279,7 +279,9 @@ def _per_instance_loss(batch: _Batch, x: torch.Tensor) -> torch.Tensor:
     return (batch.importance[:, None, :] * (x - out) ** 2).mean(1).sum(-1)  # (I,)
 
 
-_relu_backward = torch.ops.aten.threshold_backward  # (grad, ReLU's output, 0): grad where the output > 0, else 0
+_relu_backward = (
+    torch.ops.aten.threshold_backward.grad_input
+)  # (grad, ReLU's output, 0): grad where the output > 0, else 0
 
 
 def _fast_step(batch: _Batch, adam: FlatAdam, size: int, generator: torch.Generator) -> Callable[[float], None]:
@@ -295,42 +297,46 @@ def _fast_step(batch: _Batch, adam: FlatAdam, size: int, generator: torch.Genera
     (W is used twice, tied: hᵀ dL/dz = W A, and the path through h = x Wᵀ gives W Aᵀ.) So a step needs
     two products over the batch, not autograd's five, and about 25 PyTorch calls in all instead of autograd's
     and torch.optim's hundred or so: on the toy model's ten weights a call costs far more than its arithmetic,
-    so the number of calls sets the speed. Going through G sums in another order than autograd does, so
-    the numbers agree with it to float rounding, not bit for bit (``tests/superpos_core/test_toy.py``).
-    Every work tensor is allocated once and written in place.
+    so the number of calls sets the speed. The batch is held feature-major, (I, n, B), so that the products
+    and the per-feature broadcasts run along the long batch axis (with n = 5 innermost they were several
+    times slower). Going through G sums in another order than autograd does, so the numbers agree with it
+    to float rounding, not bit for bit (``tests/superpos_core/test_toy.py``). Work tensors are allocated once.
     """
     I, m, n = batch.W.shape
     W, b = batch.W, batch.b  # views of adam.flat: updating the buffer updates them
     g_W, g_b = adam.grads  # (I, m, n), (I, n): views of adam.grad
     device = W.device
-    u = torch.empty(I, size, n)  # (I, B, n) the uniform draw, on the CPU (as ``_sample``)
-    x = torch.empty(I, size, n, device=device)  # (I, B, n) the batch
-    G = torch.empty(I, n, n, device=device)  # (I, n, n) WᵀW
-    out = torch.empty(I, size, n, device=device)  # (I, B, n) z, then ReLU(z)
-    d_out = torch.empty(I, size, n, device=device)  # (I, B, n) dL/dout, then dL/dz
+    u = torch.empty(I, size, n)  # (I, B, n) the uniform draw, on the CPU (as ``_sample``), then the batch x
+    on_device = torch.empty(I, size, n, device=device) if device.type != "cpu" else u  # (I, B, n) x on the device
+    X = torch.empty(I, n, size, device=device)  # (I, n, B) xᵀ, the batch feature-major
+    G = torch.empty(I, n, n, device=device)  # (I, n, n) WᵀW, symmetric
+    Z = torch.empty(I, n, size, device=device)  # (I, n, B) zᵀ, then ReLU(z)ᵀ
+    D = torch.empty(I, n, size, device=device)  # (I, n, B) (dL/dout)ᵀ, then (dL/dz)ᵀ
     A = torch.empty(I, n, n, device=device)  # (I, n, n) xᵀ dL/dz
     A_sym = torch.empty(I, n, n, device=device)  # (I, n, n) A + Aᵀ
-    s = batch.sparsity[:, None, None]  # (I, 1, 1)
+    s = batch.sparsity[:, None, None].cpu()  # (I, 1, 1)
     keep = 1 - s  # (I, 1, 1)
     # autograd's dL/dout is -(I · (1/B)) · (2 (x - out)); 2/B and the sign are exact, so this is the same number.
-    coefficient = batch.importance[:, None, :] * (2.0 / size)  # (I, 1, n)
+    coefficient = (batch.importance * (2.0 / size))[:, :, None]  # (I, n, 1)
     # Views made once (each is a PyTorch call): they follow their tensors, which are only ever written in place.
-    Wt, xT, At = W.transpose(1, 2), x.transpose(1, 2), A.transpose(1, 2)
-    b_rows = b[:, None, :]  # (I, 1, n)
-    on_cpu = device.type == "cpu"
+    Wt, xT, Dt, At = W.transpose(1, 2), on_device.transpose(1, 2), D.transpose(1, 2), A.transpose(1, 2)
+    b_column = b[:, :, None]  # (I, n, 1)
 
     def step(lr: float) -> None:
-        # 1) The batch, as ``_sample`` draws it (same generator calls, same arithmetic).
+        # 1) The batch, as ``_sample`` draws it (same generator calls, same arithmetic), then feature-major.
         torch.rand(I, size, n, generator=generator, out=u)
-        torch.sub(u if on_cpu else u.to(device), s, out=x).div_(keep).clamp_min_(0.0)
-        # 2) Forward: z = x WᵀW + b.
+        u.sub_(s).div_(keep).clamp_min_(0.0)  # (I, B, n)
+        if on_device is not u:
+            on_device.copy_(u)
+        X.copy_(xT)  # (I, n, B)
+        # 2) Forward: zᵀ = G xᵀ + b (G is symmetric).
         torch.bmm(Wt, W, out=G)  # (I, n, n)
-        torch.bmm(x, G, out=out).add_(b_rows).relu_()  # (I, B, n)
+        torch.bmm(G, X, out=Z).add_(b_column).relu_()  # (I, n, B)
         # 3) Backward: dL/dz, then each parameter's gradient into its view of adam.grad.
-        torch.sub(out, x, out=d_out).mul_(coefficient)
-        d_z = _relu_backward(d_out, out, 0)  # (I, B, n): no gradient where ReLU output 0 (autograd's own op)
-        torch.sum(d_z, 1, out=g_b)  # (I, n)
-        torch.bmm(xT, d_z, out=A)  # (I, n, n)
+        torch.sub(Z, X, out=D).mul_(coefficient)
+        _relu_backward(D, Z, 0, grad_input=D)  # no gradient where ReLU output 0 (autograd's own op), in place
+        torch.sum(D, 2, out=g_b)  # (I, n)
+        torch.bmm(X, Dt, out=A)  # (I, n, n)
         torch.add(A, At, out=A_sym)
         torch.bmm(W, A_sym, out=g_W)  # (I, m, n)
         # 4) Adam on the one buffer holding every instance's W and b.
