@@ -295,7 +295,7 @@ def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tupl
     config = sae.config
     W_dec, W_enc, b_enc, b_dec = (p.detach() for p in adam.params)  # views of adam.flat, outside autograd
     g_W_dec, g_W_enc, g_b_enc, g_b_dec = adam.grads  # views of adam.grad
-    W_dec_t, W_enc_t = W_dec.t(), W_enc.t()  # views: they follow the buffer, which is only written in place
+    W_dec_t = W_dec.t()  # a view: it follows the buffer, which is only written in place
     l1 = config.sparsity == "l1"
     penalty = np.float32(config.penalty)
     # Constants as 0-dim tensors: a Python number in a tensor operation is wrapped and cast on every call,
@@ -329,12 +329,14 @@ def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tupl
             per_row = scalar(float(penalty / np.float32(rows)))
             d_features.add_(per_row * norms)
             d_norms = (features * per_row).sum(0)  # (n,)
-            unit = (W_dec / norms[:, None]).masked_fill_(norms[:, None] == zero, 0)  # (n, d_in)
-            g_W_dec.add_(d_norms[:, None] * unit)
+            # ‖W_dec,i‖'s gradient is W_dec,i / ‖W_dec,i‖, taken as 0 for a zero row (as autograd); such a row
+            # divided by any positive number is 0 already, so a floor on the norm stands in for the mask.
+            unit = W_dec / norms[:, None].clamp_min(torch.finfo(torch.float32).tiny)  # (n, d_in)
+            g_W_dec.addcmul_(d_norms[:, None], unit)
         d_pre = _relu_backward(d_features, features, 0)  # (B, n): 0 where f = 0 (ReLU, or not among TopK's k)
         torch.sum(d_pre, 0, out=g_b_enc)  # (n,)
         torch.mm(centred.t(), d_pre, out=g_W_enc)  # (d_in, n)
-        g_b_dec.sub_(torch.mm(d_pre, W_enc_t).sum(0))
+        g_b_dec.addmv_(W_enc, g_b_enc, alpha=-1)  # Σ_B dL/dpre W_encᵀ, summed over the batch first
         fired = torch.sum(features, 0) > zero  # (n,) latents that fired on this batch (f ≥ 0)
         # 3) Adam.
         adam.step(lr)
