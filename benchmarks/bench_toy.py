@@ -161,18 +161,27 @@ def course_train(
 
 
 def old_train_toy(config: toy.ToyConfig) -> np.ndarray:
-    """``toy.train``'s instances trained as they were before the gradients were written out. Returns W (I, m, n)."""
+    """``toy.train``'s instances trained as they were before the gradients were written out: the same
+    initialisation, batches and loss, autograd, torch.optim.Adam and LambdaLR. Returns W (I, m, n)."""
+    I, m, n, size = config.restarts, config.m_hidden, config.n_features, config.batch_size
     generator = torch.Generator().manual_seed(config.seed)
-    batch = toy._init([config] * config.restarts, generator, torch.device("cpu"))
-    optimizer = torch.optim.Adam([batch.W, batch.b], lr=config.learning_rate)
+    W = torch.empty(I, m, n)
+    torch.nn.init.xavier_normal_(W.view(-1, n), generator=generator)
+    W.requires_grad_(True)
+    b = torch.zeros(I, n, requires_grad=True)
+    optimizer = torch.optim.Adam([W, b], lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / config.steps)
     for _ in range(config.steps):
-        loss = toy._per_instance_loss(batch, toy._sample(batch, config.batch_size, generator)).sum()
+        u = torch.rand(I, size, n, generator=generator)  # (I, B, n)
+        x = torch.clamp_min_((u - config.sparsity) / (1 - config.sparsity), 0.0)
+        h = torch.bmm(x, W.transpose(1, 2))  # (I, B, m)
+        out = torch.relu(torch.bmm(h, W) + b[:, None, :])  # (I, B, n)
+        loss = (config.importance * (x - out) ** 2).mean(1).sum(-1).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-    return batch.W.detach().numpy()
+    return W.detach().numpy()
 
 
 def old_train_sae(source: Callable[[int], torch.Tensor], config: sae_train.SAETrainConfig) -> sae_train.SAE:

@@ -197,7 +197,7 @@ def reference_train_sae(x: torch.Tensor, recipe: train.SAETrainConfig) -> tuple[
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         with torch.no_grad():
             if recipe.sparsity == "topk":
                 sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
