@@ -318,7 +318,7 @@ def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tupl
             values, indices = features.topk(config.k, dim=-1)  # (B, k)
             features = torch.zeros_like(features).scatter_(-1, indices, values)  # (B, n)
         error = torch.mm(features, W_dec).add_(b_dec).sub_(x)  # (B, d_in): x' - x
-        norms = W_dec.norm(dim=1)  # (n,)
+        norms = torch.linalg.vector_norm(W_dec, 2, 1)  # (n,): Tensor.norm's kernel, without its Python dispatching
         # 2) Backward into adam.grad's views. autograd's factors: 1/B from the mean times 2 from the square
         #    (exact, so 2/B is the same number), and the penalty in float32 divided by B in float32.
         d_rec = error * scalar(2.0 / rows)  # (B, d_in) dL/dx'
