@@ -15,8 +15,13 @@ the same model: one model at a time, in a plain PyTorch loop.
    one after another with the same steps, batch and learning rate, so the ratio measures batching
    alone. It
    is also timed at a paper-like setting (one model per sparsity, lr 1e-3, batch 1024, 5,000 steps).
+3) 10,000 steps, the hand-written step (gradients written out, Adam on one flat buffer) against the old
+   way, autograd + torch.optim.Adam, the same maths (kept here as ``old_train_toy`` and ``old_train_sae``):
+   the pentagon (n=5, m=2, S=0.99; ``toy.train``'s 4 seeds side by side), an SAE of 2n latents on its
+   hidden layer (fresh samples each batch), and ``/toy``'s defaults (1,000 steps).
 
-Goals: a converged answer in <= 2 s; the 20-point sweep in <= 10 s. About 1.5 minutes on 2 idle cores.
+Goals: a converged answer in <= 2 s; the 20-point sweep in <= 10 s; 10,000 steps of the toy model and of
+its SAE <= 2 s each. About 2 minutes on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -33,10 +38,13 @@ import torch
 from benchmarks.measure import load_average, threads_and_load
 from benchmarks.summary import quick_run, record, verdict
 from superpos_core import toy
+from superpos_core.sae import train as sae_train
 
 N_FEATURES, M_HIDDEN = 5, 2
 GOAL_CONVERGED_S = 2.0
 GOAL_SWEEP_S = 10.0
+GOAL_LONG_S = 2.0  # 10,000 steps of the toy model, and of its SAE
+LONG_STEPS = 10_000
 CHECK_EVERY = 500  # steps between two looks at the course's model
 CAP_STEPS = 10_000  # the course's loop gives up here
 
@@ -147,6 +155,100 @@ def course_train(
     else:
         seconds += time.perf_counter() - start
     return CourseRun(model.W.detach().numpy().copy(), seconds, met_at)
+
+
+# --- the old way of each step: autograd and torch.optim.Adam, the maths the hand-written step repeats ---------
+
+
+def old_train_toy(config: toy.ToyConfig) -> np.ndarray:
+    """``toy.train``'s instances trained as they were before the gradients were written out: the same
+    initialisation, batches and loss, autograd, torch.optim.Adam and LambdaLR. Returns W (I, m, n)."""
+    I, m, n, size = config.restarts, config.m_hidden, config.n_features, config.batch_size
+    generator = torch.Generator().manual_seed(config.seed)
+    W = torch.empty(I, m, n)
+    torch.nn.init.xavier_normal_(W.view(-1, n), generator=generator)
+    W.requires_grad_(True)
+    b = torch.zeros(I, n, requires_grad=True)
+    optimizer = torch.optim.Adam([W, b], lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / config.steps)
+    for _ in range(config.steps):
+        u = torch.rand(I, size, n, generator=generator)  # (I, B, n)
+        x = torch.clamp_min_((u - config.sparsity) / (1 - config.sparsity), 0.0)
+        h = torch.bmm(x, W.transpose(1, 2))  # (I, B, m)
+        out = torch.relu(torch.bmm(h, W) + b[:, None, :])  # (I, B, n)
+        loss = (config.importance * (x - out) ** 2).mean(1).sum(-1).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return W.detach().numpy()
+
+
+def old_train_sae(source: Callable[[int], torch.Tensor], config: sae_train.SAETrainConfig) -> sae_train.SAE:
+    """``train_sae``'s loop as it was: ``SAE.loss``, autograd, torch.optim.Adam, the same resampling."""
+    generator = torch.Generator().manual_seed(config.seed)
+    sae = sae_train.SAE(config, generator)
+    first = source(config.batch_size)
+    with torch.no_grad():
+        sae.b_dec.copy_(first.mean(0))
+    optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
+    last_fired = torch.zeros(config.n_latents, dtype=torch.long)
+    recent = []
+    for step in range(config.steps):
+        x = first if step == 0 else source(config.batch_size)
+        for group in optimizer.param_groups:
+            group["lr"] = sae_train.learning_rate(config, step)
+        loss, _, features = sae.loss(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        with torch.no_grad():
+            last_fired[(features > 0).any(0)] = done
+        recent = (recent + [x])[-8:]
+        if done % config.resample_every == 0 and done <= config.resample_until * config.steps:
+            dead = (done - last_fired) >= min(config.dead_window, done)
+            sae_train.resample_dead_latents(sae, dead, torch.cat(recent), generator, optimizer)
+            last_fired[dead] = done
+    return sae
+
+
+def hidden_layer(W: np.ndarray, sparsity: float, seed: int) -> Callable[[int], torch.Tensor]:
+    """Fresh hidden vectors h = W x of the toy model's data, ``size`` at a time: an SAE's training source."""
+    generator = torch.Generator().manual_seed(seed)
+    Wt = torch.as_tensor(W, dtype=torch.float32).T.contiguous()  # (n, m)
+    # 0-dim tensors: a Python number in a tensor operation costs a conversion each call.
+    S, keep = torch.tensor(sparsity), torch.tensor(1 - sparsity)
+
+    def source(size: int) -> torch.Tensor:
+        u = torch.rand(size, Wt.shape[0], generator=generator)  # (size, n)
+        return u.sub_(S).div_(keep).clamp_min_(0.0) @ Wt  # (size, m)
+
+    return source
+
+
+def long_runs(steps: int) -> list[tuple[str, float, float, bool | None]]:
+    """(what, ours s, old way s, goal met) for the toy model, its SAE and /toy's defaults; each side timed once."""
+    pentagon = toy.ToyConfig(N_FEATURES, M_HIDDEN, sparsity=0.99, importance_decay=1.0, steps=steps)
+    ours_toy, result = timed(toy.train, pentagon)
+    old_toy, _ = timed(old_train_toy, pentagon)
+    recipe = sae_train.SAETrainConfig(d_in=M_HIDDEN, n_latents=2 * N_FEATURES, steps=steps)
+    ours_sae, _ = timed(sae_train.train_sae, hidden_layer(result.W, 0.99, 1), recipe)
+    old_sae, _ = timed(old_train_sae, hidden_layer(result.W, 0.99, 1), recipe)
+    defaults = toy.ToyConfig(N_FEATURES, M_HIDDEN, sparsity=0.99, importance_decay=1.0, steps=1_000, seed=0)
+    ours_defaults, _ = timed(toy.train, defaults)
+    old_defaults, _ = timed(old_train_toy, defaults)
+    judged = steps == LONG_STEPS
+    return [
+        (f"toy model, pentagon, {steps:,} steps", ours_toy, old_toy, ours_toy <= GOAL_LONG_S if judged else None),
+        (
+            f"SAE of 2n latents on its hidden layer, {steps:,} steps",
+            ours_sae,
+            old_sae,
+            ours_sae <= GOAL_LONG_S if judged else None,
+        ),
+        ("/toy defaults (1,000 steps)", ours_defaults, old_defaults, None),
+    ]
 
 
 # --- timing --------------------------------------------------------------------------------------
@@ -342,6 +444,18 @@ def main() -> None:
         f";  paper-like {toy.represented(paper_W[0])} / {toy.represented(paper_W[-1])}" if args.paper_steps > 0 else ""
     )
 
+    # 3) 10,000 steps: the hand-written step against autograd + torch.optim.Adam.
+    steps = 1_000 if args.quick else LONG_STEPS
+    long = long_runs(steps)
+    print()
+    print(
+        f"{steps:,} steps: ours = gradients written out, Adam on one flat buffer; old way = autograd + torch.optim.Adam"
+    )
+    print(f"  {'run':<52} {'ours s':>7} {'old s':>7} {'old/ours':>9}")
+    for label, ours_s, old_s, met in long:
+        print(f"  {label:<52} {ours_s:>7.2f} {old_s:>7.2f} {old_s / ours_s:>8.1f}x")
+        record("toy", label, ours_s, "s", old_s, None, f"<= {GOAL_LONG_S:.0f} s" if met is not None else "", met)
+
     print()
     print("goals:")
     for criterion in CRITERIA:
@@ -351,6 +465,9 @@ def main() -> None:
         print(f"  {label:<52} {ours.median:6.2f} s, {ours.met.count(True)}/{len(ours.met)} converged  {verdict(ok)}")
     label = f"sweep of {len(sparsities)} sparsities in <= {GOAL_SWEEP_S:.0f} s:"
     print(f"  {label:<52} {ours_sweep:6.2f} s  {verdict(ours_sweep <= GOAL_SWEEP_S)}")
+    for what, ours_s, _, met in long[:2]:
+        label = f"{what.split(',')[0]}: {steps:,} steps <= {GOAL_LONG_S:.0f} s:"
+        print(f"  {label:<52} {ours_s:6.2f} s  {verdict(met)}")
     print()
     print(f"whole run: {time.perf_counter() - begun:.0f} s (load average now {load_average():.2f})")
 

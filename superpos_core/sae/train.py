@@ -21,6 +21,11 @@ Adam with a learning rate held, then decayed linearly to 0 over the last ``lr_de
 steps; latents that stay silent are resampled (Towards Monosemanticity): re-initialised towards inputs
 the SAE reconstructs badly. Everything random is drawn from one generator seeded with ``seed``, so a run
 on the CPU is reproducible and never touches the global RNG (a server shares one process between users).
+
+The gradients are written out (``_fast_step``) and Adam updates one flat buffer (``superpos_core.adam``):
+on small SAEs, such as one on a toy model's 2-dimensional hidden layer, autograd's and torch.optim's
+per-call overhead was the whole cost of a step. The numbers are autograd's and torch.optim.Adam's, to float
+rounding (``tests/superpos_core/sae/test_train.py`` compares them).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from superpos_core.adam import FlatAdam
 from superpos_core.sae import formats
 from superpos_core.sae.checks import MAX_SEED, SAEInputError, is_real, whole_number
 
@@ -228,7 +234,11 @@ def learning_rate(config: SAETrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def resample_dead_latents(
-    sae: SAE, dead: torch.Tensor, x: torch.Tensor, generator: torch.Generator, optimizer: torch.optim.Adam | None = None
+    sae: SAE,
+    dead: torch.Tensor,
+    x: torch.Tensor,
+    generator: torch.Generator,
+    optimizer: torch.optim.Adam | FlatAdam | None = None,
 ) -> int:
     """Re-initialise the ``dead`` latents (bool (n,)) towards inputs of ``x`` (N, d_in) the SAE reconstructs badly.
 
@@ -261,6 +271,80 @@ def resample_dead_latents(
     return len(chosen)
 
 
+_relu_backward = torch.ops.aten.threshold_backward  # (grad, ReLU's output, 0): grad where the output > 0, else 0
+
+
+def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tuple]:
+    """One training step with the gradients written out: ``step(x, lr)`` updates the SAE on the batch x (B, d_in).
+
+    The loss is ``SAE.loss``'s; its gradients are what autograd computes for it, operation by operation (the same
+    products of the same views), and Adam is ``torch.optim.Adam``'s update on one buffer (``FlatAdam``). On a toy
+    model's hidden layer (d_in = 2, 10 latents) a step's cost is its number of PyTorch calls, not its
+    arithmetic: about 35 here, Adam included, against autograd's and torch.optim's hundred and more. With e = x' - x,
+
+        dL/dx'    = 2e / B                                  (B, d_in)
+        dL/df     = dL/dx' W_decᵀ + λ/B · ‖W_dec,i‖         (B, n)   the second term: "l1" only
+        dL/dpre   = dL/df where f > 0, else 0               (B, n)   ReLU, and TopK's unchosen latents (f = 0)
+        dL/dW_dec = fᵀ dL/dx' + (λ/B Σ_B f) W_dec,i/‖W_dec,i‖
+        dL/db_dec = Σ_B dL/dx' - Σ_B dL/dpre W_encᵀ         the input is centred on b_dec
+        dL/dW_enc = (x - b_dec)ᵀ dL/dpre,  dL/db_enc = Σ_B dL/dpre
+
+    Returns (features f, which latents fired (n,), error e, decoder norms) of the batch before the update, for the
+    caller's bookkeeping.
+    """
+    config = sae.config
+    W_dec, W_enc, b_enc, b_dec = (p.detach() for p in adam.params)  # views of adam.flat, outside autograd
+    g_W_dec, g_W_enc, g_b_enc, g_b_dec = adam.grads  # views of adam.grad
+    W_dec_t = W_dec.t()  # a view: it follows the buffer, which is only written in place
+    l1 = config.sparsity == "l1"
+    penalty = np.float32(config.penalty)
+    # Constants as 0-dim tensors: a Python number in a tensor operation is wrapped and cast on every call,
+    # which costs as much as the operation itself here. The cast gives the same float32, so the same numbers.
+    scalars: dict[float, torch.Tensor] = {}
+
+    def scalar(value: float) -> torch.Tensor:
+        if value not in scalars:
+            scalars[value] = torch.tensor(value, dtype=torch.float32, device=W_dec.device)
+        return scalars[value]
+
+    zero = scalar(0.0)
+
+    def step(x: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = x.shape[0]
+        # 1) Forward, as SAE.forward.
+        centred = x - b_dec  # (B, d_in)
+        features = torch.mm(centred, W_enc).add_(b_enc).relu_()  # (B, n)
+        if config.sparsity == "topk":
+            values, indices = features.topk(config.k, dim=-1)  # (B, k)
+            features = torch.zeros_like(features).scatter_(-1, indices, values)  # (B, n)
+        error = torch.mm(features, W_dec).add_(b_dec).sub_(x)  # (B, d_in): x' - x
+        norms = torch.linalg.vector_norm(W_dec, 2, 1)  # (n,): Tensor.norm's kernel, without its Python dispatching
+        # 2) Backward into adam.grad's views. autograd's factors: 1/B from the mean times 2 from the square
+        #    (exact, so 2/B is the same number), and the penalty in float32 divided by B in float32.
+        d_rec = error * scalar(2.0 / rows)  # (B, d_in) dL/dx'
+        torch.mm(features.t(), d_rec, out=g_W_dec)  # (n, d_in)
+        torch.sum(d_rec, 0, out=g_b_dec)  # (d_in,)
+        d_features = torch.mm(d_rec, W_dec_t)  # (B, n) dL/df
+        if l1:
+            per_row = scalar(float(penalty / np.float32(rows)))
+            d_features.add_(per_row * norms)
+            d_norms = (features * per_row).sum(0)  # (n,)
+            # ‖W_dec,i‖'s gradient is W_dec,i / ‖W_dec,i‖, taken as 0 for a zero row (as autograd); such a row
+            # divided by any positive number is 0 already, so a floor on the norm stands in for the mask.
+            unit = W_dec / norms[:, None].clamp_min(torch.finfo(torch.float32).tiny)  # (n, d_in)
+            g_W_dec.addcmul_(d_norms[:, None], unit)
+        d_pre = _relu_backward(d_features, features, 0)  # (B, n): 0 where f = 0 (ReLU, or not among TopK's k)
+        torch.sum(d_pre, 0, out=g_b_enc)  # (n,)
+        torch.mm(centred.t(), d_pre, out=g_W_enc)  # (d_in, n)
+        g_b_dec.addmv_(W_enc, g_b_enc, alpha=-1)  # Σ_B dL/dpre W_encᵀ, summed over the batch first
+        fired = torch.sum(features, 0) > zero  # (n,) latents that fired on this batch (f ≥ 0)
+        # 3) Adam.
+        adam.step(lr)
+        return features, fired, error, norms
+
+    return step
+
+
 def train_sae(
     source: DataSource,
     config: SAETrainConfig,
@@ -287,49 +371,43 @@ def train_sae(
     first = next_batch()  # (B, d_in)
     with torch.no_grad():
         sae.b_dec.copy_(first.mean(0))  # start at the data's centre: the latents then only model what varies
-    optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
+    adam = FlatAdam([sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec])  # the SAE's weights now live in adam.flat
+    step_with = _fast_step(sae, adam)
     history = SAETrainHistory()
     last_fired = torch.zeros(config.n_latents, dtype=torch.long, device=config.device)  # (n,) last step each fired
     recent: list[torch.Tensor] = []  # batches since the last resampling check, to resample towards
 
-    for step in range(config.steps):
-        x = first if step == 0 else next_batch()  # (B, d_in)
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss, mse, features = sae.loss(x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if config.sparsity == "topk":
-            with torch.no_grad():
+    with torch.no_grad():
+        for step in range(config.steps):
+            x = first if step == 0 else next_batch()  # (B, d_in)
+            lr = learning_rate(config, step)
+            features, fired, error, norms = step_with(x, lr)
+            if config.sparsity == "topk":
                 sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
-        done = step + 1
-        with torch.no_grad():
-            last_fired[(features > 0).any(0)] = done
+            done = step + 1
+            last_fired.masked_fill_(fired, done)
 
-        # Resampling: latents silent over the whole window, and only while there is time left to train them.
-        if config.resample_every:
-            recent = (recent + [x])[-8:]  # a few recent batches: enough inputs to choose from
-            if done % config.resample_every == 0 and done <= config.resample_until * config.steps:
-                dead = (done - last_fired) >= min(config.dead_window, done)
-                count = resample_dead_latents(sae, dead, torch.cat(recent), generator, optimizer)
-                if count:
-                    history.resampled.append((done, count))
-                    last_fired[dead] = done  # a fresh latent gets a whole window to start firing
+            # Resampling: latents silent over the whole window, and only while there is time left to train them.
+            if config.resample_every:
+                recent = (recent + [x])[-8:]  # a few recent batches: enough inputs to choose from
+                if done % config.resample_every == 0 and done <= config.resample_until * config.steps:
+                    dead = (done - last_fired) >= min(config.dead_window, done)
+                    count = resample_dead_latents(sae, dead, torch.cat(recent), generator, adam)
+                    if count:
+                        history.resampled.append((done, count))
+                        last_fired[dead] = done  # a fresh latent gets a whole window to start firing
 
-        if done % every == 0 or done == config.steps:
-            metrics = {
-                "loss": float(loss.detach()),
-                "mse": float(mse.detach()),
-                "l0": mean_l0(features.detach()),
-                "lr": lr,
-            }
-            history.step.append(done)
-            for name, value in metrics.items():
-                getattr(history, name).append(value)
-            if on_step is not None:
-                on_step(done, config.steps, metrics)
+            if done % every == 0 or done == config.steps:
+                # The batch's loss before this step's update, as ``SAE.loss`` computes it.
+                mse = error.pow(2).sum(-1).mean()
+                loss = mse + config.penalty * (features * norms).sum(-1).mean() if config.sparsity == "l1" else mse
+                metrics = {"loss": float(loss), "mse": float(mse), "l0": mean_l0(features), "lr": lr}
+                history.step.append(done)
+                for name, value in metrics.items():
+                    getattr(history, name).append(value)
+                if on_step is not None:
+                    on_step(done, config.steps, metrics)
+    adam.release()  # the weights get storage of their own again (they are saved with safetensors)
     return SAETrainResult(config, sae.eval(), history)
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from superpos_core import toy
 from tests.contracts import summary_keys
@@ -122,3 +123,31 @@ def test_trained_dense_equal_features_are_not_called_superposition():
     assert pentagon.summary()["superposition"] is True and pentagon.summary()["represented"] == 5
     assert 3.3 < pentagon.features_per_dimension < 3.45  # not 2.5: kept features grow to norm ~1.16 (docstring)
     assert np.all(pentagon.feature_norms > 1.1)
+
+
+def reference_train(configs: list[toy.ToyConfig]):
+    """The trainer as it was written before its gradients were: autograd, torch.optim.Adam and LambdaLR."""
+    first = configs[0]
+    generator = torch.Generator().manual_seed(first.seed)
+    batch = toy._init(configs, generator, torch.device("cpu"))
+    optimizer = torch.optim.Adam([batch.W, batch.b], lr=first.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / first.steps)
+    for _ in range(first.steps):
+        loss = toy._per_instance_loss(batch, toy._sample(batch, first.batch_size, generator)).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    with torch.no_grad():
+        final = toy._per_instance_loss(batch, toy._sample(batch, 8 * first.batch_size, generator))
+    return batch.W.detach().numpy(), batch.b.detach().numpy(), final.numpy()
+
+
+def test_the_hand_written_step_trains_as_autograd_and_torch_adam_do():
+    # A sweep-like batch: instances with different sparsities and importances, several steps of each.
+    base = toy.ToyConfig(n_features=5, m_hidden=2, steps=300, seed=7, batch_size=256, importance_decay=0.9)
+    configs = [toy._replace(base, sparsity=s) for s in (0.0, 0.7, 0.99) for _ in range(2)]
+    fast = toy.train_instances(configs)
+    reference = reference_train(configs)
+    for ours, theirs in zip(fast, reference):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

@@ -1,5 +1,6 @@
 """The general SAE trainer, on synthetic sparse data whose true directions are known."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -175,3 +176,50 @@ def test_a_trained_sae_saves_in_saelens_format_and_loads_back_as_it_was(tmp_path
         train.train_sae(x, config(steps=1, sparsity="topk")).sae.save_saelens(
             tmp_path / "k", "blocks.2.hook_resid_post"
         )
+
+
+def reference_train_sae(x: torch.Tensor, recipe: train.SAETrainConfig) -> tuple[train.SAE, list[float]]:
+    """train_sae as it was before its gradients were written out: SAE.loss, autograd and torch.optim.Adam."""
+    generator = torch.Generator().manual_seed(recipe.seed)
+    draw = lambda: x[torch.randint(x.shape[0], (recipe.batch_size,), generator=generator)]  # noqa: E731
+    sae = train.SAE(recipe, generator)
+    first = draw()
+    with torch.no_grad():
+        sae.b_dec.copy_(first.mean(0))
+    optimizer = torch.optim.Adam(sae.parameters(), lr=recipe.lr)
+    last_fired = torch.zeros(recipe.n_latents, dtype=torch.long)
+    recent, losses = [], []
+    for step in range(recipe.steps):
+        batch = first if step == 0 else draw()
+        for group in optimizer.param_groups:
+            group["lr"] = train.learning_rate(recipe, step)
+        loss, _, features = sae.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        with torch.no_grad():
+            if recipe.sparsity == "topk":
+                sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+            last_fired[(features > 0).any(0)] = step + 1
+        recent = (recent + [batch])[-8:]
+        if (step + 1) % recipe.resample_every == 0 and step + 1 <= recipe.resample_until * recipe.steps:
+            dead = (step + 1 - last_fired) >= min(recipe.dead_window, step + 1)
+            train.resample_dead_latents(sae, dead, torch.cat(recent), generator, optimizer)
+            last_fired[dead] = step + 1
+    return sae, losses
+
+
+@pytest.mark.parametrize("sparsity", ["l1", "topk"])
+def test_the_hand_written_step_trains_as_autograd_and_torch_adam_do(sparsity):
+    # Data on one line, a strong penalty: latents die and are resampled, so that path is compared too.
+    line = torch.nn.functional.normalize(torch.ones(1, D_IN), dim=1)
+    x = torch.rand(2048, 1, generator=torch.Generator().manual_seed(0)) * line + 0.1 * sparse_data()[1](2048)
+    recipe = config(sparsity=sparsity, steps=300, resample_every=60, dead_window=30, penalty=2.0)
+    ours = train.train_sae(x, recipe, report_every=1)
+    sae, losses = reference_train_sae(x, recipe)
+    if sparsity == "l1":
+        assert ours.history.resampled  # the comparison covers resampling
+    for name, weight in sae.state_dict().items():
+        torch.testing.assert_close(ours.sae.state_dict()[name], weight, rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(ours.history.loss, losses, rtol=1e-5, atol=1e-7)
