@@ -37,7 +37,13 @@ QUICK_LIMIT_S = 240  # a hung quick run fails here rather than hanging CI; each 
 # Each benchmark and lines its report must hold (regular expressions, searched in its output).
 RESULT_LINES = {
     "bench_startup": [r"run 1: serving after [\d.]+ s, idle RSS \d+ MiB", r"median: serving after"],
-    "bench_toy": [r"dense \(S=0", r"pentagon \(S=0\.99", r"sparsity sweep: 4 sparsities", r"^goals:"],
+    "bench_toy": [
+        r"dense \(S=0",
+        r"pentagon \(S=0\.99",
+        r"sparsity sweep: 4 sparsities",
+        r"^[\d,]+ steps: ours = gradients written out",
+        r"^goals:",
+    ],
     "bench_mnist": [
         r"ours: demos\.mnist\.analyse\s+[\d.]+",
         r"course way: hooks per call",
