@@ -65,9 +65,15 @@ def _sae_config(latents, penalty, sae_steps, sae_seed) -> toy_sae.ToySAEConfig:
     )
 
 
-def _trained_toy(read_toy: ReadToy, toy_controls, progress, share: float, device) -> toy.ToyResult:
-    """The toy model ``/toy`` trains for these controls; its steps fill the first ``share`` of the progress bar."""
-    config = read_toy(*toy_controls)
+def _checked_steps(toy_config: toy.ToyConfig, sae_config: toy_sae.ToySAEConfig) -> tuple[int, int]:
+    """(the toy model's steps once capped, the SAE's steps), after checking both configs (a bad SAE setting is said
+    before the toy model trains)."""
+    checked, _notes = toy_config.checked()
+    return checked.steps, sae_config.checked(checked.n_features).steps
+
+
+def _trained_toy(config: toy.ToyConfig, progress, share: float, device) -> toy.ToyResult:
+    """The toy model ``/toy`` trains for this config; its steps fill the first ``share`` of the progress bar."""
     return toy.train(
         config,
         on_step=lambda done, total: progress(share * done / total, desc=f"Toy model: step {done:,} of {total:,}"),
@@ -110,10 +116,10 @@ def train_toy_sae(
     sae_config = _sae_config(latents, penalty, sae_steps, sae_seed)
     try:
         toy_config = read_toy(n, m, sparsity, decay, steps, seed)
-        sae_config.checked(toy_config.n_features)  # a bad SAE setting is said before the toy model trains
-        share = toy_config.steps / (toy_config.steps + sae_config.steps)
+        toy_steps, sae_steps = _checked_steps(toy_config, sae_config)
+        share = toy_steps / (toy_steps + sae_steps)
         progress(0, desc="Toy model")
-        toy_result = _trained_toy(read_toy, (n, m, sparsity, decay, steps, seed), progress, share, device)
+        toy_result = _trained_toy(toy_config, progress, share, device)
         graded = toy_sae.train_toy_sae(toy_result, sae_config, _sae_progress(progress, share), device)
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
@@ -153,10 +159,10 @@ def sweep_toy_sae(
     sae_config = _sae_config(latents, 0.0, sae_steps, sae_seed)
     try:
         toy_config = read_toy(n, m, sparsity, decay, steps, seed)
-        sae_config.checked(toy_config.n_features)
-        share = toy_config.steps / (toy_config.steps + len(toy_sae.SWEEP_PENALTIES) * sae_config.steps)
+        toy_steps, sae_steps = _checked_steps(toy_config, sae_config)
+        share = toy_steps / (toy_steps + len(toy_sae.SWEEP_PENALTIES) * sae_steps)
         progress(0, desc="Toy model")
-        toy_result = _trained_toy(read_toy, (n, m, sparsity, decay, steps, seed), progress, share, device)
+        toy_result = _trained_toy(toy_config, progress, share, device)
         swept = toy_sae.penalty_sweep(toy_result, sae_config, on_step=_sae_progress(progress, share), device=device)
     except toy.ToyInputError as error:
         raise gr.Error(str(error), print_exception=False) from None
@@ -179,6 +185,15 @@ def error_line(read_toy: ReadToy, *controls, what: str = "No SAE trained") -> st
     except (gr.Error, toy.ToyInputError) as error:
         return f"⚠️ **{what}**: {getattr(error, 'message', None) or error}"
     return f"⚠️ **{what}**: the run failed. Try again, or with fewer steps."
+
+
+def _failure_status(read_toy: ReadToy, what: str):
+    """The event that follows a failed run: the SAE status line says why (``error_line``)."""
+
+    def failed(*controls):
+        return {"sae_status": error_line(read_toy, *controls, what=what)}
+
+    return failed
 
 
 def layout() -> Panels:
@@ -284,7 +299,7 @@ def wire(panels: Panels, read_toy: ReadToy, device: torch.device) -> None:
             preprocess=False,
         ).failure(
             # API callers get the error itself; in the page the SAE status line says it, the other outputs stay.
-            panels.filled_by(lambda *controls, what=what: {"sae_status": error_line(read_toy, *controls, what=what)}),
+            panels.filled_by(_failure_status(read_toy, what)),
             inputs=panels(*inputs),
             outputs=panels("sae_status", *outputs),
             **errors,

@@ -44,8 +44,8 @@ class ToySAEConfig:
     """The SAE's recipe for a toy model's hidden layer; the rest of the recipe is ``SAETrainConfig``'s defaults."""
 
     latents: int | None = None  # dictionary size; None: 2n, twice the true features
-    penalty: float = 0.1  # weight of the decoder-norm-weighted L1 term, per hidden vector
-    steps: int = 3_000  # optimiser steps, one batch of fresh samples each
+    penalty: float = 0.3  # weight of the decoder-norm-weighted L1 term, per hidden vector
+    steps: int = 1_500  # optimiser steps, one batch of fresh samples each (all 5 pentagon features by 1,500, seeds 0-5)
     seed: int = 0  # the SAE's initial weights, its batches of data and its resampling
     batch_size: int = 1024  # at S = 0.99 only about 5% of vectors hold a feature: a large batch sees enough of them
     lr: float = 1e-2  # Adam's rate before its linear decay over the last 20% of the steps

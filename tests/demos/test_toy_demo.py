@@ -136,6 +136,16 @@ def quiet(*args, **kwargs):
     return None
 
 
+@pytest.fixture
+def one_thread():
+    """As the app runs (``--threads 1``): the SAE's steps are all overhead, and a second thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_the_sae_event_returns_its_summary_first():
     seen = []
     shown = toy_sae_tab.train_toy_sae(
@@ -154,6 +164,7 @@ def test_the_sae_event_returns_its_summary_first():
     )
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_the_sae_directions_only_for_two_dimensions():
     shown = toy_sae_tab.train_toy_sae(toy_tab._config, 4, 3, 0.9, 1.0, 100, 0, 8, 0.1, 100, 0, progress=quiet)
     assert shown["sae_directions"]["visible"] is False and shown["sae_directions_hint"]["visible"] is True
@@ -188,6 +199,7 @@ def test_a_bad_toy_control_stops_the_sae_with_the_toy_tabs_message():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_the_penalty_sweep_summary():
     swept = toy_sae_tab.sweep_toy_sae(toy_tab._config, 5, 2, 0.99, 1.0, 300, 0, None, 300, 0, progress=quiet)
     assert tuple(swept) == toy_sae_tab.SWEPT

@@ -144,7 +144,7 @@ def test_toy_sweep_endpoint(client):
 
 
 def test_toy_sae_contract_and_bad_controls(client):
-    summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, 10, 0.1, 3000, 0, api_name="/toy_sae")[0]
+    summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, 10, 0.3, 1500, 0, api_name="/toy_sae")[0]
     assert set(summary) == summary_keys("/toy_sae")
     assert (summary["n_features"], summary["m"], summary["latents"]) == (5, 2, 10)
     assert isinstance(summary["recovered"], int) and summary["recovered"] == 5  # the pentagon, found

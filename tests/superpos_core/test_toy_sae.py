@@ -9,6 +9,15 @@ from superpos_core.sae import train as sae_train
 PENTAGON = toy.ToyConfig(n_features=5, m_hidden=2, sparsity=0.99, importance_decay=1.0, steps=1000, seed=0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # module-wide: the pentagon below trains with it too
+    """As the app runs (``--threads 1``): a toy model's steps are all overhead, and a second thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def pentagon() -> toy.ToyResult:
     return toy.train(PENTAGON)
