@@ -40,8 +40,8 @@ NOTES = {
     f"outlined cell is at least {toy_sae.RECOVERED_AT} (solid outline; dashed below). A latent pointing at −Wᵢ scores −1: it does "
     "not count.",
     "directions": "Arrows: the true features Wᵢ, as in the picture above. Dashed lines: the SAE's decoder directions, each drawn "
-    "at length 1, in the colour of the feature it is paired with (grey: paired with none). A recovered feature has a dashed "
-    "line along its arrow.",
+    "at length 1; a black one is paired with the feature whose colour its dot has, a grey one with none. A recovered feature has "
+    "a black dashed line along its arrow.",
     "sweep": "One SAE per penalty, each trained on the same toy model, the same data and the same seed, one after another. "
     "Red: features recovered (paired cosine ≥ 0.95). Blue: explained variance, about the mean (predicting the mean scores 0, a "
     "perfect reconstruction 1).",

@@ -196,7 +196,7 @@ def toy_sae_cosines(cosines: np.ndarray, partner: np.ndarray, recovered_at: floa
 def toy_sae_directions(W: np.ndarray, W_dec: np.ndarray, partner: np.ndarray, recovered: int) -> Figure:
     """For m = 2: the true features' arrows, and each SAE decoder direction (W_dec: (latents, 2)) as a dashed line of length 1.
 
-    A latent matched to a feature (``partner``: (n,)) takes that feature's colour; the others are grey.
+    A latent paired with a feature (``partner``: (n,)) is black, ending in that feature's colour; the others are grey.
     ``recovered``, the count of features found, goes in the title.
     """
     figure = new_figure(3.8, 3.8)
@@ -205,10 +205,11 @@ def toy_sae_directions(W: np.ndarray, W_dec: np.ndarray, partner: np.ndarray, re
     directions = W_dec / np.maximum(np.linalg.norm(W_dec, axis=1, keepdims=True), 1e-12)  # (latents, 2)
     owner = {int(j): i for i, j in enumerate(partner)}
     for j, (x, y) in enumerate(directions):
-        colour = colours[owner[j]] if j in owner else "0.6"
-        ax.plot([0, x], [0, y], ls="--", lw=1.2, color=colour, zorder=3 if j in owner else 2)
-        ax.plot([x], [y], "o", ms=3, color=colour, zorder=3)
-    ax.set_title(f"features (arrows), SAE directions (dashed): {recovered} of {W.shape[1]} found", fontsize=9)
+        # Black over the arrows, so that a direction lying on its feature's arrow still shows; the dot says whose it is.
+        paired = j in owner
+        ax.plot([0, x], [0, y], ls="--", lw=1.0, color="black" if paired else "0.6", zorder=3 if paired else 2)
+        ax.plot([x], [y], "o", ms=5, color=colours[owner[j]] if paired else "0.6", mec="black", mew=0.6, zorder=4)
+    ax.set_title(f"SAE directions (dashed): {recovered} of {W.shape[1]} features found", fontsize=9)
     return figure
 
 
@@ -216,7 +217,7 @@ def toy_sae_sweep(
     penalties: np.ndarray, recovered: Sequence[int], explained_variance: Sequence[float], n: int, recovered_at: float
 ) -> Figure:
     """Features recovered and explained variance against the SAE's sparsity penalty (log scale)."""
-    figure = new_figure(6.0, 3.0)
+    figure = new_figure(6.4, 3.0)
     ax = figure.add_subplot()
     ax.plot(penalties, recovered, "o-", color="C3", label="features recovered")
     ax.axhline(n, color="0.5", ls="--", lw=1)
@@ -228,5 +229,5 @@ def toy_sae_sweep(
     right = ax.twinx()
     right.plot(penalties, explained_variance, "s-", color="C0", label="explained variance")
     right.set_ylim(min(0.0, float(np.min(explained_variance))) - 0.02, 1.05)
-    right.set_ylabel("explained variance (about the mean)", color="C0")
+    right.set_ylabel("explained variance", color="C0")
     return figure
