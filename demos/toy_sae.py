@@ -17,9 +17,9 @@ from superpos_core.figures import toy as toy_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import in_background
 
-# The SAE controls' values when the tab opens; latents None: twice the true features (2n).
+# The SAE controls' values when the tab opens: 2n latents for the opening n = 5 (the box follows n, see ``wire``).
 DEFAULTS = {
-    "latents": None,
+    "latents": 10,
     "penalty": toy_sae.ToySAEConfig.penalty,
     "sae_steps": toy_sae.ToySAEConfig.steps,
     "sae_seed": 0,
@@ -65,24 +65,29 @@ def _sae_config(latents, penalty, sae_steps, sae_seed) -> toy_sae.ToySAEConfig:
     )
 
 
-def _checked_steps(toy_config: toy.ToyConfig, sae_config: toy_sae.ToySAEConfig) -> tuple[int, int]:
-    """(the toy model's steps once capped, the SAE's steps), after checking both configs (a bad SAE setting is said
-    before the toy model trains)."""
-    checked, _notes = toy_config.checked()
-    return checked.steps, sae_config.checked(checked.n_features).steps
+def _toy_then_sae(read_toy: ReadToy, toy_controls, sae_config, sae_runs: int, train_saes, progress, device):
+    """Check every control, train the toy model ``/toy`` trains for them, then ``train_saes(toy_result, on_step)``.
 
-
-def _trained_toy(config: toy.ToyConfig, progress, share: float, device) -> toy.ToyResult:
-    """The toy model ``/toy`` trains for this config; its steps fill the first ``share`` of the progress bar."""
-    return toy.train(
-        config,
-        on_step=lambda done, total: progress(share * done / total, desc=f"Toy model: step {done:,} of {total:,}"),
-        device=device,
-    )
-
-
-def _sae_progress(progress, start: float) -> Callable[[int, int], None]:
-    return lambda done, total: progress(start + (1 - start) * done / total, desc=f"SAE: step {done:,} of {total:,}")
+    One progress bar over both: the toy model's steps, then ``sae_runs`` SAEs' steps. Returns (the toy model,
+    what ``train_saes`` returned). A bad SAE setting is said before the toy model trains.
+    """
+    try:
+        toy_config = read_toy(*toy_controls)
+        checked, _notes = toy_config.checked()
+        sae_steps = sae_config.checked(checked.n_features).steps
+        share = checked.steps / (checked.steps + sae_runs * sae_steps)  # of the bar, for the toy model
+        progress(0, desc="Toy model")
+        toy_result = toy.train(
+            toy_config,
+            on_step=lambda done, total: progress(share * done / total, desc=f"Toy model: step {done:,} of {total:,}"),
+            device=device,
+        )
+        return toy_result, train_saes(
+            toy_result,
+            lambda done, total: progress(share + (1 - share) * done / total, desc=f"SAE: step {done:,} of {total:,}"),
+        )
+    except toy.ToyInputError as error:
+        raise gr.Error(str(error), print_exception=False) from None
 
 
 def _status(graded: toy_sae.ToySAEResult) -> str:
@@ -114,15 +119,15 @@ def train_toy_sae(
 ):
     """``api_name="toy_sae"``: train the toy model, then an SAE on its hidden layer; the grading and figures, by name (``TRAINED``)."""
     sae_config = _sae_config(latents, penalty, sae_steps, sae_seed)
-    try:
-        toy_config = read_toy(n, m, sparsity, decay, steps, seed)
-        toy_steps, sae_steps = _checked_steps(toy_config, sae_config)
-        share = toy_steps / (toy_steps + sae_steps)
-        progress(0, desc="Toy model")
-        toy_result = _trained_toy(toy_config, progress, share, device)
-        graded = toy_sae.train_toy_sae(toy_result, sae_config, _sae_progress(progress, share), device)
-    except toy.ToyInputError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+    toy_result, graded = _toy_then_sae(
+        read_toy,
+        (n, m, sparsity, decay, steps, seed),
+        sae_config,
+        1,
+        lambda trained, on_step: toy_sae.train_toy_sae(trained, sae_config, on_step, device),
+        progress,
+        device,
+    )
     progress(1.0, desc="Drawing the figures")
     two_dimensions = toy_result.config.m_hidden == 2
     directions = (
@@ -157,18 +162,18 @@ def sweep_toy_sae(
 ):
     """``api_name="toy_sae_sweep"``: one SAE per penalty of ``toy_sae.SWEEP_PENALTIES``; the summary and plot (``SWEPT``)."""
     sae_config = _sae_config(latents, 0.0, sae_steps, sae_seed)
-    try:
-        toy_config = read_toy(n, m, sparsity, decay, steps, seed)
-        toy_steps, sae_steps = _checked_steps(toy_config, sae_config)
-        share = toy_steps / (toy_steps + len(toy_sae.SWEEP_PENALTIES) * sae_steps)
-        progress(0, desc="Toy model")
-        toy_result = _trained_toy(toy_config, progress, share, device)
-        swept = toy_sae.penalty_sweep(toy_result, sae_config, on_step=_sae_progress(progress, share), device=device)
-    except toy.ToyInputError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+    toy_result, swept = _toy_then_sae(
+        read_toy,
+        (n, m, sparsity, decay, steps, seed),
+        sae_config,
+        len(toy_sae.SWEEP_PENALTIES),
+        lambda trained, on_step: toy_sae.penalty_sweep(trained, sae_config, on_step=on_step, device=device),
+        progress,
+        device,
+    )
     progress(1.0, desc="Drawing the figure")
     plot = toy_figures.toy_sae_sweep(
-        swept.penalties, swept.recovered, swept.explained_variance, toy_config.n_features, toy_sae.RECOVERED_AT
+        swept.penalties, swept.recovered, swept.explained_variance, toy_result.config.n_features, toy_sae.RECOVERED_AT
     )
     return {"sae_sweep_summary": swept.summary(), "sae_sweep_plot": to_rgb(plot)}
 
@@ -187,6 +192,14 @@ def error_line(read_toy: ReadToy, *controls, what: str = "No SAE trained") -> st
     return f"⚠️ **{what}**: the run failed. Try again, or with fewer steps."
 
 
+def twice(n):
+    """The latents box's value for ``n`` features: 2n (or left as it is while n is no whole number)."""
+    try:
+        return 2 * whole_number(n, "Features n", 1, toy.MAX_FEATURES)
+    except gr.Error:
+        return gr.skip()
+
+
 def _failure_status(read_toy: ReadToy, what: str):
     """The event that follows a failed run: the SAE status line says why (``error_line``)."""
 
@@ -203,7 +216,7 @@ def layout() -> Panels:
         latents = gr.Number(
             value=DEFAULTS["latents"],
             precision=0,
-            label=f"SAE latents (empty: 2n; from n to {toy_sae.MAX_LATENTS})",
+            label=f"SAE latents (2n when n is moved; from n to {toy_sae.MAX_LATENTS})",
             elem_id="toy-sae-latents",
         )
         penalty = gr.Number(
@@ -277,6 +290,15 @@ def wire(panels: Panels, read_toy: ReadToy, device: torch.device) -> None:
         controls = (n, m, sparsity, decay, steps, seed, latents, sae_steps, sae_seed)
         return sweep_toy_sae(read_toy, *controls, progress=progress, device=device)
 
+    # Moving n sets the latents to 2n, the default (.input: only a person's change; a typed count then stays).
+    panels["n"].input(
+        twice,
+        inputs=panels["n"],
+        outputs=panels["latents"],
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
     errors = dict(api_visibility="private", queue=False, preprocess=False, show_progress="hidden")
     for button, event, inputs, outputs, api_name, queue, what in (
         ("sae_button", train_sae, CONTROLS, TRAINED, "toy_sae", "toy-sae", "No SAE trained"),

@@ -207,3 +207,8 @@ def test_the_penalty_sweep_summary():
     assert set(summary) == summary_keys("/toy_sae_sweep")
     assert len(summary["penalties"]) == len(summary["recovered"]) == len(summary["explained_variance"]) == 10
     assert swept["sae_sweep_plot"].ndim == 3
+
+
+def test_moving_n_sets_the_latents_to_twice_n():
+    assert toy_sae_tab.twice(7) == 14 and toy_sae_tab.DEFAULTS["latents"] == 2 * toy_tab.DEFAULTS["n"]
+    assert isinstance(toy_sae_tab.twice("x"), type(gr.skip()))  # the box stays as it is
