@@ -9,6 +9,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from demos import toy_sae as toy_sae_section
 from demos.common import MAX_SEED, Panels, figure, figure_with_note, network_view, note, number, whole_number
 from superpos_core import network, serving, toy
 from superpos_core.figures import toy as toy_figures
@@ -376,5 +377,9 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
 
 
 def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> None:
-    """Lay out the toy-model tab inside the current ``gr.Tab`` and wire its events."""
-    wire(blocks, layout(), device)
+    """Lay out the toy-model tab inside the current ``gr.Tab`` and wire its events, then its SAE section (``demos/toy_sae.py``)."""
+    panels = layout()
+    wire(blocks, panels, device)
+    # The SAE section reads this tab's six controls, through this tab's own checks of them.
+    section = toy_sae_section.layout()
+    toy_sae_section.wire(Panels(**panels.components, **section.components), _config, device)

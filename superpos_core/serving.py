@@ -376,6 +376,8 @@ QUEUES = {
     "toy": Queue(2, "one toy model trained: about a second"),
     "toy-sweep": Queue(1, "the sparsity sweep: twenty models at once"),
     "toy-opening": Queue(16, "the toy tab's opening view: made once, then served from memory"),
+    "toy-sae": Queue(2, "a toy model, then an SAE on its hidden layer: a few seconds"),
+    "toy-sae-sweep": Queue(1, "ten SAEs trained one after another: the longest toy job"),
     "resnet": Queue(2, "a picture through a ResNet, or its rank table"),
     "resnet-switch": Queue(4, "a change of model or layer: loads, or reads a kept model"),
     "resnet-examples": Queue(8, "a gallery example chosen: reads a file"),

@@ -24,7 +24,7 @@ def test_build_loads_no_model(monkeypatch):
     blocks = app.build_app("cpu")
     assert MnistExplorer._shared.keys() == []  # models load on first use, not at start-up
     api = {fn.api_name: fn for fn in blocks.fns.values() if fn.api_name}
-    for name in ("mnist", "toy", "toy_sweep", "lm", "lm_sae", "lm_concepts"):
+    for name in ("mnist", "toy", "toy_sweep", "toy_sae", "toy_sae_sweep", "lm", "lm_sae", "lm_concepts"):
         assert isinstance(api[name].outputs[0], gr.JSON), name  # the contract: JSON summary first
     assert "mnist_train" in api
 

@@ -1,4 +1,5 @@
-"""The toy model of superposition's figures: which features share directions, how much of a dimension each gets, and the phase change.
+"""The toy model of superposition's figures: which features share directions, how much of a dimension each gets, the phase
+change; and how an SAE trained on its hidden layer matches the true features.
 
 Each function returns a ``Figure``.
 """
@@ -90,11 +91,9 @@ def toy_dimensionality(dimensionality: np.ndarray, features_per_dimension: float
     return figure
 
 
-def toy_arrows(W: np.ndarray) -> Figure:
-    """For m = 2: each feature's column of W as an arrow in the hidden plane."""
+def _feature_arrows(ax, W: np.ndarray) -> np.ndarray:
+    """Draw each feature's column of W (m = 2) as an arrow from 0 on ``ax``, inside the unit circle; returns the colours."""
     n = W.shape[1]
-    figure = new_figure(3.6, 3.6)
-    ax = figure.add_subplot()
     circle = np.linspace(0, 2 * np.pi, 200)
     ax.plot(np.cos(circle), np.sin(circle), color="0.85", lw=0.8)
     colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, n))
@@ -109,6 +108,14 @@ def toy_arrows(W: np.ndarray) -> Figure:
     ax.set_aspect("equal")
     ax.set_xlabel("hidden dimension 1")
     ax.set_ylabel("hidden dimension 2")
+    return colours
+
+
+def toy_arrows(W: np.ndarray) -> Figure:
+    """For m = 2: each feature's column of W as an arrow in the hidden plane."""
+    figure = new_figure(3.6, 3.6)
+    ax = figure.add_subplot()
+    _feature_arrows(ax, W)
     ax.set_title("features as directions (colour: importance)", fontsize=9)
     return figure
 
@@ -137,4 +144,90 @@ def toy_sweep(
         ax.set_xticks(ticks, [f"{1 - t:g}" for t in ticks])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("sparsity S (log scale of 1 − S)")
+    return figure
+
+
+# --- an SAE on the hidden layer, graded against the true features ----------------------------------------
+
+
+def matched_first(partner: np.ndarray, latents: int) -> np.ndarray:
+    """The latents in the order the cosine matrix shows them: feature 0's partner, feature 1's, …, then the unmatched."""
+    rest = [j for j in range(latents) if j not in set(partner.tolist())]
+    return np.concatenate([partner, np.asarray(rest, dtype=int)])
+
+
+def toy_sae_cosines(cosines: np.ndarray, partner: np.ndarray, recovered_at: float) -> Figure:
+    """Signed cosine of each true feature (row) with each SAE latent's decoder direction (column), partners outlined.
+
+    Args:
+        cosines: (n, latents) signed cosines.
+        partner: (n,) each feature's latent in the one-to-one matching; those columns come first, in feature order.
+        recovered_at: the cosine a partner needs for its feature to count as recovered (outlined solid, else dashed).
+    """
+    n, latents = cosines.shape
+    order = matched_first(partner, latents)
+    figure = new_figure(min(2.2 + 0.32 * latents, 9.0), min(1.6 + 0.3 * n, 6.0))
+    ax = figure.add_subplot()
+    image = ax.imshow(cosines[:, order], cmap=DIVERGING, vmin=-1, vmax=1, interpolation="nearest", aspect="auto")
+    for i in range(n):
+        found = cosines[i, partner[i]] >= recovered_at
+        ax.add_patch(
+            matplotlib.patches.Rectangle(
+                (i - 0.5, i - 0.5),
+                1,
+                1,
+                fill=False,
+                edgecolor="black",
+                lw=1.4 if found else 0.9,
+                ls="-" if found else "--",
+            )
+        )
+        if n * latents <= 400:  # the number itself, where the cells are big enough to hold it
+            ax.text(i, i, f"{cosines[i, partner[i]]:.2f}", ha="center", va="center", fontsize=6)
+    columns = feature_ticks(latents)
+    ax.set_xticks(columns, [str(order[j]) for j in columns], fontsize=7)
+    ax.set_yticks(feature_ticks(n), [str(i) for i in feature_ticks(n)])
+    ax.set_xlabel("SAE latent (partners first, in feature order)")
+    ax.set_ylabel("true feature i")
+    figure.colorbar(image, ax=ax, label="cosine with Wᵢ")
+    return figure
+
+
+def toy_sae_directions(W: np.ndarray, W_dec: np.ndarray, partner: np.ndarray, recovered: int) -> Figure:
+    """For m = 2: the true features' arrows, and each SAE decoder direction (W_dec: (latents, 2)) as a dashed line of length 1.
+
+    A latent paired with a feature (``partner``: (n,)) is black, ending in that feature's colour; the others are grey.
+    ``recovered``, the count of features found, goes in the title.
+    """
+    figure = new_figure(3.8, 3.8)
+    ax = figure.add_subplot()
+    colours = _feature_arrows(ax, W)
+    directions = W_dec / np.maximum(np.linalg.norm(W_dec, axis=1, keepdims=True), 1e-12)  # (latents, 2)
+    owner = {int(j): i for i, j in enumerate(partner)}
+    for j, (x, y) in enumerate(directions):
+        # Black over the arrows, so that a direction lying on its feature's arrow still shows; the dot says whose it is.
+        paired = j in owner
+        ax.plot([0, x], [0, y], ls="--", lw=1.0, color="black" if paired else "0.6", zorder=3 if paired else 2)
+        ax.plot([x], [y], "o", ms=5, color=colours[owner[j]] if paired else "0.6", mec="black", mew=0.6, zorder=4)
+    ax.set_title(f"SAE directions (dashed): {recovered} of {W.shape[1]} features found", fontsize=9)
+    return figure
+
+
+def toy_sae_sweep(
+    penalties: np.ndarray, recovered: Sequence[int], explained_variance: Sequence[float], n: int, recovered_at: float
+) -> Figure:
+    """Features recovered and explained variance against the SAE's sparsity penalty (log scale)."""
+    figure = new_figure(6.4, 3.0)
+    ax = figure.add_subplot()
+    ax.plot(penalties, recovered, "o-", color="C3", label="features recovered")
+    ax.axhline(n, color="0.5", ls="--", lw=1)
+    ax.text(penalties[0], n, f" all {n}", va="bottom", fontsize=8, color="0.4")
+    ax.set_ylim(-0.3, n * 1.15 + 0.5)
+    ax.set_ylabel(f"features recovered (cos ≥ {recovered_at:g})", color="C3")
+    ax.set_xscale("log")
+    ax.set_xlabel("sparsity penalty (log scale)")
+    right = ax.twinx()
+    right.plot(penalties, explained_variance, "s-", color="C0", label="explained variance")
+    right.set_ylim(min(0.0, float(np.min(explained_variance))) - 0.02, 1.05)
+    right.set_ylabel("explained variance", color="C0")
     return figure

@@ -1,9 +1,12 @@
 import gradio as gr
+import numpy as np
 import pytest
 import torch
 
 from demos import toy as toy_tab
+from demos import toy_sae as toy_sae_tab
 from superpos_core import toy
+from tests.contracts import summary_keys
 
 
 @pytest.mark.slow
@@ -128,3 +131,85 @@ def test_the_network_view_follows_n_and_m():
     page = toy_tab.network_html(6, 3)
     assert "(1, 3)" in page and "24 parameters" in page and "◀ shown" in page
     assert "Features n" in toy_tab.network_html(0, 3)
+
+
+def quiet(*args, **kwargs):
+    return None
+
+
+@pytest.fixture
+def one_thread():
+    """As the app runs (``--threads 1``): the SAE's steps are all overhead, and a second thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_sae_event_returns_its_summary_first():
+    seen = []
+    shown = toy_sae_tab.train_toy_sae(
+        toy_tab._config, 5, 2, 0.99, 1.0, 300, 0, None, 0.1, 500, 0, progress=lambda f, desc: seen.append((f, desc))
+    )
+    assert tuple(shown) == toy_sae_tab.TRAINED  # by name, the JSON summary first: the /toy_sae API's order of outputs
+    summary, status = shown["sae_summary"], shown["sae_status"]
+    assert set(summary) == summary_keys("/toy_sae") and summary["latents"] == 10  # empty latents: 2n
+    assert f"Recovered {summary['recovered']} of 5 features" in status and "explained variance" in status
+    assert shown["sae_cosines"].ndim == 3 and shown["sae_directions"]["visible"] is True
+    assert shown["sae_directions_hint"]["visible"] is False
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # one bar, toy model then SAE, never going back
+    assert any(desc.startswith("Toy model: step") for _, desc in seen) and any(
+        desc.startswith("SAE: step") for _, desc in seen
+    )
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_sae_directions_only_for_two_dimensions():
+    shown = toy_sae_tab.train_toy_sae(toy_tab._config, 4, 3, 0.9, 1.0, 100, 0, 8, 0.1, 100, 0, progress=quiet)
+    assert shown["sae_directions"]["visible"] is False and shown["sae_directions_hint"]["visible"] is True
+    assert np.shape(shown["sae_summary"]["cosines"]) == (4, 8)
+
+
+@pytest.mark.parametrize(
+    "sae_controls, message",
+    [
+        ((4, 0.1, 500, 0), "at least one latent per true feature"),
+        ((2.5, 0.1, 500, 0), "SAE latents"),
+        ((10, -1, 500, 0), "penalty"),
+        ((10, "x", 500, 0), "Sparsity penalty"),
+        ((10, 0.1, 0, 0), "SAE steps"),
+        ((10, 0.1, 500, -1), "SAE seed"),
+    ],
+)
+def test_bad_sae_controls_are_clear_errors(sae_controls, message):
+    with pytest.raises(gr.Error, match=message):
+        toy_sae_tab.train_toy_sae(toy_tab._config, 5, 2, 0.99, 1.0, 100, 0, *sae_controls, progress=quiet)
+    line = toy_sae_tab.error_line(toy_tab._config, 5, 2, 0.99, 1.0, 100, 0, *sae_controls)
+    assert line.startswith("⚠️ **No SAE trained**") and message in line
+
+
+def test_a_bad_toy_control_stops_the_sae_with_the_toy_tabs_message():
+    with pytest.raises(gr.Error, match="Sparsity"):
+        toy_sae_tab.train_toy_sae(toy_tab._config, 5, 2, 1.5, 1.0, 100, 0, 10, 0.1, 500, 0, progress=quiet)
+    sweep_line = toy_sae_tab.error_line(
+        toy_tab._config, 0, 2, 0.99, 1.0, 100, 0, 10, 500, 0, what="The sweep did not run"
+    )
+    assert sweep_line.startswith("⚠️ **The sweep did not run**") and "features n" in sweep_line
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_the_penalty_sweep_summary():
+    swept = toy_sae_tab.sweep_toy_sae(toy_tab._config, 5, 2, 0.99, 1.0, 300, 0, None, 300, 0, progress=quiet)
+    assert tuple(swept) == toy_sae_tab.SWEPT
+    summary = swept["sae_sweep_summary"]
+    assert set(summary) == summary_keys("/toy_sae_sweep")
+    assert len(summary["penalties"]) == len(summary["recovered"]) == len(summary["explained_variance"]) == 10
+    assert swept["sae_sweep_plot"].ndim == 3
+
+
+def test_moving_n_sets_the_latents_to_twice_n():
+    assert toy_sae_tab.twice(7) == 14 and toy_sae_tab.DEFAULTS["latents"] == 2 * toy_tab.DEFAULTS["n"]
+    assert isinstance(toy_sae_tab.twice("x"), type(gr.skip()))  # the box stays as it is

@@ -143,6 +143,28 @@ def test_toy_sweep_endpoint(client):
     )
 
 
+def test_toy_sae_contract_and_bad_controls(client):
+    summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, 10, 0.3, 1500, 0, api_name="/toy_sae")[0]
+    assert set(summary) == summary_keys("/toy_sae")
+    assert (summary["n_features"], summary["m"], summary["latents"]) == (5, 2, 10)
+    assert isinstance(summary["recovered"], int) and summary["recovered"] == 5  # the pentagon, found
+    assert len(summary["cosines"]) == 5 and all(len(row) == 10 for row in summary["cosines"])
+    assert len(summary["matched_cosine"]) == 5 and min(summary["matched_cosine"]) >= 0.95
+    assert 0 < summary["explained_variance"] <= 1 and isinstance(summary["dead"], int)
+    assert abs(summary["true_l0"] - 0.05) < 0.01 and summary["l0"] > 0
+    for args, message in [
+        ((5, 2, 0.99, 1.0, 100, 0, 3, 0.1, 100, 0), "at least one latent per true feature"),
+        ((5, 2, 0.99, 1.0, 100, 0, 10, -1, 100, 0), "penalty"),
+        ((5, 2, 0.99, 1.0, 100, 0, 10, 0.1, 100, "x"), "SAE seed"),
+        ((5, 2, 1.5, 1.0, 100, 0, 10, 0.1, 100, 0), "Sparsity"),
+    ]:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/toy_sae")
+    swept = client.predict(5, 2, 0.99, 1.0, 300, 0, None, 200, 0, api_name="/toy_sae_sweep")[0]
+    assert set(swept) == summary_keys("/toy_sae_sweep") and swept["latents"] == 10
+    assert len(swept["penalties"]) == len(swept["recovered"]) == len(swept["explained_variance"]) == 10
+
+
 def resnet_call(client, path, model="mnist-resnet", layer="layer1.0.conv1"):
     return client.predict(handle_file(str(path)), model, layer, api_name="/resnet")
 

@@ -39,7 +39,7 @@ from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from superpos_core import concepts, lm, resnets
+from superpos_core import concepts, lm, resnets, toy_sae
 from tests.contracts import summary_keys
 from tests.e2e.fuzz_inputs import (
     HUGE,
@@ -96,6 +96,20 @@ def answered_sweep(summary):
     assert len(summary["represented"]) == len(summary["sparsity"]) == len(summary["features_per_dimension"]) == 20
 
 
+def answered_toy_sae(summary):
+    assert set(summary) == summary_keys("/toy_sae")
+    n, latents = summary["n_features"], summary["latents"]
+    assert len(summary["cosines"]) == len(summary["matched_cosine"]) == n and all(
+        len(r) == latents for r in summary["cosines"]
+    )
+    assert 0 <= summary["recovered"] <= n and 0 <= summary["dead"] <= latents
+
+
+def answered_toy_sae_sweep(summary):
+    assert set(summary) == summary_keys("/toy_sae_sweep")
+    assert len(summary["penalties"]) == len(summary["recovered"]) == len(summary["explained_variance"]) == 10
+
+
 def answered_mnist(summary):
     assert summary["prediction"] in range(10) and len(summary["probabilities"]) == 10
     assert {k: len(v) for k, v in summary["activations"].items()} == {"fc1": 128, "fc2": 64, "fc3": 10}
@@ -130,6 +144,16 @@ def next_toy(client):
 def next_sweep(client):
     summary = client.predict(5, 2, 0.9, 300, 0, api_name="/toy_sweep")[0]
     assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0
+
+
+def next_toy_sae(client):
+    summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, None, 0.3, 1500, 0, api_name="/toy_sae")[0]
+    assert summary["latents"] == 10 and summary["recovered"] == 5  # the pentagon's five features, found
+
+
+def next_toy_sae_sweep(client):
+    summary = client.predict(5, 2, 0.99, 1.0, 300, 0, None, 100, 0, api_name="/toy_sae_sweep")[0]
+    assert summary["latents"] == 10 and len(summary["recovered"]) == 10
 
 
 def next_mnist(client):
@@ -215,6 +239,49 @@ FUZZ = {
         answered_sweep,
         next_sweep,
         6,
+    ),
+    "/toy_sae": Fuzz(
+        mixed(
+            [
+                st.integers(2, 6),
+                st.integers(1, 3),
+                st.floats(0, 0.999),
+                st.floats(0.5, 1),
+                st.integers(1, MAX_STEPS),
+                seeds,
+                st.one_of(st.none(), st.integers(6, 16)),
+                st.floats(0, 1),
+                st.integers(1, MAX_STEPS),
+                seeds,
+            ],
+            [junk, junk, junk, junk, junk.filter(not_costly(MAX_STEPS)), junk]
+            + [junk, junk, junk.filter(not_costly(MAX_STEPS, refused_above=toy_sae.MAX_SAE_STEPS)), junk],
+        ),
+        (5, 2, 0.9, 1.0, MAX_STEPS, 0, 10, 0.3, MAX_STEPS, 0),
+        answered_toy_sae,
+        next_toy_sae,
+        8,
+    ),
+    "/toy_sae_sweep": Fuzz(
+        mixed(
+            [
+                st.integers(2, 5),
+                st.integers(1, 3),
+                st.floats(0, 0.999),
+                st.floats(0.5, 1),
+                st.integers(1, MAX_STEPS),
+                seeds,
+                st.one_of(st.none(), st.integers(5, 10)),
+                st.integers(1, MAX_STEPS // 5),
+                seeds,
+            ],
+            [junk, junk, junk, junk, junk.filter(not_costly(MAX_STEPS)), junk]
+            + [junk, junk.filter(not_costly(MAX_STEPS // 5, refused_above=toy_sae.MAX_SAE_STEPS)), junk],
+        ),
+        (5, 2, 0.9, 1.0, MAX_STEPS, 0, 10, MAX_STEPS // 5, 0),
+        answered_toy_sae_sweep,
+        next_toy_sae_sweep,
+        4,
     ),
     "/mnist": Fuzz(
         st.tuples(st.one_of(canvas(files), canvas(junk), junk)),

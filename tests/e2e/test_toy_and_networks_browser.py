@@ -146,3 +146,16 @@ def test_the_language_model_view_fills_in_once_the_model_is_loaded(page, server_
     expect(page.locator("#lm-status")).to_contain_text("effective rank", timeout=120_000)
     expect(view.locator("tr.captured").first).to_be_visible(timeout=15_000)  # filled by itself, without reopening
     expect(view.locator("tr", has_text="◀ shown")).to_have_count(1)
+
+
+def test_an_sae_on_the_hidden_layer_finds_the_pentagon(page, server_url):
+    page.goto(server_url)
+    expect(page.locator("#toy-status")).to_contain_text("5 of 5 features", timeout=15_000)
+    button = page.get_by_role("button", name="Train an SAE on the hidden layer")
+    button.scroll_into_view_if_needed()
+    button.click()
+    status = page.locator("#toy-sae-status")
+    expect(status).to_contain_text("Recovered 5 of 5 features", timeout=60_000)
+    expect(status).to_contain_text("explained variance")
+    expect(page.locator("#toy-sae-cosines img")).to_be_visible()
+    expect(page.locator("#toy-sae-directions img")).to_be_visible()
