@@ -80,7 +80,7 @@ def sparsity_to_level(sparsity):
     return gr.skip() if level is None else level
 
 
-def _config(n, m, sparsity, decay, steps, seed) -> toy.ToyConfig:
+def read_controls(n, m, sparsity, decay, steps, seed) -> toy.ToyConfig:
     """The controls as sent (``preprocess=False``): each read here, so that a message names the control."""
     return toy.ToyConfig(
         n_features=whole_number(n, "Features n"),
@@ -117,7 +117,7 @@ def _verdict(result: toy.ToyResult) -> str:
 def error_line(n, m, sparsity, decay, steps, seed, what: str = "Not trained") -> str:
     """What the status says after a run failed: the message the controls get, in place of the last result."""
     try:
-        _config(n, m, sparsity, decay, steps, seed).checked()
+        read_controls(n, m, sparsity, decay, steps, seed).checked()
     except (gr.Error, toy.ToyInputError) as error:
         return f"⚠️ **{what}**: {getattr(error, 'message', None) or error}"
     return f"⚠️ **{what}**: the run failed. Try again, or with fewer steps."
@@ -125,7 +125,7 @@ def error_line(n, m, sparsity, decay, steps, seed, what: str = "Not trained") ->
 
 def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
     """The main event (``api_name="toy"``): train the toy model; its summary and figures, by name (``TRAINED``)."""
-    config = _config(n, m, sparsity, decay, steps, seed)
+    config = read_controls(n, m, sparsity, decay, steps, seed)
     progress(0, desc="Training")
     try:
         result = toy.train(
@@ -154,7 +154,7 @@ def train_toy(n, m, sparsity, decay, steps, seed, progress=gr.Progress(), device
 
 def sweep_toy(n, m, decay, steps, seed, progress=gr.Progress(), device: torch.device = torch.device("cpu")):
     """``api_name="toy_sweep"``: one batched run over 20 sparsities; its summary and figure, by name (``SWEPT``)."""
-    config = _config(n, m, 0.0, decay, steps, seed)
+    config = read_controls(n, m, 0.0, decay, steps, seed)
     progress(0, desc="Training 20 sparsities at once")
     try:
         results = toy.sweep(
@@ -382,4 +382,4 @@ def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> Non
     wire(blocks, panels, device)
     # The SAE section reads this tab's six controls, through this tab's own checks of them.
     section = toy_sae_section.layout()
-    toy_sae_section.wire(Panels(**panels.components, **section.components), _config, device)
+    toy_sae_section.wire(Panels(**panels.components, **section.components), read_controls, device)

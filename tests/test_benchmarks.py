@@ -42,6 +42,7 @@ RESULT_LINES = {
         r"pentagon \(S=0\.99",
         r"sparsity sweep: 4 sparsities",
         r"^[\d,]+ steps: ours = gradients written out",
+        r"^/toy_sae defaults .*as the tab's handler runs it",
         r"^goals:",
     ],
     "bench_mnist": [

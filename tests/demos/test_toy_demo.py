@@ -150,7 +150,7 @@ def one_thread():
 def test_the_sae_event_returns_its_summary_first():
     seen = []
     shown = toy_sae_tab.train_toy_sae(
-        toy_tab._config, 5, 2, 0.99, 1.0, 300, 0, None, 0.1, 500, 0, progress=lambda f, desc: seen.append((f, desc))
+        toy_tab.read_controls, 5, 2, 0.99, 1.0, 300, 0, None, 0.1, 500, 0, progress=lambda f, desc: seen.append((f, desc))
     )
     assert tuple(shown) == toy_sae_tab.TRAINED  # by name, the JSON summary first: the /toy_sae API's order of outputs
     summary, status = shown["sae_summary"], shown["sae_status"]
@@ -167,7 +167,7 @@ def test_the_sae_event_returns_its_summary_first():
 
 @pytest.mark.usefixtures("one_thread")
 def test_the_sae_directions_only_for_two_dimensions():
-    shown = toy_sae_tab.train_toy_sae(toy_tab._config, 4, 3, 0.9, 1.0, 100, 0, 8, 0.1, 100, 0, progress=quiet)
+    shown = toy_sae_tab.train_toy_sae(toy_tab.read_controls, 4, 3, 0.9, 1.0, 100, 0, 8, 0.1, 100, 0, progress=quiet)
     assert shown["sae_directions"]["visible"] is False and shown["sae_directions_hint"]["visible"] is True
     assert np.shape(shown["sae_summary"]["cosines"]) == (4, 8)
 
@@ -185,16 +185,16 @@ def test_the_sae_directions_only_for_two_dimensions():
 )
 def test_bad_sae_controls_are_clear_errors(sae_controls, message):
     with pytest.raises(gr.Error, match=message):
-        toy_sae_tab.train_toy_sae(toy_tab._config, 5, 2, 0.99, 1.0, 100, 0, *sae_controls, progress=quiet)
-    line = toy_sae_tab.error_line(toy_tab._config, 5, 2, 0.99, 1.0, 100, 0, *sae_controls)
+        toy_sae_tab.train_toy_sae(toy_tab.read_controls, 5, 2, 0.99, 1.0, 100, 0, *sae_controls, progress=quiet)
+    line = toy_sae_tab.error_line(toy_tab.read_controls, 5, 2, 0.99, 1.0, 100, 0, *sae_controls)
     assert line.startswith("⚠️ **No SAE trained**") and message in line
 
 
 def test_a_bad_toy_control_stops_the_sae_with_the_toy_tabs_message():
     with pytest.raises(gr.Error, match="Sparsity"):
-        toy_sae_tab.train_toy_sae(toy_tab._config, 5, 2, 1.5, 1.0, 100, 0, 10, 0.1, 500, 0, progress=quiet)
+        toy_sae_tab.train_toy_sae(toy_tab.read_controls, 5, 2, 1.5, 1.0, 100, 0, 10, 0.1, 500, 0, progress=quiet)
     sweep_line = toy_sae_tab.error_line(
-        toy_tab._config, 0, 2, 0.99, 1.0, 100, 0, 10, 500, 0, what="The sweep did not run"
+        toy_tab.read_controls, 0, 2, 0.99, 1.0, 100, 0, 10, 500, 0, what="The sweep did not run"
     )
     assert sweep_line.startswith("⚠️ **The sweep did not run**") and "features n" in sweep_line
 
@@ -202,7 +202,7 @@ def test_a_bad_toy_control_stops_the_sae_with_the_toy_tabs_message():
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_the_penalty_sweep_summary():
-    swept = toy_sae_tab.sweep_toy_sae(toy_tab._config, 5, 2, 0.99, 1.0, 300, 0, None, 300, 0, progress=quiet)
+    swept = toy_sae_tab.sweep_toy_sae(toy_tab.read_controls, 5, 2, 0.99, 1.0, 300, 0, None, 300, 0, progress=quiet)
     assert tuple(swept) == toy_sae_tab.SWEPT
     summary = swept["sae_sweep_summary"]
     assert set(summary) == summary_keys("/toy_sae_sweep")
