@@ -1,8 +1,9 @@
-"""The MNIST tab's figures: the network's weights and spectra, its training, and the four panels redrawn per stroke.
+"""The MNIST tab's figures: the network's weights and spectra, its training, and the panels redrawn per stroke.
 
-Static figures (``weight_heatmaps``, ``neuron_weight_grid``, ``spectrum``, ``training_progress``)
-return a ``Figure``; the live panels (``ActivationPanel``, ``SaliencyPanel``, ``PolysemanticityPanel``,
-``HistogramPanel``) return pixels from ``update``. ``MnistExplorer`` owns a pool of the live panels.
+Static figures (``weight_heatmaps``, ``neuron_weight_grid``, ``spectrum``, ``concentration``,
+``training_progress``) return a ``Figure``; the live panels (``ActivationPanel``, ``SaliencyPanel``,
+``PolysemanticityPanel``, ``HistogramPanel``, ``SAEFeaturePanel``) return pixels from ``update``.
+``MnistExplorer`` owns a pool of the live panels.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from superpos_core.figures.base import DIVERGING, new_figure, tile_grid
+from superpos_core.figures.base import DIVERGING, fixed_figure, new_figure, tile_grid
 from superpos_core.figures.live import LivePanel, pillow_font
 from superpos_core.rank import RankSummary
 
@@ -91,6 +92,39 @@ def spectrum(trained: Mapping[str, RankSummary], baseline: Mapping[str, RankSumm
         f"Dotted lines: effective rank (singular values whose running share of the energy is still below {threshold:.0%})",
         fontsize=9,
     )
+    return figure
+
+
+def concentration(neurons: np.ndarray, features: np.ndarray, chance: float, top: int) -> Figure:
+    """Two distributions on one axis: how much of each fc1 neuron's and each SAE feature's ``top`` strongest digits are one class.
+
+    Args:
+        neurons: (128,) each neuron's share (``mnist_sae.class_concentration``); NaN for a neuron not counted.
+        features: (n,) the same for each SAE feature.
+        chance: the share that ``top`` digits drawn at random reach on average.
+        top: how many strongest digits each share counts.
+    """
+    figure = new_figure(7.0, 2.8)
+    ax = figure.add_subplot()
+    edges = (np.arange(top + 2) - 0.5) / top  # one bin per possible share k/top
+    for values, colour, name in ((neurons, "C0", "fc1 neurons"), (features, "C3", "SAE features")):
+        counted = values[np.isfinite(values)]
+        ax.hist(
+            counted,
+            bins=edges,
+            weights=np.full(len(counted), 1 / max(len(counted), 1)),
+            histtype="stepfilled" if colour == "C0" else "step",
+            color=colour,
+            alpha=0.45 if colour == "C0" else 1.0,
+            lw=2,
+            label=f"{name}: {len(counted)} of {len(values)} counted, median {np.median(counted):.2f}",
+        )
+    ax.axvline(chance, color="0.4", ls=":", lw=1.2, label=f"{top} digits drawn at random: {chance:.2f}")
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel(f"share of its {top} strongest test digits that are its most common class")
+    ax.set_ylabel("share of the units")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Is one unit one digit? fc1's neurons against the SAE's features", fontsize=10)
     return figure
 
 
@@ -248,3 +282,74 @@ class HistogramPanel(LivePanel):
             values = np.asarray(activations[name]).ravel()
             rug.set_segments([[(v, 0.0), (v, 0.18)] for v in values])
         return self.render()
+
+
+class SAEFeaturePanel(LivePanel):
+    """A digit's active SAE features, strongest first: each the mean of the test digits that activate it most,
+    with its activation above and, below, the digit it votes for and the answer without it."""
+
+    COLUMNS = 6
+    TILE, COLUMN, ROW, TOP = 0.78, 7.0 / 6, 1.3, 0.42  # inches: a picture, a column, a row with its labels, the heading
+
+    def __init__(self, pictures: np.ndarray, slots: int):
+        """Args:
+        pictures: (n, 28, 28) each feature's picture, in [0, 1] (``mnist_sae.feature_pictures``).
+        slots: the most features shown (a TopK SAE's k).
+        """
+        self.pictures = pictures
+        self.slots = slots
+        rows = -(-slots // self.COLUMNS)
+        width, height = 7.0, self.TOP + rows * self.ROW
+        figure = fixed_figure(width, height)
+        super().__init__(figure)
+        self.tiles = []
+        for slot in range(slots):
+            row, column = divmod(slot, self.COLUMNS)
+            left = column * self.COLUMN + (self.COLUMN - self.TILE) / 2
+            bottom = height - self.TOP - row * self.ROW - 0.22 - self.TILE  # 0.22 in: room for the label above
+            ax = figure.add_axes((left / width, bottom / height, self.TILE / width, self.TILE / height))
+            ax.set_axis_off()
+            self.tiles.append(
+                self.animate(ax.imshow(np.zeros((28, 28)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest"))
+            )
+        self.heading_font, self.font = pillow_font(9, bold=True), pillow_font(8)
+
+    def update(
+        self,
+        features: Sequence[tuple[int, float]],
+        votes_for: Sequence[int],
+        without: Sequence[int],
+        prediction: int,
+        explained_variance: float,
+    ) -> np.ndarray:
+        """Draw the strongest ``slots`` of ``features`` ((latent, activation), strongest first).
+
+        Args:
+            votes_for: per feature, the digit whose score falls most without it.
+            without: per feature, the network's answer from the reconstruction without it.
+            prediction: the network's answer for the digit.
+            explained_variance: how much of the digit's fc1 firing the features rebuild (about the training mean).
+        """
+        shown = list(features)[: self.slots]
+        for slot, tile in enumerate(self.tiles):
+            tile.set_data(self.pictures[shown[slot][0]] if slot < len(shown) else np.zeros((28, 28)))
+        pixels = self.render()
+        height = pixels.shape[0]
+        # each tile's top-centre and bottom-centre, in pixels from the top left
+        tops = self.positions("tops", self.figure.transFigure, [self._corner(t, 1) for t in self.tiles], height)
+        bottoms = self.positions("bottoms", self.figure.transFigure, [self._corner(t, 0) for t in self.tiles], height)
+        above = [((x, y - 3), f"#{index}  {value:.2f}") for (x, y), (index, value) in zip(tops, shown)]
+        below = [((x, y + 3), f"for {v} · w/o {w}") for (x, y), v, w in zip(bottoms, votes_for, without)]
+        heading = (
+            f"Your {prediction} is these {len(features)} features: together they explain "
+            f"{explained_variance:.0%} of its fc1 firing (about the mean digit's)"
+        )
+        pixels = self.stamp(pixels, [((8, 8), heading)], self.heading_font, fill="black", anchor="la")
+        pixels = self.stamp(pixels, above, self.font, fill="black", anchor="mb")
+        return self.stamp(pixels, below, self.font, fill="#444444", anchor="mt")
+
+    @staticmethod
+    def _corner(tile, top: int) -> tuple[float, float]:
+        """The middle of a tile's top (``top`` = 1) or bottom edge, in figure fractions."""
+        box = tile.axes.get_position()
+        return (box.x0 + box.x1) / 2, box.y1 if top else box.y0

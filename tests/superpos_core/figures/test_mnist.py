@@ -67,3 +67,36 @@ def test_static_figures_render():
     ):
         rgb = to_rgb(figure)
         assert rgb.dtype == np.uint8 and rgb.shape[1] == 700  # 7 inches at 100 dpi
+
+
+def test_sae_feature_panel_shows_each_feature_as_its_picture_and_blanks_the_rest():
+    pictures = np.zeros((40, 28, 28))
+    for index in range(40):
+        pictures[index, index % 28, :] = 1.0  # feature i: a line across row i % 28
+    panel = mnist_figures.SAEFeaturePanel(pictures, slots=8)
+    features = [(5, 3.5), (12, 2.0), (30, 0.4)]
+    image = panel.update(features, [7, 1, 9], [9, 7, 7], prediction=7, explained_variance=0.91)
+    assert image.dtype == np.uint8 and image.shape[1] == 700 and image.shape[2] == 3
+    tiles = []
+    for tile in panel.tiles:  # each tile's pixels, from its place in the figure
+        box = tile.axes.get_window_extent()
+        tiles.append(
+            image[
+                image.shape[0] - int(box.y1) + 2 : image.shape[0] - int(box.y0) - 2, int(box.x0) + 2 : int(box.x1) - 2
+            ]
+        )
+    assert all(t.min() < 100 for t in tiles[:3])  # a line of ink in each shown feature's tile
+    assert all(t.min() > 240 for t in tiles[3:])  # blank paper in the slots left over
+    fewer = panel.update(features[:1], [7], [9], prediction=7, explained_variance=0.5)
+    assert not np.array_equal(fewer, image)
+    assert (
+        panel.update(features, [7, 1, 9], [9, 7, 7], prediction=7, explained_variance=0.91).tolist() == image.tolist()
+    )
+
+
+def test_concentration_figure_draws_both_distributions():
+    rng = np.random.default_rng(3)
+    neurons = rng.uniform(0.1, 1.0, 128)
+    neurons[:5] = np.nan  # not counted
+    rgb = to_rgb(mnist_figures.concentration(neurons, rng.uniform(0.1, 1.0, 512), chance=0.26, top=20))
+    assert rgb.dtype == np.uint8 and rgb.shape[1] == 700
