@@ -126,7 +126,7 @@ def numbered_splits(n_train: int, n_test: int) -> mnist.MnistSplits:
 
 def test_build_writes_an_sae_that_loads_and_a_provenance_that_names_it(tmp_path, model):
     recipe = replace(mnist_sae.RECIPE, n_latents=32, k=4, steps=30, batch_size=64, resample_every=10, dead_window=5)
-    provenance = mnist_sae.build(numbered_splits(600, 200), tmp_path, recipe, sweep=False)
+    provenance = mnist_sae.build(numbered_splits(600, 200), tmp_path, recipe)
     weights, written = tmp_path / mnist_sae.SAE_PATH.name, tmp_path / mnist_sae.SAE_PROVENANCE_PATH.name
     assert json.loads(written.read_text()) == json.loads(json.dumps(provenance))
     assert provenance["sha256"] == build_assets.sha256(weights) and provenance["recipe"]["n_latents"] == 32
@@ -138,7 +138,7 @@ def test_build_writes_an_sae_that_loads_and_a_provenance_that_names_it(tmp_path,
 
 def test_an_sae_saved_by_build_reads_as_the_trained_one(tmp_path, model):
     recipe = replace(mnist_sae.RECIPE, n_latents=16, k=3, steps=10, batch_size=32, resample_every=0)
-    mnist_sae.build(numbered_splits(300, 100), tmp_path, recipe, sweep=False)
+    mnist_sae.build(numbered_splits(300, 100), tmp_path, recipe)
     tensors = load_file(str(tmp_path / mnist_sae.SAE_PATH.name))
     sae = SAE(SAETrainConfig(**asdict(recipe)), torch.Generator().manual_seed(1))
     sae.load_state_dict({name: tensors[name] for name in ("W_enc", "b_enc", "W_dec", "b_dec")})
