@@ -97,6 +97,9 @@ def test_the_bundled_sae_is_what_its_provenance_says():
     assert provenance["network_sha256"] == build_assets.sha256(mnist.WEIGHTS_PATH)  # it reads the shipped network
     recipe = {name: value for name, value in asdict(mnist_sae.RECIPE).items() if name != "device"}
     assert provenance["recipe"] == recipe and provenance["seed"] == recipe["seed"]  # the recipe of today
+    assert provenance["k_chosen_as"] == mnist_sae.K_CHOICE and provenance["data"].endswith(
+        mnist.load_sample().provenance["data"].split("; ")[-1]
+    )
     for split in ("train", "test"):
         measured = provenance[split]
         assert 0 < measured["explained_variance"] <= 1 and 0 < measured["l0"] <= recipe["k"]
