@@ -91,7 +91,7 @@ def sae_notes(concentration: mnist_sae.Concentration, provenance: dict) -> dict[
         f"training digits, rewrites your digit's 128 neuron values as at most {recipe['k']} features that add up to them. "
         f"Each tile is one feature: the mean of the {mnist_sae.TOP_DIGITS} real test digits that activate it most; above it, "
         "its number and its activation now; below it, the digit it votes for (the one whose score falls most when this "
-        "feature is taken out of the reconstruction) and the network's answer without it. "
+        "feature is taken out of the reconstruction) and, where taking it out changes the answer, the answer without it. "
         f"On the 10,000 test digits the SAE explains {test['explained_variance']:.0%} of fc1's variance (about the training "
         f"digits' mean firing) with {test['l0']:.1f} features per digit; {test['dead']} of its {recipe['n_latents']} "
         "features fire for none of them."

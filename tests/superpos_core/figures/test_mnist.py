@@ -78,13 +78,12 @@ def test_sae_feature_panel_shows_each_feature_as_its_picture_and_blanks_the_rest
     image = panel.update(features, [7, 1, 9], [9, 7, 7], prediction=7, explained_variance=0.91)
     assert image.dtype == np.uint8 and image.shape[1] == 700 and image.shape[2] == 3
     tiles = []
-    for tile in panel.tiles:  # each tile's pixels, from its place in the figure
-        box = tile.axes.get_window_extent()
-        tiles.append(
-            image[
-                image.shape[0] - int(box.y1) + 2 : image.shape[0] - int(box.y0) - 2, int(box.x0) + 2 : int(box.x1) - 2
-            ]
+    for slot in range(8):  # each slot's tile, from where its corners land on the picture
+        x, y = panel._cell(slot)
+        (left, top), (right, bottom) = live.pixels_from_top(
+            panel.ax.transData, [(x - 0.5, y - 0.5), (x + 27.5, y + 27.5)], image.shape[0]
         )
+        tiles.append(image[int(top) + 2 : int(bottom) - 2, int(left) + 2 : int(right) - 2])
     assert all(t.min() < 100 for t in tiles[:3])  # a line of ink in each shown feature's tile
     assert all(t.min() > 240 for t in tiles[3:])  # blank paper in the slots left over
     fewer = panel.update(features[:1], [7], [9], prediction=7, explained_variance=0.5)
