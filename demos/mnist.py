@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import time
 from functools import cache, partial
 from types import SimpleNamespace
@@ -26,7 +27,7 @@ from demos.common import (
     whole_number,
 )
 from demos.drawing_pad import DrawingPad
-from superpos_core import mnist, serving
+from superpos_core import mnist, mnist_sae, serving
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
 from superpos_core.figures import mnist as mnist_figures
 from superpos_core.figures.base import to_rgb
@@ -34,6 +35,7 @@ from superpos_core.mnist_explorer import (
     LIVE_FIGURES,
     DigitAnalysis,
     MnistExplorer,
+    bundled_concentration,
     bundled_examples,
     bundled_reference,
     train_live,
@@ -73,6 +75,45 @@ NOTES = {
     "(or the full 60,000 when they are on this machine). Watch accuracy climb while the effective rank of the weights falls: training finds structure. "
     "Your run is yours alone; the network used above never changes.",
 }
+
+
+def sae_notes(concentration: mnist_sae.Concentration, provenance: dict) -> dict[str, str]:
+    """The notes beside the SAE's two figures, with the numbers they quote: measured on ``concentration`` and
+    taken from the bundled SAE's ``provenance`` (its recipe and its quality on the 10,000 test digits).
+
+    Args:
+        concentration: neurons against features over the bundled test digits (``mnist_sae.concentration``).
+        provenance: the SAE's provenance file, read as JSON.
+    """
+    recipe, test = provenance["recipe"], provenance["test"]
+    features = (
+        f"An SAE (sparse autoencoder) with {recipe['n_latents']} features, trained on fc1's firing for all 60,000 MNIST "
+        f"training digits, rewrites your digit's 128 neuron values as at most {recipe['k']} features that add up to them. "
+        f"Each tile is one feature: the mean of the {mnist_sae.TOP_DIGITS} real test digits that activate it most; above it, "
+        "its number and its activation now; below it, the digit it votes for (the one whose score falls most when this "
+        "feature is taken out of the reconstruction) and, where taking it out changes the answer, the answer without it. "
+        f"On the 10,000 test digits the SAE explains {test['explained_variance']:.0%} of fc1's variance (about the training "
+        f"digits' mean firing) with {test['l0']:.1f} features per digit; {test['dead']} of its {recipe['n_latents']} "
+        "features fire for none of them."
+    )
+    n_median, f_median = concentration.median("neurons"), concentration.median("features")
+    n_pure, f_pure = concentration.share_at_least("neurons", 0.9), concentration.share_at_least("features", 0.9)
+    if f_median > n_median + 0.05:
+        verdict = "The SAE's features are more often about one digit class than fc1's neurons are."
+    elif f_median < n_median - 0.05:
+        verdict = "The SAE's features are less often about one digit class than fc1's neurons are."
+    else:
+        verdict = "The SAE's features are about as often about one digit class as fc1's neurons are."
+    compared = (
+        f"For each of fc1's 128 neurons (blue) and each of the SAE's {len(concentration.features)} features (red): "
+        f"its {concentration.top} strongest of the 2,000 bundled test digits, and the share of them that are its most common "
+        f"class (1.0: all one digit; {concentration.chance:.2f} for digits drawn at random). Units that fire for fewer than "
+        f"{concentration.top} of the digits are left out ({128 - concentration.counted('neurons')} neurons, "
+        f"{len(concentration.features) - concentration.counted('features')} features). Median: neurons {n_median:.2f}, "
+        f"features {f_median:.2f}; {n_pure:.0%} of the neurons and {f_pure:.0%} of the features reach 0.9. {verdict} "
+        "A feature shared by several digits is not a failure: it may be a stroke those digits have in common."
+    )
+    return {"sae_features": features, "concentration": compared}
 
 
 def measured_notes(reference: mnist.Reference) -> dict[str, str]:
@@ -126,7 +167,7 @@ DRAWINGS_AT_ONCE = serving.DRAWINGS_AT_ONCE  # one set of live figures is built 
 # What a drawing fills, by name, the JSON summary first (the /mnist API's order of outputs).
 PICTURES = tuple(LIVE_FIGURES)  # the live figures, by name (superpos_core.mnist_explorer.LIVE_FIGURES)
 LIVE = ("summary", "status", "label", *PICTURES)
-STATIC = ("spectrum", "table", "weights", "neuron_weights")  # computed once for the shipped network
+STATIC = ("spectrum", "table", "weights", "neuron_weights", "concentration")  # computed once for the shipped network
 TRAINING = ("train_status", "train_table", "train_plot")  # what /mnist_train streams, epoch by epoch
 
 
@@ -262,6 +303,7 @@ def opening_view(device_key: str, report) -> SimpleNamespace:
             "table": explorer.rank_table(),
             "weights": figs["weights"],
             "neuron_weights": figs["neuron_weights"],
+            "concentration": figs["concentration"],
         },
         gallery=[
             (255 - np.kron(image, np.ones((3, 3), np.uint8)), str(label)) for image, label in bundled_examples(EXAMPLES)
@@ -335,6 +377,7 @@ def train_event(epochs, seed, progress=gr.Progress(), device: torch.device = tor
 def layout(device: torch.device, can_send: bool = True) -> Panels:
     """Lay out the MNIST tab inside the current ``gr.Tab``; its components, by name."""
     notes = measured_notes(bundled_reference())
+    notes |= sae_notes(bundled_concentration(), json.loads(mnist_sae.SAE_PROVENANCE_PATH.read_text()))
     gr.Markdown(
         "## Draw a digit\nA real network (the course's SimpleNet: 784 → 128 → 64 → 10, trained on all 60,000 MNIST training digits, "
         "97.7% right on the 10,000 test digits) reads your drawing. Every panel updates each time you lift the pen."
@@ -382,6 +425,9 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
             elem_id="mnist-polysemanticity",
             column=True,
         )
+    sae_features = figure_with_note(
+        "Your digit as SAE features: the same firing, pulled apart", notes["sae_features"], elem_id="mnist-sae-features"
+    )
     histograms = figure_with_note(
         "This digit's activations against 2,000 real test digits", notes["histograms"], elem_id="mnist-histograms"
     )
@@ -405,6 +451,11 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
     with gr.Row():
         weights = figure_with_note("Weight matrices fc1 and fc2", notes["weights"], column=True)
         neuron_weights = figure_with_note("fc1 neurons as pictures", notes["neuron_weights"], column=True)
+    concentration = figure_with_note(
+        "Is one unit one digit? fc1's neurons against the SAE's features",
+        notes["concentration"],
+        elem_id="mnist-concentration",
+    )
 
     gr.Markdown("## Train your own and watch the rank change")
     with gr.Row():
@@ -438,11 +489,13 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
         activations=activations,
         polysemanticity=polysemanticity,
         histograms=histograms,
+        sae_features=sae_features,
         summary=summary,
         spectrum=spectrum,
         table=table,
         weights=weights,
         neuron_weights=neuron_weights,
+        concentration=concentration,
         epochs=epochs,
         seed=seed,
         train_button=train_button,

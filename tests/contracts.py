@@ -23,7 +23,7 @@ def contract(*inputs: str, summary: tuple[str, ...] | None) -> Contract:
 
 
 ENDPOINTS = {
-    "/mnist": contract("picture", summary=("prediction", "probabilities", "activations", "effective_rank")),
+    "/mnist": contract("picture", summary=("prediction", "probabilities", "activations", "effective_rank", "sae")),
     "/mnist_train": contract("epochs", "seed", summary=None),  # streams a status line, the table and a plot
     "/toy": contract(
         "n",

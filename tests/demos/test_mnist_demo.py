@@ -1,10 +1,12 @@
+import json
+
 import gradio as gr
 import numpy as np
 import pytest
 
 from demos import mnist as mnist_tab
-from superpos_core import mnist
-from superpos_core.mnist_explorer import MnistExplorer, bundled_reference
+from superpos_core import mnist, mnist_sae
+from superpos_core.mnist_explorer import MnistExplorer, bundled_concentration, bundled_reference
 
 
 def test_activation_note_quotes_the_firing_measured_on_the_test_digits():
@@ -49,6 +51,30 @@ def test_notes_follow_the_reference_they_are_given():
     )
 
 
+def test_sae_notes_quote_the_provenance_and_what_the_comparison_measured():
+    provenance = json.loads(mnist_sae.SAE_PROVENANCE_PATH.read_text())
+    measured = bundled_concentration()
+    notes = mnist_tab.sae_notes(measured, provenance)
+    test = provenance["test"]
+    assert f"explains {test['explained_variance']:.0%} of fc1's variance" in notes["sae_features"]
+    assert f"with {test['l0']:.1f} features per digit; {test['dead']} of its 512" in notes["sae_features"]
+    compared = notes["concentration"]
+    assert f"Median: neurons {measured.median('neurons'):.2f}, features {measured.median('features'):.2f}" in compared
+    assert f"{measured.chance:.2f} for digits drawn at random" in compared and "stroke" in compared
+
+
+def test_the_concentration_note_says_what_it_shows_whichever_way_it_goes():
+    provenance = json.loads(mnist_sae.SAE_PROVENANCE_PATH.read_text())
+    neurons = np.full(128, 0.4)
+    for features, verdict in (
+        (np.full(512, 0.8), "more often"),
+        (np.full(512, 0.2), "less often"),
+        (neurons, "about as"),
+    ):
+        measured = mnist_sae.Concentration(neurons, features, chance=0.26, top=20)
+        assert f"features are {verdict}" in mnist_tab.sae_notes(measured, provenance)["concentration"]
+
+
 @pytest.mark.slow
 def test_spectrum_note_says_exactly_what_the_effective_rank_counts():
     note = mnist_tab.measured_notes(bundled_reference())["spectrum"]
@@ -80,7 +106,8 @@ def test_a_stroke_from_the_pad_fills_every_panel_inline():
     pictures = [shown[name] for name in mnist_tab.PICTURES]
     assert summary["prediction"] == sample.labels[0] and f"reads **{sample.labels[0]}**" in status
     assert max(label, key=label.get) == str(sample.labels[0])
-    assert len(pictures) == 4 and all(p.startswith("data:image/png;base64,") for p in pictures)
+    assert len(pictures) == 5 and all(p.startswith("data:image/png;base64,") for p in pictures)
+    assert "sae_features" in mnist_tab.PICTURES and summary["sae"]["l0"] == len(summary["sae"]["features"]) >= 1
 
 
 def test_the_pad_never_fails_with_a_badge_it_says_why_and_empties_the_panels():
@@ -98,7 +125,9 @@ def test_the_pad_never_fails_with_a_badge_it_says_why_and_empties_the_panels():
     for value, message in cases:
         shown = mnist_tab.show_drawing(value)
         assert message in shown["status"], (value, shown["status"])
-        assert set(shown) == set(mnist_tab.LIVE) and [v for k, v in shown.items() if k != "status"] == [None] * 6
+        assert set(shown) == set(mnist_tab.LIVE) and [v for k, v in shown.items() if k != "status"] == [None] * (
+            len(mnist_tab.LIVE) - 1
+        )
 
 
 def test_an_upload_is_fitted_onto_the_pad_or_refused_with_a_message(tmp_path):

@@ -150,7 +150,18 @@ def one_thread():
 def test_the_sae_event_returns_its_summary_first():
     seen = []
     shown = toy_sae_tab.train_toy_sae(
-        toy_tab.read_controls, 5, 2, 0.99, 1.0, 300, 0, None, 0.1, 500, 0, progress=lambda f, desc: seen.append((f, desc))
+        toy_tab.read_controls,
+        5,
+        2,
+        0.99,
+        1.0,
+        300,
+        0,
+        None,
+        0.1,
+        500,
+        0,
+        progress=lambda f, desc: seen.append((f, desc)),
     )
     assert tuple(shown) == toy_sae_tab.TRAINED  # by name, the JSON summary first: the /toy_sae API's order of outputs
     summary, status = shown["sae_summary"], shown["sae_status"]

@@ -44,6 +44,11 @@ def test_mnist_contract(client, digit_file):
     assert {k: len(v) for k, v in summary["activations"].items()} == {"fc1": 128, "fc2": 64, "fc3": 10}
     assert all(isinstance(v, int) for v in summary["effective_rank"].values())
     assert set(summary["effective_rank"]) == {"fc1", "fc2"}
+    sae = summary["sae"]  # the drawing's SAE features, strongest first
+    assert set(sae) == {"l0", "explained_variance", "features"} and isinstance(sae["l0"], float)
+    assert sae["l0"] == len(sae["features"]) >= 1 and 0 < sae["explained_variance"] <= 1
+    assert all(isinstance(i, int) and v > 0 for i, v in sae["features"])
+    assert [v for _i, v in sae["features"]] == sorted((v for _i, v in sae["features"]), reverse=True)
 
 
 def test_composite_as_the_browser_sends_it(client, tmp_path):

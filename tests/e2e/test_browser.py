@@ -282,3 +282,16 @@ def test_language_model_tab_shows_the_token_heatmap(page):
     # Images load lazily: bring the figure's frame on screen, then its picture gets a size.
     page.locator("#lm-heatmap").scroll_into_view_if_needed()
     expect(page.locator("#lm-heatmap img")).to_be_visible(timeout=30_000)
+
+
+def test_a_drawing_shows_its_sae_features(page):
+    page.get_by_role("tab", name="Draw a digit (MNIST)").click()
+    ready(page)
+    pad_button(page, "Clear canvas").click()
+    expect(page.locator("#mnist-sae-features img")).to_have_count(0, timeout=30_000)  # emptied with the pad
+    draw(page, ONE)
+    expect(page.locator("#mnist-status")).to_contain_text("The network reads 1", timeout=30_000)
+    features = page.locator("#mnist-sae-features img")
+    features.scroll_into_view_if_needed()
+    expect(features).to_have_attribute("src", re.compile(r"^data:image/png;base64,"), timeout=30_000)
+    expect(features).to_be_visible()

@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -87,3 +88,16 @@ def test_main_needs_a_source_and_refuses_a_pickle_of_the_wrong_size(tmp_path, ca
     with pytest.raises(SystemExit, match="expected 60,000 \\+ 10,000 digits, got 6 \\+ 2"):
         build_assets.main(["--mnist-pkl", str(path), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()  # nothing written before the data was checked
+
+
+def test_main_with_mnist_sae_builds_the_sae_alone(tmp_path, monkeypatch):
+    from superpos_core import mnist_sae
+
+    built = []
+    monkeypatch.setattr(mnist, "load_mnist_pickle", lambda path: numbered_splits(60_000, 10_000))
+    monkeypatch.setattr(mnist_sae, "build", lambda data, out, recipe: built.append((len(data.train), out, recipe)))
+    build_assets.main(
+        ["--mnist-pkl", str(tmp_path / "mnist.pkl.gz"), "--out", str(tmp_path), "--mnist-sae", "--seed", "4"]
+    )
+    assert built == [(60_000, tmp_path, replace(mnist_sae.RECIPE, seed=4))]
+    assert not (tmp_path / mnist.WEIGHTS_PATH.name).exists()  # the network is left as it is

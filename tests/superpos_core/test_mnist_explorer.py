@@ -17,12 +17,16 @@ def test_summary_contract(explorer):
     digits = explorer.sample.test
     result = explorer.analyse(helpers.digit_on_paper(digits.images[0]))
     summary = result.summary
-    assert set(summary) == {"prediction", "probabilities", "activations", "effective_rank"}
+    assert set(summary) == {"prediction", "probabilities", "activations", "effective_rank", "sae"}
     assert summary["prediction"] == digits.labels[0]
     assert len(summary["probabilities"]) == 10 and abs(sum(summary["probabilities"]) - 1) < 1e-4
     assert {k: len(v) for k, v in summary["activations"].items()} == {"fc1": 128, "fc2": 64, "fc3": 10}
     assert summary["effective_rank"] == {"fc1": 112, "fc2": 55}  # the shipped weights' ranks
     assert int(np.argmax(summary["activations"]["fc3"])) == summary["prediction"]
+    sae = summary["sae"]
+    assert 1 <= sae["l0"] == len(sae["features"]) <= explorer.sae.slots and 0.5 < sae["explained_variance"] <= 1
+    strengths = [value for _index, value in sae["features"]]
+    assert strengths == sorted(strengths, reverse=True) and all(isinstance(i, int) for i, _ in sae["features"])
     assert tuple(result.pictures) == tuple(LIVE_FIGURES)  # every live figure, in the table's order
     for image in result.pictures.values():
         assert image.dtype == np.uint8 and image.ndim == 3
@@ -61,7 +65,7 @@ def test_bad_drawing_raises_drawing_error(explorer):
 
 
 def test_static_figures_and_table(explorer):
-    assert set(explorer.static_figures) == {"weights", "neuron_weights", "spectrum"}
+    assert set(explorer.static_figures) == {"weights", "neuron_weights", "spectrum", "concentration"}
     table = explorer.rank_table()
     assert [row[0] for row in table] == ["fc1", "fc2"]
     for _name, neurons, eff, ratio, reach, random_init in table:
@@ -87,3 +91,21 @@ def test_concurrent_training_runs_are_independent():
         pair = list(pool.map(lambda seed: [run.report for run in train_live(epochs=1, seed=seed)], [3, 4]))
     assert pair[0] == solo  # a second user training at the same time changed nothing
     assert pair[1] != solo  # and a different seed really is a different run
+
+
+def test_sae_feature_panels_are_lent_one_per_drawing_from_threads(explorer):
+    pictures = [helpers.digit_on_paper(explorer.sample.test.images[i]) for i in range(12)]
+    alone = [explorer.analyse(p).pictures["sae_features"] for p in pictures]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda p: explorer.analyse(p).pictures["sae_features"], pictures))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
+    assert explorer._panels.count() <= 1 + 3  # the set built ahead, and at most one more per thread
+    assert len({a.tobytes() for a in alone}) > 6  # the panel really follows each digit
+
+
+def test_neurons_against_features_counts_every_unit(explorer):
+    measured = explorer.concentration
+    assert measured.neurons.shape == (128,) and measured.features.shape == (explorer.sae.sae.config.n_latents,)
+    for which in ("neurons", "features"):
+        assert 0 < measured.counted(which) and measured.chance < measured.median(which) <= 1

@@ -67,3 +67,35 @@ def test_static_figures_render():
     ):
         rgb = to_rgb(figure)
         assert rgb.dtype == np.uint8 and rgb.shape[1] == 700  # 7 inches at 100 dpi
+
+
+def test_sae_feature_panel_shows_each_feature_as_its_picture_and_blanks_the_rest():
+    pictures = np.zeros((40, 28, 28))
+    for index in range(40):
+        pictures[index, index % 28, :] = 1.0  # feature i: a line across row i % 28
+    panel = mnist_figures.SAEFeaturePanel(pictures, slots=8)
+    features = [(5, 3.5), (12, 2.0), (30, 0.4)]
+    image = panel.update(features, [7, 1, 9], [9, 7, 7], prediction=7, explained_variance=0.91)
+    assert image.dtype == np.uint8 and image.shape[1] == 700 and image.shape[2] == 3
+    tiles = []
+    for slot in range(8):  # each slot's tile, from where its corners land on the picture
+        x, y = panel._cell(slot)
+        (left, top), (right, bottom) = live.pixels_from_top(
+            panel.ax.transData, [(x - 0.5, y - 0.5), (x + 27.5, y + 27.5)], image.shape[0]
+        )
+        tiles.append(image[int(top) + 2 : int(bottom) - 2, int(left) + 2 : int(right) - 2])
+    assert all(t.min() < 100 for t in tiles[:3])  # a line of ink in each shown feature's tile
+    assert all(t.min() > 240 for t in tiles[3:])  # blank paper in the slots left over
+    fewer = panel.update(features[:1], [7], [9], prediction=7, explained_variance=0.5)
+    assert not np.array_equal(fewer, image)
+    assert (
+        panel.update(features, [7, 1, 9], [9, 7, 7], prediction=7, explained_variance=0.91).tolist() == image.tolist()
+    )
+
+
+def test_concentration_figure_draws_both_distributions():
+    rng = np.random.default_rng(3)
+    neurons = rng.uniform(0.1, 1.0, 128)
+    neurons[:5] = np.nan  # not counted
+    rgb = to_rgb(mnist_figures.concentration(neurons, rng.uniform(0.1, 1.0, 512), chance=0.26, top=20))
+    assert rgb.dtype == np.uint8 and rgb.shape[1] == 700
