@@ -18,6 +18,7 @@ from superpos_core.serving import Kept
 from tests.contracts import ENDPOINTS
 
 
+@pytest.mark.slow
 def test_build_loads_no_model(monkeypatch):
     """(How long a build takes is measured by ``benchmarks/bench_startup.py``, not judged here.)"""
     monkeypatch.setattr(MnistExplorer, "_shared", Kept())
@@ -61,6 +62,7 @@ print(json.dumps(names))
 """
 
 
+@pytest.mark.slow
 def test_science_package_never_imports_gradio():
     done = subprocess.run([sys.executable, "-c", IMPORT_EVERY_CORE_MODULE], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -114,6 +116,7 @@ def test_unknown_tab_in_the_address_gets_a_warning(monkeypatch):
     assert len(warnings) == 1 and "?tab=toy" in warnings[0] and len(warnings[0]) < 200
 
 
+@pytest.mark.slow
 def test_a_space_tells_the_app_where_to_serve(monkeypatch):
     seen = {}
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
@@ -131,6 +134,7 @@ def blocks():
     return app.build_app("cpu")
 
 
+@pytest.mark.slow
 def test_every_queued_event_has_a_chosen_concurrency_limit(blocks):
     # The defaults would let any number of one model's requests run at once; each event is given a limit,
     # and events that run the same model share one (their concurrency_id).
@@ -146,6 +150,7 @@ def test_every_queued_event_has_a_chosen_concurrency_limit(blocks):
     assert blocks._queue.max_size == 64  # a full queue says "busy, try again" instead of growing without bound
 
 
+@pytest.mark.slow
 def test_every_queued_event_reads_its_line_in_the_one_queue_table(blocks):
     """Concurrency ids and limits live in ``serving.QUEUES``: no event names a line of its own or changes a limit."""
     queued = [fn for fn in blocks.fns.values() if fn.queue]
@@ -156,6 +161,7 @@ def test_every_queued_event_reads_its_line_in_the_one_queue_table(blocks):
     assert {fn.concurrency_id for fn in queued} == set(serving.QUEUES)  # and no line is left unused
 
 
+@pytest.mark.slow
 def test_the_public_api_is_the_contract_table(blocks):
     """Every named endpoint, its inputs by name and in order, and a JSON summary first, as ``tests/contracts.py`` says."""
     info = blocks.get_api_info()["named_endpoints"]

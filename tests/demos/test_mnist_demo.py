@@ -110,6 +110,7 @@ def test_a_stroke_from_the_pad_fills_every_panel_inline():
     assert "sae_features" in mnist_tab.PICTURES and summary["sae"]["l0"] == len(summary["sae"]["features"]) >= 1
 
 
+@pytest.mark.slow
 def test_the_pad_never_fails_with_a_badge_it_says_why_and_empties_the_panels():
     blank = np.full((280, 280), 255, np.uint8)
     dot = blank.copy()

@@ -48,6 +48,7 @@ def test_sketchpad_value(explorer):
     assert explorer.analyse(value).summary["prediction"] == explorer.sample.test.labels[7]
 
 
+@pytest.mark.slow
 def test_threads_do_not_disturb_each_other(explorer):
     pictures = [helpers.digit_on_paper(explorer.sample.test.images[i]) for i in range(24)]
     alone = [explorer.analyse(p) for p in pictures]

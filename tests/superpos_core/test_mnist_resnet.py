@@ -82,6 +82,7 @@ def test_to_input_is_the_simplenets_normalisation_as_one_channel_images():
     assert x[0, 0, 0, 0].item() == pytest.approx(-mnist.MEAN / mnist.STD)  # blank paper
 
 
+@pytest.mark.slow
 def test_bundled_model_accuracy_and_provenance():
     model = mnist_resnet.load()
     digits = helpers.sample().test

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from superpos_core import rank
 from superpos_core.figures import live
@@ -69,6 +70,7 @@ def test_static_figures_render():
         assert rgb.dtype == np.uint8 and rgb.shape[1] == 700  # 7 inches at 100 dpi
 
 
+@pytest.mark.slow
 def test_sae_feature_panel_shows_each_feature_as_its_picture_and_blanks_the_rest():
     pictures = np.zeros((40, 28, 28))
     for index in range(40):
