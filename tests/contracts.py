@@ -22,16 +22,13 @@ def contract(*inputs: str, summary: tuple[str, ...] | None) -> Contract:
     return Contract(tuple(inputs), summary)
 
 
+TOY_MODEL = ("n", "m", "sparsity", "decay", "steps", "seed")  # the toy model /toy trains; the SAE lab's first inputs
+
 ENDPOINTS = {
     "/mnist": contract("picture", summary=("prediction", "probabilities", "activations", "effective_rank", "sae")),
     "/mnist_train": contract("epochs", "seed", summary=None),  # streams a status line, the table and a plot
     "/toy": contract(
-        "n",
-        "m",
-        "sparsity",
-        "decay",
-        "steps",
-        "seed",
+        *TOY_MODEL,
         summary=(
             "n_features",
             "m",
@@ -53,12 +50,7 @@ ENDPOINTS = {
         summary=("n_features", "m", "sparsity", "represented", "features_per_dimension", "superposition"),
     ),
     "/toy_sae": contract(
-        "n",
-        "m",
-        "sparsity",
-        "decay",
-        "steps",
-        "seed",
+        *TOY_MODEL,
         "latents",
         "penalty",
         "sae_steps",
@@ -77,12 +69,7 @@ ENDPOINTS = {
         ),
     ),
     "/toy_sae_sweep": contract(
-        "n",
-        "m",
-        "sparsity",
-        "decay",
-        "steps",
-        "seed",
+        *TOY_MODEL,
         "latents",
         "sae_steps",
         "sae_seed",
