@@ -41,7 +41,7 @@ from superpos_core import lm, sae, serving
 from superpos_core.figures import lm as lm_figures
 from superpos_core.figures import sae as sae_figures
 from superpos_core.figures.base import to_rgb
-from superpos_core.serving import in_background
+from superpos_core.serving import Kept, in_background
 
 # The tab's events, for notebooks, tests and benchmarks, whichever of its modules holds them.
 __all__ = [
@@ -256,8 +256,9 @@ def choose_model(model: str, device: torch.device = torch.device("cpu"), allow_a
 
 # --- the tab's opening view: the default example's pictures, computed once per server process and kept --------
 
-_openings: dict[tuple, dict] = {}  # (text, model, layer, view, device) -> analyse_text_event's outputs
-_openings_lock = threading.Lock()  # one thread draws an opening view; the others wait for it and share it
+# (text, model, layer, view, device) -> analyse_text_event's outputs. One make per key at a time (others wait and
+# share it); views of other keys never wait on it.
+_openings: Kept[dict] = Kept()
 _warming: set[tuple] = set()
 _warming_lock = threading.Lock()
 
@@ -280,10 +281,7 @@ def opening_view(text: str, model: str, layer: int, view: str, device: torch.dev
         return kept
     if not keep:
         return analyse_text_event(text, model, layer, view, device, quiet)
-    with _openings_lock:
-        if key not in _openings:
-            _openings[key] = analyse_text_event(text, model, layer, view, device, quiet)
-        return _openings[key]
+    return _openings.get_or_make(key, lambda: analyse_text_event(text, model, layer, view, device, quiet))
 
 
 def warm_up(device: torch.device) -> threading.Thread | None:
@@ -297,7 +295,7 @@ def warm_up(device: torch.device) -> threading.Thread | None:
     if not lm.available(model):
         return None
     with _warming_lock:
-        if key in _openings or key in _warming:
+        if _openings.get(key) is not None or key in _warming:
             return None
         _warming.add(key)
 

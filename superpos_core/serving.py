@@ -38,6 +38,7 @@ V = TypeVar("V")
 # --- priorities and memory ---------------------------------------------------------------------------
 
 
+@functools.cache  # looked up once: release_free_memory runs after every long job
 def _glibc() -> ctypes.CDLL | None:
     """The C library, where it is glibc (whose allocator the two functions below tune); else None."""
     if not sys.platform.startswith("linux"):

@@ -11,7 +11,7 @@ import torch
 from demos import lm as lm_tab
 from demos import lm_reading, lm_sae
 from superpos_core import concepts, lm
-from superpos_core.serving import Recent
+from superpos_core.serving import Kept, Recent
 from tests import helpers
 from tests.contracts import summary_keys
 from tests.helpers import TINY_D_MODEL as D_MODEL
@@ -337,12 +337,12 @@ def test_bad_concepts_input_is_a_clear_error(tiny, words, sentences, model, laye
 
 def kept_for(model: str) -> list[tuple]:
     """The opening views kept for ``model`` (an app built by another test may be warming the real default model meanwhile)."""
-    return [key for key in lm_tab._openings if key[1] == model]
+    return [key for key in lm_tab._openings.keys() if key[1] == model]
 
 
 @pytest.fixture
 def fresh_openings(monkeypatch):
-    monkeypatch.setattr(lm_tab, "_openings", {})
+    monkeypatch.setattr(lm_tab, "_openings", Kept())
     monkeypatch.setattr(lm_tab, "_warming", set())
 
 
