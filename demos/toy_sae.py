@@ -42,7 +42,8 @@ NOTES = {
     "directions": "Arrows: the true features Wᵢ, as in the picture above. Dashed lines: the SAE's decoder directions, each drawn "
     "at length 1; a black one is paired with the feature whose colour its dot has, a grey one with none. A recovered feature has "
     "a black dashed line along its arrow.",
-    "sweep": "One SAE per penalty, each trained on the same toy model, the same data and the same seed, one after another. "
+    "sweep": "One SAE per penalty, all trained side by side in one run: the same toy model, the same starting weights and "
+    "the same batches, so the penalty is all that differs. "
     "Red: features recovered (paired cosine ≥ 0.95). Blue: explained variance, about the mean (predicting the mean scores 0, a "
     "perfect reconstruction 1).",
 }

@@ -17,6 +17,8 @@ several seeds of one setting (we keep the best, as the paper does) or a sweep ov
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -246,6 +248,15 @@ class _Batch:
     b: torch.Tensor  # (I, n)
     sparsity: torch.Tensor  # (I,)
     importance: torch.Tensor  # (I, n)
+    scale: torch.Tensor = field(init=False)  # (I, 1, 1) 1 / (1 - S): a present feature's draw stretched back to [0, 1)
+    offset: torch.Tensor = field(
+        init=False
+    )  # (I, 1, 1) -S / (1 - S): with scale, u ↦ (u - S) / (1 - S) in one operation
+
+    def __post_init__(self) -> None:
+        # On the CPU, where the data is drawn whatever the device.
+        self.scale = (1 / (1 - self.sparsity))[:, None, None].cpu()
+        self.offset = (-self.sparsity / (1 - self.sparsity))[:, None, None].cpu()
 
 
 def _init(configs: list[ToyConfig], generator: torch.Generator, device: torch.device) -> _Batch:
@@ -260,17 +271,86 @@ def _init(configs: list[ToyConfig], generator: torch.Generator, device: torch.de
     )
 
 
-def _sample(batch: _Batch, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Features that are 0 with probability S, else uniform in [0, 1], from one uniform draw.
+def _data_generator(seed: int) -> np.random.Generator:
+    """The generator the training data is drawn from: NumPy's PCG64DXSM, seeded with the run's seed.
 
-    With u ~ U[0, 1): the feature is present when u >= S, and then (u - S) / (1 - S) is again
-    uniform on [0, 1). One random tensor instead of two halves the cost of sampling.
+    Not torch's Mersenne Twister: the data is a few thousand uniforms a step, and drawing them was the largest
+    single cost of a toy model's step (about 80 µs of 200 on two cores; PCG64DXSM takes about 45). The initial
+    weights still come from a ``torch.Generator`` with the same seed.
+    """
+    return np.random.Generator(np.random.PCG64DXSM(seed))
+
+
+def _stretch(batch: _Batch, uniform: torch.Tensor) -> torch.Tensor:
+    """Turn uniform draws (..., I, n, B) into data, in place: each feature 0 with probability S, else uniform in [0, 1).
+
+    With u ~ U[0, 1): the feature is present when u >= S, and then (u - S) / (1 - S) is again uniform on
+    [0, 1). One uniform per feature instead of two halves the cost of sampling.
+    """
+    return uniform.mul_(batch.scale).add_(batch.offset).clamp_min_(0.0)
+
+
+def _sample(batch: _Batch, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """A fresh batch of ``size`` data vectors per instance, (I, size, n), drawn as training draws them.
+
+    Feature-major, (I, n, B), like the training batches (``_Prefetched``): the same draws in the same order.
     """
     I, _, n = batch.W.shape
-    # Drawn on the CPU whatever the device, so a GPU trains on the very numbers a CPU would.
-    u = torch.rand(I, size, n, generator=generator).to(batch.W.device)  # (I, B, n)
-    s = batch.sparsity[:, None, None]  # (I, 1, 1)
-    return torch.clamp_min_((u - s) / (1 - s), 0.0)
+    uniform = rng.random((I, n, size), dtype=np.float32)  # (I, n, B)
+    return _stretch(batch, torch.from_numpy(uniform)).to(batch.W.device).transpose(1, 2)
+
+
+class _Prefetched:
+    """Every step's batch, drawn ahead on a second thread while the first trains: ``for x in batches`` gives (I, n, B).
+
+    Drawing the data was the largest single cost of a toy model's step (about half of it on two cores), and
+    NumPy's generator and torch's operations release the GIL, so a second core can do it meanwhile. The draws
+    are made in chunks of several steps, in order, from one generator that only this thread touches until the
+    last chunk is drawn: the batches are exactly those ``_sample`` would draw one after another. At most a few
+    chunks of about 2 MB each wait at once. ``close()`` (always, in a ``finally``) stops the thread early if
+    training stops early.
+    """
+
+    CHUNK_NUMBERS = 2**19  # floats per chunk (2 MB)
+    AHEAD = 2  # chunks drawn ahead of the one in use
+
+    def __init__(self, batch: _Batch, size: int, steps: int, rng: np.random.Generator) -> None:
+        I, _, n = batch.W.shape
+        self.per_chunk = max(1, self.CHUNK_NUMBERS // (I * n * size))  # steps per chunk
+        self.chunks = -(-steps // self.per_chunk)
+        self.device = batch.W.device
+        self._chunks: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self._stop = threading.Event()
+        shape = (I, n, size)
+        self._thread = threading.Thread(target=self._draw, args=(batch, shape, steps, rng), daemon=True)
+        self._thread.start()
+
+    def _draw(self, batch: _Batch, shape: tuple[int, int, int], steps: int, rng: np.random.Generator) -> None:
+        try:
+            for start in range(0, steps, self.per_chunk):
+                uniform = rng.random((min(self.per_chunk, steps - start), *shape), dtype=np.float32)  # (k, I, n, B)
+                self._put(_stretch(batch, torch.from_numpy(uniform)))
+        except BaseException as error:  # handed to the training thread, which raises it
+            self._put(error)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                return self._chunks.put(item, timeout=0.05)
+            except queue.Full:
+                pass
+
+    def __iter__(self):
+        for _ in range(self.chunks):
+            chunk = self._chunks.get()
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield from chunk.to(self.device)  # (I, n, B) each
+
+    def close(self) -> None:
+        """Stop drawing and wait for the thread: afterwards the generator is the caller's again."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _per_instance_loss(batch: _Batch, x: torch.Tensor) -> torch.Tensor:
@@ -284,8 +364,8 @@ _relu_backward = (
 )  # (grad, ReLU's output, 0): grad where the output > 0, else 0
 
 
-def _fast_step(batch: _Batch, adam: FlatAdam, size: int, generator: torch.Generator) -> Callable[[float], None]:
-    """One training step of every instance, gradients by hand: ``step(lr)`` draws a batch and updates W and b.
+def _fast_step(batch: _Batch, adam: FlatAdam, size: int) -> Callable[[torch.Tensor, float], None]:
+    """One training step of every instance, gradients by hand: ``step(x, lr)`` updates W and b on the batch x (I, n, B).
 
     The loss is ``_per_instance_loss`` summed over instances. With G = WᵀW (I, n, n), the model is
     z = x G + b, out = ReLU(z), and its gradients, written out, are
@@ -295,10 +375,10 @@ def _fast_step(batch: _Batch, adam: FlatAdam, size: int, generator: torch.Genera
         dL/dW = W (A + Aᵀ),  A = xᵀ dL/dz                   (I, m, n); A: (I, n, n)
 
     (W is used twice, tied: hᵀ dL/dz = W A, and the path through h = x Wᵀ gives W Aᵀ.) So a step needs
-    two products over the batch, not autograd's five, and about 25 PyTorch calls in all instead of autograd's
+    two products over the batch, not autograd's five, and about 20 PyTorch calls in all instead of autograd's
     and torch.optim's hundred or so: on the toy model's ten weights a call costs far more than its arithmetic,
-    so the number of calls sets the speed. The batch is held feature-major, (I, n, B), so that the products
-    and the per-feature broadcasts run along the long batch axis (with n = 5 innermost they were several
+    so the number of calls sets the speed. The batch comes feature-major, (I, n, B), so that the
+    products and the per-feature broadcasts run along the long batch axis (with n = 5 innermost they were several
     times slower). Going through G sums in another order than autograd does, so the numbers agree with it
     to float rounding, not bit for bit (``tests/superpos_core/test_toy.py``). Work tensors are allocated once.
     """
@@ -306,40 +386,29 @@ def _fast_step(batch: _Batch, adam: FlatAdam, size: int, generator: torch.Genera
     W, b = batch.W, batch.b  # views of adam.flat: updating the buffer updates them
     g_W, g_b = adam.grads  # (I, m, n), (I, n): views of adam.grad
     device = W.device
-    u = torch.empty(I, size, n)  # (I, B, n) the uniform draw, on the CPU (as ``_sample``), then the batch x
-    on_device = torch.empty(I, size, n, device=device) if device.type != "cpu" else u  # (I, B, n) x on the device
-    X = torch.empty(I, n, size, device=device)  # (I, n, B) xᵀ, the batch feature-major
     G = torch.empty(I, n, n, device=device)  # (I, n, n) WᵀW, symmetric
     Z = torch.empty(I, n, size, device=device)  # (I, n, B) zᵀ, then ReLU(z)ᵀ
     D = torch.empty(I, n, size, device=device)  # (I, n, B) (dL/dout)ᵀ, then (dL/dz)ᵀ
     A = torch.empty(I, n, n, device=device)  # (I, n, n) xᵀ dL/dz
     A_sym = torch.empty(I, n, n, device=device)  # (I, n, n) A + Aᵀ
-    s = batch.sparsity[:, None, None].cpu()  # (I, 1, 1)
-    keep = 1 - s  # (I, 1, 1)
     # autograd's dL/dout is -(I · (1/B)) · (2 (x - out)); 2/B and the sign are exact, so this is the same number.
     coefficient = (batch.importance * (2.0 / size))[:, :, None]  # (I, n, 1)
     # Views made once (each is a PyTorch call): they follow their tensors, which are only ever written in place.
-    Wt, xT, Dt, At = W.transpose(1, 2), on_device.transpose(1, 2), D.transpose(1, 2), A.transpose(1, 2)
+    Wt, Dt, At = W.transpose(1, 2), D.transpose(1, 2), A.transpose(1, 2)
     b_column = b[:, :, None]  # (I, n, 1)
 
-    def step(lr: float) -> None:
-        # 1) The batch, as ``_sample`` draws it (same generator calls, same arithmetic), then feature-major.
-        torch.rand(I, size, n, generator=generator, out=u)
-        u.sub_(s).div_(keep).clamp_min_(0.0)  # (I, B, n)
-        if on_device is not u:
-            on_device.copy_(u)
-        X.copy_(xT)  # (I, n, B)
-        # 2) Forward: zᵀ = G xᵀ + b (G is symmetric).
+    def step(X: torch.Tensor, lr: float) -> None:
+        # 1) Forward: zᵀ = G xᵀ + b (G is symmetric).
         torch.bmm(Wt, W, out=G)  # (I, n, n)
         torch.bmm(G, X, out=Z).add_(b_column).relu_()  # (I, n, B)
-        # 3) Backward: dL/dz, then each parameter's gradient into its view of adam.grad.
+        # 2) Backward: dL/dz, then each parameter's gradient into its view of adam.grad.
         torch.sub(Z, X, out=D).mul_(coefficient)
         _relu_backward(D, Z, 0, grad_input=D)  # no gradient where ReLU output 0 (autograd's own op), in place
         torch.sum(D, 2, out=g_b)  # (I, n)
         torch.bmm(X, Dt, out=A)  # (I, n, n)
         torch.add(A, At, out=A_sym)
         torch.bmm(W, A_sym, out=g_W)  # (I, m, n)
-        # 4) Adam on the one buffer holding every instance's W and b.
+        # 3) Adam on the one buffer holding every instance's W and b.
         adam.step(lr)
 
     return step
@@ -365,20 +434,24 @@ def train_instances(
     """
     first = configs[0]
     report_every = report_every or max(1, first.steps // 50)
-    generator = torch.Generator().manual_seed(first.seed)
-    batch = _init(configs, generator, torch.device(device))
+    batch = _init(configs, torch.Generator().manual_seed(first.seed), torch.device(device))
     batch.W.requires_grad_(False)
     batch.b.requires_grad_(False)
     adam = FlatAdam([batch.W, batch.b])  # batch.W and batch.b now live in adam.flat
-    step = _fast_step(batch, adam, first.batch_size, generator)
-    for k in range(first.steps):
-        # Linear warm-down to 0: big steps early, then settle. Converges in a fraction of the steps a
-        # constant 1e-3 needs, which is what makes a live demo possible. (The rate LambdaLR would set.)
-        step(first.learning_rate * (1 - k / first.steps))
-        if on_step and ((k + 1) % report_every == 0 or k + 1 == first.steps):
-            on_step(k + 1, first.steps)
+    rng = _data_generator(first.seed)
+    step = _fast_step(batch, adam, first.batch_size)
+    batches = _Prefetched(batch, first.batch_size, first.steps, rng)
+    try:
+        for k, x in enumerate(batches):
+            # Linear warm-down to 0: big steps early, then settle. Converges in a fraction of the steps a
+            # constant 1e-3 needs, which is what makes a live demo possible. (The rate LambdaLR would set.)
+            step(x, first.learning_rate * (1 - k / first.steps))
+            if on_step and ((k + 1) % report_every == 0 or k + 1 == first.steps):
+                on_step(k + 1, first.steps)
+    finally:
+        batches.close()
     with torch.no_grad():
-        final = _per_instance_loss(batch, _sample(batch, 8 * first.batch_size, generator))
+        final = _per_instance_loss(batch, _sample(batch, 8 * first.batch_size, rng))
     return batch.W.cpu().numpy().copy(), batch.b.cpu().numpy().copy(), final.cpu().numpy()
 
 

@@ -196,19 +196,29 @@ def train_toy_sae(
         on_step: ``on_step(done, total)`` about 50 times a run, e.g. to move a progress bar.
         device: where the SAE trains; the data is drawn on the CPU either way, so the numbers match.
     """
+    return _train_and_grade(toy_result, config, [config.penalty], on_step, device)[0]
+
+
+def _train_and_grade(
+    toy_result: toy.ToyResult,
+    config: ToySAEConfig,
+    penalties: Sequence[float],
+    on_step: Callable[[int, int], None] | None,
+    device: str | torch.device,
+) -> list[ToySAEResult]:
+    """One SAE per penalty (``config``'s other settings for all), trained side by side on the same data, each graded."""
     c = toy_result.config
-    config = config.checked(c.n_features)
+    configs = [replace(config, penalty=penalty).checked(c.n_features) for penalty in penalties]
     # The evaluation samples are drawn first, the training batches after them from the same generator:
     # a longer run is measured on the same vectors as a shorter one, and never on vectors it trained on.
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(configs[0].seed)
     x_eval = sample_features(c.n_features, c.sparsity, EVALUATION_SAMPLES, generator)  # (N, n)
     train_source = hidden_source(toy_result.W, c.sparsity, generator)
     h_eval = x_eval @ torch.as_tensor(toy_result.W, dtype=torch.float32).T  # (N, m)
     report = None if on_step is None else (lambda done, total, _metrics: on_step(done, total))
-    trained = sae_train.train_sae(train_source, config.trainer(c.m_hidden, device), report)
-    measured = sae_train.evaluate(trained.sae, h_eval)
-    cosines = cosine_matrix(toy_result.W, trained.sae.W_dec.detach().cpu().numpy())  # (n, latents)
-    partner, matched = match_features(cosines)
+    recipes = [each.trainer(c.m_hidden, device) for each in configs]
+    trained_saes = sae_train.train_saes(train_source, recipes, report)
+    true_l0 = float((x_eval > 0).sum(-1).double().mean())
     notes = []
     dropped = int((toy.feature_norms(toy_result.W) < 0.5).sum())
     if dropped:
@@ -216,19 +226,27 @@ def train_toy_sae(
             f"The toy model dropped {dropped} of its {c.n_features} features (‖Wᵢ‖ < 0.5): they are barely in the hidden layer, "
             "so there is little of them for an SAE to find."
         )
-    return ToySAEResult(
-        toy=toy_result,
-        config=config,
-        trained=trained,
-        cosines=cosines,
-        partner=partner,
-        matched_cosine=matched,
-        explained_variance=measured["explained_variance"],
-        l0=measured["l0"],
-        true_l0=float((x_eval > 0).sum(-1).double().mean()),
-        dead=measured["dead"],
-        notes=notes,
-    )
+    results = []
+    for each, trained in zip(configs, trained_saes):
+        measured = sae_train.evaluate(trained.sae, h_eval)
+        cosines = cosine_matrix(toy_result.W, trained.sae.W_dec.detach().cpu().numpy())  # (n, latents)
+        partner, matched = match_features(cosines)
+        results.append(
+            ToySAEResult(
+                toy=toy_result,
+                config=each,
+                trained=trained,
+                cosines=cosines,
+                partner=partner,
+                matched_cosine=matched,
+                explained_variance=measured["explained_variance"],
+                l0=measured["l0"],
+                true_l0=true_l0,
+                dead=measured["dead"],
+                notes=list(notes),
+            )
+        )
+    return results
 
 
 @dataclass
@@ -268,16 +286,10 @@ def penalty_sweep(
     on_step: Callable[[int, int], None] | None = None,
     device: str | torch.device = "cpu",
 ) -> PenaltySweep:
-    """Train one SAE per penalty (``config``'s other settings, its seed included, for all) and grade each.
+    """One SAE per penalty (``config``'s other settings, its seed included, for all), trained in one batched run, each graded.
 
-    The SAEs train one after another through the general trainer, which trains one SAE at a time;
-    ``on_step(done, total)`` counts the steps of all of them.
+    The SAEs start from the same initial weights and see the same batches (``sae.train.train_saes``), so the
+    penalty is the only thing that differs between them. ``on_step(done, total)`` counts the run's steps.
     """
     penalties = np.asarray(penalties, dtype=float)
-    total = len(penalties) * config.checked(toy_result.config.n_features).steps
-    results = []
-    for k, penalty in enumerate(penalties):
-        before = k * total // len(penalties)
-        step = None if on_step is None else (lambda done, _steps, before=before: on_step(before + done, total))
-        results.append(train_toy_sae(toy_result, replace(config, penalty=float(penalty)), step, device))
-    return PenaltySweep(penalties, results)
+    return PenaltySweep(penalties, _train_and_grade(toy_result, config, penalties, on_step, device))

@@ -71,6 +71,7 @@ from superpos_core.sae.train import (
     explained_variance,
     mean_l0,
     train_sae,
+    train_saes,
 )
 
 __all__ = [
@@ -119,4 +120,5 @@ __all__ = [
     "top_features",
     "train_course_sae",
     "train_sae",
+    "train_saes",
 ]

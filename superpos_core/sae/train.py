@@ -31,7 +31,7 @@ rounding (``tests/superpos_core/sae/test_train.py`` compares them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -274,30 +274,59 @@ def resample_dead_latents(
 _relu_backward = torch.ops.aten.threshold_backward  # (grad, ReLU's output, 0): grad where the output > 0, else 0
 
 
-def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tuple]:
-    """One training step with the gradients written out: ``step(x, lr)`` updates the SAE on the batch x (B, d_in).
+@dataclass
+class _Stack:
+    """Several SAEs of one shape trained side by side: each weight with a leading instance axis, in ``adam.flat``."""
 
-    The loss is ``SAE.loss``'s; its gradients are what autograd computes for it, operation by operation (the same
-    products of the same views), and Adam is ``torch.optim.Adam``'s update on one buffer (``FlatAdam``). On a toy
-    model's hidden layer (d_in = 2, 10 latents) a step's cost is its number of PyTorch calls, not its
-    arithmetic: about 35 here, Adam included, against autograd's and torch.optim's hundred and more. With e = x' - x,
+    W_dec: torch.Tensor  # (I, n, d_in)
+    W_enc: torch.Tensor  # (I, d_in, n)
+    b_enc: torch.Tensor  # (I, n)
+    b_dec: torch.Tensor  # (I, d_in)
 
-        dL/dx'    = 2e / B                                  (B, d_in)
-        dL/df     = dL/dx' W_decᵀ + λ/B · ‖W_dec,i‖         (B, n)   the second term: "l1" only
-        dL/dpre   = dL/df where f > 0, else 0               (B, n)   ReLU, and TopK's unchosen latents (f = 0)
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return [self.W_dec, self.W_enc, self.b_enc, self.b_dec]
+
+
+class _InstanceMoments:
+    """One instance's view of a stack's Adam moments, keyed by that instance's SAE's parameters, as
+    ``torch.optim.Adam.state`` is: what ``resample_dead_latents`` resets for the latents it re-initialises."""
+
+    def __init__(self, sae: SAE, adam: FlatAdam, i: int) -> None:
+        self.state = {
+            own: {name: moment[i] for name, moment in adam.state[stacked].items()}
+            for own, stacked in zip((sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec), adam.params)
+        }
+
+
+def _fast_step(config: SAETrainConfig, stack: _Stack, adam: FlatAdam, penalties: torch.Tensor) -> Callable:
+    """One training step of every SAE in the stack, gradients written out: ``step(x, lr)`` updates them all on x (B, d_in).
+
+    Each instance's loss is ``SAE.loss``'s with its own penalty; its gradients are what autograd computes for it,
+    operation by operation (the same products, batched over the instances), and Adam is ``torch.optim.Adam``'s
+    update on one buffer (``FlatAdam``). On a toy model's hidden layer (d_in = 2, 10 latents) a step's cost is its
+    number of PyTorch calls, not its arithmetic: about 35 here, Adam included, against autograd's and
+    torch.optim's hundred and more, and the same 35 for ten SAEs as for one. With e = x' - x,
+
+        dL/dx'    = 2e / B                                  (I, B, d_in)
+        dL/df     = dL/dx' W_decᵀ + λ/B · ‖W_dec,i‖         (I, B, n)   the second term: "l1" only
+        dL/dpre   = dL/df where f > 0, else 0               (I, B, n)   ReLU, and TopK's unchosen latents (f = 0)
         dL/dW_dec = fᵀ dL/dx' + (λ/B Σ_B f) W_dec,i/‖W_dec,i‖
         dL/db_dec = Σ_B dL/dx' - Σ_B dL/dpre W_encᵀ         the input is centred on b_dec
         dL/dW_enc = (x - b_dec)ᵀ dL/dpre,  dL/db_enc = Σ_B dL/dpre
 
-    Returns (features f, which latents fired (n,), error e, decoder norms) of the batch before the update, for the
-    caller's bookkeeping.
+    Args:
+        penalties: (I,) float32, each instance's L1 weight ("l1" only).
+
+    Returns (features f (I, B, n), which latents fired (I, n), error e (I, B, d_in), decoder norms (I, n)) of the
+    batch before the update, for the caller's bookkeeping.
     """
-    config = sae.config
-    W_dec, W_enc, b_enc, b_dec = (p.detach() for p in adam.params)  # views of adam.flat, outside autograd
+    W_dec, W_enc, b_enc, b_dec = stack.params  # views of adam.flat, outside autograd
     g_W_dec, g_W_enc, g_b_enc, g_b_dec = adam.grads  # views of adam.grad
-    W_dec_t = W_dec.t()  # a view: it follows the buffer, which is only written in place
+    # Views made once (each is a PyTorch call): they follow the buffer, which is only written in place.
+    W_dec_t, b_enc_row, b_dec_row = W_dec.transpose(1, 2), b_enc[:, None, :], b_dec[:, None, :]
+    g_b_dec_column, g_b_enc_column = g_b_dec[:, :, None], g_b_enc[:, :, None]  # (I, d_in, 1), (I, n, 1)
     l1 = config.sparsity == "l1"
-    penalty = np.float32(config.penalty)
     # Constants as 0-dim tensors: a Python number in a tensor operation is wrapped and cast on every call,
     # which costs as much as the operation itself here. The cast gives the same float32, so the same numbers.
     scalars: dict[float, torch.Tensor] = {}
@@ -307,42 +336,57 @@ def _fast_step(sae: SAE, adam: FlatAdam) -> Callable[[torch.Tensor, float], tupl
             scalars[value] = torch.tensor(value, dtype=torch.float32, device=W_dec.device)
         return scalars[value]
 
-    zero = scalar(0.0)
+    zero, tiny = scalar(0.0), scalar(torch.finfo(torch.float32).tiny)
+    per_rows: dict[int, torch.Tensor] = {}  # batch size -> (I, 1) each penalty over B, in float32 as autograd divides
 
     def step(x: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = x.shape[0]
-        # 1) Forward, as SAE.forward.
-        centred = x - b_dec  # (B, d_in)
-        features = torch.mm(centred, W_enc).add_(b_enc).relu_()  # (B, n)
+        # 1) Forward, as SAE.forward, for every instance on the same batch.
+        centred = torch.sub(x, b_dec_row)  # (I, B, d_in)
+        features = torch.baddbmm(b_enc_row, centred, W_enc).relu_()  # (I, B, n)
         if config.sparsity == "topk":
-            values, indices = features.topk(config.k, dim=-1)  # (B, k)
-            features = torch.zeros_like(features).scatter_(-1, indices, values)  # (B, n)
-        error = torch.mm(features, W_dec).add_(b_dec).sub_(x)  # (B, d_in): x' - x
-        norms = torch.linalg.vector_norm(W_dec, 2, 1)  # (n,): Tensor.norm's kernel, without its Python dispatching
+            values, indices = features.topk(config.k, dim=-1)  # (I, B, k)
+            features = torch.zeros_like(features).scatter_(-1, indices, values)  # (I, B, n)
+        error = torch.baddbmm(b_dec_row, features, W_dec).sub_(x)  # (I, B, d_in): x' - x
+        norms = torch.linalg.vector_norm(W_dec, 2, 2)  # (I, n): Tensor.norm's kernel, without its Python dispatching
         # 2) Backward into adam.grad's views. autograd's factors: 1/B from the mean times 2 from the square
         #    (exact, so 2/B is the same number), and the penalty in float32 divided by B in float32.
-        d_rec = error * scalar(2.0 / rows)  # (B, d_in) dL/dx'
-        torch.mm(features.t(), d_rec, out=g_W_dec)  # (n, d_in)
-        torch.sum(d_rec, 0, out=g_b_dec)  # (d_in,)
-        d_features = torch.mm(d_rec, W_dec_t)  # (B, n) dL/df
+        d_rec = error * scalar(2.0 / rows)  # (I, B, d_in) dL/dx'
+        torch.bmm(features.transpose(1, 2), d_rec, out=g_W_dec)  # (I, n, d_in)
+        torch.sum(d_rec, 1, out=g_b_dec)  # (I, d_in)
+        d_features = torch.bmm(d_rec, W_dec_t)  # (I, B, n) dL/df
         if l1:
-            per_row = scalar(float(penalty / np.float32(rows)))
-            d_features.add_(per_row * norms)
-            d_norms = (features * per_row).sum(0)  # (n,)
+            if rows not in per_rows:
+                per_rows[rows] = (penalties / torch.tensor(rows, dtype=torch.float32)).to(W_dec.device)[:, None]
+            per_row = per_rows[rows]  # (I, 1)
+            d_features.add_((per_row * norms)[:, None, :])
+            d_norms = torch.sum(features, 1).mul_(per_row)  # (I, n)
             # ‖W_dec,i‖'s gradient is W_dec,i / ‖W_dec,i‖, taken as 0 for a zero row (as autograd); such a row
             # divided by any positive number is 0 already, so a floor on the norm stands in for the mask.
-            unit = W_dec / norms[:, None].clamp_min(torch.finfo(torch.float32).tiny)  # (n, d_in)
-            g_W_dec.addcmul_(d_norms[:, None], unit)
-        d_pre = _relu_backward(d_features, features, 0)  # (B, n): 0 where f = 0 (ReLU, or not among TopK's k)
-        torch.sum(d_pre, 0, out=g_b_enc)  # (n,)
-        torch.mm(centred.t(), d_pre, out=g_W_enc)  # (d_in, n)
-        g_b_dec.addmv_(W_enc, g_b_enc, alpha=-1)  # Σ_B dL/dpre W_encᵀ, summed over the batch first
-        fired = torch.sum(features, 0) > zero  # (n,) latents that fired on this batch (f ≥ 0)
+            unit = W_dec / norms[:, :, None].clamp_min(tiny)  # (I, n, d_in)
+            g_W_dec.addcmul_(d_norms[:, :, None], unit)
+        d_pre = _relu_backward(d_features, features, 0)  # (I, B, n): 0 where f = 0 (ReLU, or not among TopK's k)
+        torch.sum(d_pre, 1, out=g_b_enc)  # (I, n)
+        torch.bmm(centred.transpose(1, 2), d_pre, out=g_W_enc)  # (I, d_in, n)
+        g_b_dec_column.baddbmm_(W_enc, g_b_enc_column, alpha=-1)  # Σ_B dL/dpre W_encᵀ, summed over the batch first
+        fired = torch.sum(features, 1) > zero  # (I, n) latents that fired on this batch (f ≥ 0)
         # 3) Adam.
         adam.step(lr)
         return features, fired, error, norms
 
     return step
+
+
+def _side_by_side(configs: list[SAETrainConfig]) -> SAETrainConfig:
+    """The first config, once every config is checked usable and the same but for its penalty."""
+    configs = [c.validated() for c in configs]
+    if not configs:
+        raise SAEInputError("At least one SAE recipe is needed.")
+    first = configs[0]
+    for other in configs[1:]:
+        if replace(other, penalty=first.penalty) != first:
+            raise SAEInputError("SAEs trained side by side may differ only in their penalty.")
+    return first
 
 
 def train_sae(
@@ -362,19 +406,51 @@ def train_sae(
             lr of that step), e.g. to move a progress bar.
         report_every: steps between reports; by default about 50 reports a run.
     """
-    config = config.validated()
+    report = None if on_step is None else (lambda done, steps, metrics: on_step(done, steps, metrics[0]))
+    return train_saes(source, [config], report, report_every)[0]
+
+
+def train_saes(
+    source: DataSource,
+    configs: list[SAETrainConfig],
+    on_step: Callable[[int, int, list[dict]], None] | None = None,
+    report_every: int | None = None,
+) -> list[SAETrainResult]:
+    """Train several SAEs side by side, in one batched run: one per recipe, the recipes the same but for the penalty.
+
+    Every SAE starts from the same initial weights (drawn once, from the shared seed) and sees the same batches,
+    so what differs between them is what the penalty did: a sweep over the penalty in the time of little more
+    than one run. Resampling is each SAE's own (its dead latents, drawn in turn from the one generator).
+
+    Args:
+        source, report_every: as ``train_sae``'s.
+        configs: the recipes (``SAEInputError`` if one is unusable, or if they differ in anything but the penalty).
+        on_step: called as ``on_step(step, steps, metrics)`` at each report, ``metrics`` one dict per SAE.
+    """
+    config = _side_by_side(configs)
     every = report_every if report_every is not None else max(1, config.steps // 50)
     whole_number("report_every", every, 1, None)
+    instances = len(configs)
     generator = torch.Generator().manual_seed(config.seed)
     next_batch = _batches(source, config, generator)
-    sae = SAE(config, generator).to(config.device)
+    start = SAE(config, generator).to(config.device)  # the initial weights every instance starts from
     first = next_batch()  # (B, d_in)
     with torch.no_grad():
-        sae.b_dec.copy_(first.mean(0))  # start at the data's centre: the latents then only model what varies
-    adam = FlatAdam([sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec])  # the SAE's weights now live in adam.flat
-    step_with = _fast_step(sae, adam)
-    history = SAETrainHistory()
-    last_fired = torch.zeros(config.n_latents, dtype=torch.long, device=config.device)  # (n,) last step each fired
+        start.b_dec.copy_(first.mean(0))  # start at the data's centre: the latents then only model what varies
+    stacked = [
+        p.detach()[None].repeat(instances, *(1,) * p.ndim) for p in (start.W_dec, start.W_enc, start.b_enc, start.b_dec)
+    ]
+    stack = _Stack(*stacked)
+    adam = FlatAdam(stack.params)  # every instance's weights now live in adam.flat
+    saes = [SAE(c, torch.Generator()).to(config.device).requires_grad_(False) for c in configs]
+    for i, sae in enumerate(saes):  # each SAE's weights are its instance's views of the stack, for resampling
+        for own, weights in zip((sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec), stack.params):
+            own.data = weights[i]
+    moments = [_InstanceMoments(sae, adam, i) for i, sae in enumerate(saes)]
+    penalties = torch.tensor([c.penalty for c in configs], dtype=torch.float32)  # (I,)
+    step_with = _fast_step(config, stack, adam, penalties)
+    histories = [SAETrainHistory() for _ in configs]
+    last_fired = torch.zeros(instances, config.n_latents, dtype=torch.long, device=config.device)  # (I, n)
     recent: list[torch.Tensor] = []  # batches since the last resampling check, to resample towards
 
     with torch.no_grad():
@@ -383,7 +459,7 @@ def train_sae(
             lr = learning_rate(config, step)
             features, fired, error, norms = step_with(x, lr)
             if config.sparsity == "topk":
-                sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+                stack.W_dec.div_(stack.W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12))
             done = step + 1
             last_fired.masked_fill_(fired, done)
 
@@ -391,24 +467,32 @@ def train_sae(
             if config.resample_every:
                 recent = (recent + [x])[-8:]  # a few recent batches: enough inputs to choose from
                 if done % config.resample_every == 0 and done <= config.resample_until * config.steps:
-                    dead = (done - last_fired) >= min(config.dead_window, done)
-                    count = resample_dead_latents(sae, dead, torch.cat(recent), generator, adam)
-                    if count:
-                        history.resampled.append((done, count))
-                        last_fired[dead] = done  # a fresh latent gets a whole window to start firing
+                    dead = (done - last_fired) >= min(config.dead_window, done)  # (I, n)
+                    inputs = torch.cat(recent)
+                    for i, sae in enumerate(saes):
+                        count = resample_dead_latents(sae, dead[i], inputs, generator, moments[i])
+                        if count:
+                            histories[i].resampled.append((done, count))
+                            last_fired[i, dead[i]] = done  # a fresh latent gets a whole window to start firing
 
             if done % every == 0 or done == config.steps:
-                # The batch's loss before this step's update, as ``SAE.loss`` computes it.
-                mse = error.pow(2).sum(-1).mean()
-                loss = mse + config.penalty * (features * norms).sum(-1).mean() if config.sparsity == "l1" else mse
-                metrics = {"loss": float(loss), "mse": float(mse), "l0": mean_l0(features), "lr": lr}
-                history.step.append(done)
-                for name, value in metrics.items():
-                    getattr(history, name).append(value)
+                # Each batch's loss before this step's update, as ``SAE.loss`` computes it.
+                mse = error.pow(2).sum(-1).mean(-1)  # (I,)
+                sparsity = (features * norms[:, None, :]).sum(-1).mean(-1)  # (I,)
+                reports = []
+                for i, (c, history) in enumerate(zip(configs, histories)):
+                    loss = mse[i] + c.penalty * sparsity[i] if c.sparsity == "l1" else mse[i]
+                    metrics = {"loss": float(loss), "mse": float(mse[i]), "l0": mean_l0(features[i]), "lr": lr}
+                    history.step.append(done)
+                    for name, value in metrics.items():
+                        getattr(history, name).append(value)
+                    reports.append(metrics)
                 if on_step is not None:
-                    on_step(done, config.steps, metrics)
-    adam.release()  # the weights get storage of their own again (they are saved with safetensors)
-    return SAETrainResult(config, sae.eval(), history)
+                    on_step(done, config.steps, reports)
+    for sae in saes:  # each SAE gets storage of its own (they are saved with safetensors, and outlive the stack)
+        for own in (sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec):
+            own.data = own.data.clone()
+    return [SAETrainResult(c, sae.eval(), history) for c, sae, history in zip(configs, saes, histories)]
 
 
 def evaluate(sae: SAE, x: torch.Tensor) -> dict:

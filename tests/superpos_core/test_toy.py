@@ -128,18 +128,18 @@ def test_trained_dense_equal_features_are_not_called_superposition():
 def reference_train(configs: list[toy.ToyConfig]):
     """The trainer as it was written before its gradients were: autograd, torch.optim.Adam and LambdaLR."""
     first = configs[0]
-    generator = torch.Generator().manual_seed(first.seed)
-    batch = toy._init(configs, generator, torch.device("cpu"))
+    batch = toy._init(configs, torch.Generator().manual_seed(first.seed), torch.device("cpu"))
+    rng = toy._data_generator(first.seed)
     optimizer = torch.optim.Adam([batch.W, batch.b], lr=first.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / first.steps)
     for _ in range(first.steps):
-        loss = toy._per_instance_loss(batch, toy._sample(batch, first.batch_size, generator)).sum()
+        loss = toy._per_instance_loss(batch, toy._sample(batch, first.batch_size, rng)).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
     with torch.no_grad():
-        final = toy._per_instance_loss(batch, toy._sample(batch, 8 * first.batch_size, generator))
+        final = toy._per_instance_loss(batch, toy._sample(batch, 8 * first.batch_size, rng))
     return batch.W.detach().numpy(), batch.b.detach().numpy(), final.numpy()
 
 

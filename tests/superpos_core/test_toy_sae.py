@@ -108,6 +108,6 @@ def test_the_sweep_trains_one_sae_per_penalty(pentagon):
         pentagon, toy_sae.ToySAEConfig(steps=200), penalties=(0.01, 0.1), on_step=lambda d, t: reports.append((d, t))
     )
     assert [r.config.penalty for r in swept.results] == [0.01, 0.1]
-    assert reports[-1] == (400, 400) and reports == sorted(reports)  # one bar over both SAEs
+    assert reports[-1] == (200, 200) and reports == sorted(reports)  # one batched run, one bar
     summary = swept.summary()
     assert summary["penalties"] == [0.01, 0.1] and len(summary["recovered"]) == len(summary["explained_variance"]) == 2
