@@ -234,16 +234,26 @@ def hidden_layer(W: np.ndarray, sparsity: float, seed: int) -> Callable[[int], t
     return source
 
 
-def long_runs(steps: int) -> list[tuple[str, float, float, bool | None]]:
-    """(what, ours s, old way s, goal met) for the toy model, its SAE and /toy's defaults; each side timed once."""
+def median_of(repeats: int, run: Callable, *args) -> tuple[float, object]:
+    """The median seconds of ``repeats`` calls of ``run(*args)``, and what the last returned."""
+    times, result = [], None
+    for _ in range(repeats):
+        seconds, result = timed(run, *args)
+        times.append(seconds)
+    return statistics.median(times), result
+
+
+def long_runs(steps: int, repeats: int = 3) -> list[tuple[str, float, float, bool | None]]:
+    """(what, ours s, old way s, goal met) for the toy model, its SAE and /toy's defaults: ours the median of
+    ``repeats`` runs (a second or two each), the old way timed once (several times longer)."""
     pentagon = toy.ToyConfig(N_FEATURES, M_HIDDEN, sparsity=0.99, importance_decay=1.0, steps=steps)
-    ours_toy, result = timed(toy.train, pentagon)
+    ours_toy, result = median_of(repeats, toy.train, pentagon)
     old_toy, _ = timed(old_train_toy, pentagon)
     recipe = sae_train.SAETrainConfig(d_in=M_HIDDEN, n_latents=2 * N_FEATURES, steps=steps)
-    ours_sae, _ = timed(sae_train.train_sae, hidden_layer(result.W, 0.99, 1), recipe)
+    ours_sae, _ = median_of(repeats, lambda: sae_train.train_sae(hidden_layer(result.W, 0.99, 1), recipe))
     old_sae, _ = timed(old_train_sae, hidden_layer(result.W, 0.99, 1), recipe)
     defaults = toy.ToyConfig(N_FEATURES, M_HIDDEN, sparsity=0.99, importance_decay=1.0, steps=1_000, seed=0)
-    ours_defaults, _ = timed(toy.train, defaults)
+    ours_defaults, _ = median_of(repeats, toy.train, defaults)
     old_defaults, _ = timed(old_train_toy, defaults)
     judged = steps == LONG_STEPS
     return [
@@ -493,10 +503,11 @@ def main() -> None:
 
     # 3) 10,000 steps: the hand-written step against autograd + torch.optim.Adam.
     steps = 1_000 if args.quick else LONG_STEPS
-    long = long_runs(steps)
+    long = long_runs(steps, 1 if args.quick else args.repeats)
     print()
     print(
-        f"{steps:,} steps: ours = gradients written out, Adam on one flat buffer; old way = autograd + torch.optim.Adam"
+        f"{steps:,} steps: ours = gradients written out, Adam on one flat buffer (median of {1 if args.quick else args.repeats}); "
+        "old way = autograd + torch.optim.Adam (once)"
     )
     print(f"  {'run':<52} {'ours s':>7} {'old s':>7} {'old/ours':>9}")
     for label, ours_s, old_s, met in long:

@@ -204,18 +204,31 @@ class SAETrainResult:
 DataSource = torch.Tensor | np.ndarray | Callable[[int], torch.Tensor]  # a table of rows, or batch_size -> fresh batch
 
 
+FRESH_CHUNK_NUMBERS = 2**16  # a data source is asked for this many numbers at once when its batches are small
+
+
 def _batches(source: DataSource, config: SAETrainConfig, generator: torch.Generator) -> Callable[[], torch.Tensor]:
-    """A function giving the next (batch_size, d_in) float32 batch on the config's device."""
+    """A function giving the next (batch_size, d_in) float32 batch on the config's device.
+
+    A data source is asked for several batches at once when a batch is small (up to ``FRESH_CHUNK_NUMBERS``
+    numbers: 128 batches of a toy model's 2-dimensional hidden layer), and they are handed out one by one: on a
+    toy SAE, drawing the batch was a sixth of a step's time, most of it the source's per-call overhead.
+    """
     device = torch.device(config.device)
     if callable(source):
+        per_call = max(1, FRESH_CHUNK_NUMBERS // (config.batch_size * config.d_in))  # batches asked for at once
+        waiting: list[torch.Tensor] = []
 
         def fresh() -> torch.Tensor:
-            batch = torch.as_tensor(source(config.batch_size)).to(device, torch.float32)
-            if batch.ndim != 2 or batch.shape[1] != config.d_in:
-                raise SAEInputError(
-                    f"The data source gave a batch of shape {tuple(batch.shape)}; expected (rows, {config.d_in})."
-                )
-            return batch
+            if not waiting:
+                rows = torch.as_tensor(source(per_call * config.batch_size)).to(device, torch.float32)
+                if rows.ndim != 2 or rows.shape[1] != config.d_in or rows.shape[0] != per_call * config.batch_size:
+                    raise SAEInputError(
+                        f"The data source gave a batch of shape {tuple(rows.shape)}; expected (rows, {config.d_in}) "
+                        f"with the {per_call * config.batch_size} rows asked for."
+                    )
+                waiting.extend(reversed(rows.split(config.batch_size)))
+            return waiting.pop()
 
         return fresh
     table = torch.as_tensor(source).detach().to(device, torch.float32)
@@ -355,21 +368,21 @@ def _fast_step(config: SAETrainConfig, stack: _Stack, adam: FlatAdam, penalties:
         torch.bmm(features.transpose(1, 2), d_rec, out=g_W_dec)  # (I, n, d_in)
         torch.sum(d_rec, 1, out=g_b_dec)  # (I, d_in)
         d_features = torch.bmm(d_rec, W_dec_t)  # (I, B, n) dL/df
+        totals = torch.sum(features, 1)  # (I, n) each latent's activations summed over the batch
         if l1:
             if rows not in per_rows:
-                per_rows[rows] = (penalties / torch.tensor(rows, dtype=torch.float32)).to(W_dec.device)[:, None]
-            per_row = per_rows[rows]  # (I, 1)
-            d_features.add_((per_row * norms)[:, None, :])
-            d_norms = torch.sum(features, 1).mul_(per_row)  # (I, n)
+                per_rows[rows] = (penalties / torch.tensor(rows, dtype=torch.float32)).to(W_dec.device)[:, None, None]
+            per_row = per_rows[rows]  # (I, 1, 1)
+            d_features.addcmul_(per_row, norms[:, None, :])
             # ‖W_dec,i‖'s gradient is W_dec,i / ‖W_dec,i‖, taken as 0 for a zero row (as autograd); such a row
             # divided by any positive number is 0 already, so a floor on the norm stands in for the mask.
-            unit = W_dec / norms[:, :, None].clamp_min(tiny)  # (I, n, d_in)
-            g_W_dec.addcmul_(d_norms[:, :, None], unit)
+            d_norms = totals.div(norms.clamp_min(tiny))[:, :, None].mul_(per_row)  # (I, n, 1) λ/B Σ_B f / ‖W_dec,i‖
+            g_W_dec.addcmul_(d_norms, W_dec)
         d_pre = _relu_backward(d_features, features, 0)  # (I, B, n): 0 where f = 0 (ReLU, or not among TopK's k)
         torch.sum(d_pre, 1, out=g_b_enc)  # (I, n)
         torch.bmm(centred.transpose(1, 2), d_pre, out=g_W_enc)  # (I, d_in, n)
         g_b_dec_column.baddbmm_(W_enc, g_b_enc_column, alpha=-1)  # Σ_B dL/dpre W_encᵀ, summed over the batch first
-        fired = torch.sum(features, 1) > zero  # (I, n) latents that fired on this batch (f ≥ 0)
+        fired = totals > zero  # (I, n) latents that fired on this batch (f ≥ 0)
         # 3) Adam.
         adam.step(lr)
         return features, fired, error, norms
