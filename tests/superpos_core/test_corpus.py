@@ -1,0 +1,111 @@
+import gzip
+import json
+
+from superpos_core import corpus
+
+# The shape ``bible "gen1:1-rev22:21"`` prints: a heading per chapter, verses numbered and wrapped at 80 columns.
+PRINTED = """
+Genesis 1
+
+  1 In the beginning God created the heaven and the earth.
+  2 And the earth was without form, and void; and darkness was upon the face of
+the deep. And the Spirit of God moved upon the face of the waters.
+
+Song of Solomon 2
+
+  1 I am the rose of Sharon, and the lily of the valleys.
+"""
+
+
+def test_bible_chapters_become_running_text_without_verse_numbers():
+    chapters = list(corpus.bible_chapters(PRINTED))
+    assert [c.name for c in chapters] == ["Genesis 1", "Song of Solomon 2"]
+    lines = chapters[0].text.splitlines()
+    assert lines[0] == "Genesis 1" and lines[2].startswith("In the beginning")
+    # the wrapped verse is one line again, its number gone
+    assert lines[3] == (
+        "And the earth was without form, and void; and darkness was upon the face of the deep. "
+        "And the Spirit of God moved upon the face of the waters."
+    )
+    assert chapters[1].text.endswith("lily of the valleys.\n")
+
+
+def test_the_held_out_split_is_fixed_by_name_and_about_one_in_twenty():
+    documents = [corpus.Document("s", f"doc{i}", "text") for i in range(4000)]
+    held_out = [d for d in documents if d.split == "eval"]
+    assert 0.03 < len(held_out) / len(documents) < 0.07
+    assert [d.split for d in documents] == [corpus.Document("s", d.name, "other text").split for d in documents]
+
+
+def test_the_budget_keeps_a_seeded_selection_that_fits():
+    documents = [corpus.Document("s", f"doc{i}", "x" * (10 + i)) for i in range(50)]
+    taken = corpus.within_budget(documents, 300, seed=1)
+    assert sum(len(d.text) for d in taken) <= 300 and len(taken) >= 5
+    assert taken == corpus.within_budget(documents, 300, seed=1)  # the same seed, the same documents
+    assert taken != corpus.within_budget(documents, 300, seed=2)
+    assert len(corpus.within_budget(documents[-1:], 5)) == 1  # one document is kept even over the budget
+
+
+def test_files_are_read_in_order_and_tests_are_left_out(tmp_path):
+    (tmp_path / "json").mkdir()
+    (tmp_path / "test").mkdir()
+    (tmp_path / "json" / "decoder.py").write_text("def decode(): ...\n")
+    (tmp_path / "abc.py").write_text("class ABC: ...\n")
+    (tmp_path / "test" / "test_abc.py").write_text("assert True\n")
+    (tmp_path / "empty.py").write_text("\n")
+    read = list(corpus.read_files("code", tmp_path, "*.py", corpus.is_test_or_vendored))
+    assert [d.name for d in read] == ["abc.py", "json/decoder.py"]
+
+
+def test_man_pages_that_only_include_another_are_skipped(tmp_path):
+    section = tmp_path / "man2"
+    section.mkdir()
+    with gzip.open(section / "read.2.gz", "wt") as handle:
+        handle.write(".TH READ 2\n.SH NAME\nread \\- read from a file descriptor\n")
+    with gzip.open(section / "pread.2.gz", "wt") as handle:
+        handle.write(".so man2/read.2\n")
+    rendered = list(corpus.read_man_pages(tmp_path, render=lambda path: f"rendered {path.name}"))
+    assert [(d.name, d.text) for d in rendered] == [("man2/read.2.gz", "rendered read.2.gz")]
+
+
+def test_build_writes_documents_and_a_manifest_with_each_licence(tmp_path):
+    sources = (
+        corpus.Source(
+            "tiny",
+            "no-such-package",
+            "prose",
+            "public domain",
+            100,
+            lambda: iter(corpus.Document("tiny", f"d{i}", f"text {i}\n") for i in range(40)),
+        ),
+    )
+    manifest = corpus.build(tmp_path, sources, seed=0)
+    (entry,) = manifest["sources"]
+    assert entry["licence"] == "public domain" and entry["package"] == "no-such-package" and entry["version"] is None
+    rows = list(corpus.documents(tmp_path))
+    assert entry["train"]["documents"] + entry["eval"]["documents"] == len(rows)
+    assert sum(len(r["text"]) for r in rows) == entry["train"]["characters"] + entry["eval"]["characters"] <= 100
+    assert all(r["split"] == corpus.Document("tiny", r["name"], r["text"]).split for r in rows)
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    assert list(corpus.documents(tmp_path, "eval")) == [r for r in rows if r["split"] == "eval"]
+
+
+def test_every_source_names_its_package_and_licence():
+    for source in corpus.SOURCES:
+        assert source.package and source.licence and source.kind and source.budget > 0
+    assert {s.name for s in corpus.SOURCES} == {"kjv-bible", "python-docs", "python-stdlib", "linux-man-pages"}
+
+
+def test_token_counts_are_added_per_source_and_split(tmp_path):
+    sources = (
+        corpus.Source(
+            "a", "pkg", "prose", "public domain", 10_000, lambda: iter([corpus.Document("a", "one", "x y z")])
+        ),
+    )
+    corpus.build(tmp_path, sources)
+    words = lambda text, add_special_tokens: {"input_ids": text.split()}  # noqa: E731  one token per word
+    manifest = corpus.count_tokens(tmp_path, words, "words")
+    (entry,) = manifest["sources"]
+    split = corpus.Document("a", "one", "x y z").split
+    assert entry[split]["tokens"] == {"words": 3}
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
