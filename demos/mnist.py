@@ -89,9 +89,10 @@ def sae_notes(concentration: mnist_sae.Concentration, provenance: dict) -> dict[
     features = (
         f"An SAE (sparse autoencoder) with {recipe['n_latents']} features, trained on fc1's firing for all 60,000 MNIST "
         f"training digits, rewrites your digit's 128 neuron values as at most {recipe['k']} features that add up to them. "
-        f"Each tile is one feature: the mean of the {mnist_sae.TOP_DIGITS} real test digits that activate it most; above it, "
+        f"Each tile is one feature: the mean of the {mnist_sae.TOP_DIGITS} of the 2,000 real test digits here that activate it most; above it, "
         "its number and its activation now; below it, the digit it votes for (the one whose score falls most when this "
-        "feature is taken out of the reconstruction) and, where taking it out changes the answer, the answer without it. "
+        "feature is taken out of the reconstruction) and, where taking it out changes the answer, the answer without it; "
+        f"under that, the {mnist_sae.TOP_SHOWN} test digits it fires on most, strongest first, at half size. "
         f"On the 10,000 test digits the SAE explains {test['explained_variance']:.0%} of fc1's variance (about the training "
         f"digits' mean firing) with {test['l0']:.1f} features per digit; {test['dead']} of its {recipe['n_latents']} "
         "features fire for none of them."
@@ -416,21 +417,28 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
                 "What the network sees, and why it answers", notes["saliency"], elem_id="mnist-saliency"
             )
     with gr.Row():
-        activations = figure_with_note(
-            "Activations of every neuron", notes["activations"], elem_id="mnist-activations", column=True
-        )
         polysemanticity = figure_with_note(
             "Is one neuron one digit? (polysemanticity)",
             notes["polysemanticity"],
             elem_id="mnist-polysemanticity",
             column=True,
         )
-    sae_features = figure_with_note(
-        "Your digit as SAE features: the same firing, pulled apart", notes["sae_features"], elem_id="mnist-sae-features"
-    )
-    histograms = figure_with_note(
-        "This digit's activations against 2,000 real test digits", notes["histograms"], elem_id="mnist-histograms"
-    )
+        sae_features = figure_with_note(
+            "Your digit as SAE features: the same firing, pulled apart",
+            notes["sae_features"],
+            elem_id="mnist-sae-features",
+            column=True,
+        )
+    with gr.Row():
+        activations = figure_with_note(
+            "Activations of every neuron", notes["activations"], elem_id="mnist-activations", column=True
+        )
+        histograms = figure_with_note(
+            "This digit's activations against 2,000 real test digits",
+            notes["histograms"],
+            elem_id="mnist-histograms",
+            column=True,
+        )
     with gr.Accordion("Numbers behind the pictures (the /mnist API's JSON)", open=False):
         summary = gr.JSON(label="Summary", elem_id="mnist-json")
 

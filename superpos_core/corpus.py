@@ -13,8 +13,8 @@ Four kinds of text, so that an SAE sees more than one register:
   them (free licences per page: GPL-2+, "verbatim", BSD, MIT; all allow redistribution).
 
 Each source has a character budget (``Source.budget``): its documents are shuffled with the seed and taken
-until the budget is spent, so no single source dominates. Every twentieth document of each source (by a
-hash of its name, so the split never moves when the budget changes) is held out for evaluation. The manifest
+until the budget is spent, so no single source dominates. About 5% of each source's characters are held out
+for evaluation, as whole documents taken in the order of a hash of their names. The manifest
 records each source's package, version, licence, documents and characters per split; token counts are added
 by whoever tokenises the corpus (the SAE's builder), since they depend on the model.
 """
@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-HELD_OUT_EVERY = 20  # one document in this many is held out for evaluation
+HELD_OUT = 0.05  # the share of each source's characters held out for evaluation
 SEED = 0
 
 
@@ -44,10 +44,23 @@ class Document:
     text: str
 
     @property
-    def split(self) -> str:
-        """ "eval" for one document in ``HELD_OUT_EVERY``, by a hash of its source and name; else "train"."""
-        digest = hashlib.sha256(f"{self.source}/{self.name}".encode()).digest()
-        return "eval" if int.from_bytes(digest[:4], "big") % HELD_OUT_EVERY == 0 else "train"
+    def rank(self) -> bytes:
+        """A fixed place for it in a shuffled order: a hash of its source and name."""
+        return hashlib.sha256(f"{self.source}/{self.name}".encode()).digest()
+
+
+def held_out(documents: list[Document], share: float = HELD_OUT) -> set[str]:
+    """The names of the documents held out: taken in the order of their hashes until ``share`` of the characters.
+
+    By hash, so that which documents are held out depends on the documents alone, not on the order they were read in.
+    """
+    total, kept, names = sum(len(d.text) for d in documents), 0, set()
+    for document in sorted(documents, key=lambda d: d.rank):
+        if kept >= share * total:
+            break
+        names.add(document.name)
+        kept += len(document.text)
+    return names
 
 
 @dataclass(frozen=True)
@@ -213,16 +226,22 @@ def build(out: Path, sources: tuple[Source, ...] = SOURCES, seed: int = SEED) ->
     Returns the manifest.
     """
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"seed": seed, "held_out": f"one document in {HELD_OUT_EVERY}, by a hash of its name", "sources": []}
+    manifest = {
+        "seed": seed,
+        "held_out": f"about {HELD_OUT:.0%} of each source's characters: whole documents, in the order of a hash of their names",
+        "sources": [],
+    }
     with open(out / "documents.jsonl", "w", encoding="utf-8") as handle:
         for source in sources:
             documents = within_budget(list(source.read()), source.budget, seed)
+            evaluation = held_out(documents)
             counts = {split: {"documents": 0, "characters": 0} for split in ("train", "eval")}
             for document in documents:
-                row = {"source": source.name, "name": document.name, "split": document.split, "text": document.text}
+                split = "eval" if document.name in evaluation else "train"
+                row = {"source": source.name, "name": document.name, "split": split, "text": document.text}
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                counts[document.split]["documents"] += 1
-                counts[document.split]["characters"] += len(document.text)
+                counts[split]["documents"] += 1
+                counts[split]["characters"] += len(document.text)
             manifest["sources"].append(
                 {
                     "name": source.name,

@@ -78,7 +78,9 @@ LIVE_FIGURES: dict[str, LiveFigure] = {
         lambda panel, reading: panel.update(reading.values),
     ),
     "sae_features": LiveFigure(
-        lambda explorer: mnist_figures.SAEFeaturePanel(explorer.sae.pictures, explorer.sae.slots),
+        lambda explorer: mnist_figures.SAEFeaturePanel(
+            explorer.sae.pictures, explorer.sae.slots, explorer.sae.top_digits
+        ),
         lambda panel, reading: panel.update(
             reading.sae.features,
             reading.sae.votes_for,

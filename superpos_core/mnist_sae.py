@@ -57,6 +57,7 @@ RECIPE = SAETrainConfig(
     seed=0,
 )
 TOP_DIGITS = 16  # the test digits whose mean is a feature's picture
+TOP_SHOWN = 3  # the test digits shown themselves under it
 CONCENTRATION_TOP = 20  # a unit's strongest activations counted by digit class (class_concentration)
 
 
@@ -186,6 +187,7 @@ class MnistSAE:
         self.digit_features = self.encode(firing).cpu().numpy()  # (N, n) every digit's features
         self.labels = digits.labels
         self.pictures = feature_pictures(self.digit_features, digits.images)  # (n, 28, 28)
+        self.top_digits = top_digits(self.digit_features, digits.images)  # (n, TOP_SHOWN, 14, 14)
 
     @classmethod
     def load(
@@ -235,6 +237,17 @@ class MnistSAE:
         )
 
 
+def strongest_digits(features: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's ``top`` most activating digits, strongest first: their indices (top, n), and whether the
+    feature fires on each (top, n) (a feature that fires on fewer than ``top`` digits has False beyond them).
+
+    Args:
+        features: (N, n) each digit's features.
+    """
+    strongest = np.argsort(-features, axis=0, kind="stable")[:top]  # (top, n)
+    return strongest, np.take_along_axis(features, strongest, axis=0) > 0
+
+
 def feature_pictures(features: np.ndarray, images: np.ndarray, top: int = TOP_DIGITS) -> np.ndarray:
     """Each feature as a picture: the mean of the ``top`` digits that activate it most, (n, 28, 28) in [0, 1].
 
@@ -244,11 +257,26 @@ def feature_pictures(features: np.ndarray, images: np.ndarray, top: int = TOP_DI
         features: (N, n) each digit's features.
         images: (N, 28, 28) uint8 the digits, 255 = ink.
     """
-    strongest = np.argsort(-features, axis=0, kind="stable")[:top]  # (top, n)
-    fired = np.take_along_axis(features, strongest, axis=0) > 0  # (top, n)
+    strongest, fired = strongest_digits(features, top)  # (top, n) each
     ink = images[strongest].astype(np.float32) / 255.0  # (top, n, 28, 28)
     total = (ink * fired[..., None, None]).sum(0)  # (n, 28, 28)
     return total / np.maximum(fired.sum(0), 1)[:, None, None]
+
+
+def top_digits(features: np.ndarray, images: np.ndarray, count: int = TOP_SHOWN) -> np.ndarray:
+    """Each feature's ``count`` most activating digits themselves, strongest first, at half size: (n, count, 14, 14).
+
+    Halved by averaging 2 x 2 pixels, so that a strip of them fits under the feature's picture; in [0, 1],
+    blank where the feature fires on fewer than ``count`` digits.
+
+    Args:
+        features: (N, n) each digit's features.
+        images: (N, 28, 28) uint8 the digits, 255 = ink.
+    """
+    strongest, fired = strongest_digits(features, count)  # (count, n) each
+    ink = images[strongest].astype(np.float32) / 255.0  # (count, n, 28, 28)
+    half = ink.reshape(*strongest.shape, 14, 2, 14, 2).mean((3, 5))  # (count, n, 14, 14)
+    return (half * fired[..., None, None]).transpose(1, 0, 2, 3)  # (n, count, 14, 14)
 
 
 # --- building the bundled asset -------------------------------------------------------------------

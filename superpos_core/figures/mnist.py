@@ -286,37 +286,40 @@ class HistogramPanel(LivePanel):
 
 class SAEFeaturePanel(LivePanel):
     """A digit's active SAE features, strongest first: each the mean of the test digits that activate it most,
-    with its activation above and, below, the digit it votes for (and the answer without it, where that changes).
+    with its activation above and, below, the digit it votes for (and the answer without it, where that changes),
+    then a strip of its strongest test digits themselves.
 
     All the tiles are one image (a mosaic redrawn per digit): one blitted artist costs about a millisecond, twelve
     cost twelve.
     """
 
     COLUMNS = 6
-    CELL_W, CELL_H, LEFT, TOP_ROOM = (
-        42,
-        47,
-        7,
-        8,
-    )  # a tile's cell in the mosaic, in tile pixels: 28x28 at (LEFT, TOP_ROOM)
+    # A feature's cell in the mosaic, in tile pixels: its 28x28 picture at (LEFT, TOP_ROOM), the vote's line below
+    # it (VOTE_ROOM), then its strongest digits at 14x14, one pixel apart, STRIP_GAP below.
+    CELL_W, LEFT, TOP_ROOM, VOTE_ROOM, STRIP_GAP = 50, 11, 8, 11, 2
     HEADING = 0.42  # inches above the mosaic, for the stamped heading
 
-    def __init__(self, pictures: np.ndarray, slots: int):
+    def __init__(self, pictures: np.ndarray, slots: int, top_digits: np.ndarray | None = None):
         """Args:
         pictures: (n, 28, 28) each feature's picture, in [0, 1] (``mnist_sae.feature_pictures``).
         slots: the most features shown (a TopK SAE's k).
+        top_digits: (n, count, 14, 14) each feature's strongest digits at half size (``mnist_sae.top_digits``),
+            or None for no strip.
         """
         self.pictures = pictures
+        self.top_digits = top_digits
         self.slots = slots
+        self.strip_top = self.TOP_ROOM + 28 + self.VOTE_ROOM  # the strip's top row within a cell
+        self.cell_h = self.strip_top + (0 if top_digits is None else self.STRIP_GAP + 14 + 3)  # 3: room below
         self.rows = -(-slots // self.COLUMNS)
         width = 7.0
-        mosaic_height = width * self.rows * self.CELL_H / (self.COLUMNS * self.CELL_W)  # square tile pixels
+        mosaic_height = width * self.rows * self.cell_h / (self.COLUMNS * self.CELL_W)  # square tile pixels
         height = self.HEADING + mosaic_height
         figure = fixed_figure(width, height)
         super().__init__(figure)
         self.ax = figure.add_axes((0, 0, 1, mosaic_height / height))
         self.ax.set_axis_off()
-        self.mosaic = np.zeros((self.rows * self.CELL_H, self.COLUMNS * self.CELL_W))
+        self.mosaic = np.zeros((self.rows * self.cell_h, self.COLUMNS * self.CELL_W))
         self.image = self.animate(
             self.ax.imshow(self.mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
         )
@@ -325,7 +328,17 @@ class SAEFeaturePanel(LivePanel):
     def _cell(self, slot: int) -> tuple[int, int]:
         """The top-left corner (x, y) of a slot's tile in the mosaic."""
         row, column = divmod(slot, self.COLUMNS)
-        return column * self.CELL_W + self.LEFT, row * self.CELL_H + self.TOP_ROOM
+        return column * self.CELL_W + self.LEFT, row * self.cell_h + self.TOP_ROOM
+
+    def _strip(self, slot: int, index: int) -> None:
+        """Paint feature ``index``'s strongest digits under its tile in ``slot``, centred in the cell."""
+        digits = self.top_digits[index]  # (count, 14, 14)
+        row, column = divmod(slot, self.COLUMNS)
+        width = len(digits) * 15 - 1
+        x0 = column * self.CELL_W + (self.CELL_W - width) // 2
+        y0 = row * self.cell_h + self.strip_top + self.STRIP_GAP
+        for k, digit in enumerate(digits):
+            self.mosaic[y0 : y0 + 14, x0 + 15 * k : x0 + 15 * k + 14] = digit
 
     def update(
         self,
@@ -348,6 +361,8 @@ class SAEFeaturePanel(LivePanel):
         for slot, (index, _value) in enumerate(shown):
             x, y = self._cell(slot)
             self.mosaic[y : y + 28, x : x + 28] = self.pictures[index]
+            if self.top_digits is not None:
+                self._strip(slot, index)
         self.image.set_data(self.mosaic)
         pixels = self.render()
         height = pixels.shape[0]

@@ -30,11 +30,12 @@ def test_bible_chapters_become_running_text_without_verse_numbers():
     assert chapters[1].text.endswith("lily of the valleys.\n")
 
 
-def test_the_held_out_split_is_fixed_by_name_and_about_one_in_twenty():
-    documents = [corpus.Document("s", f"doc{i}", "text") for i in range(4000)]
-    held_out = [d for d in documents if d.split == "eval"]
-    assert 0.03 < len(held_out) / len(documents) < 0.07
-    assert [d.split for d in documents] == [corpus.Document("s", d.name, "other text").split for d in documents]
+def test_about_five_percent_of_the_characters_are_held_out_whole_and_by_name():
+    documents = [corpus.Document("s", f"doc{i}", "x" * (100 + 37 * i)) for i in range(200)]
+    names = corpus.held_out(documents)
+    share = sum(len(d.text) for d in documents if d.name in names) / sum(len(d.text) for d in documents)
+    assert 0.05 <= share < 0.08
+    assert corpus.held_out(list(reversed(documents))) == names  # the order read in does not matter
 
 
 def test_the_budget_keeps_a_seeded_selection_that_fits():
@@ -85,7 +86,9 @@ def test_build_writes_documents_and_a_manifest_with_each_licence(tmp_path):
     rows = list(corpus.documents(tmp_path))
     assert entry["train"]["documents"] + entry["eval"]["documents"] == len(rows)
     assert sum(len(r["text"]) for r in rows) == entry["train"]["characters"] + entry["eval"]["characters"] <= 100
-    assert all(r["split"] == corpus.Document("tiny", r["name"], r["text"]).split for r in rows)
+    assert {r["name"] for r in rows if r["split"] == "eval"} == corpus.held_out(
+        [corpus.Document("tiny", r["name"], r["text"]) for r in rows]
+    )
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     assert list(corpus.documents(tmp_path, "eval")) == [r for r in rows if r["split"] == "eval"]
 
@@ -106,6 +109,6 @@ def test_token_counts_are_added_per_source_and_split(tmp_path):
     words = lambda text, add_special_tokens: {"input_ids": text.split()}  # noqa: E731  one token per word
     manifest = corpus.count_tokens(tmp_path, words, "words")
     (entry,) = manifest["sources"]
-    split = corpus.Document("a", "one", "x y z").split
-    assert entry[split]["tokens"] == {"words": 3}
+    assert entry["eval"]["tokens"] == {"words": 3}  # the one document is held out (5% of it rounds up)
+    assert entry["train"]["tokens"] == {"words": 0}
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest

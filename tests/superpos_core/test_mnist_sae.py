@@ -61,6 +61,20 @@ def test_feature_pictures_average_the_digits_a_feature_fires_on():
     np.testing.assert_allclose(pictures[0], (102 + 255 + 51) / 3 / 255, rtol=1e-6)  # digit 0 fires 0: left out
 
 
+def test_top_digits_are_the_strongest_digits_themselves_at_half_size():
+    images = np.zeros((4, 28, 28), np.uint8)
+    for k in range(4):
+        images[k, 2 * k : 2 * k + 2, :2] = 255  # digit k: one 2x2 block of ink, in row k of the halved picture
+    features = np.array([[0.0, 5.0], [1.0, 0.0], [3.0, 0.0], [2.0, 0.0]])  # feature 1 fires on digit 0 alone
+    shown = mnist_sae.top_digits(features, images, count=3)
+    assert shown.shape == (2, 3, 14, 14)
+    for slot, digit in enumerate((2, 3, 1)):  # feature 0's digits, strongest first
+        expected = np.zeros((14, 14))
+        expected[digit, 0] = 1.0
+        np.testing.assert_allclose(shown[0, slot], expected)
+    assert shown[1, 0, 0, 0] == 1.0 and (shown[1, 1:] == 0).all()  # fewer than 3 digits: blank after them
+
+
 def test_reading_a_digit_lists_its_features_and_what_each_does(bundled, model):
     sample = mnist.load_sample().test
     firing = mnist_sae.fc1_firing(model, mnist.Digits(sample.images[:1], sample.labels[:1]))[0]  # (128,)

@@ -101,3 +101,28 @@ def test_concentration_figure_draws_both_distributions():
     neurons[:5] = np.nan  # not counted
     rgb = to_rgb(mnist_figures.concentration(neurons, rng.uniform(0.1, 1.0, 512), chance=0.26, top=20))
     assert rgb.dtype == np.uint8 and rgb.shape[1] == 700
+
+
+@pytest.mark.slow
+def test_sae_feature_panel_shows_each_features_strongest_digits_under_its_tile():
+    pictures = np.zeros((10, 28, 28))
+    strips = np.zeros((10, 3, 14, 14))
+    strips[4, :2] = 1.0  # feature 4: two strongest digits (solid ink), then none
+    panel = mnist_figures.SAEFeaturePanel(pictures, slots=6, top_digits=strips)
+    image = panel.update([(4, 2.0), (7, 1.0)], [3, 3], [3, 3], prediction=3, explained_variance=0.8)
+
+    def digit_at(slot: int, k: int) -> np.ndarray:
+        """The picture's pixels where the k-th strip digit of ``slot`` lies (a margin in from its edges)."""
+        row, column = divmod(slot, panel.COLUMNS)
+        x0 = column * panel.CELL_W + (panel.CELL_W - 44) // 2 + 15 * k
+        y0 = row * panel.cell_h + panel.strip_top + panel.STRIP_GAP
+        (left, top), (right, bottom) = live.pixels_from_top(
+            panel.ax.transData, [(x0 - 0.5, y0 - 0.5), (x0 + 13.5, y0 + 13.5)], image.shape[0]
+        )
+        return image[int(top) + 2 : int(bottom) - 2, int(left) + 2 : int(right) - 2]
+
+    assert digit_at(0, 0).max() < 60 and digit_at(0, 1).max() < 60  # feature 4's two digits: ink
+    assert digit_at(0, 2).min() > 240  # it fires on no third digit: paper
+    assert all(digit_at(1, k).min() > 240 for k in range(3))  # feature 7 has none
+    plain = mnist_figures.SAEFeaturePanel(pictures, slots=6)  # without strips, the cells are shorter
+    assert plain.cell_h < panel.cell_h
