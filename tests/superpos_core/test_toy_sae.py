@@ -111,3 +111,10 @@ def test_the_sweep_trains_one_sae_per_penalty(pentagon):
     assert reports[-1] == (200, 200) and reports == sorted(reports)  # one batched run, one bar
     summary = swept.summary()
     assert summary["penalties"] == [0.01, 0.1] and len(summary["recovered"]) == len(summary["explained_variance"]) == 2
+
+
+def test_the_sweep_shows_a_better_reconstruction_is_not_the_right_features(pentagon):
+    # The course's lesson, on the pentagon: a weak penalty reconstructs almost perfectly with the wrong latents.
+    weak, strong = toy_sae.penalty_sweep(pentagon, penalties=(0.01, 0.3)).results
+    assert weak.explained_variance > 0.99 > strong.explained_variance
+    assert weak.recovered < 5 == strong.recovered

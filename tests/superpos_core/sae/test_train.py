@@ -223,3 +223,23 @@ def test_the_hand_written_step_trains_as_autograd_and_torch_adam_do(sparsity):
     for name, weight in sae.state_dict().items():
         torch.testing.assert_close(ours.sae.state_dict()[name], weight, rtol=1e-4, atol=2e-5)
     np.testing.assert_allclose(ours.history.loss, losses, rtol=1e-5, atol=1e-7)
+
+
+def test_saes_side_by_side_train_as_each_would_alone():
+    # The same start and the same batches for every penalty: with no resampling (whose draws interleave with
+    # the batches'), each SAE of the batched run is the one a run of its own makes, to float rounding.
+    x = sparse_data()[1](4096)
+    recipes = [config(penalty=p, steps=200, resample_every=0) for p in (0.05, 0.5, 2.0)]
+    together = train.train_saes(x, recipes)
+    for recipe, trained in zip(recipes, together):
+        alone = train.train_sae(x, recipe)
+        assert trained.config == recipe
+        for name, weight in alone.sae.state_dict().items():
+            torch.testing.assert_close(trained.sae.state_dict()[name], weight, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(trained.history.loss, alone.history.loss, rtol=1e-4)
+    assert together[0].sae.W_dec.data_ptr() != together[1].sae.W_dec.data_ptr()  # each has weights of its own
+
+
+def test_only_the_penalty_may_differ_side_by_side():
+    with pytest.raises(SAEInputError, match="only in their penalty"):
+        train.train_saes(np.zeros((10, D_IN)), [config(), config(steps=10)])
