@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from superpos_core import corpus, lm
+from superpos_core.lm import corpus_activations, corpus_sae
+from superpos_core.sae import load_pretrained_sae
+from superpos_core.sae.train import SAE, SAETrainConfig
+from tests.helpers import TINY_D_MODEL, save_tiny_gpt2
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return lm.load(save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2")), allow_any=True)
+
+
+def signed_pairs_sae(d_in: int, scale_decoder: float = 1.0) -> SAE:
+    """An SAE that rebuilds any input exactly: latent i is relu(x_i), latent d_in + i is relu(-x_i)."""
+    sae = SAE(SAETrainConfig(d_in=d_in, n_latents=2 * d_in), torch.Generator().manual_seed(0))
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))  # (d_in, 2 d_in)
+        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0) * scale_decoder)  # (2 d_in, d_in)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+def test_stored_rows_are_drawn_from_the_file_reproducibly(tmp_path):
+    acts = np.arange(3 * 4 * 2, dtype=np.float16).reshape(3, 4, 2)  # 12 rows of 2
+    np.save(tmp_path / "acts.npy", acts)
+    draw = corpus_sae.stored_rows(tmp_path / "acts.npy", seed=5)
+    batch = draw(50)
+    assert batch.shape == (50, 2) and batch.dtype == torch.float32
+    assert set(map(tuple, batch.tolist())) <= set(map(tuple, acts.reshape(-1, 2).astype(np.float32).tolist()))
+    assert torch.equal(batch, corpus_sae.stored_rows(tmp_path / "acts.npy", seed=5)(50))
+
+
+def test_measure_counts_l0_dead_and_dense_latents():
+    rows = np.array([[1.0, 0.0, -2.0], [3.0, 0.0, 0.5], [-1.0, 0.0, 4.0], [2.0, 0.0, 1.0]], dtype=np.float32)
+    measured = corpus_sae.measure(signed_pairs_sae(3), rows, batch=3)
+    assert measured["explained_variance"] == pytest.approx(1.0)
+    assert measured["l0"] == pytest.approx(2.0)  # two non-zero coordinates per row
+    # latent densities: relu(x0) on 3 of 4 rows, relu(x1) never, relu(x2) 3/4, relu(-x0) 1/4, relu(-x1) never, relu(-x2) 1/4
+    np.testing.assert_allclose(measured["density"], [0.75, 0, 0.75, 0.25, 0, 0.25])
+    assert measured["dead"] == 2 and measured["dense"] == 4 and measured["rows"] == 4
+
+
+def test_ce_loss_recovered_is_one_for_a_perfect_reconstruction_and_zero_for_none(tiny):
+    windows = np.array([[tiny.tokenizer.eos_token_id, 5, 9, 30, 2, 7, 11, 40]] * 3)
+    blocks = corpus_activations.blocks_of(tiny.model, tiny.n_layers - 1)
+    before = [list(b._forward_hooks) for b in blocks]
+    perfect = corpus_sae.ce_loss_recovered(tiny, signed_pairs_sae(TINY_D_MODEL), 1, windows, batch=2)
+    assert perfect["spliced"] == pytest.approx(perfect["clean"], abs=1e-5)  # rebuilt exactly: the model is unchanged
+    assert perfect["zeroed"] != pytest.approx(perfect["clean"])  # the splice does reach the model
+    nothing = corpus_sae.ce_loss_recovered(tiny, signed_pairs_sae(TINY_D_MODEL, scale_decoder=0.0), 1, windows)
+    assert nothing["spliced"] == pytest.approx(nothing["zeroed"], abs=1e-5)  # a reconstruction of 0 is the layer zeroed
+    for result in (perfect, nothing):
+        gap = result["zeroed"] - result["clean"]  # a random model may even do better zeroed: then it is undefined
+        expected = (result["zeroed"] - result["spliced"]) / gap if gap > 0 else None
+        assert result["recovered"] == (pytest.approx(expected) if expected is not None else None)
+    assert [list(b._forward_hooks) for b in blocks] == before  # the splice is gone
+
+
+@pytest.mark.slow
+def test_build_trains_measures_and_saves_an_sae_our_loader_reads(tiny, tmp_path):
+    texts = [f"Line {i}: the cat sat on the mat while the dog ran {i} laps.\n" * 4 for i in range(40)]
+    source = corpus.Source(
+        "tiny",
+        "none",
+        "prose",
+        "public domain",
+        10**6,
+        lambda: iter(corpus.Document("tiny", f"d{i}", t) for i, t in enumerate(texts)),
+    )
+    corpus.build(tmp_path / "corpus", (source,))
+    corpus_activations.build(tiny, tmp_path / "corpus", 1, tmp_path / "acts", context=16, log=lambda _: None)
+    provenance = corpus_sae.build(
+        tmp_path / "acts",
+        tmp_path / "sae",
+        tmp_path / "corpus",
+        tiny,
+        expansion=2,
+        steps=60,
+        batch_size=64,
+        penalty=0.01,
+    )
+    assert provenance["layer"] == 1 and provenance["recipe"]["n_latents"] == 2 * TINY_D_MODEL
+    held_out = provenance["held_out"]
+    assert 0 < held_out["explained_variance"] <= 1 and held_out["l0"] > 0
+    assert set(provenance["ce_loss"]) == {"clean", "spliced", "zeroed", "recovered"}
+    assert json.loads((tmp_path / "sae" / "provenance.json").read_text()) == provenance
+    loaded = load_pretrained_sae(tmp_path / "sae")
+    assert loaded.d_sae == 2 * TINY_D_MODEL and loaded.d_in == TINY_D_MODEL
+    assert np.load(tmp_path / "sae" / "feature_density.npy").shape == (2 * TINY_D_MODEL,)
