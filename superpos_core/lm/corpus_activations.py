@@ -107,13 +107,14 @@ def residual_stream(loaded: LoadedLM, input_ids: torch.Tensor, layer: int) -> to
     return caught[0].float()
 
 
-def _open(path: Path, shape: tuple[int, ...], dtype) -> np.memmap:
-    """An .npy file of ``shape`` to write into: the one there if its shape and type match (a resumed run), else new."""
+def _open(path: Path, shape: tuple[int, ...], dtype) -> tuple[np.memmap, bool]:
+    """An .npy file of ``shape`` to write into, and whether it is the one already there: kept if its shape and type
+    match (a resumed run), else made new (and then nothing in it is done yet)."""
     if path.exists():
         existing = np.load(path, mmap_mode="r+")
         if existing.shape == shape and existing.dtype == np.dtype(dtype):
-            return existing
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            return existing, True
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape), False
 
 
 def build(
@@ -154,9 +155,12 @@ def build(
         ids = np.array(list(windows(loaded.tokenizer, texts, context)), dtype=np.int32).reshape(-1, context)
         if split == "train" and max_tokens is not None:
             ids = ids[: max(1, max_tokens // (context - 1))]
-        np.save(out / f"tokens_{split}.npy", ids)
-        acts = _open(out / f"acts_{split}.npy", (len(ids), context - 1, loaded.d_model), np.float16)
-        done = int(progress.get(split, 0))
+        acts, kept = _open(out / f"acts_{split}.npy", (len(ids), context - 1, loaded.d_model), np.float16)
+        tokens_path = out / f"tokens_{split}.npy"
+        if kept and tokens_path.exists() and not np.array_equal(np.load(tokens_path), ids):
+            kept = False  # the same shape, other windows (another corpus or model): start the split again
+        np.save(tokens_path, ids)
+        done = int(progress.get(split, 0)) if kept else 0
         started, since = time.perf_counter(), done
         for batch, start in enumerate(range(done, len(ids), batch_size)):
             window = torch.from_numpy(ids[start : start + batch_size].astype(np.int64))  # (B, T)
