@@ -40,8 +40,8 @@ def flat_rows(acts_path: Path) -> np.ndarray:
     return acts.reshape(-1, acts.shape[-1])
 
 
-def stored_rows(acts_path: Path, seed: int = 0) -> Callable[[int], torch.Tensor]:
-    """``size -> (size, d_model)`` float32 rows drawn at random (with replacement) from stored activations.
+def stored_rows(acts_path: Path, seed: int = 0, scale: float = 1.0) -> Callable[[int], torch.Tensor]:
+    """``size -> (size, d_model)`` float32 rows drawn at random (with replacement) from stored activations, times ``scale``.
 
     The rows of a batch are read in file order (sorted), which is what the disk and the page cache do best.
     """
@@ -50,9 +50,35 @@ def stored_rows(acts_path: Path, seed: int = 0) -> Callable[[int], torch.Tensor]
 
     def draw(size: int) -> torch.Tensor:
         picked = np.sort(rng.integers(0, len(rows), size))
-        return torch.from_numpy(rows[picked].astype(np.float32))
+        return torch.from_numpy(rows[picked].astype(np.float32)).mul_(scale)
 
     return draw
+
+
+def activation_scale(acts_path: Path, sample: int = 65_536, seed: int = 0) -> float:
+    """The factor that gives the rows a mean squared norm of d_model (SAELens' "expected_average_only_in").
+
+    An SAE is trained on the scaled rows so that one penalty means about the same at any layer and for any model
+    (SmolLM2's middle layers have norms near 150, GPT-2's near 100); ``fold_scale`` then makes it an SAE of the
+    rows as they are.
+    """
+    rows = flat_rows(acts_path)
+    picked = np.sort(np.random.default_rng(seed).integers(0, len(rows), min(sample, len(rows))))
+    squared = (rows[picked].astype(np.float64) ** 2).sum(1).mean()
+    return float(np.sqrt(rows.shape[1] / squared))
+
+
+@torch.no_grad()
+def fold_scale(sae: SAE, scale: float) -> SAE:
+    """Make an SAE trained on rows × ``scale`` into the same SAE of the rows themselves, in place.
+
+    f = ReLU((s x - b_dec) W_enc + b_enc) = ReLU((x - b_dec / s) (s W_enc) + b_enc): the features are unchanged;
+    and the reconstruction of x is the scaled one over s, f (W_dec / s) + b_dec / s.
+    """
+    sae.W_enc.mul_(scale)
+    sae.W_dec.div_(scale)
+    sae.b_dec.div_(scale)
+    return sae
 
 
 @torch.no_grad()
@@ -131,7 +157,7 @@ def ce_loss_recovered(loaded: LoadedLM, sae: SAE, layer: int, windows: np.ndarra
 
 RECIPE = dict(
     sparsity="l1",
-    penalty=5.0,  # to be tuned on the corpus so that L0 <= 64 (the recipe the bundled SAE used is in its provenance)
+    penalty=5.0,  # on rows scaled to a mean squared norm of d_model; to be tuned so that L0 <= 64
     steps=1_500,  # about two passes over 2.9 million tokens at 4,096 rows a step
     batch_size=4096,
     lr=4e-4,
@@ -155,7 +181,9 @@ def build(acts: Path, out: Path, corpus: Path | None, loaded: LoadedLM | None, e
         if step % max(1, steps // 20) == 0:
             print(f"step {step}/{steps}: mse {metrics['mse']:.3f}  l0 {metrics['l0']:.1f}", flush=True)
 
-    result = train_sae(stored_rows(acts / "acts_train.npy", recipe.seed), recipe, on_step=progress)
+    scale = activation_scale(acts / "acts_train.npy", seed=recipe.seed)
+    result = train_sae(stored_rows(acts / "acts_train.npy", recipe.seed, scale), recipe, on_step=progress)
+    fold_scale(result.sae, scale)  # an SAE of the stream as the model makes it: the saved folder needs no scaling
     seconds = time.perf_counter() - started
     held_out = flat_rows(acts / "acts_eval.npy")[:EVAL_ROWS]
     measured = measure(result.sae, held_out)
@@ -175,6 +203,10 @@ def build(acts: Path, out: Path, corpus: Path | None, loaded: LoadedLM | None, e
         "hook": f"{info['hook']}; SAELens' name for it: blocks.{layer}.hook_resid_pre",
         "data": {"activations": info, "corpus": str(corpus) if corpus else None},
         "recipe": {k: v for k, v in asdict(recipe).items() if k != "device"},
+        "activation_scale": {
+            "factor": scale,
+            "why": "trained on the stream times this factor (mean squared norm d_model), then folded into the weights",
+        },
         "held_out": measured,
         "resampled": result.history.resampled,
         "seconds": round(seconds, 1),

@@ -38,6 +38,24 @@ def test_stored_rows_are_drawn_from_the_file_reproducibly(tmp_path):
     assert torch.equal(batch, corpus_sae.stored_rows(tmp_path / "acts.npy", seed=5)(50))
 
 
+def test_the_scale_gives_a_mean_squared_norm_of_d_model_and_folds_into_the_weights(tmp_path):
+    rows = np.random.default_rng(0).normal(3.0, 10.0, (1, 500, 6)).astype(np.float16)
+    np.save(tmp_path / "acts.npy", rows)
+    scale = corpus_sae.activation_scale(tmp_path / "acts.npy")
+    scaled = corpus_sae.stored_rows(tmp_path / "acts.npy", scale=scale)(4000)
+    assert float(scaled.pow(2).sum(1).mean()) == pytest.approx(6.0, rel=0.1)
+    sae = SAE(SAETrainConfig(d_in=6, n_latents=12), torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sae.b_dec.normal_(generator=torch.Generator().manual_seed(2))
+        sae.b_enc.normal_(generator=torch.Generator().manual_seed(3))
+    x = torch.as_tensor(rows[0, :50], dtype=torch.float32)
+    reconstruction, features = sae(x * scale)
+    corpus_sae.fold_scale(sae, scale)
+    folded_reconstruction, folded_features = sae(x)
+    torch.testing.assert_close(folded_features, features)  # the same features
+    torch.testing.assert_close(folded_reconstruction, reconstruction / scale)  # of the stream as it is
+
+
 def test_measure_counts_l0_dead_and_dense_latents():
     rows = np.array([[1.0, 0.0, -2.0], [3.0, 0.0, 0.5], [-1.0, 0.0, 4.0], [2.0, 0.0, 1.0]], dtype=np.float32)
     measured = corpus_sae.measure(signed_pairs_sae(3), rows, batch=3)
@@ -88,6 +106,7 @@ def test_build_trains_measures_and_saves_an_sae_our_loader_reads(tiny, tmp_path)
         penalty=0.01,
     )
     assert provenance["layer"] == 1 and provenance["recipe"]["n_latents"] == 2 * TINY_D_MODEL
+    assert provenance["activation_scale"]["factor"] > 0
     held_out = provenance["held_out"]
     assert 0 < held_out["explained_variance"] <= 1 and held_out["l0"] > 0
     assert set(provenance["ce_loss"]) == {"clean", "spliced", "zeroed", "recovered"}
