@@ -25,7 +25,9 @@ on the CPU is reproducible and never touches the global RNG (a server shares one
 The gradients are written out (``_fast_step``) and Adam updates one flat buffer (``superpos_core.adam``):
 on small SAEs, such as one on a toy model's 2-dimensional hidden layer, autograd's and torch.optim's
 per-call overhead was the whole cost of a step. The numbers are autograd's and torch.optim.Adam's, to float
-rounding (``tests/superpos_core/sae/test_train.py`` compares them).
+rounding (``tests/superpos_core/sae/test_train.py`` compares them). ``train_saes`` trains several SAEs
+that differ only in their penalty side by side, each weight with a leading instance axis: the same number
+of calls per step for ten SAEs as for one, which is what makes a penalty sweep one run.
 """
 
 from __future__ import annotations
