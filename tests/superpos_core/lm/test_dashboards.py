@@ -1,0 +1,47 @@
+import numpy as np
+import torch
+
+from superpos_core.lm import dashboards
+from superpos_core.sae.train import SAE, SAETrainConfig
+
+
+def signed_pairs_sae(d_in: int) -> SAE:
+    """Latent i is relu(x_i), latent d_in + i is relu(-x_i): every activation is known from the input."""
+    sae = SAE(SAETrainConfig(d_in=d_in, n_latents=2 * d_in), torch.Generator().manual_seed(0))
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
+        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+def test_feature_stats_find_each_latents_strongest_rows_density_and_histogram():
+    rows = np.array([[0.5, 0], [2.0, 0], [-3.0, 0], [7.0, 0], [0.02, 0]], dtype=np.float32)  # (5, 2)
+    stats = dashboards.feature_stats(signed_pairs_sae(2), rows, top=3, chunk=2)  # chunks of 2: merged across them
+    np.testing.assert_allclose(stats.density, [4 / 5, 0, 1 / 5, 0])
+    assert stats.top_rows[0].tolist() == [3, 1, 0] and np.allclose(stats.top_values[0], [7.0, 2.0, 0.5])
+    assert stats.top_rows[2].tolist() == [2, -1, -1] and np.allclose(stats.top_values[2], [3.0, 0, 0])
+    assert (stats.top_rows[1] == -1).all() and stats.histogram[1].sum() == 0  # never fires
+    assert stats.histogram[0].sum() == 4 and stats.histogram[2].sum() == 1
+    for value in (0.5, 2.0, 7.0, 0.02):  # each activation counted in the bin whose edges hold it
+        bin_ = np.searchsorted(dashboards.BINS, value, side="right") - 1
+        assert stats.histogram[0, bin_] >= 1
+    again = dashboards.feature_stats(signed_pairs_sae(2), rows, top=3, chunk=100)
+    assert np.array_equal(again.top_rows, stats.top_rows) and np.array_equal(again.histogram, stats.histogram)
+
+
+def test_output_tokens_are_the_decoder_directions_through_the_unembedding():
+    sae = signed_pairs_sae(4)
+    unembedding = torch.randn(30, 4, generator=torch.Generator().manual_seed(1))  # (vocab, d_in)
+    read = dashboards.output_tokens(sae, unembedding, k=5, chunk=3)
+    logits = (sae.W_dec @ unembedding.T).detach().numpy()  # (8, 30)
+    for latent in range(8):
+        order = np.argsort(-logits[latent])
+        assert read.promoted[latent].tolist() == order[:5].tolist()
+        assert read.suppressed[latent].tolist() == order[::-1][:5].tolist()
+        np.testing.assert_allclose(read.promoted_by[latent], logits[latent, order[:5]], rtol=1e-6)
+    # latent 4 is latent 0 backwards: what one raises most, the other lowers most
+    assert read.suppressed[4].tolist() == read.promoted[0].tolist()
+    np.testing.assert_allclose(read.suppressed_by[4], -read.promoted_by[0], rtol=1e-6)
