@@ -1,8 +1,10 @@
 """What a feature's dashboard is made of, gathered in one pass over the stored activations (Neuronpedia-style).
 
-    stats = feature_stats(sae, corpus_sae.flat_rows(acts / "acts_train.npy"))
+    rows = corpus_sae.flat_rows(acts / "acts_train.npy"); tokens = np.load(acts / "tokens_train.npy")
+    stats = feature_stats(sae, rows)
     stats.density[i], stats.top_rows[i], stats.top_values[i], stats.histogram[i]
-    promoted, suppressed = output_tokens(sae, loaded)
+    example_tokens, example_acts = top_examples(stats, sae, rows, tokens)   # each strongest token in its context
+    read = output_tokens(sae, loaded.model.get_output_embeddings().weight)
 
 For every latent at once, one chunk of rows at a time (the rows never all sit in memory): how often it fires
 (its density), its strongest activations and the rows where they are (a row is a text token: row r is
@@ -99,3 +101,49 @@ def output_tokens(sae: SAE, unembedding: torch.Tensor, k: int = 10, chunk: int =
         up, down = logits.topk(k, dim=1), logits.topk(k, dim=1, largest=False)
         parts.append((up.indices, up.values, down.indices, down.values))
     return OutputTokens(*(torch.cat(column).cpu().numpy() for column in zip(*parts)))
+
+
+PAD = -1  # a context position beyond its window's text
+
+
+@torch.no_grad()
+def top_examples(
+    stats: FeatureStats, sae: SAE, rows: np.ndarray, tokens: np.ndarray, half: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each latent's strongest activations in context: the ``half`` tokens either side of each, with the latent's
+    activation on every one of them.
+
+    Args:
+        stats: from ``feature_stats`` over ``rows``.
+        rows: (N, d_in) the stored activations, ``corpus_activations``' layout: window by window, the BOS left out.
+        tokens: (windows, CONTEXT) the windows' token ids, each BOS first.
+
+    Returns:
+        (example tokens, example activations), each (n, TOP, 2 half + 1): the row's token in the middle; token ids
+        ``PAD`` and activations 0 beyond the window's text, and for a latent with fewer than TOP examples.
+    """
+    n, top = stats.top_rows.shape
+    per_window = tokens.shape[1] - 1  # rows per window (the BOS has none)
+    text = tokens[:, 1:]  # (windows, per_window): row r is text[r // per_window, r % per_window]
+    width = 2 * half + 1
+    example_tokens = np.full((n, top, width), PAD, dtype=np.int64)
+    example_acts = np.zeros((n, top, width), dtype=np.float32)
+    offsets = np.arange(-half, half + 1)  # (width,)
+    for latent in range(n):
+        chosen = stats.top_rows[latent]  # (top,)
+        real = chosen >= 0
+        if not real.any():
+            continue
+        window, position = np.divmod(chosen[real], per_window)  # (e,) each
+        positions = position[:, None] + offsets  # (e, width)
+        inside = (positions >= 0) & (positions < per_window)
+        clipped = np.clip(positions, 0, per_window - 1)
+        ids = text[window[:, None], clipped]  # (e, width)
+        x = torch.as_tensor(np.asarray(rows[(window[:, None] * per_window + clipped).ravel()], dtype=np.float32))
+        x = x.to(sae.W_dec.device)  # (e * width, d_in)
+        f = torch.relu((x - sae.b_dec) @ sae.W_enc[:, latent] + sae.b_enc[latent])  # (e * width,) this latent only
+        if sae.config.sparsity == "topk":  # a TopK latent counts only where it is among the row's k largest
+            f = f * (sae.encode(x)[:, latent] > 0)
+        example_tokens[latent, real] = np.where(inside, ids, PAD)
+        example_acts[latent, real] = np.where(inside, f.reshape(len(window), width).cpu().numpy(), 0.0)
+    return example_tokens, example_acts

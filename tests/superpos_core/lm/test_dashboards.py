@@ -45,3 +45,18 @@ def test_output_tokens_are_the_decoder_directions_through_the_unembedding():
     # latent 4 is latent 0 backwards: what one raises most, the other lowers most
     assert read.suppressed[4].tolist() == read.promoted[0].tolist()
     np.testing.assert_allclose(read.suppressed_by[4], -read.promoted_by[0], rtol=1e-6)
+
+
+def test_top_examples_are_the_strongest_tokens_in_their_context():
+    # Two windows of BOS + 4 tokens: rows 0-3 are window 0's text tokens, rows 4-7 window 1's.
+    tokens = np.array([[99, 10, 11, 12, 13], [99, 20, 21, 22, 23]])
+    rows = np.zeros((8, 2), dtype=np.float32)
+    rows[:, 0] = [0.1, 0.0, 5.0, 0.2, 0.0, 3.0, 0.0, 0.0]  # latent 0 (relu(x0)) is strongest on token 12, then 21
+    sae = signed_pairs_sae(2)
+    stats = dashboards.feature_stats(sae, rows, top=3)
+    ids, acts = dashboards.top_examples(stats, sae, rows, tokens, half=1)
+    assert ids.shape == acts.shape == (4, 3, 3)
+    assert ids[0, 0].tolist() == [11, 12, 13] and np.allclose(acts[0, 0], [0.0, 5.0, 0.2])
+    assert ids[0, 1].tolist() == [20, 21, 22] and np.allclose(acts[0, 1], [0.0, 3.0, 0.0])
+    assert ids[0, 2].tolist() == [12, 13, dashboards.PAD]  # token 13 (0.2): its right neighbour is past the window
+    assert (ids[1] == dashboards.PAD).all() and (acts[1] == 0).all()  # latent 1 never fires
