@@ -184,3 +184,45 @@ def model_cache_for_this_test(monkeypatch, module, empty: bool = False) -> None:
         for key in module._models.keys():
             cache.put(key, module._models.get(key))
     monkeypatch.setattr(module, "_models", cache)
+
+
+# --- a corpus and an SAE whose activations are known --------------------------------------------------
+
+
+def build_tiny_corpus(folder, documents: int = 30, repeats: int = 3):
+    """A built corpus (``superpos_core.corpus.build``) of one public-domain source: short lines about a cat and a dog."""
+    from superpos_core import corpus
+
+    texts = [
+        f"Document {i}: the cat sat on the mat, and the dog ran after it {i} times.\n" * repeats
+        for i in range(documents)
+    ]
+    source = corpus.Source(
+        "tiny",
+        "none",
+        "prose",
+        "public domain",
+        10**6,
+        lambda: iter(corpus.Document("tiny", f"d{i}", t) for i, t in enumerate(texts)),
+    )
+    corpus.build(folder, (source,))
+    return folder
+
+
+def signed_pairs_sae(d_in: int, scale_decoder: float = 1.0):
+    """An SAE that rebuilds any input exactly: latent i is relu(x_i), latent d_in + i is relu(-x_i).
+
+    With ``scale_decoder`` 0 its reconstruction is 0 whatever the input.
+    """
+    import torch
+
+    from superpos_core.sae.train import SAE, SAETrainConfig
+
+    sae = SAE(SAETrainConfig(d_in=d_in, n_latents=2 * d_in), torch.Generator().manual_seed(0))
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))  # (d_in, 2 d_in)
+        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0) * scale_decoder)  # (2 d_in, d_in)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()

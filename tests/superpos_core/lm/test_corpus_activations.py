@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from superpos_core import corpus, lm
+from superpos_core import lm
 from superpos_core.lm import corpus_activations
-from tests.helpers import save_tiny_gpt2
+from tests.helpers import build_tiny_corpus, save_tiny_gpt2
 
 
 @pytest.fixture(scope="module")
@@ -16,17 +16,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture()
 def tiny_corpus(tmp_path):
-    texts = [f"Document {i}: the cat sat on the mat, and the dog ran after it {i} times.\n" * 3 for i in range(30)]
-    source = corpus.Source(
-        "tiny",
-        "none",
-        "prose",
-        "public domain",
-        10**6,
-        lambda: iter(corpus.Document("tiny", f"d{i}", t) for i, t in enumerate(texts)),
-    )
-    corpus.build(tmp_path / "corpus", (source,))
-    return tmp_path / "corpus"
+    return build_tiny_corpus(tmp_path / "corpus")
 
 
 def test_windows_start_with_the_bos_and_run_documents_together(tiny):

@@ -4,28 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from superpos_core import corpus, lm
+from superpos_core import lm
 from superpos_core.lm import corpus_activations, corpus_sae
 from superpos_core.sae import load_pretrained_sae
 from superpos_core.sae.train import SAE, SAETrainConfig
-from tests.helpers import TINY_D_MODEL, save_tiny_gpt2
+from tests.helpers import TINY_D_MODEL, build_tiny_corpus, save_tiny_gpt2, signed_pairs_sae
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return lm.load(save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2")), allow_any=True)
-
-
-def signed_pairs_sae(d_in: int, scale_decoder: float = 1.0) -> SAE:
-    """An SAE that rebuilds any input exactly: latent i is relu(x_i), latent d_in + i is relu(-x_i)."""
-    sae = SAE(SAETrainConfig(d_in=d_in, n_latents=2 * d_in), torch.Generator().manual_seed(0))
-    eye = torch.eye(d_in)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))  # (d_in, 2 d_in)
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0) * scale_decoder)  # (2 d_in, d_in)
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
 
 
 def test_stored_rows_are_drawn_from_the_file_reproducibly(tmp_path):
@@ -84,16 +72,7 @@ def test_ce_loss_recovered_is_one_for_a_perfect_reconstruction_and_zero_for_none
 
 @pytest.mark.slow
 def test_build_trains_measures_and_saves_an_sae_our_loader_reads(tiny, tmp_path):
-    texts = [f"Line {i}: the cat sat on the mat while the dog ran {i} laps.\n" * 4 for i in range(40)]
-    source = corpus.Source(
-        "tiny",
-        "none",
-        "prose",
-        "public domain",
-        10**6,
-        lambda: iter(corpus.Document("tiny", f"d{i}", t) for i, t in enumerate(texts)),
-    )
-    corpus.build(tmp_path / "corpus", (source,))
+    build_tiny_corpus(tmp_path / "corpus", documents=40, repeats=4)
     corpus_activations.build(tiny, tmp_path / "corpus", 1, tmp_path / "acts", context=16, log=lambda _: None)
     provenance = corpus_sae.build(
         tmp_path / "acts",

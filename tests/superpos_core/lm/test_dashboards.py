@@ -2,19 +2,7 @@ import numpy as np
 import torch
 
 from superpos_core.lm import dashboards
-from superpos_core.sae.train import SAE, SAETrainConfig
-
-
-def signed_pairs_sae(d_in: int) -> SAE:
-    """Latent i is relu(x_i), latent d_in + i is relu(-x_i): every activation is known from the input."""
-    sae = SAE(SAETrainConfig(d_in=d_in, n_latents=2 * d_in), torch.Generator().manual_seed(0))
-    eye = torch.eye(d_in)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
+from tests.helpers import signed_pairs_sae
 
 
 def test_feature_stats_find_each_latents_strongest_rows_density_and_histogram():
