@@ -248,10 +248,9 @@ class _Batch:
     b: torch.Tensor  # (I, n)
     sparsity: torch.Tensor  # (I,)
     importance: torch.Tensor  # (I, n)
-    scale: torch.Tensor = field(init=False)  # (I, 1, 1) 1 / (1 - S): a present feature's draw stretched back to [0, 1)
-    offset: torch.Tensor = field(
-        init=False
-    )  # (I, 1, 1) -S / (1 - S): with scale, u ↦ (u - S) / (1 - S) in one operation
+    # (I, 1, 1) each, on the CPU: u ↦ u · scale + offset = (u - S) / (1 - S) stretches a present feature's draw to [0, 1)
+    scale: torch.Tensor = field(init=False)  # 1 / (1 - S)
+    offset: torch.Tensor = field(init=False)  # -S / (1 - S)
 
     def __post_init__(self) -> None:
         # On the CPU, where the data is drawn whatever the device.

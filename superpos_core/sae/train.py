@@ -111,6 +111,11 @@ class SAE(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(config.n_latents))  # (n,)
         self.b_dec = nn.Parameter(torch.zeros(config.d_in))  # (d_in,)
 
+    @property
+    def weights(self) -> tuple[nn.Parameter, ...]:
+        """(W_dec, W_enc, b_enc, b_dec): the order the trainer stacks and updates them in."""
+        return self.W_dec, self.W_enc, self.b_enc, self.b_dec
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         pre = torch.relu((x - self.b_dec) @ self.W_enc + self.b_enc)  # (B, d_in) -> (B, n)
         if self.config.sparsity == "topk":
@@ -310,7 +315,7 @@ class _InstanceMoments:
     def __init__(self, sae: SAE, adam: FlatAdam, i: int) -> None:
         self.state = {
             own: {name: moment[i] for name, moment in adam.state[stacked].items()}
-            for own, stacked in zip((sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec), adam.params)
+            for own, stacked in zip(sae.weights, adam.params)
         }
 
 
@@ -452,14 +457,11 @@ def train_saes(
     first = next_batch()  # (B, d_in)
     with torch.no_grad():
         start.b_dec.copy_(first.mean(0))  # start at the data's centre: the latents then only model what varies
-    stacked = [
-        p.detach()[None].repeat(instances, *(1,) * p.ndim) for p in (start.W_dec, start.W_enc, start.b_enc, start.b_dec)
-    ]
-    stack = _Stack(*stacked)
+    stack = _Stack(*(p.detach()[None].repeat(instances, *(1,) * p.ndim) for p in start.weights))
     adam = FlatAdam(stack.params)  # every instance's weights now live in adam.flat
     saes = [SAE(c, torch.Generator()).to(config.device).requires_grad_(False) for c in configs]
     for i, sae in enumerate(saes):  # each SAE's weights are its instance's views of the stack, for resampling
-        for own, weights in zip((sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec), stack.params):
+        for own, weights in zip(sae.weights, stack.params):
             own.data = weights[i]
     moments = [_InstanceMoments(sae, adam, i) for i, sae in enumerate(saes)]
     penalties = torch.tensor([c.penalty for c in configs], dtype=torch.float32)  # (I,)
@@ -505,7 +507,7 @@ def train_saes(
                 if on_step is not None:
                     on_step(done, config.steps, reports)
     for sae in saes:  # each SAE gets storage of its own (they are saved with safetensors, and outlive the stack)
-        for own in (sae.W_dec, sae.W_enc, sae.b_enc, sae.b_dec):
+        for own in sae.weights:
             own.data = own.data.clone()
     return [SAETrainResult(c, sae.eval(), history) for c, sae, history in zip(configs, saes, histories)]
 
