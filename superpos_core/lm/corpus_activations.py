@@ -130,7 +130,8 @@ def build(
     """Store ``loaded``'s residual stream at ``layer`` over a built corpus, both splits; resume where a run stopped.
 
     Args:
-        max_tokens: at most this many text tokens of the training split (the held-out split is kept whole).
+        max_tokens: at most this many text tokens of the training split (the held-out split is kept whole), in
+            windows spread evenly over it, so that every source keeps its share.
 
     Returns the ``info.json`` written.
     """
@@ -154,7 +155,8 @@ def build(
         texts = (row["text"] for row in corpus.documents(corpus_folder, split))
         ids = np.array(list(windows(loaded.tokenizer, texts, context)), dtype=np.int32).reshape(-1, context)
         if split == "train" and max_tokens is not None:
-            ids = ids[: max(1, max_tokens // (context - 1))]
+            keep = min(len(ids), max(1, max_tokens // (context - 1)))
+            ids = ids[np.linspace(0, len(ids) - 1, keep).round().astype(np.int64)]  # evenly spread, in order
         acts, kept = _open(out / f"acts_{split}.npy", (len(ids), context - 1, loaded.d_model), np.float16)
         tokens_path = out / f"tokens_{split}.npy"
         if kept and tokens_path.exists() and not np.array_equal(np.load(tokens_path), ids):

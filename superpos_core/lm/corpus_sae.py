@@ -11,7 +11,8 @@ SAE's reconstruction into the model at its layer and compares the next-token los
 with the layer zeroed.
 
 The recipe is a ReLU SAE with the decoder-norm-weighted L1 (``sae/train.py``'s "l1"): SAELens' standard
-architecture, so the saved folder is read by our own loader and by SAELens; a TopK SAE is not in that format.
+architecture, so the saved folder is read by our own loader and by SAELens; a TopK SAE is not in that format. Its
+penalty is chosen from a few trained side by side (``PENALTIES``, ``chosen``); dead latents are resampled.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 
 from superpos_core.lm.corpus_activations import blocks_of
 from superpos_core.lm.loading import LoadedLM
-from superpos_core.sae.train import SAE, SAETrainConfig, explained_variance, mean_l0, train_sae
+from superpos_core.sae.train import SAE, SAETrainConfig, explained_variance, mean_l0, train_saes
 
 DENSE_ABOVE = 0.1  # a latent firing on more than this share of tokens is dense
 EVAL_ROWS = 65_536  # held-out rows the SAE is measured on (the first ones, in order)
@@ -157,40 +158,96 @@ def ce_loss_recovered(loaded: LoadedLM, sae: SAE, layer: int, windows: np.ndarra
 
 RECIPE = dict(
     sparsity="l1",
-    penalty=5.0,  # on rows scaled to a mean squared norm of d_model; to be tuned so that L0 <= 64
-    steps=1_500,  # about two passes over 2.9 million tokens at 4,096 rows a step
+    steps=1_800,  # about 4.6 passes over 1.6 million tokens at 4,096 rows a step
     batch_size=4096,
-    lr=4e-4,
+    lr=1e-3,
     lr_decay_fraction=0.2,
     resample_every=250,
     dead_window=200,
     resample_until=0.7,
+    # SmolLM2's middle layers have rare tokens with norms tens of times the rest: drawn with replacement, resampling
+    # gave several dead latents the same outlier token, and they fired together as duplicates (found in a pilot run).
+    resample_distinct=True,
     seed=0,
 )
+PENALTIES = (1.5, 2.5, 4.0)  # trained side by side (on rows scaled to a mean squared norm of d_model); one is kept
+MAX_L0 = 64  # the kept SAE is the one with the lowest penalty whose held-out L0 is at most this
+# 4 x 576 latents: SAELens keeps all the weights in one file, and a file on a Space must stay under 10 MB without LFS.
+# In float16 that allows 10 MB / (2 x 576 x 2 bytes) = 4,340 latents; 8 x 576 would need 10.6 MB.
+EXPANSION = 4
+STORED_DTYPE = torch.float16
 
 
-def build(acts: Path, out: Path, corpus: Path | None, loaded: LoadedLM | None, expansion: int = 8, **changes) -> dict:
-    """Train the SAE on ``acts/acts_train.npy``, measure it on held-out rows (and, with ``loaded``, its CE loss
-    recovered on held-out windows), save it in SAELens' folder format with its provenance. Returns the provenance."""
+def chosen(measured: list[dict], max_l0: float = MAX_L0) -> int:
+    """Which of SAEs trained with increasing penalties to keep: the first (the least penalised, so the best
+    reconstruction and the fewest dead latents) whose L0 is at most ``max_l0``; if none is, the sparsest."""
+    for i, m in enumerate(measured):
+        if m["l0"] <= max_l0:
+            return i
+    return min(range(len(measured)), key=lambda i: measured[i]["l0"])
+
+
+@torch.no_grad()
+def _as_stored(model_sae: SAE, dtype: torch.dtype) -> SAE:
+    """Round the weights to the type they are saved in, in place: the measured SAE is then the file's."""
+    for weight in model_sae.weights:
+        weight.copy_(weight.to(dtype).float())
+    return model_sae
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(
+    acts: Path,
+    out: Path,
+    corpus: Path | None,
+    loaded: LoadedLM | None,
+    expansion: int = EXPANSION,
+    penalties: tuple[float, ...] = PENALTIES,
+    ce_windows: int = 64,
+    **changes,
+) -> dict:
+    """Train one SAE per penalty side by side on ``acts/acts_train.npy``, measure each on held-out rows, keep the one
+    ``chosen`` picks (with ``loaded``, its CE loss recovered on ``ce_windows`` held-out windows), and save it in
+    SAELens' folder format, float16, with its provenance (every candidate's figures). Returns the provenance."""
     info = json.loads((acts / "info.json").read_text())
     d_model, layer = info["d_model"], info["layer"]
-    recipe = SAETrainConfig(d_in=d_model, n_latents=expansion * d_model, **{**RECIPE, **changes})
+    recipes = [
+        SAETrainConfig(d_in=d_model, n_latents=expansion * d_model, **{**RECIPE, **changes, "penalty": float(penalty)})
+        for penalty in penalties
+    ]
     started = time.perf_counter()
 
-    def progress(step: int, steps: int, metrics: dict) -> None:
-        if step % max(1, steps // 20) == 0:
-            print(f"step {step}/{steps}: mse {metrics['mse']:.3f}  l0 {metrics['l0']:.1f}", flush=True)
+    def progress(step: int, steps: int, metrics: list[dict]) -> None:
+        if step % max(1, steps // 40) == 0:
+            shown = "  ".join(f"mse {m['mse']:.1f} l0 {m['l0']:.1f}" for m in metrics)
+            print(f"step {step}/{steps} ({time.perf_counter() - started:.0f} s): {shown}", flush=True)
 
-    scale = activation_scale(acts / "acts_train.npy", seed=recipe.seed)
-    result = train_sae(stored_rows(acts / "acts_train.npy", recipe.seed, scale), recipe, on_step=progress)
-    fold_scale(result.sae, scale)  # an SAE of the stream as the model makes it: the saved folder needs no scaling
+    scale = activation_scale(acts / "acts_train.npy", seed=recipes[0].seed)
+    results = train_saes(stored_rows(acts / "acts_train.npy", recipes[0].seed, scale), recipes, on_step=progress)
     seconds = time.perf_counter() - started
     held_out = flat_rows(acts / "acts_eval.npy")[:EVAL_ROWS]
-    measured = measure(result.sae, held_out)
-    density = measured.pop("density")
-    folder = result.sae.save_saelens(
+    candidates = []
+    for result in results:
+        fold_scale(result.sae, scale)  # an SAE of the stream as the model makes it: the saved folder needs no scaling
+        _as_stored(result.sae, STORED_DTYPE)
+        measured = measure(result.sae, held_out)
+        candidates.append(
+            {"penalty": result.config.penalty, "measured": measured, "resampled": result.history.resampled}
+        )
+    keep = chosen([c["measured"] for c in candidates])
+    kept = results[keep]
+    density = candidates[keep]["measured"]["density"]
+    for candidate in candidates:
+        candidate["measured"] = {k: v for k, v in candidate["measured"].items() if k != "density"}
+    folder = kept.sae.save_saelens(
         out,
         f"blocks.{layer}.hook_resid_pre",
+        stored_dtype=STORED_DTYPE,
         layer=layer,
         model_name=info["model"],
         prepend_bos=True,
@@ -202,19 +259,23 @@ def build(acts: Path, out: Path, corpus: Path | None, loaded: LoadedLM | None, e
         "layer": layer,
         "hook": f"{info['hook']}; SAELens' name for it: blocks.{layer}.hook_resid_pre",
         "data": {"activations": info, "corpus": str(corpus) if corpus else None},
-        "recipe": {k: v for k, v in asdict(recipe).items() if k != "device"},
+        "recipe": {k: v for k, v in asdict(kept.config).items() if k != "device"},
+        "stored_dtype": str(STORED_DTYPE).removeprefix("torch."),
         "activation_scale": {
             "factor": scale,
             "why": "trained on the stream times this factor (mean squared norm d_model), then folded into the weights",
         },
-        "held_out": measured,
-        "resampled": result.history.resampled,
+        "held_out": candidates[keep]["measured"],
+        "candidates": candidates,
+        "choice": f"the lowest penalty of {list(penalties)} whose held-out L0 is at most {MAX_L0} (else the sparsest)",
+        "resampled": kept.history.resampled,
         "seconds": round(seconds, 1),
+        "sha256": {"sae_weights.safetensors": _sha256(Path(folder) / "sae_weights.safetensors")},
         "reproduce": "python -m superpos_core.lm.corpus_sae --acts ACTS --corpus CORPUS --out OUT",
     }
     if loaded is not None:
-        windows = np.load(acts / "tokens_eval.npy")[:64]
-        provenance["ce_loss"] = ce_loss_recovered(loaded, result.sae, layer, windows)
+        windows = np.load(acts / "tokens_eval.npy")[:ce_windows]
+        provenance["ce_loss"] = {"windows": len(windows), **ce_loss_recovered(loaded, kept.sae, layer, windows)}
     (Path(folder) / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return provenance
 
@@ -227,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", type=Path, help="the corpus the activations were read from (recorded)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--penalty", type=float, default=RECIPE["penalty"])
+    parser.add_argument("--penalties", type=float, nargs="+", default=list(PENALTIES), help="trained side by side")
     parser.add_argument("--steps", type=int, default=RECIPE["steps"])
     parser.add_argument("--no-ce", action="store_true", help="skip the CE-loss-recovered check (it loads the model)")
     args = parser.parse_args(argv)
@@ -236,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     info = json.loads((args.acts / "info.json").read_text())
     loaded = None if args.no_ce else lm.load(info["model"], args.device)
     provenance = build(
-        args.acts, args.out, args.corpus, loaded, penalty=args.penalty, steps=args.steps, device=args.device
+        args.acts, args.out, args.corpus, loaded, penalties=tuple(args.penalties), steps=args.steps, device=args.device
     )
     print(json.dumps({k: provenance[k] for k in ("held_out", "ce_loss") if k in provenance}, indent=2))
 

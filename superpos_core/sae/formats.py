@@ -261,13 +261,20 @@ FORMATS: dict[str, SAEFormat] = {
 }
 
 
-def write_saelens(folder: str | Path, tensors: dict[str, torch.Tensor], settings: SAESettings, **more) -> Path:
+def write_saelens(
+    folder: str | Path,
+    tensors: dict[str, torch.Tensor],
+    settings: SAESettings,
+    stored_dtype: torch.dtype = torch.float32,
+    **more,
+) -> Path:
     """Save a standard ReLU SAE in SAELens' folder format, as ``read_saelens`` (and SAELens) read it back.
 
     Args:
         folder: where to write ``cfg.json`` and ``sae_weights.safetensors`` (made if missing).
         tensors: W_enc (d_in, d_sae), W_dec (d_sae, d_in), b_enc (d_sae,), b_dec (d_in,).
         settings: its sizes, what it reads and how its training text was read.
+        stored_dtype: the weights' type in the file (float16 halves it; readers compute in float32, cfg's "dtype").
         more: anything else to record in cfg.json (the training recipe, the dataset...).
     """
     folder = Path(folder)
@@ -290,6 +297,6 @@ def write_saelens(folder: str | Path, tensors: dict[str, torch.Tensor], settings
         **more,
     }
     (folder / CFG_FILENAME).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
-    weights = {name: tensors[name].detach().to("cpu", torch.float32).contiguous() for name in WEIGHT_NAMES}
+    weights = {name: tensors[name].detach().to("cpu", stored_dtype).contiguous() for name in WEIGHT_NAMES}
     save_file(weights, str(folder / WEIGHTS_FILENAME))
     return folder

@@ -63,6 +63,7 @@ class SAETrainConfig:
     resample_every: int = 500  # steps between checks for dead latents (0: never resample)
     dead_window: int = 200  # a latent silent on every batch of this many steps is dead
     resample_until: float = 0.7  # no resampling after this share of the steps: the rest lets the new latents settle
+    resample_distinct: bool = False  # each dead latent towards a different input (data with rare, huge outlier rows)
     decoder_init_norm: float = 0.1  # length of each decoder row at the start (W_enc starts as W_decᵀ)
     seed: int = 0  # seed of the initial weights, the batches drawn from a tensor and the resampling
     device: str = "cpu"  # where the SAE trains
@@ -131,12 +132,13 @@ class SAE(nn.Module):
         features = self.encode(x)
         return self.decode(features), features
 
-    def save_saelens(self, folder, hook_name: str, **reading) -> Path:
+    def save_saelens(self, folder, hook_name: str, stored_dtype: torch.dtype = torch.float32, **reading) -> Path:
         """Save it in SAELens' folder format (``formats.write_saelens``), for ``load_pretrained_sae`` and SAELens.
 
         Args:
             folder: where to write it.
             hook_name: the activation it read, TransformerLens-named (``blocks.15.hook_resid_post``).
+            stored_dtype: the weights' type in the file (``formats.write_saelens``).
             reading: ``SAESettings`` fields saying how its training text was read (prepend_bos, context_size,
                 center_writing_weights, model_name, layer); the rest of cfg.json is the recipe.
         """
@@ -151,7 +153,7 @@ class SAE(nn.Module):
             **{**settings, **reading},
         )
         recipe = {name: value for name, value in asdict(self.config).items() if name not in ("d_in", "device")}
-        return formats.write_saelens(folder, dict(self.state_dict()), settings, superpos_recipe=recipe)
+        return formats.write_saelens(folder, dict(self.state_dict()), settings, stored_dtype, superpos_recipe=recipe)
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, reconstruction error, features): per input vector, averaged over the batch."""
@@ -266,6 +268,10 @@ def resample_dead_latents(
     its squared reconstruction error; its decoder row becomes that input's direction (less b_dec), its
     encoder column the same direction at 0.2 × the mean length of the living latents' columns, its bias 0;
     Adam forgets what it had accumulated for them. Returns how many latents were resampled.
+
+    With ``sae.config.resample_distinct`` the inputs are drawn without replacement (while there are enough): where a
+    few rows have errors far above the rest (a language model's rare high-norm tokens), drawing with replacement
+    gives many latents the same row, and they then fire together as duplicates.
     """
     chosen = dead.nonzero().flatten()  # (D,)
     if len(chosen) == 0:
@@ -273,7 +279,9 @@ def resample_dead_latents(
     reconstruction, _ = sae(x)
     errors = (x - reconstruction).pow(2).sum(-1)  # (N,)
     weights = errors.cpu().double() if errors.sum() > 0 else torch.ones(len(x), dtype=torch.float64)
-    picked = torch.multinomial(weights, len(chosen), replacement=True, generator=generator).to(x.device)  # (D,)
+    distinct = sae.config.resample_distinct and len(chosen) <= int((weights > 0).sum())
+    picked = torch.multinomial(weights, len(chosen), replacement=not distinct, generator=generator)  # (D,)
+    picked = picked.to(x.device)
     directions = nn.functional.normalize(x[picked] - sae.b_dec, dim=1)  # (D, d_in)
     alive = ~dead
     scale = sae.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)

@@ -65,8 +65,17 @@ def test_build_stores_every_windows_stream_without_its_bos_and_resumes(tiny, tin
     assert (again[:2] == 7).all() and np.array_equal(again[2:], full[2:])
 
 
-def test_max_tokens_bounds_the_training_split(tiny, tiny_corpus, tmp_path):
+def test_max_tokens_bounds_the_training_split_with_windows_from_all_of_it(tiny, tiny_corpus, tmp_path):
+    whole = corpus_activations.build(tiny, tiny_corpus, 1, tmp_path / "whole", context=8, log=lambda _: None)
     info = corpus_activations.build(
         tiny, tiny_corpus, 1, tmp_path / "acts", max_tokens=21, context=8, log=lambda _: None
     )
     assert info["splits"]["train"] == {"windows": 3, "tokens": 21}
+    every, kept = np.load(tmp_path / "whole" / "tokens_train.npy"), np.load(tmp_path / "acts" / "tokens_train.npy")
+    n = whole["splits"]["train"]["windows"]
+    assert n > 3
+    # The first, the middle and the last window: not the first three, which would all be the first source's.
+    assert np.array_equal(kept, every[[0, round((n - 1) / 2), n - 1]])
+    assert np.array_equal(
+        np.load(tmp_path / "acts" / "acts_train.npy")[2], np.load(tmp_path / "whole" / "acts_train.npy")[n - 1]
+    )

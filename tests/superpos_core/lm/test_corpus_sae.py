@@ -1,8 +1,10 @@
+import hashlib
 import json
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 from superpos_core import lm
 from superpos_core.lm import corpus_activations, corpus_sae
@@ -82,14 +84,34 @@ def test_build_trains_measures_and_saves_an_sae_our_loader_reads(tiny, tmp_path)
         expansion=2,
         steps=60,
         batch_size=64,
-        penalty=0.01,
+        penalties=(0.01, 0.5),
+    )
+    assert [c["penalty"] for c in provenance["candidates"]] == [0.01, 0.5]
+    assert (
+        provenance["held_out"]
+        == provenance["candidates"][corpus_sae.chosen([c["measured"] for c in provenance["candidates"]])]["measured"]
     )
     assert provenance["layer"] == 1 and provenance["recipe"]["n_latents"] == 2 * TINY_D_MODEL
     assert provenance["activation_scale"]["factor"] > 0
     held_out = provenance["held_out"]
     assert 0 < held_out["explained_variance"] <= 1 and held_out["l0"] > 0
-    assert set(provenance["ce_loss"]) == {"clean", "spliced", "zeroed", "recovered"}
+    assert set(provenance["ce_loss"]) == {"windows", "clean", "spliced", "zeroed", "recovered"}
     assert json.loads((tmp_path / "sae" / "provenance.json").read_text()) == provenance
     loaded = load_pretrained_sae(tmp_path / "sae")
     assert loaded.d_sae == 2 * TINY_D_MODEL and loaded.d_in == TINY_D_MODEL
     assert np.load(tmp_path / "sae" / "feature_density.npy").shape == (2 * TINY_D_MODEL,)
+    weights = tmp_path / "sae" / "sae_weights.safetensors"
+    with safe_open(str(weights), "pt") as stored:
+        assert {stored.get_tensor(name).dtype for name in stored.keys()} == {torch.float16}  # half the file
+    assert provenance["sha256"]["sae_weights.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    # What was measured is the file's SAE: its held-out figures again, from the weights as read back.
+    rows = corpus_sae.flat_rows(tmp_path / "acts" / "acts_eval.npy")[: corpus_sae.EVAL_ROWS]
+    x = torch.as_tensor(np.asarray(rows, dtype=np.float32))
+    again = 1 - (loaded(x) - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    assert float(again) == pytest.approx(held_out["explained_variance"], abs=1e-4)
+
+
+def test_the_kept_sae_is_the_least_penalised_one_sparse_enough():
+    assert corpus_sae.chosen([{"l0": 90.0}, {"l0": 50.0}, {"l0": 20.0}]) == 1
+    assert corpus_sae.chosen([{"l0": 10.0}, {"l0": 5.0}]) == 0
+    assert corpus_sae.chosen([{"l0": 200.0}, {"l0": 100.0}, {"l0": 70.0}]) == 2  # none is: the sparsest

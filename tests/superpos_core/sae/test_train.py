@@ -102,6 +102,22 @@ def test_resampling_revives_dead_latents():
     assert fired[:5].all()  # each resampled latent now fires on the inputs it was aimed at
 
 
+def test_distinct_resampling_aims_each_dead_latent_at_a_different_input():
+    # One huge outlier row among small ones: drawn in proportion to the error, nearly every draw is the outlier.
+    x = torch.randn(256, D_IN, generator=torch.Generator().manual_seed(1)) * 0.01
+    x[7] = 100.0
+    picks = {}
+    for distinct in (False, True):
+        sae = train.SAE(config(resample_distinct=distinct), torch.Generator().manual_seed(0))
+        dead = torch.zeros(sae.config.n_latents, dtype=torch.bool)
+        dead[:6] = True
+        train.resample_dead_latents(sae, dead, x, torch.Generator().manual_seed(0))
+        directions = torch.nn.functional.normalize(sae.W_dec[:6].detach(), dim=1)  # (6, D_IN)
+        picks[distinct] = len(torch.unique(directions.round(decimals=4), dim=0))
+    assert picks[False] == 1  # all six latents copies of one direction: they would fire as duplicates
+    assert picks[True] == 6
+
+
 def test_training_resamples_latents_that_stay_silent():
     # One direction only: a strong penalty leaves most of the 24 latents with nothing to do, and they die.
     line = torch.nn.functional.normalize(torch.ones(1, D_IN), dim=1)
