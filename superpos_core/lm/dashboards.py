@@ -310,10 +310,11 @@ def save_dashboards(
 
 @dataclass(frozen=True)
 class Example:
-    """One context of a feature's dashboard: token ids (PAD beyond the text) and the feature's activation on each."""
+    """One context of a feature's dashboard: its token ids and the feature's activation on each."""
 
     token_ids: list[int]
     activations: list[float]
+    position: int  # the token the example was chosen for (its neighbours may fire more: they are other examples)
 
     @property
     def peak(self) -> int:
@@ -342,10 +343,12 @@ class FeatureDashboards:
 
     def _examples(self, tokens: np.ndarray, acts: np.ndarray) -> list[Example]:
         shown = []
+        centre = tokens.shape[-1] // 2
         for ids, values in zip(tokens, acts):  # (width,) each
             real = ids != STORED_PAD
-            if real.any() and values.max() > 0:
-                shown.append(Example(ids[real].astype(int).tolist(), values[real].astype(float).tolist()))
+            if real[centre] and values[centre] > 0:
+                position = int(real[:centre].sum())
+                shown.append(Example(ids[real].astype(int).tolist(), values[real].astype(float).tolist(), position))
         return shown
 
     def top_examples(self, feature: int) -> list[Example]:

@@ -92,7 +92,8 @@ def test_saved_dashboards_read_back_feature_by_feature(tmp_path):
     assert shown.d_sae == 4 and shown.about == {"model": "m"}
     best = shown.top_examples(0)
     assert [e.token_ids for e in best] == [[11, 12, 13], [20, 21, 22], [12, 13]]  # the padding left out
-    assert best[0].activations[:2] == [0.0, 5.0] and best[0].peak == 1
+    assert best[0].activations[:2] == [0.0, 5.0] and best[0].peak == best[0].position == 1
+    assert best[2].position == 1 and best[2].activations[1] > 0.19  # token 13, its right neighbour beyond the window
     assert abs(best[0].activations[2] - 0.2) < 1e-3  # float16 on disk
     assert shown.top_examples(1) == []  # never fires
     assert shown.density(0) == 0.5

@@ -1,0 +1,376 @@
+"""The language-model tab's feature dashboards: the SAE trained here for the offline SmolLM2 on 1.6 million tokens of
+real text, the features it finds in the learner's text (click a token to see its own), and any feature's dashboard
+(its strongest contexts over the corpus, examples from weaker bands, how often it fires, what it makes the model say)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import torch
+
+from demos.common import Panels, figure_with_note, quoted, whole_number
+from demos.lm_reading import load_model, read_text
+from superpos_core import lm, sae, serving
+from superpos_core.figures import dashboards as dashboard_figures
+from superpos_core.figures.base import to_rgb
+from superpos_core.lm import features
+from superpos_core.serving import in_background
+
+NOTES = {
+    "density": "Each feature's share of the corpus's tokens where it fires, on a log scale: one bar counts the features "
+    "with about that share. Features right of the dashed line fire on more than one token in ten (dense); the title "
+    "counts the features that never fired on the held-out text's 65,536 tokens (dead).",
+    "histogram": "How strongly this feature fires where it fires at all, over the corpus's tokens (log scale). Most of "
+    "a feature's firings are weak; the examples above are its strongest.",
+}
+INTERVAL_NAMES = {0.75: "strong", 0.5: "medium", 0.25: "weak", 0.0: "weakest"}
+EXAMPLE_CSS = """
+.superpos-example { font-family: ui-monospace, monospace; font-size: 0.85em; white-space: pre; overflow-x: auto;
+  line-height: 1.7; }
+.superpos-example code { color: #666; margin-right: 0.5em; }
+"""
+
+
+def _unavailable(error: Exception) -> gr.Error:
+    return gr.Error(str(error), print_exception=False, title="No feature dashboards")
+
+
+def _feature_sae(model, layer, device: torch.device) -> features.FeatureSAE:
+    if isinstance(layer, float) and layer.is_integer():
+        layer = int(layer)
+    try:
+        return features.feature_sae(model, layer, device)
+    except (features.FeaturesUnavailable, sae.SAELoadError) as error:
+        raise _unavailable(error) from None
+
+
+def about(model: str) -> str:
+    """What the SAE for ``model`` is and how it scores on held-out text, as the section's opening lines."""
+    layer = features.bundled_layer(model)
+    if layer is None:
+        have = ", ".join(
+            f"**{lm.CATALOGUE[key].title.split(' (')[0]}**" for key in features.BUNDLED if key in lm.CATALOGUE
+        )
+        return f"The SAE trained here reads {have}: choose it above to see its features."
+    found = features.read_feature_sae(features.BUNDLED[model], model)
+    p = found.provenance
+    held, ce = p.get("held_out", {}), p.get("ce_loss", {})
+    tokens = found.dashboards.arrays["rows"]
+    lines = [
+        f"An SAE with **{found.d_sae:,} features** for the {found.sae.d_in} dimensions of layer {found.layer}, trained here on "
+        f"{int(tokens):,} tokens of real text (the King James Bible, Python's documentation and standard library, Linux "
+        "manual pages). Measured on held-out text it never saw:",
+        "",
+        "| explained variance | features firing per token (L0) | dead features | dense features (>10% of tokens) | CE loss recovered |",
+        "|---|---|---|---|---|",
+        f"| {held.get('explained_variance', float('nan')):.3f} | {held.get('l0', float('nan')):.1f} | "
+        f"{held.get('dead', 0):,} of {found.d_sae:,} | {held.get('dense', 0):,} | "
+        + (f"{ce['recovered']:.1%} |" if ce.get("recovered") is not None else "not measured |"),
+        "",
+        "CE loss recovered: how much of the model's next-token loss survives when the SAE's reconstruction replaces "
+        "the layer (100%: nothing lost; 0%: as bad as zeroing the layer). "
+        + (
+            f"Clean {ce['clean']:.3f}, with the SAE {ce['spliced']:.3f}, layer zeroed {ce['zeroed']:.3f} nats per token."
+            if ce
+            else ""
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def density_figure(model: str) -> np.ndarray | None:
+    """The SAE's feature-density histogram, or None when ``model`` has no SAE here."""
+    if features.bundled_layer(model) is None:
+        return None
+    found = features.read_feature_sae(features.BUNDLED[model], model)
+    return to_rgb(
+        dashboard_figures.density_histogram(
+            found.dashboards.arrays["density"], f"Layer {found.layer} SAE, over the corpus"
+        )
+    )
+
+
+def _choices(hits: list[list], labels: list[str] | None = None) -> list[tuple[str, int]]:
+    """Radio choices, one per feature: "#12 · 3.41" (and where it peaks, with ``labels`` per hit)."""
+    return [
+        (f"#{hit[0]} · {hit[1]:.2f}" + (f" at “{labels[k]}”" if labels else ""), int(hit[0]))
+        for k, hit in enumerate(hits)
+    ]
+
+
+def features_event(text, model: str, layer=None, device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+    """``api_name="lm_features"``: the SAE's features on each token of the text.
+
+    Returns {"summary": the /lm_features summary, "status", "tokens": the tokens shaded by their strongest feature,
+    "picked": the strongest features over the text, to open}.
+    """
+    found = _feature_sae(model, layer, device)
+    analysis = read_text(text, model, found.layer, device, progress)
+    loaded = load_model(model, device, progress)
+    try:
+        summary = features.text_features(found, loaded, text, analysis)
+    except (features.FeaturesUnavailable, sae.SAEInputError) as error:
+        raise _unavailable(error) from None
+    peaks = [hits[0][1] if hits else 0.0 for hits in summary["per_token"]]
+    top = max(peaks, default=0.0)
+    shaded = [(token, round(p / top, 3) if top > 0 else 0.0) for token, p in zip(analysis.shown_or_tokens, peaks)]
+    labels = analysis.labels
+    strongest = summary["top_features"]
+    ev = summary["explained_variance"]
+    status = (
+        f"**{summary['l0']:.1f}** of {found.d_sae:,} features fire per token on average"
+        + (f"; they rebuild **{ev:.0%}** of this text's variance at layer {found.layer}" if ev is not None else "")
+        + ". **Click a token** below to see its strongest features, and a feature to open its dashboard."
+    )
+    return {
+        "summary": summary,
+        "status": status,
+        "tokens": shaded,
+        "picked": gr.Radio(
+            choices=_choices(strongest, [labels[position] for _, _, position in strongest]),
+            value=None,
+            label="Strongest features on the whole text (peak activation, and where): pick one to open its dashboard",
+        ),
+    }
+
+
+def token_event(text, model: str, token, device: torch.device = torch.device("cpu")):
+    """The strongest features on one clicked token (helper event): {"status", "picked": the Radio of them}."""
+    found = _feature_sae(model, None, device)
+    analysis = read_text(text, model, found.layer, device, lambda *a, **k: None)
+    summary = features.text_features(found, load_model(model, device, lambda *a, **k: None), text, analysis)
+    try:
+        position = sae.token_position(whole_number(token, "The token position"), len(summary["tokens"]))
+    except sae.SAEInputError as error:
+        return {"status": str(error)}
+    hits, word = summary["per_token"][position], analysis.labels[position]
+    if not hits:
+        return {
+            "status": f"No feature fires on token {position} (“{word}”).",
+            "picked": gr.Radio(choices=[], value=None),
+        }
+    return {
+        "status": f"Token {position} (“{word}”): its {len(hits)} strongest features. Pick one to open its dashboard.",
+        "picked": gr.Radio(
+            choices=_choices(hits), value=None, label=f"Features on token {position} (“{word}”), strongest first"
+        ),
+    }
+
+
+def search_event(model: str, word, device: torch.device = torch.device("cpu")):
+    """Features that fire most on a word across the corpus (helper event): {"status", "picked"}."""
+    found = _feature_sae(model, None, device)
+    loaded = load_model(model, device, lambda *a, **k: None)
+    try:
+        results = features.search_word(found, loaded.tokenizer, word)
+    except ValueError as error:
+        return {"status": str(error), "picked": gr.Radio(choices=[], value=None)}
+    if not results:
+        return {
+            "status": f"{quoted(str(word).strip())} is not in the corpus as one token's end: try another word.",
+            "picked": gr.Radio(choices=[], value=None),
+        }
+    best = max(results, key=lambda r: r["count"])
+    split = f", read as {best['tokens']} tokens (looked up by the last)" if best["tokens"] > 1 else ""
+    return {
+        "status": f"“{best['form'].strip()}” is met {best['count']:,} times in the corpus as “{best['token']}”{split}. "
+        "The features that fire most on it, by their mean activation there:",
+        "picked": gr.Radio(
+            choices=_choices(best["features"]), value=None, label=f"Features on “{best['token']}”: pick one"
+        ),
+    }
+
+
+def feature_event(model: str, layer, feature, device: torch.device = torch.device("cpu"), progress=gr.Progress()):
+    """``api_name="lm_feature"``: one feature's dashboard.
+
+    Returns {"summary": the /lm_feature summary, "header", "top": its strongest contexts (HTML), "intervals":
+    contexts from weaker bands (HTML), "histogram": its activation histogram, "logits": the tokens it promotes
+    and suppresses}.
+    """
+    found = _feature_sae(model, layer, device)
+    feature = whole_number(feature, "The feature", 0, found.d_sae - 1)
+    loaded = load_model(model, device, progress)
+    summary = features.feature_dashboard(found, loaded.tokenizer, feature)
+    examples = summary["top_examples"]
+    strongest = max((max(e["activations"]) for e in examples), default=0.0)
+    top = dashboard_figures.example_rows([(e["tokens"], e["activations"]) for e in examples], strongest)
+    bands = []
+    for band in summary["interval_examples"]:
+        name = INTERVAL_NAMES.get(band["low"], f"{band['low']:.0%}")
+        rows = dashboard_figures.example_rows([(e["tokens"], e["activations"]) for e in band["examples"]], strongest)
+        bands.append(
+            f"<p><b>{name.capitalize()}</b>: {band['low']:.0%}–{band['high']:.0%} of its strongest "
+            f"({strongest:.2f})</p>{rows or '<p><i>none in the corpus</i></p>'}"
+        )
+    density = summary["density"]
+    fires = (
+        f"on **{density:.3%}** of the corpus's {summary['corpus_tokens']:,} tokens"
+        if density
+        else "**never**, on the corpus"
+    )
+    header = (
+        f"### Feature {feature} of {found.d_sae:,} (layer {found.layer})\nIt fires {fires}"
+        + (f"; strongest activation {strongest:.2f}." if examples else ".")
+        + " Below: its strongest contexts over the corpus, each token shaded by the feature's activation on it (the "
+        "strongest token bold and underlined; hover a token for its value)."
+    )
+
+    def table(pairs: list) -> str:
+        return "<br>".join(
+            f"<code>{dashboard_figures.shaded_tokens([t], [0.0], 1.0)}</code> {v:+.3f}" for t, v in pairs
+        )
+
+    logits = (
+        "**What it makes the model say** (its direction through the unembedding: the logit change per unit of activation, "
+        "were nothing after the layer to change it)\n\n"
+        f"| promoted | suppressed |\n|---|---|\n| {table(summary['top_logits'])} | {table(summary['bottom_logits'])} |"
+    )
+    histogram = dashboard_figures.activation_histogram(
+        np.asarray(summary["histogram"]["counts"]),
+        np.asarray(summary["histogram"]["edges"]),
+        f"Feature {feature}: its non-zero activations over the corpus",
+    )
+    return {
+        "summary": summary,
+        "header": header,
+        "top": f"<style>{EXAMPLE_CSS}</style>" + (top or "<p><i>It never fired on the corpus.</i></p>"),
+        "intervals": f"<style>{EXAMPLE_CSS}</style>" + "".join(bands),
+        "histogram": to_rgb(histogram),
+        "logits": logits,
+    }
+
+
+# --- layout, then wiring ---------------------------------------------------------------------------
+
+
+def layout(model: str) -> SimpleNamespace:
+    """The section's components, in the current Blocks, opening on the tab's first model."""
+    gr.Markdown("### Real features: an SAE trained here on millions of tokens")
+    intro = gr.Markdown(about(model), elem_id="lm-features-about")
+    density = figure_with_note("How often each feature fires", NOTES["density"], elem_id="lm-features-density")
+    if density_figure(model) is not None:
+        density.value = density_figure(model)
+    with gr.Row():
+        layer = gr.Number(
+            value=None, label="SAE layer (empty: the SAE's own)", precision=0, elem_id="lm-features-layer"
+        )
+        run = gr.Button("Find its features in the text", elem_id="lm-features-run")
+    status = gr.Markdown(elem_id="lm-features-status")
+    tokens = gr.HighlightedText(
+        label="The text's tokens, shaded by their strongest feature: click one",
+        show_legend=False,
+        show_inline_category=False,
+        combine_adjacent=False,
+        interactive=False,
+        elem_id="lm-features-tokens",
+    )
+    picked = gr.Radio(choices=[], label="Features: pick one to open its dashboard", elem_id="lm-features-picked")
+    with gr.Row():
+        word = gr.Textbox(
+            label="Search the corpus: a word", placeholder="e.g. Moses, def, socket", elem_id="lm-features-word"
+        )
+        search = gr.Button("Features that fire on it", elem_id="lm-features-search")
+    with gr.Accordion("Numbers behind the features (the /lm_features API's JSON)", open=False):
+        summary = gr.JSON(label="Features of the text", elem_id="lm-features-json")
+
+    gr.Markdown("#### A feature's dashboard")
+    with gr.Row():
+        feature = gr.Number(value=0, label="Feature", precision=0, minimum=0, elem_id="lm-feature-index")
+        open_ = gr.Button("Open its dashboard", elem_id="lm-feature-open")
+    header = gr.Markdown(elem_id="lm-feature-header")
+    top = gr.HTML(elem_id="lm-feature-top")
+    with gr.Accordion("Examples from weaker bands of its range", open=False):
+        intervals = gr.HTML(elem_id="lm-feature-intervals")
+    with gr.Row():
+        with gr.Column():
+            histogram = figure_with_note("Its activations", NOTES["histogram"], elem_id="lm-feature-histogram")
+        with gr.Column():
+            logits = gr.Markdown(elem_id="lm-feature-logits")
+    with gr.Accordion("The dashboard's numbers (the /lm_feature API's JSON)", open=False):
+        feature_summary = gr.JSON(label="Feature", elem_id="lm-feature-json")
+    return SimpleNamespace(
+        intro=intro,
+        density=density,
+        layer=layer,
+        run=run,
+        word=word,
+        search=search,
+        feature=feature,
+        open=open_,
+        picked=picked,
+        found=Panels(summary=summary, status=status, tokens=tokens, picked=picked),
+        dashboard=Panels(
+            summary=feature_summary, header=header, top=top, intervals=intervals, histogram=histogram, logits=logits
+        ),
+    )
+
+
+def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text, model, after: list) -> None:
+    """The section's events: features of the text (its API, after each analysis, as the page opens), a clicked
+    token, a word searched, and a feature's dashboard (its API, and from any feature picked)."""
+    found, dashboard = section.found, section.dashboard
+
+    @in_background
+    def lm_features(text, model, layer, progress=gr.Progress()):
+        return found.keyed(features_event(text, model, layer, device, progress))
+
+    def quietly(text, model):
+        """After an analysis or as the page opens: what the section can show, or why not, never an error badge."""
+        if features.bundled_layer(model) is None:
+            return found.keyed({"status": about(model), "tokens": None, "picked": gr.Radio(choices=[], value=None)})
+        try:
+            return lm_features(text, model, None, lambda *a, **k: None)
+        except gr.Error as error:
+            return found.keyed({"status": f"⚠️ {error.message}"})
+
+    @in_background
+    def pick_token(text, model, evt: gr.SelectData):
+        return found.keyed(token_event(text, model, evt.index, device))
+
+    @in_background
+    def look_up(model, word):
+        return found.keyed(search_event(model, word, device))
+
+    @in_background
+    def lm_feature(model, layer, feature, progress=gr.Progress()):
+        return dashboard.keyed(feature_event(model, layer, feature, device, progress))
+
+    def open_picked(model, picked):
+        if picked is None:
+            return {section.feature: gr.Number()}
+        return {section.feature: int(picked), **lm_feature(model, None, int(picked), lambda *a, **k: None)}
+
+    section.run.click(
+        lm_features,
+        inputs=[text, model, section.layer],
+        outputs=found(),
+        api_name="lm_features",
+        **serving.queue("lm"),
+    )
+    private = dict(api_visibility="private", **serving.queue("lm"))
+    for event in after:
+        event.success(quietly, inputs=[text, model], outputs=found(), show_progress="minimal", **private)
+    blocks.load(quietly, inputs=[text, model], outputs=found(), show_progress="hidden", **private)
+    section.tokens.select(pick_token, inputs=[text, model], outputs=found("status", "picked"), **private)
+    section.search.click(look_up, inputs=[model, section.word], outputs=found("status", "picked"), **private)
+    section.word.submit(look_up, inputs=[model, section.word], outputs=found("status", "picked"), **private)
+    section.open.click(
+        lm_feature,
+        inputs=[model, section.layer, section.feature],
+        outputs=dashboard(),
+        api_name="lm_feature",
+        **serving.queue("lm"),
+    )
+    section.picked.input(
+        open_picked, inputs=[model, section.picked], outputs=[section.feature, *dashboard()], **private
+    )
+    model.change(
+        lambda m: (about(m), density_figure(m)),
+        inputs=model,
+        outputs=[section.intro, section.density],
+        api_visibility="private",
+        queue=False,
+    )

@@ -1,0 +1,219 @@
+"""The features an SAE trained on millions of tokens finds in a text, and each feature's dashboard.
+
+    from superpos_core import lm
+    from superpos_core.lm import features
+    loaded = lm.load("smollm2-135m-offline")
+    found = features.feature_sae("smollm2-135m-offline")          # the SAE trained here, and its dashboards
+    features.text_features(found, loaded, "And God said, Let there be light")["top_features"]
+    features.feature_dashboard(found, loaded.tokenizer, 123)["top_examples"][0]
+
+Offline, SmolLM2-135M has an SAE trained here on its residual stream over the bundled corpus (``corpus_sae``), with
+every feature's dashboard computed over that corpus (``dashboards``) and shipped beside it in ``assets/``. Its
+numbers are those of this SAE on this model: a dashboard's top example, run back through ``text_features``, makes
+the feature fire there again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from superpos_core import sae as saes
+from superpos_core.lm.analysis import TextAnalysis, analyse_text
+from superpos_core.lm.dashboards import FeatureDashboards
+from superpos_core.lm.loading import LoadedLM
+from superpos_core.lm.tokens import readable_token
+from superpos_core.serving import Kept
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+# Catalogue key -> the folder of the SAE trained here for it (SAELens' files, provenance.json, dashboards.npz).
+BUNDLED = {"smollm2-135m-offline": ASSETS / "smollm2_sae_l15"}
+TOP = 10  # features listed per text and per token
+LOGITS = 10  # tokens listed as promoted and as suppressed
+
+
+class FeaturesUnavailable(ValueError):
+    """No SAE with dashboards for this model and layer here; the message says what there is."""
+
+
+@dataclass(frozen=True)
+class FeatureSAE:
+    """An SAE of one model's layer, with every feature's dashboard."""
+
+    name: str  # how the app names it, e.g. "superpos/smollm2-135m-offline/layer-15"
+    model: str  # the catalogue key of the model it reads
+    layer: int  # the hidden state it reads (0 = embeddings, as the tab numbers layers)
+    sae: saes.PretrainedSAE
+    dashboards: FeatureDashboards
+    provenance: dict  # how it was made and what it scores on held-out text
+
+    @property
+    def d_sae(self) -> int:
+        return self.sae.d_sae
+
+
+def bundled_layer(model: str) -> int | None:
+    """The layer the SAE trained here for ``model`` reads, or None when there is none."""
+    folder = BUNDLED.get(model)
+    if folder is None or not (folder / "cfg.json").exists():
+        return None
+    return int(json.loads((folder / "cfg.json").read_text())["hook_layer"])
+
+
+_kept: Kept[FeatureSAE] = Kept()  # (folder, device) -> the SAE and its dashboards, read once per process
+
+
+def read_feature_sae(folder: Path, model: str, device: torch.device = torch.device("cpu")) -> FeatureSAE:
+    """An SAE folder with its dashboards (``dashboards.npz``) and provenance, read once per process and kept."""
+
+    def read() -> FeatureSAE:
+        model_sae = saes.load_pretrained_sae(folder).to(device)
+        provenance_path = folder / "provenance.json"
+        provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
+        layer = saes.hidden_state_index(model_sae.hook_name, 10**6)
+        return FeatureSAE(
+            f"superpos/{model}/layer-{layer}",
+            model,
+            layer,
+            model_sae,
+            FeatureDashboards(folder / "dashboards.npz"),
+            provenance,
+        )
+
+    return _kept.get_or_make((str(folder), str(torch.device(device))), read)
+
+
+def feature_sae(model: str, layer=None, device: torch.device = torch.device("cpu")) -> FeatureSAE:
+    """The SAE with dashboards for ``model`` at ``layer`` (None or "": the SAE's own layer).
+
+    Raises ``FeaturesUnavailable`` saying which SAEs there are when there is none for this model or layer.
+    """
+    own = bundled_layer(model)
+    if own is None:
+        have = ", ".join(f"`{key}` (layer {bundled_layer(key)})" for key in BUNDLED if bundled_layer(key) is not None)
+        raise FeaturesUnavailable(
+            f"No SAE with feature dashboards is here for {model!r}. SAEs trained here: {have or 'none'}."
+        )
+    if layer not in (None, "") and layer != own:
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer, float)) or float(layer) != own:
+            raise FeaturesUnavailable(
+                f"The SAE trained here for {model} reads layer {own}, not layer {layer!r}: choose layer {own}, or leave the "
+                "layer empty for the SAE's own."
+            )
+    return read_feature_sae(BUNDLED[model], model, device)
+
+
+def _tokens(tokenizer, ids: list[int]) -> list[str]:
+    return [readable_token(tokenizer, int(i)) for i in ids]
+
+
+def text_features(
+    found: FeatureSAE, loaded: LoadedLM, text: str, analysis: TextAnalysis | None = None, k: int = TOP
+) -> dict:
+    """The ``/lm_features`` summary: which of the SAE's features fire on each token of ``text``.
+
+    Returns {"sae", "layer", "d_sae", "tokens" (decoded, joining back into the text), "explained_variance" (of this
+    text's activations, about their mean; None for one token), "l0" (mean features firing per token),
+    "top_features": [[index, activation, token_position]] strongest first by peak, "per_token": for each token
+    [[index, activation]] strongest first}. The text is read as the SAE's training text was: after the BOS, in
+    windows of its context (``sae.read_features``).
+
+    Args:
+        analysis: the text's analysis at any layer, if there is one (its forward pass is reused).
+    """
+    if loaded.name != found.model and loaded.name != found.sae.model_name:
+        raise FeaturesUnavailable(f"This SAE reads {found.model}, not {loaded.name}.")
+    if analysis is None:
+        analysis = analyse_text(loaded, text, found.layer)
+    reading = saes.read_features(found.sae, loaded, analysis.token_ids, analysis, k=k)
+    x = reading.fed.activations  # (T, d_in)
+    with torch.inference_mode():
+        codes = found.sae.encode(x)  # (T, d_sae)
+        error = (found.sae.decode(codes) - x.to(codes.device)).pow(2).sum()
+    spread = (x - x.mean(0)).pow(2).sum()
+    return {
+        "sae": found.name,
+        "layer": found.layer,
+        "d_sae": found.d_sae,
+        "tokens": list(analysis.tokens),
+        "explained_variance": round(float(1 - error / spread), 4) if len(x) > 1 and spread > 0 else None,
+        "l0": round(float((codes > 0).sum(1).float().mean()), 2),
+        "top_features": [[h.index, round(h.activation, 4), h.token] for h in reading.over_text],
+        "per_token": [[[h.index, round(h.activation, 4)] for h in hits] for hits in reading.per_token],
+    }
+
+
+def feature_dashboard(found: FeatureSAE, tokenizer, feature) -> dict:
+    """The ``/lm_feature`` summary of one feature: everything its dashboard shows, as numbers.
+
+    Returns {"feature", "density" (share of corpus tokens it fires on), "top_examples": [{"tokens", "activations",
+    "position" (the token it was chosen for)}] strongest first, "interval_examples": [{"low", "high", "examples": [...]}] (bands of its strongest activation,
+    highest first), "top_logits" / "bottom_logits": [[token, logit change per unit of activation]], "histogram":
+    {"edges", "counts"} of its non-zero activations, "sae", "layer", "d_sae", "corpus_tokens"}.
+
+    Raises ``ValueError`` naming the valid range for a feature that does not exist.
+    """
+    shown = found.dashboards
+    i = shown.check(feature)
+
+    def examples(found_examples) -> list[dict]:
+        return [
+            {
+                "tokens": _tokens(tokenizer, e.token_ids),
+                "activations": [round(v, 4) for v in e.activations],
+                "position": e.position,
+            }
+            for e in found_examples
+        ]
+
+    up, down = shown.logits(i)
+    counts = shown.histogram(i)
+    return {
+        "feature": i,
+        "density": shown.density(i),
+        "top_examples": examples(shown.top_examples(i)),
+        "interval_examples": [
+            {"low": low, "high": high, "examples": examples(band)} for low, high, band in shown.interval_examples(i)
+        ],
+        "top_logits": [[readable_token(tokenizer, t), round(v, 4)] for t, v in up[:LOGITS]],
+        "bottom_logits": [[readable_token(tokenizer, t), round(v, 4)] for t, v in down[:LOGITS]],
+        "histogram": {"edges": shown.arrays["bins"].tolist(), "counts": counts.tolist()},
+        "sae": found.name,
+        "layer": found.layer,
+        "d_sae": found.d_sae,
+        "corpus_tokens": int(shown.arrays["rows"]),
+    }
+
+
+def search_word(found: FeatureSAE, tokenizer, word: str, k: int = TOP) -> list[dict]:
+    """The features that fire most, on average over the corpus, on the token(s) ``word`` is read as.
+
+    A word is looked up as the tokenizer reads it inside a text (after a space) and at the start of one; a word of
+    several tokens is looked up by its last token, where the model has read all of it. Each form met in the corpus
+    gives {"form", "token", "count" (times met), "features": [[index, mean activation]]}.
+    """
+    word = str(word).strip()
+    if not word:
+        raise ValueError("Type a word to look up.")
+    results, seen = [], set()
+    for form in (" " + word, word):
+        ids = tokenizer(form, add_special_tokens=False)["input_ids"]
+        if not ids or ids[-1] in seen:
+            continue
+        seen.add(ids[-1])
+        count, pairs = found.dashboards.features_on_token(ids[-1])
+        if count:
+            results.append(
+                {
+                    "form": form,
+                    "token": readable_token(tokenizer, ids[-1]),
+                    "tokens": len(ids),
+                    "count": count,
+                    "features": [[f, round(v, 4)] for f, v in pairs[:k]],
+                }
+            )
+    return results
