@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("benchmarks.bench_browser", [], ["--quick"]),
     ("benchmarks.bench_resnet", [], ["--quick"]),
     ("benchmarks.bench_lm", [], ["--quick"]),
+    ("benchmarks.bench_features", [], ["--quick"]),
 ]
 
 

@@ -12,6 +12,7 @@ import torch
 
 from demos import (
     lm_concepts,
+    lm_features,
     lm_sae,
     networks,  # the network view (issue 13)
 )
@@ -26,6 +27,7 @@ from demos.common import (
     whole_number,
 )
 from demos.lm_concepts import concepts_event
+from demos.lm_features import feature_event, features_event
 from demos.lm_reading import (
     HUB_ID,
     forget_texts,
@@ -47,6 +49,8 @@ from superpos_core.serving import Kept, in_background
 __all__ = [
     "analyse_text_event",
     "concepts_event",
+    "feature_event",
+    "features_event",
     "forget_texts",
     "pretrained_sae_panel",
     "pretrained_token_panel",
@@ -387,8 +391,10 @@ def layout(first: str, count: int, allow_any_model: bool) -> SimpleNamespace:
             )
     with gr.Accordion("SAE numbers (the /lm_sae API's JSON)", open=False):
         sae_summary = gr.JSON(label="SAE summary", elem_id="lm-sae-json")
+    feature_section = lm_features.layout(first)
     pretrained = lm_sae.layout()
     return SimpleNamespace(
+        features=feature_section,
         text=text,
         model=model,
         about=about,
@@ -455,6 +461,7 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
         tab.text.submit(analyse, api_visibility="private", **asking),
         tab.layer.release(analyse, api_visibility="private", show_progress="minimal", **asking),
     ]
+    lm_features.wire(tab.features, blocks, device, tab.text, tab.model, after=analyses)
     lm_sae.wire(tab.pretrained, blocks, device, inputs=[tab.text, tab.model, tab.layer], after=analyses)
     tab.view.input(
         lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model),

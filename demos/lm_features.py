@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import Panels, figure_with_note, quoted, whole_number
+from demos.common import CheckedNumber, Panels, figure_with_note, quoted, whole_number
 from demos.lm_reading import load_model, read_text
 from superpos_core import lm, sae, serving
 from superpos_core.figures import dashboards as dashboard_figures
@@ -37,11 +37,15 @@ def _unavailable(error: Exception) -> gr.Error:
     return gr.Error(str(error), print_exception=False, title="No feature dashboards")
 
 
-def _feature_sae(model, layer, device: torch.device) -> features.FeatureSAE:
+def _feature_sae(model, layer, device: torch.device, progress=None) -> features.FeatureSAE:
+    """The SAE for the model and layer; a pretrained one's dashboards are built here on first use, with ``progress``."""
     if isinstance(layer, float) and layer.is_integer():
         layer = int(layer)
+    loaded = None
+    if features.bundled_layer(model) is None and sae.release_for_model(model) is not None and progress is not None:
+        loaded = load_model(model, device, progress)
     try:
-        return features.feature_sae(model, layer, device)
+        return features.feature_sae(model, layer, device, loaded, progress)
     except (features.FeaturesUnavailable, sae.SAELoadError) as error:
         raise _unavailable(error) from None
 
@@ -53,6 +57,12 @@ def about(model: str) -> str:
         have = ", ".join(
             f"**{lm.CATALOGUE[key].title.split(' (')[0]}**" for key in features.BUNDLED if key in lm.CATALOGUE
         )
+        if sae.release_for_model(model) is not None:
+            return (
+                f"The SAE trained here reads {have}. For this model, **Find its features** uses its pretrained SAE (layer "
+                f"{features.RELEASE_LAYER} unless you name one), and builds each feature's dashboard from a slice of the "
+                "same corpus the first time (a few minutes, then kept on disk)."
+            )
         return f"The SAE trained here reads {have}: choose it above to see its features."
     found = features.read_feature_sae(features.BUNDLED[model], model)
     p = found.provenance
@@ -106,7 +116,7 @@ def features_event(text, model: str, layer=None, device: torch.device = torch.de
     Returns {"summary": the /lm_features summary, "status", "tokens": the tokens shaded by their strongest feature,
     "picked": the strongest features over the text, to open}.
     """
-    found = _feature_sae(model, layer, device)
+    found = _feature_sae(model, layer, device, progress)
     analysis = read_text(text, model, found.layer, device, progress)
     loaded = load_model(model, device, progress)
     try:
@@ -136,9 +146,9 @@ def features_event(text, model: str, layer=None, device: torch.device = torch.de
     }
 
 
-def token_event(text, model: str, token, device: torch.device = torch.device("cpu")):
+def token_event(text, model: str, layer, token, device: torch.device = torch.device("cpu")):
     """The strongest features on one clicked token (helper event): {"status", "picked": the Radio of them}."""
-    found = _feature_sae(model, None, device)
+    found = _feature_sae(model, layer, device)
     analysis = read_text(text, model, found.layer, device, lambda *a, **k: None)
     summary = features.text_features(found, load_model(model, device, lambda *a, **k: None), text, analysis)
     try:
@@ -159,9 +169,9 @@ def token_event(text, model: str, token, device: torch.device = torch.device("cp
     }
 
 
-def search_event(model: str, word, device: torch.device = torch.device("cpu")):
+def search_event(model: str, layer, word, device: torch.device = torch.device("cpu")):
     """Features that fire most on a word across the corpus (helper event): {"status", "picked"}."""
-    found = _feature_sae(model, None, device)
+    found = _feature_sae(model, layer, device)
     loaded = load_model(model, device, lambda *a, **k: None)
     try:
         results = features.search_word(found, loaded.tokenizer, word)
@@ -190,7 +200,7 @@ def feature_event(model: str, layer, feature, device: torch.device = torch.devic
     contexts from weaker bands (HTML), "histogram": its activation histogram, "logits": the tokens it promotes
     and suppresses}.
     """
-    found = _feature_sae(model, layer, device)
+    found = _feature_sae(model, layer, device, progress)
     feature = whole_number(feature, "The feature", 0, found.d_sae - 1)
     loaded = load_model(model, device, progress)
     summary = features.feature_dashboard(found, loaded.tokenizer, feature)
@@ -211,8 +221,9 @@ def feature_event(model: str, layer, feature, device: torch.device = torch.devic
         if density
         else "**never**, on the corpus"
     )
+    link = f" · [its Neuronpedia page]({summary['neuronpedia']})" if summary.get("neuronpedia") else ""
     header = (
-        f"### Feature {feature} of {found.d_sae:,} (layer {found.layer})\nIt fires {fires}"
+        f"### Feature {feature} of {found.d_sae:,} (layer {found.layer}){link}\nIt fires {fires}"
         + (f"; strongest activation {strongest:.2f}." if examples else ".")
         + " Below: its strongest contexts over the corpus, each token shaded by the feature's activation on it (the "
         "strongest token bold and underlined; hover a token for its value)."
@@ -278,7 +289,7 @@ def layout(model: str) -> SimpleNamespace:
 
     gr.Markdown("#### A feature's dashboard")
     with gr.Row():
-        feature = gr.Number(value=0, label="Feature", precision=0, minimum=0, elem_id="lm-feature-index")
+        feature = CheckedNumber(value=0, label="Feature", precision=0, minimum=0, elem_id="lm-feature-index")
         open_ = gr.Button("Open its dashboard", elem_id="lm-feature-open")
     header = gr.Markdown(elem_id="lm-feature-header")
     top = gr.HTML(elem_id="lm-feature-top")
@@ -317,31 +328,32 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
     def lm_features(text, model, layer, progress=gr.Progress()):
         return found.keyed(features_event(text, model, layer, device, progress))
 
-    def quietly(text, model):
-        """After an analysis or as the page opens: what the section can show, or why not, never an error badge."""
-        if features.bundled_layer(model) is None:
+    def quietly(text, model, layer):
+        """After an analysis or as the page opens: what the section can show, or why not, never an error badge.
+        A pretrained SAE's dashboards are built only when the learner asks (the button): they take minutes."""
+        if features.bundled_layer(model) is None and not features.release_ready(model, layer):
             return found.keyed({"status": about(model), "tokens": None, "picked": gr.Radio(choices=[], value=None)})
         try:
-            return lm_features(text, model, None, lambda *a, **k: None)
+            return lm_features(text, model, layer, lambda *a, **k: None)
         except gr.Error as error:
             return found.keyed({"status": f"⚠️ {error.message}"})
 
     @in_background
-    def pick_token(text, model, evt: gr.SelectData):
-        return found.keyed(token_event(text, model, evt.index, device))
+    def pick_token(text, model, layer, evt: gr.SelectData):
+        return found.keyed(token_event(text, model, layer, evt.index, device))
 
     @in_background
-    def look_up(model, word):
-        return found.keyed(search_event(model, word, device))
+    def look_up(model, layer, word):
+        return found.keyed(search_event(model, layer, word, device))
 
     @in_background
     def lm_feature(model, layer, feature, progress=gr.Progress()):
         return dashboard.keyed(feature_event(model, layer, feature, device, progress))
 
-    def open_picked(model, picked):
+    def open_picked(model, layer, picked):
         if picked is None:
             return {section.feature: gr.Number()}
-        return {section.feature: int(picked), **lm_feature(model, None, int(picked), lambda *a, **k: None)}
+        return {section.feature: int(picked), **lm_feature(model, layer, int(picked), lambda *a, **k: None)}
 
     section.run.click(
         lm_features,
@@ -351,12 +363,33 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         **serving.queue("lm"),
     )
     private = dict(api_visibility="private", **serving.queue("lm"))
+    reading = [text, model, section.layer]
     for event in after:
-        event.success(quietly, inputs=[text, model], outputs=found(), show_progress="minimal", **private)
-    blocks.load(quietly, inputs=[text, model], outputs=found(), show_progress="hidden", **private)
-    section.tokens.select(pick_token, inputs=[text, model], outputs=found("status", "picked"), **private)
-    section.search.click(look_up, inputs=[model, section.word], outputs=found("status", "picked"), **private)
-    section.word.submit(look_up, inputs=[model, section.word], outputs=found("status", "picked"), **private)
+        event.success(quietly, inputs=reading, outputs=found(), show_progress="minimal", **private)
+
+    def opening(text, model, layer):
+        """As the page opens: the default text's features, and the dashboard of the strongest of them."""
+        shown = quietly(text, model, layer)
+        summary = shown.get(found["summary"])
+        if summary and summary["top_features"]:
+            first = int(summary["top_features"][0][0])
+            try:
+                return {**shown, section.feature: first, **lm_feature(model, layer, first, lambda *a, **k: None)}
+            except gr.Error:
+                pass
+        return shown
+
+    blocks.load(
+        opening,
+        inputs=reading,
+        outputs=[*found(), section.feature, *dashboard()],
+        show_progress="hidden",
+        **private,
+    )
+    section.tokens.select(pick_token, inputs=reading, outputs=found("status", "picked"), **private)
+    searching = [model, section.layer, section.word]
+    section.search.click(look_up, inputs=searching, outputs=found("status", "picked"), **private)
+    section.word.submit(look_up, inputs=searching, outputs=found("status", "picked"), **private)
     section.open.click(
         lm_feature,
         inputs=[model, section.layer, section.feature],
@@ -365,7 +398,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         **serving.queue("lm"),
     )
     section.picked.input(
-        open_picked, inputs=[model, section.picked], outputs=[section.feature, *dashboard()], **private
+        open_picked, inputs=[model, section.layer, section.picked], outputs=[section.feature, *dashboard()], **private
     )
     model.change(
         lambda m: (about(m), density_figure(m)),

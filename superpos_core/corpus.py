@@ -288,10 +288,55 @@ def count_tokens(folder: Path, tokenizer, name: str) -> dict:
     return manifest
 
 
+SLICE_CHARACTERS = 40_000  # per source, in the bundled slice: about 10,000 tokens each
+
+
+def write_slice(folder: Path, out: Path, characters: int = SLICE_CHARACTERS) -> dict:
+    """A small slice of a built corpus's held-out split, to ship with the app: the first ``characters`` of each
+    source's held-out documents (whole documents, then the last one cut at a line end), gzipped JSON lines of
+    {"source", "name", "text"}, the first line being {"manifest": the sources' package, version and licence}.
+
+    What a model without an SAE trained here (GPT-2's pretrained SAEs) reads to build its features' dashboards.
+    """
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    taken: dict[str, int] = {}
+    rows = []
+    for row in documents(folder, "eval"):
+        left = characters - taken.get(row["source"], 0)
+        if left <= 0:
+            continue
+        text = row["text"] if len(row["text"]) <= left else row["text"][: row["text"].rfind("\n", 0, left) + 1]
+        if text.strip():
+            rows.append({"source": row["source"], "name": row["name"], "text": text})
+            taken[row["source"]] = taken.get(row["source"], 0) + len(text)
+    about = {
+        "from": "the held-out split of the corpus built by python -m superpos_core.corpus",
+        "characters_per_source": taken,
+        "sources": [
+            {key: source[key] for key in ("name", "package", "version", "licence")} for source in manifest["sources"]
+        ],
+    }
+    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as handle:
+        handle.write(json.dumps({"manifest": about}) + "\n")
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return about
+
+
+def read_slice(path: Path) -> tuple[dict, list[dict]]:
+    """(its manifest, its documents) of a slice written by ``write_slice``."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        lines = [json.loads(line) for line in handle]
+    return lines[0]["manifest"], lines[1:]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("corpus"), help="folder to write the corpus to")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of each source's selection")
+    parser.add_argument(
+        "--slice", type=Path, help="also write the held-out slice the app ships (corpus_slice.jsonl.gz)"
+    )
     parser.add_argument(
         "--tokens-of",
         metavar="MODEL",
@@ -300,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     manifest = build(args.out, seed=args.seed)
+    if args.slice:
+        print(f"slice: {write_slice(args.out, args.slice)['characters_per_source']}")
     if args.tokens_of:
         from superpos_core import lm  # loads the model: only when tokens are counted
 

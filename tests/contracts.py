@@ -125,6 +125,31 @@ ENDPOINTS = {
             "pca_explained",
         ),
     ),
+    "/lm_features": contract(
+        "text",
+        "model",
+        "layer",
+        summary=("sae", "layer", "d_sae", "tokens", "explained_variance", "l0", "top_features", "per_token"),
+    ),
+    "/lm_feature": contract(
+        "model",
+        "layer",
+        "feature",
+        summary=(
+            "feature",
+            "density",
+            "top_examples",
+            "top_logits",
+            "bottom_logits",
+            "interval_examples",
+            "histogram",
+            "sae",
+            "layer",
+            "d_sae",
+            "corpus_tokens",
+            "neuronpedia",
+        ),
+    ),
 }
 
 

@@ -64,6 +64,7 @@ RESULT_LINES = {
         r"^4\) the offline SmolLM2",
         r"^goals from the issue",
     ],
+    "bench_features": [r"^1\) a feature's dashboard", r"^2\) /lm_features on \d+ tokens"],
     "load": [r"^/mnist\s+\d+", r"server RSS: \d+ MiB after warm-up", r"errors 0 \(sessions still stuck: 0\)"],
 }
 

@@ -395,22 +395,49 @@ class FeatureDashboards:
 def build_dashboards(
     sae, acts: Path, unembedding: torch.Tensor, out: Path, about: dict | None = None, log=print
 ) -> Path:
-    """The dashboards of ``sae`` over stored activations (``corpus_activations``' folder ``acts``, its training split):
-    two passes over the rows (statistics and token table; then the interval draws), saved into ``out``."""
+    """The dashboards of ``sae`` over stored activations (``corpus_activations``' folder ``acts``, its training split),
+    saved into ``out`` (``dashboards_from_rows``)."""
     rows = np.load(Path(acts) / "acts_train.npy", mmap_mode="r")
-    rows = rows.reshape(-1, rows.shape[-1])
+    info = json.loads((Path(acts) / "info.json").read_text()) if (Path(acts) / "info.json").exists() else {}
     tokens = np.load(Path(acts) / "tokens_train.npy")
+    return dashboards_from_rows(
+        sae, rows.reshape(-1, rows.shape[-1]), tokens, unembedding, out, {**info, **(about or {})}, log
+    )
+
+
+def dashboards_from_rows(
+    sae,
+    rows: np.ndarray,
+    tokens: np.ndarray,
+    unembedding: torch.Tensor,
+    out: Path,
+    about: dict | None = None,
+    log=print,
+    progress=None,
+) -> Path:
+    """Every feature's dashboard of ``sae`` over ``rows`` (N, d_in), the text tokens of the BOS-led windows ``tokens``
+    (windows, context) in ``corpus_activations``' layout: two passes over the rows (statistics and the token table;
+    then the interval draws), each feature's examples in context, its logits; saved into ``out``.
+
+    Args:
+        progress: called as ``progress(fraction, desc=...)`` between the stages, if given.
+    """
     started = time.perf_counter()
+    say = progress or (lambda *a, **k: None)
+    say(0.0, desc=f"Dashboards: reading {len(rows):,} tokens")
     stats = feature_stats(sae, rows, row_tokens=tokens[:, 1:].reshape(-1))
     log(f"statistics over {stats.rows:,} rows: {time.perf_counter() - started:.0f} s")
+    say(0.4, desc="Dashboards: drawing examples from each feature's weaker bands")
     chosen = interval_rows(sae, rows, stats.top_values[:, 0])  # (n, bands, per)
     log(f"interval draws: {time.perf_counter() - started:.0f} s")
+    say(0.75, desc="Dashboards: each feature's examples in context")
     top = top_examples(stats, sae, rows, tokens)
     intervals = examples_at(chosen.reshape(len(chosen), -1), sae, rows, tokens)
     log(f"examples in context: {time.perf_counter() - started:.0f} s")
-    info = json.loads((Path(acts) / "info.json").read_text()) if (Path(acts) / "info.json").exists() else {}
-    about = {**info, **(about or {}), "rows": stats.rows}
-    return save_dashboards(out, stats, top, intervals, output_tokens(sae, unembedding), about)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return save_dashboards(
+        out, stats, top, intervals, output_tokens(sae, unembedding), {**(about or {}), "rows": stats.rows}
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

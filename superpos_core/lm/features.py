@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from superpos_core import corpus, paths
 from superpos_core import sae as saes
+from superpos_core.lm import corpus_activations, dashboards
 from superpos_core.lm.analysis import TextAnalysis, analyse_text
 from superpos_core.lm.dashboards import FeatureDashboards
 from superpos_core.lm.loading import LoadedLM
@@ -32,6 +34,9 @@ from superpos_core.serving import Kept
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 # Catalogue key -> the folder of the SAE trained here for it (SAELens' files, provenance.json, dashboards.npz).
 BUNDLED = {"smollm2-135m-offline": ASSETS / "smollm2_sae_l15"}
+SLICE = ASSETS / "corpus_slice.jsonl.gz"  # what a pretrained SAE's dashboards are built from (``corpus.write_slice``)
+SLICE_TOKENS = 40_000  # at most this many of its tokens are read for them
+RELEASE_LAYER = 6  # a pretrained release's layer when none is named: GPT-2's middle one, the one the Space preloads
 TOP = 10  # features listed per text and per token
 LOGITS = 10  # tokens listed as promoted and as suppressed
 
@@ -50,6 +55,7 @@ class FeatureSAE:
     sae: saes.PretrainedSAE
     dashboards: FeatureDashboards
     provenance: dict  # how it was made and what it scores on held-out text
+    neuronpedia: str | None = None  # a pretrained release's page pattern, with {index}
 
     @property
     def d_sae(self) -> int:
@@ -87,17 +93,30 @@ def read_feature_sae(folder: Path, model: str, device: torch.device = torch.devi
     return _kept.get_or_make((str(folder), str(torch.device(device))), read)
 
 
-def feature_sae(model: str, layer=None, device: torch.device = torch.device("cpu")) -> FeatureSAE:
+def feature_sae(
+    model: str, layer=None, device: torch.device = torch.device("cpu"), loaded: LoadedLM | None = None, progress=None
+) -> FeatureSAE:
     """The SAE with dashboards for ``model`` at ``layer`` (None or "": the SAE's own layer).
 
-    Raises ``FeaturesUnavailable`` saying which SAEs there are when there is none for this model or layer.
+    For a model with an SAE trained here, that SAE. For one with a pretrained release (GPT-2 small), the release's
+    SAE from the Hugging Face cache, its dashboards built from the bundled corpus slice on first use (``loaded`` is
+    the model, ``progress`` moves while they are built; then they are read from the app's cache).
+
+    Raises ``FeaturesUnavailable`` saying what there is when there is none for this model or layer.
     """
     own = bundled_layer(model)
     if own is None:
-        have = ", ".join(f"`{key}` (layer {bundled_layer(key)})" for key in BUNDLED if bundled_layer(key) is not None)
-        raise FeaturesUnavailable(
-            f"No SAE with feature dashboards is here for {model!r}. SAEs trained here: {have or 'none'}."
-        )
+        release = saes.release_for_model(model)
+        if release is None:
+            have = ", ".join(
+                f"`{key}` (layer {bundled_layer(key)})" for key in BUNDLED if bundled_layer(key) is not None
+            )
+            pretrained = ", ".join(f"`{r.model}`" for r in saes.PRETRAINED_RELEASES.values())
+            raise FeaturesUnavailable(
+                f"No SAE with feature dashboards is here for {model!r}. SAEs trained here: {have or 'none'}; "
+                f"pretrained SAEs (online): {pretrained}."
+            )
+        return release_feature_sae(release, RELEASE_LAYER if layer in (None, "") else layer, device, loaded, progress)
     if layer not in (None, "") and layer != own:
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer, float)) or float(layer) != own:
             raise FeaturesUnavailable(
@@ -105,6 +124,143 @@ def feature_sae(model: str, layer=None, device: torch.device = torch.device("cpu
                 "layer empty for the SAE's own."
             )
     return read_feature_sae(BUNDLED[model], model, device)
+
+
+def _release_layer(release: saes.PretrainedRelease, layer) -> int:
+    if isinstance(layer, float) and layer.is_integer():
+        layer = int(layer)
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or int(layer) not in release.layers:
+        raise FeaturesUnavailable(
+            f"{release.name}'s SAEs read layers {release.layers[0]} to {release.layers[-1]}; got {layer!r}."
+        )
+    return int(layer)
+
+
+def release_feature_sae(
+    release: saes.PretrainedRelease,
+    layer,
+    device: torch.device = torch.device("cpu"),
+    loaded: LoadedLM | None = None,
+    progress=None,
+    model_sae: saes.PretrainedSAE | None = None,
+) -> FeatureSAE:
+    """A pretrained release's SAE for ``layer``, with dashboards built from the corpus slice on first use and kept in
+    ``paths.cache_dir()/dashboards/<release>/layer-<L>/`` (``model_sae``: the SAE itself, if already loaded)."""
+    layer = _release_layer(release, layer)
+    folder = paths.cache_dir() / "dashboards" / release.name / f"layer-{layer}"
+
+    def make() -> FeatureSAE:
+        nonlocal model_sae
+        if model_sae is None:
+            try:
+                model_sae = saes.fetch_release_sae(layer, release=release, local_files_only=True).to(device)
+            except saes.SAELoadError as error:
+                raise FeaturesUnavailable(
+                    f"{release.name}'s SAE for layer {layer} is not on this machine ({error}). Get it once, on a machine "
+                    f"with internet: `python -m superpos_core.sae --layers {layer}`."
+                ) from None
+        if not (folder / dashboards.DASHBOARDS_FILE).exists():
+            if loaded is None:
+                raise FeaturesUnavailable(
+                    f"Load {release.model} first: its dashboards are built from its own activations."
+                )
+            build_slice_dashboards(loaded, model_sae, folder, progress)
+        hidden = saes.hidden_state_index(model_sae.hook_name, 10**6)
+        return FeatureSAE(
+            f"{release.name}/{model_sae.hook_name}",
+            release.model,
+            hidden,
+            model_sae,
+            FeatureDashboards(folder / dashboards.DASHBOARDS_FILE),
+            {"release": release.name, "dashboards_from": json.loads(json.dumps(slice_about()))},
+            release.neuronpedia_pattern.replace("{layer}", str(layer)) if release.neuronpedia_pattern else None,
+        )
+
+    return _kept.get_or_make((release.name, layer, str(torch.device(device))), make)
+
+
+def release_ready(model: str, layer=None) -> bool:
+    """Whether ``model``'s pretrained SAE for ``layer`` (None: ``RELEASE_LAYER``) has its dashboards built already."""
+    release = saes.release_for_model(model)
+    if release is None:
+        return False
+    try:
+        layer = _release_layer(release, RELEASE_LAYER if layer in (None, "") else layer)
+    except FeaturesUnavailable:
+        return False
+    return (paths.cache_dir() / "dashboards" / release.name / f"layer-{layer}" / dashboards.DASHBOARDS_FILE).exists()
+
+
+def slice_about(path: Path = SLICE) -> dict:
+    """The bundled slice's manifest: its sources, their packages and licences."""
+    return corpus.read_slice(path)[0]
+
+
+@torch.no_grad()
+def slice_rows(
+    loaded: LoadedLM, model_sae: saes.PretrainedSAE, path: Path = SLICE, max_tokens: int = SLICE_TOKENS, progress=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model_sae``'s inputs over the corpus slice, read as its training text was: (rows (N, d_in) float32, windows
+    (W, context) token ids, each led by the BOS), in ``corpus_activations``' layout.
+
+    Windows of the SAE's context (BOS included), the text run together with the end-of-text token between documents;
+    the stream at the SAE's hook, centred where its model's writing weights were; at most ``max_tokens`` text tokens,
+    in windows spread over the whole slice.
+    """
+    if not model_sae.prepend_bos:
+        raise FeaturesUnavailable("Dashboards are built from BOS-led windows; this SAE was trained without a BOS.")
+    texts = [row["text"] for row in corpus.read_slice(path)[1]]
+    context = min(model_sae.context_size or loaded.context_length, loaded.context_length)
+    ids = np.array(list(corpus_activations.windows(loaded.tokenizer, texts, context)), dtype=np.int64)
+    keep = min(len(ids), max(1, max_tokens // (context - 1)))
+    ids = ids[np.linspace(0, len(ids) - 1, keep).round().astype(np.int64)]
+    index = saes.hidden_state_index(model_sae.hook_name, loaded.n_layers)
+    rows = []
+    for start in range(0, len(ids), corpus_activations.BATCH):
+        if progress is not None:
+            progress(0.3 * start / len(ids), desc=f"Dashboards: reading the corpus slice with {loaded.title}")
+        stream = corpus_activations.residual_stream(
+            loaded, torch.from_numpy(ids[start : start + corpus_activations.BATCH]), index
+        )
+        stream = stream[:, 1:].reshape(-1, stream.shape[-1]).cpu()  # the BOS rows dropped
+        if model_sae.center_writing_weights:
+            stream = stream - stream.mean(-1, keepdim=True)
+        rows.append(stream)
+    return torch.cat(rows).numpy(), ids
+
+
+def build_slice_dashboards(loaded: LoadedLM, model_sae: saes.PretrainedSAE, folder: Path, progress=None) -> Path:
+    """Every feature's dashboard of a pretrained SAE over the bundled corpus slice, written into ``folder`` (in a
+    temporary folder beside it first, then renamed: a stopped build leaves nothing half-written)."""
+    import shutil
+    import tempfile
+
+    rows, ids = slice_rows(loaded, model_sae, progress=progress)
+
+    def later(fraction: float, desc: str) -> None:
+        if progress is not None:
+            progress(0.3 + 0.7 * fraction, desc=desc)
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        dashboards.dashboards_from_rows(
+            model_sae,
+            rows,
+            ids,
+            loaded.model.get_output_embeddings().weight.detach(),
+            building,
+            {"model": loaded.name, "hook": model_sae.hook_name, "corpus": "the bundled corpus slice", **slice_about()},
+            log=lambda _: None,
+            progress=later,
+        )
+        if folder.exists():
+            shutil.rmtree(folder)
+        building.rename(folder)
+    finally:
+        if building.exists():
+            shutil.rmtree(building)
+    return folder / dashboards.DASHBOARDS_FILE
 
 
 def _tokens(tokenizer, ids: list[int]) -> list[str]:
@@ -176,16 +332,17 @@ def feature_dashboard(found: FeatureSAE, tokenizer, feature) -> dict:
         "feature": i,
         "density": shown.density(i),
         "top_examples": examples(shown.top_examples(i)),
+        "top_logits": [[readable_token(tokenizer, t), round(v, 4)] for t, v in up[:LOGITS]],
+        "bottom_logits": [[readable_token(tokenizer, t), round(v, 4)] for t, v in down[:LOGITS]],
         "interval_examples": [
             {"low": low, "high": high, "examples": examples(band)} for low, high, band in shown.interval_examples(i)
         ],
-        "top_logits": [[readable_token(tokenizer, t), round(v, 4)] for t, v in up[:LOGITS]],
-        "bottom_logits": [[readable_token(tokenizer, t), round(v, 4)] for t, v in down[:LOGITS]],
         "histogram": {"edges": shown.arrays["bins"].tolist(), "counts": counts.tolist()},
         "sae": found.name,
         "layer": found.layer,
         "d_sae": found.d_sae,
         "corpus_tokens": int(shown.arrays["rows"]),
+        "neuronpedia": found.neuronpedia.replace("{index}", str(i)) if found.neuronpedia else None,
     }
 
 

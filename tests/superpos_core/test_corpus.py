@@ -2,6 +2,7 @@ import gzip
 import json
 
 from superpos_core import corpus
+from tests.helpers import build_tiny_corpus
 
 # The shape ``bible "gen1:1-rev22:21"`` prints: a heading per chapter, verses numbered and wrapped at 80 columns.
 PRINTED = """
@@ -112,3 +113,15 @@ def test_token_counts_are_added_per_source_and_split(tmp_path):
     assert entry["eval"]["tokens"] == {"words": 3}  # the one document is held out (5% of it rounds up)
     assert entry["train"]["tokens"] == {"words": 0}
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+
+
+def test_the_slice_takes_the_start_of_each_sources_held_out_text_with_its_licence(tmp_path):
+    build_tiny_corpus(tmp_path / "corpus", documents=200, repeats=2)
+    about = corpus.write_slice(tmp_path / "corpus", tmp_path / "slice.jsonl.gz", characters=500)
+    manifest, rows = corpus.read_slice(tmp_path / "slice.jsonl.gz")
+    assert manifest == about and manifest["sources"][0]["licence"] == "public domain"
+    held = [r for r in corpus.documents(tmp_path / "corpus", "eval")]
+    assert rows and all(r["source"] == "tiny" for r in rows)
+    assert [r["name"] for r in rows] == [r["name"] for r in held[: len(rows)]]  # in the held-out split's order
+    assert sum(len(r["text"]) for r in rows) == about["characters_per_source"]["tiny"] <= 500
+    assert all(r["text"].endswith("\n") for r in rows)  # a cut document ends at a line's end

@@ -96,7 +96,7 @@ def test_a_feature_that_does_not_exist_is_named_with_the_range(pipeline):
 
 def test_a_model_or_layer_without_an_sae_here_says_what_there_is():
     with pytest.raises(features.FeaturesUnavailable, match="No SAE with feature dashboards"):
-        features.feature_sae("gpt2")
+        features.feature_sae("distilgpt2")
     layer = features.bundled_layer("smollm2-135m-offline")
     with pytest.raises(features.FeaturesUnavailable, match=f"reads layer {layer}"):
         features.feature_sae("smollm2-135m-offline", layer - 1)
