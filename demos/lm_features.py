@@ -4,6 +4,7 @@ real text, the features it finds in the learner's text (click a token to see its
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import gradio as gr
@@ -90,8 +91,17 @@ def about(model: str) -> str:
     return "\n".join(lines)
 
 
+def sae_layer(model: str) -> int | None:
+    """The layer the section reads for ``model``: its SAE's own, a pretrained release's default, or None."""
+    own = features.bundled_layer(model)
+    if own is not None:
+        return own
+    return features.RELEASE_LAYER if sae.release_for_model(model) is not None else None
+
+
+@functools.lru_cache(maxsize=4)
 def density_figure(model: str) -> np.ndarray | None:
-    """The SAE's feature-density histogram, or None when ``model`` has no SAE here."""
+    """The SAE's feature-density histogram, or None when ``model`` has no SAE here (drawn once per model)."""
     if features.bundled_layer(model) is None:
         return None
     found = features.read_feature_sae(features.BUNDLED[model], model)
@@ -262,11 +272,13 @@ def layout(model: str) -> SimpleNamespace:
     gr.Markdown("### Real features: an SAE trained here on millions of tokens")
     intro = gr.Markdown(about(model), elem_id="lm-features-about")
     density = figure_with_note("How often each feature fires", NOTES["density"], elem_id="lm-features-density")
-    if density_figure(model) is not None:
-        density.value = density_figure(model)
     with gr.Row():
-        layer = gr.Number(
-            value=None, label="SAE layer (empty: the SAE's own)", precision=0, elem_id="lm-features-layer"
+        layer = CheckedNumber(
+            value=sae_layer(model),
+            label="SAE layer (empty: the SAE's own)",
+            precision=0,
+            minimum=0,
+            elem_id="lm-features-layer",
         )
         run = gr.Button("Find its features in the text", elem_id="lm-features-run")
     status = gr.Markdown(elem_id="lm-features-status")
@@ -386,7 +398,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         show_progress="hidden",
         **private,
     )
-    section.tokens.select(pick_token, inputs=reading, outputs=found("status", "picked"), **private)
+    found["tokens"].select(pick_token, inputs=reading, outputs=found("status", "picked"), **private)
     searching = [model, section.layer, section.word]
     section.search.click(look_up, inputs=searching, outputs=found("status", "picked"), **private)
     section.word.submit(look_up, inputs=searching, outputs=found("status", "picked"), **private)
@@ -400,10 +412,11 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
     section.picked.input(
         open_picked, inputs=[model, section.layer, section.picked], outputs=[section.feature, *dashboard()], **private
     )
+    blocks.load(density_figure, inputs=model, outputs=section.density, api_visibility="private", queue=False)
     model.change(
-        lambda m: (about(m), density_figure(m)),
+        lambda m: (about(m), density_figure(m), sae_layer(m)),
         inputs=model,
-        outputs=[section.intro, section.density],
+        outputs=[section.intro, section.density, section.layer],
         api_visibility="private",
         queue=False,
     )

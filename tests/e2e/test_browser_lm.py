@@ -57,3 +57,39 @@ def test_an_emoji_is_shown_whole_not_as_bytes(page):
     status = page.locator("#lm-status")
     expect(status).to_contain_text("marks the others ⋯", timeout=60_000)
     expect(status).not_to_contain_text("<0x")
+
+
+def test_a_learner_sees_each_tokens_features_and_opens_a_features_dashboard(page):
+    """Offline, with SmolLM2: the SAE trained here finds features on every token of the learner's text; a click on a
+    token lists its own, a click on one of them opens its dashboard; a word searched lists the corpus's features."""
+    # As the page opens, before any click: the default text's features, and the strongest one's dashboard.
+    header = page.locator("#lm-feature-header")
+    expect(header).to_contain_text("Feature ", timeout=90_000)
+    expect(page.locator("#lm-features-about")).to_contain_text("CE loss recovered")
+    page.locator("#lm-features-density").scroll_into_view_if_needed()
+    expect(page.locator("#lm-features-density img")).to_be_visible()
+
+    page.locator("#lm-text textarea").fill("And God said unto Moses, Let my people go.")
+    page.get_by_role("button", name="Analyse the text").click()
+    tokens = page.locator("#lm-features-tokens")
+    moses = tokens.get_by_text("Moses", exact=False)
+    expect(moses).to_be_visible(timeout=60_000)  # the new text's tokens, shaded by their strongest feature
+    moses.click()
+    status = page.locator("#lm-features-status")
+    expect(status).to_contain_text("Moses", timeout=30_000)
+    expect(status).to_contain_text("strongest features")
+    choice = page.locator("#lm-features-picked label").first
+    number = choice.inner_text().split("·")[0].strip().lstrip("#")
+    choice.click()
+    expect(header).to_contain_text(f"Feature {number} of", timeout=30_000)
+    expect(page.locator("#lm-feature-index input")).to_have_value(number)
+    expect(page.locator("#lm-feature-top .superpos-example").first).to_be_visible()
+    expect(page.locator("#lm-feature-logits")).to_contain_text("promoted")
+
+    page.locator("#lm-features-word input, #lm-features-word textarea").first.fill("Pharaoh")
+    page.get_by_role("button", name="Features that fire on it").click()
+    expect(status).to_contain_text("times in the corpus", timeout=30_000)
+
+    page.locator("#lm-feature-index input").fill("7")
+    page.get_by_role("button", name="Open its dashboard").click()
+    expect(header).to_contain_text("Feature 7 of", timeout=30_000)
