@@ -312,3 +312,26 @@ def test_lm_concepts_contract_and_bad_input(client):
     for *args, message in bad:
         with pytest.raises(AppError, match=message):
             client.predict(*args, api_name="/lm_concepts")
+
+
+def test_lm_features_and_a_features_dashboard_through_the_api(client):
+    """/lm_features then /lm_feature, as a course page would chain them; the dashboard's top example, sent back
+    through /lm_features, makes its feature fire there again."""
+    summary = client.predict(SENTENCE, "smollm2-135m-offline", None, api_name="/lm_features")[0]
+    assert set(summary) == summary_keys("/lm_features")
+    assert summary["tokens"][:4] == ["It", " was", " the", " best"] and "".join(summary["tokens"]) == SENTENCE
+    assert len(summary["per_token"]) == len(summary["tokens"]) and summary["top_features"]
+    index, activation, position = summary["top_features"][0]
+    assert [index, activation] in summary["per_token"][position]
+    assert client.predict(SENTENCE, "smollm2-135m-offline", summary["layer"], api_name="/lm_features")[0] == summary
+    shown = client.predict("smollm2-135m-offline", None, index, api_name="/lm_feature")[0]
+    assert set(shown) == summary_keys("/lm_feature") and shown["feature"] == index and shown["density"] > 0
+    assert len(shown["top_logits"]) == len(shown["bottom_logits"]) == 10
+    example = shown["top_examples"][0]
+    again = client.predict("".join(example["tokens"]), "smollm2-135m-offline", None, api_name="/lm_features")[0]
+    if again["tokens"] == example["tokens"]:  # the same tokens when read afresh
+        assert any(f == index and a > 0 for f, a in again["per_token"][example["position"]])
+    with pytest.raises(AppError, match="reads layer 15"):
+        client.predict(SENTENCE, "smollm2-135m-offline", 3, api_name="/lm_features")
+    with pytest.raises(AppError, match="features? 0 to|from 0 to"):
+        client.predict("smollm2-135m-offline", None, 10**6, api_name="/lm_feature")

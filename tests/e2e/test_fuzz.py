@@ -132,6 +132,15 @@ def answered_sae(summary):
     assert len(summary["mean_activation"]) == summary["features"] and summary["mse"] >= 0
 
 
+def answered_features(summary):
+    assert set(summary) == summary_keys("/lm_features") and summary["layer"] == FEATURES_LAYER
+    assert len(summary["per_token"]) == len(summary["tokens"]) >= 1
+
+
+def answered_feature(summary):
+    assert set(summary) == summary_keys("/lm_feature") and 0 <= summary["feature"] < summary["d_sae"]
+
+
 def answered_concepts(summary):
     assert summary["model"] == LM and len(summary["concepts"]) >= 2 and len(summary["labels"]) >= 2
 
@@ -190,6 +199,15 @@ def next_sae(client):
     assert summary["features"] == 16 and len(summary["mean_activation"]) == 16
 
 
+def next_features(client):
+    summary = client.predict(SENTENCE, LM, None, api_name="/lm_features")[0]
+    assert summary["tokens"][:2] == ["It", " was"] and summary["top_features"]
+
+
+def next_feature(client):
+    assert client.predict(LM, None, 5, api_name="/lm_feature")[0]["feature"] == 5
+
+
 def next_concepts(client):
     summary = client.predict(CONCEPT_WORDS, CONCEPT_SENTENCES, LM, 10, api_name="/lm_concepts")[0]
     assert summary["sentences"] == 24 and summary["concepts"] == ["positive", "negative", "neutral"]
@@ -202,6 +220,8 @@ CONCEPT_WORDS, CONCEPT_SENTENCES = (
 )
 seeds = st.integers(0, 2**32)
 lm_layers = st.integers(0, 30)  # SmolLM2-135M: the embeddings and 30 blocks
+FEATURES_LAYER = 15  # the layer of the SAE trained here for SmolLM2
+feature_layers = st.one_of(st.none(), st.just(FEATURES_LAYER), lm_layers)
 bad_model = st.one_of(unknown_name(set(lm.CATALOGUE)), junk)  # never a real catalogue name: it might be downloaded
 short_text = st.one_of(
     plain_text.filter(str.strip),
@@ -331,6 +351,20 @@ FUZZ = {
         answered_sae,
         next_sae,
         7,
+    ),
+    "/lm_features": Fuzz(
+        mixed([short_text, st.just(LM), feature_layers], [junk, bad_model, junk]),
+        (SENTENCE, LM, None),
+        answered_features,
+        next_features,
+        10,
+    ),
+    "/lm_feature": Fuzz(
+        mixed([st.just(LM), feature_layers, st.integers(0, 2303)], [bad_model, junk, junk]),
+        (LM, None, 0),
+        answered_feature,
+        next_feature,
+        10,
     ),
     "/lm_concepts": Fuzz(
         mixed(
