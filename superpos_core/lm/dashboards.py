@@ -435,9 +435,10 @@ def dashboards_from_rows(
     intervals = examples_at(chosen.reshape(len(chosen), -1), sae, rows, tokens)
     log(f"examples in context: {time.perf_counter() - started:.0f} s")
     Path(out).mkdir(parents=True, exist_ok=True)
-    return save_dashboards(
-        out, stats, top, intervals, output_tokens(sae, unembedding), {**(about or {}), "rows": stats.rows}
-    )
+    about = {**(about or {}), "rows": stats.rows}
+    saved = save_dashboards(out, stats, top, intervals, output_tokens(sae, unembedding), about)
+    say(1.0, desc="Dashboards: saved")
+    return saved
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -100,3 +100,60 @@ def test_a_model_or_layer_without_an_sae_here_says_what_there_is():
     layer = features.bundled_layer("smollm2-135m-offline")
     with pytest.raises(features.FeaturesUnavailable, match=f"reads layer {layer}"):
         features.feature_sae("smollm2-135m-offline", layer - 1)
+
+
+def test_a_pretrained_saes_dashboards_are_built_from_the_corpus_slice_once_and_kept(tmp_path, monkeypatch):
+    """GPT-2's pretrained SAEs, as the app reads them (centred stream, 128-token windows), made small: a tiny GPT-2
+    and an SAE in SAELens' format stand in for the real ones, which cannot be downloaded here."""
+    from dataclasses import replace
+
+    from superpos_core import sae
+    from tests.helpers import TINY_D_MODEL
+    from tests.superpos_core.sae.helpers import sae_tensors, write_sae_folder
+
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))
+    loaded = lm.load(save_tiny_gpt2(tmp_path / "tiny-gpt2"), allow_any=True)
+    folder = write_sae_folder(
+        tmp_path / "sae",
+        sae_tensors(d_in=TINY_D_MODEL, d_sae=48),
+        d_in=TINY_D_MODEL,
+        d_sae=48,
+        hook_name="blocks.1.hook_resid_pre",
+        hook_layer=1,
+        context_size=24,
+        prepend_bos=True,
+        model_from_pretrained_kwargs={"center_writing_weights": True},
+    )
+    model_sae = sae.load_pretrained_sae(folder)
+    assert model_sae.center_writing_weights and model_sae.context_size == 24
+    release = replace(sae.GPT2_SMALL_RES_JB, name=f"tiny-release-{tmp_path.name}", model=loaded.name, d_in=TINY_D_MODEL)
+    moved = []
+    found = features.release_feature_sae(
+        release, 1, loaded=loaded, model_sae=model_sae, progress=lambda f, desc="": moved.append((f, desc))
+    )
+    built = tmp_path / "cache" / "dashboards" / release.name / "layer-1" / "dashboards.npz"
+    assert built.exists() and found.dashboards.path == built
+    fractions = [f for f, _ in moved]
+    assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] >= 0.9 and len(moved) > 3
+    assert found.dashboards.about["corpus"] == "the bundled corpus slice" and found.dashboards.about["sources"]
+    assert 0 < found.dashboards.arrays["rows"] <= features.SLICE_TOKENS
+    # Read as the SAE reads any text (centred, after the BOS): a top example fires again there.
+    text = "the cat sat on the mat"
+    summary = features.text_features(found, loaded, text)
+    assert summary["layer"] == 1 and "".join(summary["tokens"]) == text
+    fired = np.flatnonzero(found.dashboards.arrays["density"] > 0)
+    shown = features.feature_dashboard(found, loaded.tokenizer, int(fired[0]))
+    assert shown["neuronpedia"] == release.neuronpedia_pattern.format(layer=1, index=int(fired[0]))
+    example = shown["top_examples"][0]
+    again = features.text_features(found, loaded, "".join(example["tokens"]), k=found.d_sae)
+    if again["tokens"] == example["tokens"]:
+        assert dict(map(tuple, again["per_token"][example["position"]])).get(int(fired[0]), 0) > 0
+    # Kept on disk: the next process reads the file and builds nothing.
+    stamp = built.stat().st_mtime_ns
+    monkeypatch.setattr(features, "build_slice_dashboards", lambda *a, **k: pytest.fail("built again"))
+    again_found = features.release_feature_sae(
+        release, 1, device=torch.device("meta"), loaded=loaded, model_sae=model_sae
+    )
+    assert again_found.dashboards.path == built and built.stat().st_mtime_ns == stamp
+    with pytest.raises(features.FeaturesUnavailable, match="layers 0 to 11"):
+        features.release_feature_sae(release, 12, loaded=loaded, model_sae=model_sae)
