@@ -111,6 +111,19 @@ def note(text: str) -> None:
     gr.Markdown(text, elem_classes=["figure-note"])
 
 
+def clickable_tokens(label: str, elem_id: str) -> gr.HighlightedText:
+    """A text's tokens, one box each (never merged), shaded by a score from 0 to 1; a click on one is its ``select``
+    event, whose ``index`` is the token's position."""
+    return gr.HighlightedText(
+        label=label,
+        show_legend=False,
+        show_inline_category=False,
+        combine_adjacent=False,
+        interactive=False,
+        elem_id=elem_id,
+    )
+
+
 def figure_with_note(label: str, text: str, elem_id: str | None = None, column: bool = False) -> gr.Image:
     """A figure, its title above it and its note below it, in a column of their own with ``column`` (figures side by side)."""
     if not column:

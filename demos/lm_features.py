@@ -11,8 +11,8 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import CheckedNumber, Panels, figure_with_note, quoted, whole_number
-from demos.lm_reading import load_model, read_text
+from demos.common import CheckedNumber, Panels, clickable_tokens, figure_with_note, quoted, whole_number
+from demos.lm_reading import load_model, quiet, read_text
 from superpos_core import lm, sae, serving
 from superpos_core.figures import dashboards as dashboard_figures
 from superpos_core.figures.base import to_rgb
@@ -159,8 +159,8 @@ def features_event(text, model: str, layer=None, device: torch.device = torch.de
 def token_event(text, model: str, layer, token, device: torch.device = torch.device("cpu")):
     """The strongest features on one clicked token (helper event): {"status", "picked": the Radio of them}."""
     found = _feature_sae(model, layer, device)
-    analysis = read_text(text, model, found.layer, device, lambda *a, **k: None)
-    summary = features.text_features(found, load_model(model, device, lambda *a, **k: None), text, analysis)
+    analysis = read_text(text, model, found.layer, device, quiet)
+    summary = features.text_features(found, load_model(model, device, quiet), text, analysis)
     try:
         position = sae.token_position(whole_number(token, "The token position"), len(summary["tokens"]))
     except sae.SAEInputError as error:
@@ -182,7 +182,7 @@ def token_event(text, model: str, layer, token, device: torch.device = torch.dev
 def search_event(model: str, layer, word, device: torch.device = torch.device("cpu")):
     """Features that fire most on a word across the corpus (helper event): {"status", "picked"}."""
     found = _feature_sae(model, layer, device)
-    loaded = load_model(model, device, lambda *a, **k: None)
+    loaded = load_model(model, device, quiet)
     try:
         results = features.search_word(found, loaded.tokenizer, word)
     except ValueError as error:
@@ -282,14 +282,7 @@ def layout(model: str) -> SimpleNamespace:
         )
         run = gr.Button("Find its features in the text", elem_id="lm-features-run")
     status = gr.Markdown(elem_id="lm-features-status")
-    tokens = gr.HighlightedText(
-        label="The text's tokens, shaded by their strongest feature: click one",
-        show_legend=False,
-        show_inline_category=False,
-        combine_adjacent=False,
-        interactive=False,
-        elem_id="lm-features-tokens",
-    )
+    tokens = clickable_tokens("The text's tokens, shaded by their strongest feature: click one", "lm-features-tokens")
     picked = gr.Radio(choices=[], label="Features: pick one to open its dashboard", elem_id="lm-features-picked")
     with gr.Row():
         word = gr.Textbox(
@@ -346,7 +339,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         if features.bundled_layer(model) is None and not features.release_ready(model, layer):
             return found.keyed({"status": about(model), "tokens": None, "picked": gr.Radio(choices=[], value=None)})
         try:
-            return lm_features(text, model, layer, lambda *a, **k: None)
+            return lm_features(text, model, layer, quiet)
         except gr.Error as error:
             return found.keyed({"status": f"⚠️ {error.message}"})
 
@@ -365,7 +358,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
     def open_picked(model, layer, picked):
         if picked is None:
             return {section.feature: gr.Number()}
-        return {section.feature: int(picked), **lm_feature(model, layer, int(picked), lambda *a, **k: None)}
+        return {section.feature: int(picked), **lm_feature(model, layer, int(picked), quiet)}
 
     section.run.click(
         lm_features,
@@ -386,7 +379,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         if summary and summary["top_features"]:
             first = int(summary["top_features"][0][0])
             try:
-                return {**shown, section.feature: first, **lm_feature(model, layer, first, lambda *a, **k: None)}
+                return {**shown, section.feature: first, **lm_feature(model, layer, first, quiet)}
             except gr.Error:
                 pass
         return shown

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import gradio as gr
 import torch
 
-from demos.common import Panels, figure, figure_with_note, whole_number
+from demos.common import Panels, clickable_tokens, figure, figure_with_note, whole_number
 from demos.lm_reading import CACHED_TEXTS, load_model, model_title, quiet, read_text
 from superpos_core import lm, sae, serving
 from superpos_core.figures import sae as sae_figures
@@ -198,13 +198,8 @@ def layout() -> SimpleNamespace:
     # Shown once a pretrained SAE has read the text: until then the status above says what is missing.
     with gr.Column(visible=False) as box:
         plot = figure_with_note("Strongest pretrained features on this text", NOTE, elem_id="lm-pretrained")
-        tokens = gr.HighlightedText(
-            label="The text's tokens, shaded by their strongest pretrained feature: click one",
-            show_legend=False,
-            show_inline_category=False,
-            combine_adjacent=False,
-            interactive=False,
-            elem_id="lm-pretrained-tokens",
+        tokens = clickable_tokens(
+            "The text's tokens, shaded by their strongest pretrained feature: click one", "lm-pretrained-tokens"
         )
         token_status = gr.Markdown(elem_id="lm-token-status")
         token_plot = figure("Strongest pretrained features on the clicked token", elem_id="lm-token-features")
