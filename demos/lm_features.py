@@ -15,6 +15,7 @@ from demos.common import CheckedNumber, Panels, clickable_tokens, figure_with_no
 from demos.lm_reading import load_model, quiet, read_text
 from superpos_core import lm, sae, serving
 from superpos_core.figures import dashboards as dashboard_figures
+from superpos_core.figures import lm as lm_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.lm import features
 from superpos_core.serving import in_background
@@ -23,6 +24,8 @@ NOTES = {
     "density": "Each feature's share of the corpus's tokens where it fires, on a log scale: one bar counts the features "
     "with about that share. Features right of the dashed line fire on more than one token in ten (dense); the title "
     "counts the features that never fired on the held-out text's 65,536 tokens (dead).",
+    "heatmap": "One row per token of your text, one column per feature among the text's strongest (numbered as in the "
+    "dashboards). A sparse code lights only a few cells in each row: each token is described by a handful of features.",
     "histogram": "How strongly this feature fires where it fires at all, over the corpus's tokens (log scale). Most of "
     "a feature's firings are weak; the examples above are its strongest.",
 }
@@ -124,7 +127,7 @@ def features_event(text, model: str, layer=None, device: torch.device = torch.de
     """``api_name="lm_features"``: the SAE's features on each token of the text.
 
     Returns {"summary": the /lm_features summary, "status", "tokens": the tokens shaded by their strongest feature,
-    "picked": the strongest features over the text, to open}.
+    "heatmap": tokens × the text's strongest features, "picked": the strongest features over the text, to open}.
     """
     found = _feature_sae(model, layer, device, progress)
     analysis = read_text(text, model, found.layer, device, progress)
@@ -144,10 +147,24 @@ def features_event(text, model: str, layer=None, device: torch.device = torch.de
         + (f"; they rebuild **{ev:.0%}** of this text's variance at layer {found.layer}" if ev is not None else "")
         + ". **Click a token** below to see its strongest features, and a feature to open its dashboard."
     )
+    shown = [index for index, _, _ in strongest]
+    heatmap = None
+    if shown:
+        values = features.features_on_tokens(found, loaded, text, shown, analysis)  # (T, k)
+        with lm_figures.lend_heatmap("sae", len(labels)) as panel:
+            heatmap = panel.update(
+                values,
+                labels,
+                [(c, f"#{index}") for c, index in enumerate(shown)],
+                f"{found.name}: the text's {len(shown)} strongest features",
+                "feature (strongest on the text first)",
+                "token",
+            )
     return {
         "summary": summary,
         "status": status,
         "tokens": shaded,
+        "heatmap": heatmap,
         "picked": gr.Radio(
             choices=_choices(strongest, [labels[position] for _, _, position in strongest]),
             value=None,
@@ -284,6 +301,9 @@ def layout(model: str) -> SimpleNamespace:
     status = gr.Markdown(elem_id="lm-features-status")
     tokens = clickable_tokens("The text's tokens, shaded by their strongest feature: click one", "lm-features-tokens")
     picked = gr.Radio(choices=[], label="Features: pick one to open its dashboard", elem_id="lm-features-picked")
+    heatmap = figure_with_note(
+        "Tokens × the text's strongest features", NOTES["heatmap"], elem_id="lm-features-heatmap"
+    )
     with gr.Row():
         word = gr.Textbox(
             label="Search the corpus: a word", placeholder="e.g. Moses, def, socket", elem_id="lm-features-word"
@@ -317,7 +337,7 @@ def layout(model: str) -> SimpleNamespace:
         feature=feature,
         open=open_,
         picked=picked,
-        found=Panels(summary=summary, status=status, tokens=tokens, picked=picked),
+        found=Panels(summary=summary, status=status, tokens=tokens, heatmap=heatmap, picked=picked),
         dashboard=Panels(
             summary=feature_summary, header=header, top=top, intervals=intervals, histogram=histogram, logits=logits
         ),
@@ -337,7 +357,8 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         """After an analysis or as the page opens: what the section can show, or why not, never an error badge.
         A pretrained SAE's dashboards are built only when the learner asks (the button): they take minutes."""
         if features.bundled_layer(model) is None and not features.release_ready(model, layer):
-            return found.keyed({"status": about(model), "tokens": None, "picked": gr.Radio(choices=[], value=None)})
+            nothing = {"tokens": None, "heatmap": None, "picked": gr.Radio(choices=[], value=None)}
+            return found.keyed({"status": about(model), **nothing})
         try:
             return lm_features(text, model, layer, quiet)
         except gr.Error as error:

@@ -303,6 +303,19 @@ def text_features(
     }
 
 
+def features_on_tokens(
+    found: FeatureSAE, loaded: LoadedLM, text: str, features: list[int], analysis: TextAnalysis | None = None
+) -> np.ndarray:
+    """(T, len(features)) the activations of ``features`` on every token of ``text``, read as ``text_features``
+    reads it: the tokens × features view of a text."""
+    if analysis is None:
+        analysis = analyse_text(loaded, text, found.layer)
+    fed = saes.sae_input(found.sae, loaded, analysis.token_ids, analysis)
+    with torch.inference_mode():
+        codes = found.sae.encode(fed.activations)  # (T, d_sae)
+    return codes[:, list(features)].cpu().numpy()
+
+
 def feature_dashboard(found: FeatureSAE, tokenizer, feature) -> dict:
     """The ``/lm_feature`` summary of one feature: everything its dashboard shows, as numbers.
 

@@ -22,7 +22,8 @@ def found():
 
 def test_the_features_event_returns_the_contract_first_and_shades_every_token(found):
     shown = lm_features.features_event(TEXT, MODEL, None, progress=quiet)
-    assert list(shown) == ["summary", "status", "tokens", "picked"]  # the /lm_features API's order
+    assert list(shown) == ["summary", "status", "tokens", "heatmap", "picked"]  # the /lm_features API's order
+    assert shown["heatmap"].ndim == 3 and shown["heatmap"].dtype == np.uint8
     summary = shown["summary"]
     assert set(summary) == summary_keys("/lm_features")
     assert summary["layer"] == found.layer and summary["d_sae"] == found.d_sae

@@ -44,6 +44,9 @@ def test_a_texts_features_have_the_api_keys_and_agree_with_the_sae(pipeline):
         assert activation == pytest.approx(float(codes[:, index].max()), abs=1e-3)
         assert position == int(codes[:, index].argmax())
     assert summary["l0"] == pytest.approx(float((codes > 0).sum(1).float().mean()), abs=0.01)
+    shown = [index for index, _, _ in summary["top_features"]]
+    table = features.features_on_tokens(found, loaded, text, shown)  # the tokens x features view
+    np.testing.assert_allclose(table, codes[:, shown].numpy(), atol=1e-4)
     assert summary["explained_variance"] is not None and summary["explained_variance"] <= 1
 
 
