@@ -195,6 +195,12 @@ def _as_stored(model_sae: SAE, dtype: torch.dtype) -> SAE:
     return model_sae
 
 
+def _manifest(corpus: Path | None) -> dict | None:
+    """The corpus's manifest (each source's package, version, licence and token counts), if there is one."""
+    path = Path(corpus) / "manifest.json" if corpus else None
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -258,7 +264,7 @@ def build(
         "model": info["model"],
         "layer": layer,
         "hook": f"{info['hook']}; SAELens' name for it: blocks.{layer}.hook_resid_pre",
-        "data": {"activations": info, "corpus": str(corpus) if corpus else None},
+        "data": {"activations": info, "corpus": _manifest(corpus)},
         "recipe": {k: v for k, v in asdict(kept.config).items() if k != "device"},
         "stored_dtype": str(STORED_DTYPE).removeprefix("torch."),
         "activation_scale": {

@@ -462,8 +462,31 @@ def main(argv: list[str] | None = None) -> None:
     info = json.loads((args.acts / "info.json").read_text())
     sae = load_pretrained_sae(args.sae).to(args.device)
     loaded = lm.load(info["model"], args.device)
+    started = time.perf_counter()
     path = build_dashboards(sae, args.acts, loaded.model.get_output_embeddings().weight.detach(), args.sae)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
+    record_in_provenance(path, time.perf_counter() - started)
+
+
+def record_in_provenance(path: Path, seconds: float) -> None:
+    """Name the dashboards file, its sha256 and how it was made in the SAE folder's provenance.json, if there is one."""
+    import hashlib
+
+    provenance_path = Path(path).parent / "provenance.json"
+    if not provenance_path.exists():
+        return
+    provenance = json.loads(provenance_path.read_text())
+    with np.load(path) as stored:
+        rows = int(stored["rows"])
+    provenance["dashboards"] = {
+        "file": Path(path).name,
+        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "rows": rows,
+        "from": "the training split's stored activations (every row), two passes",
+        "seconds": round(seconds, 1),
+        "reproduce": "python -m superpos_core.lm.dashboards --acts ACTS --sae SAE_FOLDER",
+    }
+    provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The features module on an SAE made by the whole pipeline (corpus, activations, SAE, dashboards) for a tiny model."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,7 @@ def pipeline(tmp_path_factory):
     dashboards.build_dashboards(
         features.saes.load_pretrained_sae(root / "sae"), root / "acts", unembedding, root / "sae", log=lambda _: None
     )
+    dashboards.record_in_provenance(root / "sae" / "dashboards.npz", 1.0)
     return loaded, features.read_feature_sae(root / "sae", loaded.name)
 
 
@@ -48,6 +51,14 @@ def test_a_texts_features_have_the_api_keys_and_agree_with_the_sae(pipeline):
     table = features.features_on_tokens(found, loaded, text, shown)  # the tokens x features view
     np.testing.assert_allclose(table, codes[:, shown].numpy(), atol=1e-4)
     assert summary["explained_variance"] is not None and summary["explained_variance"] <= 1
+
+
+def test_the_provenance_names_the_dashboards_and_the_corpus(pipeline):
+    _, found = pipeline
+    recorded = found.provenance["dashboards"]
+    assert recorded["rows"] == int(found.dashboards.arrays["rows"]) and len(recorded["sha256"]) == 64
+    assert recorded["sha256"] == hashlib.sha256(found.dashboards.path.read_bytes()).hexdigest()
+    assert found.provenance["data"]["corpus"]["sources"][0]["licence"] == "public domain"
 
 
 def test_a_dashboards_top_example_fires_again_when_its_text_is_read(pipeline):
