@@ -357,14 +357,14 @@ FUZZ = {
         (SENTENCE, LM, None),
         answered_features,
         next_features,
-        10,
+        6,
     ),
     "/lm_feature": Fuzz(
         mixed([st.just(LM), feature_layers, st.integers(0, 2303)], [bad_model, junk, junk]),
         (LM, None, 0),
         answered_feature,
         next_feature,
-        10,
+        6,
     ),
     "/lm_concepts": Fuzz(
         mixed(
