@@ -27,12 +27,13 @@ from superpos_core import lm
 from superpos_core.lm import features
 
 MODEL = "smollm2-135m-offline"
-# About 64 SmolLM2 tokens of plain English (Genesis 1:1-3, King James Version; public domain).
+# Plain English (Genesis 1:1-4, King James Version; public domain), cut to its first 64 SmolLM2 tokens.
 TEXT = (
     "In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness "
     "was upon the face of the deep. And the Spirit of God moved upon the face of the waters. And God said, Let there "
-    "be light: and there was light."
+    "be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness."
 )
+TOKENS = 64
 quiet = lambda *a, **k: None  # noqa: E731  stands in for gr.Progress
 
 
@@ -53,7 +54,8 @@ def main() -> None:
     print(threads_and_load())
     loaded = lm.load(MODEL)
     found = features.feature_sae(MODEL)
-    tokens = len(loaded.tokenizer(TEXT, add_special_tokens=False)["input_ids"])
+    text = loaded.tokenizer.decode(loaded.tokenizer(TEXT, add_special_tokens=False)["input_ids"][:TOKENS])
+    tokens = len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
     firing = np.flatnonzero(found.dashboards.arrays["density"] > 0)
     pick = random.Random(0)
     lm_features.feature_event(MODEL, None, int(firing[0]), progress=quiet)  # warm-up: fonts, first figure
@@ -72,11 +74,11 @@ def main() -> None:
 
     def fresh_features():
         lm_reading.forget_texts()  # every call runs the forward pass, as a new text does
-        return lm_features.features_event(TEXT, MODEL, None, progress=quiet)
+        return lm_features.features_event(text, MODEL, None, progress=quiet)
 
     fresh_features()  # warm-up
     whole = median_ms(fresh_features, args.runs)
-    forward = median_ms(lambda: lm.analyse_text(loaded, TEXT, found.layer), args.runs)
+    forward = median_ms(lambda: lm.analyse_text(loaded, text, found.layer), args.runs)
     print(
         f"2) /lm_features on {tokens} tokens (features_event, text cache emptied): p50 {whole:.1f} ms; "
         f"floor (the forward pass, lm.analyse_text): {forward:.1f} ms  goal <= 1000 ms: {verdict(whole <= 1000)}"
