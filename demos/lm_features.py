@@ -244,7 +244,8 @@ def feature_event(model: str, layer, feature, device: torch.device = torch.devic
         )
     density = summary["density"]
     fires = (
-        f"on **{density:.3%}** of the corpus's {summary['corpus_tokens']:,} tokens"
+        f"on **{density:.3%}** of the corpus's {summary['corpus_tokens']:,} tokens (log₁₀ density "
+        f"{np.log10(density):.2f}: where it sits in the density histogram above)"
         if density
         else "**never**, on the corpus"
     )

@@ -1,0 +1,95 @@
+"""Steering the offline SmolLM2 with a feature of the SAE trained here."""
+
+import numpy as np
+import pytest
+import torch
+
+from superpos_core import lm
+from superpos_core.lm import features, steering
+from superpos_core.lm.corpus_activations import blocks_of
+
+MODEL = "smollm2-135m-offline"
+PROMPT = "Yesterday I went to the market and"
+KING = 1189  # fires on "king" before a name ("saw king David"): its dashboard's top contexts
+
+
+@pytest.fixture(scope="module")
+def model():
+    return lm.load(MODEL), features.feature_sae(MODEL)
+
+
+def hooks(loaded) -> list[int]:
+    return [len(block._forward_hooks) for block in blocks_of(loaded.model, loaded.n_layers - 1)]
+
+
+def test_strength_zero_is_exactly_the_baseline(model):
+    loaded, found = model
+    result = steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=12)
+    assert result["steered"] == result["baseline"] and result["kl"] == 0 and result["gained"] == []
+    assert result["feature_activation"]["steered"] == result["feature_activation"]["baseline"]
+
+
+def test_turning_a_feature_up_moves_the_model_towards_what_it_promotes(model):
+    loaded, found = model
+    before = hooks(loaded)
+    result = steering.steer(found, loaded, PROMPT, KING, 3.0, tokens=12)
+    assert hooks(loaded) == before  # the hook is gone
+    assert result["feature_activation"]["steered"] > result["feature_activation"]["baseline"] + 1
+    assert result["kl"] > 0.05 and result["steered"] != result["baseline"]
+    gained = {token for token, _ in result["gained"]}
+    promoted = {token for token, _ in features.feature_dashboard(found, loaded.tokenizer, KING)["top_logits"]}
+    assert gained & promoted  # what its direction promotes through the unembedding becomes likelier next
+    assert all(dp > 0 for _, dp in result["gained"]) and all(dp < 0 for _, dp in result["lost"])  # Δp, signed
+    down = steering.steer(found, loaded, "And it came to pass that the", KING, -3.0, tokens=4)
+    assert down["feature_activation"]["steered"] <= down["feature_activation"]["baseline"]
+
+
+def test_sampling_is_seeded_and_greedy_is_the_default(model):
+    loaded, found = model
+    sampled = [steering.steer(found, loaded, PROMPT, KING, 1.0, tokens=8, seed=5)["steered"] for _ in range(2)]
+    assert sampled[0] == sampled[1]
+    assert (
+        steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)["baseline"]
+        == steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)["baseline"]
+    )
+
+
+def test_a_failure_or_a_stop_midway_leaves_no_hook_on_the_model(model):
+    loaded, found = model
+    before = hooks(loaded)
+    seen = []
+
+    def stop_after_three(which, token):
+        seen.append(which)
+        return len([w for w in seen if w == which]) >= 3
+
+    result = steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=20, on_token=stop_after_three)
+    assert len(loaded.tokenizer(result["steered"], add_special_tokens=False)["input_ids"]) <= 4
+    assert hooks(loaded) == before
+
+    def fail(which, token):
+        raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=5, on_token=fail)
+    assert hooks(loaded) == before
+    clean = lm.analyse_text(loaded, PROMPT, found.layer)
+    again = lm.analyse_text(loaded, PROMPT, found.layer)
+    torch.testing.assert_close(clean.hidden_states, again.hidden_states)
+
+
+def test_bad_requests_are_refused_with_the_range(model):
+    loaded, found = model
+    for tokens in (0, steering.MAX_TOKENS + 1, 2.5, True):
+        with pytest.raises(steering.SteeringError, match=f"from 1 to {steering.MAX_TOKENS}"):
+            steering.steer(found, loaded, PROMPT, KING, 1.0, tokens=tokens)
+    for strength in (float("nan"), float("inf"), "big"):
+        with pytest.raises(steering.SteeringError, match="finite number"):
+            steering.steer(found, loaded, PROMPT, KING, strength)
+    with pytest.raises(steering.SteeringError, match="prompt is empty"):
+        steering.steer(found, loaded, "   ", KING, 1.0)
+    with pytest.raises(ValueError, match="features 0 to"):
+        steering.steer(found, loaded, PROMPT, found.d_sae, 1.0)
+    assert steering.typical_activation(found, KING) == pytest.approx(
+        float(np.median(found.dashboards.arrays["top_values"][KING]))
+    )
