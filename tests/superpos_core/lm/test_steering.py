@@ -24,7 +24,7 @@ def hooks(loaded) -> list[int]:
 
 def test_strength_zero_is_exactly_the_baseline(model):
     loaded, found = model
-    result = steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=12)
+    result = steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)
     assert result["steered"] == result["baseline"] and result["kl"] == 0 and result["gained"] == []
     assert result["feature_activation"]["steered"] == result["feature_activation"]["baseline"]
 
@@ -32,7 +32,7 @@ def test_strength_zero_is_exactly_the_baseline(model):
 def test_turning_a_feature_up_moves_the_model_towards_what_it_promotes(model):
     loaded, found = model
     before = hooks(loaded)
-    result = steering.steer(found, loaded, PROMPT, KING, 3.0, tokens=12)
+    result = steering.steer(found, loaded, PROMPT, KING, 3.0, tokens=6)
     assert hooks(loaded) == before  # the hook is gone
     assert result["feature_activation"]["steered"] > result["feature_activation"]["baseline"] + 1
     assert result["kl"] > 0.05 and result["steered"] != result["baseline"]
@@ -40,17 +40,17 @@ def test_turning_a_feature_up_moves_the_model_towards_what_it_promotes(model):
     promoted = {token for token, _ in features.feature_dashboard(found, loaded.tokenizer, KING)["top_logits"]}
     assert gained & promoted  # what its direction promotes through the unembedding becomes likelier next
     assert all(dp > 0 for _, dp in result["gained"]) and all(dp < 0 for _, dp in result["lost"])  # Δp, signed
-    down = steering.steer(found, loaded, "And it came to pass that the", KING, -3.0, tokens=4)
+    down = steering.steer(found, loaded, "And it came to pass that the", KING, -3.0, tokens=1)
     assert down["feature_activation"]["steered"] <= down["feature_activation"]["baseline"]
 
 
 def test_sampling_is_seeded_and_greedy_is_the_default(model):
     loaded, found = model
-    sampled = [steering.steer(found, loaded, PROMPT, KING, 1.0, tokens=8, seed=5)["steered"] for _ in range(2)]
+    sampled = [steering.steer(found, loaded, PROMPT, KING, 1.0, tokens=4, seed=5)["steered"] for _ in range(2)]
     assert sampled[0] == sampled[1]
     assert (
-        steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)["baseline"]
-        == steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)["baseline"]
+        steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=4)["baseline"]
+        == steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=4)["baseline"]
     )
 
 
