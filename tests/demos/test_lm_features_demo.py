@@ -9,6 +9,8 @@ from superpos_core import lm
 from superpos_core.lm import features
 from tests.contracts import summary_keys
 
+pytestmark = pytest.mark.slow  # the real SmolLM2 reads and writes text: not in the quick run (-m "not slow")
+
 MODEL = "smollm2-135m-offline"
 TEXT = "And God said unto Moses, Let my people go."
 quiet = lambda *a, **k: None  # noqa: E731  stands in for gr.Progress

@@ -40,6 +40,7 @@ def test_our_loader_reads_it_as_the_model_reads_text(provenance):
     assert cfg["architecture"] == "standard" and cfg["hook_layer"] == provenance["layer"]
 
 
+@pytest.mark.slow  # the real SmolLM2 reads forty contexts
 def test_a_top_example_fires_again_when_its_text_is_read_through_the_model():
     loaded = lm.load(MODEL)
     found = features.feature_sae(MODEL)

@@ -8,6 +8,8 @@ from superpos_core import lm
 from superpos_core.lm import features, steering
 from superpos_core.lm.corpus_activations import blocks_of
 
+pytestmark = pytest.mark.slow  # the real SmolLM2 reads and writes text: not in the quick run (-m "not slow")
+
 MODEL = "smollm2-135m-offline"
 PROMPT = "Yesterday I went to the market and"
 KING = 1189  # fires on "king" before a name ("saw king David"): its dashboard's top contexts
