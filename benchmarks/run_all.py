@@ -32,6 +32,7 @@ BENCHMARKS = [
     ("benchmarks.bench_resnet", [], ["--quick"]),
     ("benchmarks.bench_lm", [], ["--quick"]),
     ("benchmarks.bench_features", [], ["--quick"]),
+    ("benchmarks.bench_steer", [], ["--quick"]),
 ]
 
 

@@ -65,6 +65,7 @@ RESULT_LINES = {
         r"^goals from the issue",
     ],
     "bench_features": [r"^1\) a feature's dashboard", r"^2\) /lm_features on \d+ tokens"],
+    "bench_steer": [r"^1\) \d+ greedy tokens, steered", r"^2\) steer\(\) whole"],
     "load": [r"^/mnist\s+\d+", r"server RSS: \d+ MiB after warm-up", r"errors 0 \(sessions still stuck: 0\)"],
 }
 
