@@ -125,3 +125,18 @@ def test_the_slice_takes_the_start_of_each_sources_held_out_text_with_its_licenc
     assert [r["name"] for r in rows] == [r["name"] for r in held[: len(rows)]]  # in the held-out split's order
     assert sum(len(r["text"]) for r in rows) == about["characters_per_source"]["tiny"] <= 500
     assert all(r["text"].endswith("\n") for r in rows)  # a cut document ends at a line's end
+
+
+def test_the_shipped_slice_is_what_its_provenance_says():
+    import hashlib
+    from pathlib import Path
+
+    assets = Path(__file__).resolve().parents[2] / "assets"
+    provenance = json.loads((assets / "corpus_slice.provenance.json").read_text())
+    path = assets / provenance["file"]
+    assert provenance["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest, rows = corpus.read_slice(path)
+    assert provenance["metrics"] == {"documents": len(rows), "characters_per_source": manifest["characters_per_source"]}
+    assert all(0 < n <= corpus.SLICE_CHARACTERS for n in manifest["characters_per_source"].values())
+    assert {s["name"] for s in manifest["sources"]} == {s.name for s in corpus.SOURCES}
+    assert "--slice" in provenance["reproduce"]
