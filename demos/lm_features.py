@@ -43,8 +43,6 @@ def _unavailable(error: Exception) -> gr.Error:
 
 def _feature_sae(model, layer, device: torch.device, progress=None) -> features.FeatureSAE:
     """The SAE for the model and layer; a pretrained one's dashboards are built here on first use, with ``progress``."""
-    if isinstance(layer, float) and layer.is_integer():
-        layer = int(layer)
     loaded = None
     if features.bundled_layer(model) is None and sae.release_for_model(model) is not None and progress is not None:
         loaded = load_model(model, device, progress)

@@ -56,6 +56,13 @@ def windows(tokenizer, texts: Iterable[str], context: int = CONTEXT) -> Iterator
             pending = pending[context - 1 :]
 
 
+def spread(ids: np.ndarray, max_tokens: int) -> np.ndarray:
+    """At most ``max_tokens`` text tokens of windows ``ids`` (W, context), each led by its BOS: whole windows spread
+    evenly over all of them, in order (the first and the last kept), so that every part of the text keeps its share."""
+    keep = min(len(ids), max(1, max_tokens // (ids.shape[1] - 1)))
+    return ids[np.linspace(0, len(ids) - 1, keep).round().astype(np.int64)]
+
+
 class _Reached(Exception):
     """Raised by the hook at the chosen block: the rest of the model need not run."""
 
@@ -155,8 +162,7 @@ def build(
         texts = (row["text"] for row in corpus.documents(corpus_folder, split))
         ids = np.array(list(windows(loaded.tokenizer, texts, context)), dtype=np.int32).reshape(-1, context)
         if split == "train" and max_tokens is not None:
-            keep = min(len(ids), max(1, max_tokens // (context - 1)))
-            ids = ids[np.linspace(0, len(ids) - 1, keep).round().astype(np.int64)]  # evenly spread, in order
+            ids = spread(ids, max_tokens)
         acts, kept = _open(out / f"acts_{split}.npy", (len(ids), context - 1, loaded.d_model), np.float16)
         tokens_path = out / f"tokens_{split}.npy"
         if kept and tokens_path.exists() and not np.array_equal(np.load(tokens_path), ids):

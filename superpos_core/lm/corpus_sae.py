@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from superpos_core.build_assets import sha256
 from superpos_core.lm.corpus_activations import blocks_of
 from superpos_core.lm.loading import LoadedLM
 from superpos_core.sae.train import SAE, SAETrainConfig, explained_variance, mean_l0, train_saes
@@ -201,12 +202,6 @@ def _manifest(corpus: Path | None) -> dict | None:
     return json.loads(path.read_text()) if path is not None and path.exists() else None
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build(
     acts: Path,
     out: Path,
@@ -276,7 +271,7 @@ def build(
         "choice": f"the lowest penalty of {list(penalties)} whose held-out L0 is at most {MAX_L0} (else the sparsest)",
         "resampled": kept.history.resampled,
         "seconds": round(seconds, 1),
-        "sha256": {"sae_weights.safetensors": _sha256(Path(folder) / "sae_weights.safetensors")},
+        "sha256": {"sae_weights.safetensors": sha256(Path(folder) / "sae_weights.safetensors")},
         "reproduce": "python -m superpos_core.lm.corpus_sae --acts ACTS --corpus CORPUS --out OUT",
     }
     if loaded is not None:

@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def record_in_provenance(path: Path, seconds: float) -> None:
     """Name the dashboards file, its sha256 and how it was made in the SAE folder's provenance.json, if there is one."""
-    import hashlib
+    from superpos_core.build_assets import sha256
 
     provenance_path = Path(path).parent / "provenance.json"
     if not provenance_path.exists():
@@ -480,7 +480,7 @@ def record_in_provenance(path: Path, seconds: float) -> None:
         rows = int(stored["rows"])
     provenance["dashboards"] = {
         "file": Path(path).name,
-        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "sha256": sha256(Path(path)),
         "rows": rows,
         "from": "the training split's stored activations (every row), two passes",
         "seconds": round(seconds, 1),

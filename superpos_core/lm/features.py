@@ -212,8 +212,7 @@ def slice_rows(
     texts = [row["text"] for row in corpus.read_slice(path)[1]]
     context = min(model_sae.context_size or loaded.context_length, loaded.context_length)
     ids = np.array(list(corpus_activations.windows(loaded.tokenizer, texts, context)), dtype=np.int64)
-    keep = min(len(ids), max(1, max_tokens // (context - 1)))
-    ids = ids[np.linspace(0, len(ids) - 1, keep).round().astype(np.int64)]
+    ids = corpus_activations.spread(ids.reshape(-1, context), max_tokens)
     index = saes.hidden_state_index(model_sae.hook_name, loaded.n_layers)
     rows = []
     for start in range(0, len(ids), corpus_activations.BATCH):
