@@ -12,6 +12,13 @@ pytestmark = pytest.mark.slow  # the real SmolLM2 reads and writes text: not in 
 
 MODEL = "smollm2-135m-offline"
 PROMPT = "Yesterday I went to the market and"
+GROWING = (
+    "baseline",
+    "steered",
+    "generated",
+    "complete",
+    "tokens",
+)  # what differs between a stopped run and a shorter one
 KING = 1189  # fires on "king" before a name ("saw king David"): its dashboard's top contexts
 
 
@@ -29,6 +36,7 @@ def test_strength_zero_is_exactly_the_baseline(model):
     result = steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)
     assert result["steered"] == result["baseline"] and result["kl"] == 0 and result["gained"] == []
     assert result["feature_activation"]["steered"] == result["feature_activation"]["baseline"]
+    assert result["complete"] and result["generated"] == 8 and result["added_norm"] == 0 < result["stream_norm"]
 
 
 def test_turning_a_feature_up_moves_the_model_towards_what_it_promotes(model):
@@ -56,28 +64,62 @@ def test_sampling_is_seeded_and_greedy_is_the_default(model):
     )
 
 
-def test_a_failure_or_a_stop_midway_leaves_no_hook_on_the_model(model):
+def test_the_summary_grows_token_by_token_and_stopping_or_failing_midway_leaves_no_hook(model):
     loaded, found = model
     before = hooks(loaded)
-    seen = []
-
-    def stop_after_three(which, token):
-        seen.append(which)
-        return len([w for w in seen if w == which]) >= 3
-
-    result = steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=20, on_token=stop_after_three)
-    assert len(loaded.tokenizer(result["steered"], add_special_tokens=False)["input_ids"]) <= 4
+    steps = steering.steer_steps(found, loaded, PROMPT, KING, 2.0, tokens=20)
+    first = next(steps)
+    assert first["generated"] == 0 and first["baseline"] == first["steered"] == "" and first["kl"] > 0
+    assert hooks(loaded) == before  # none between two steps: another user's forward may run there
+    grown = [next(steps) for _ in range(3)]
+    assert [g["generated"] for g in grown] == [1, 2, 3] and grown[-1]["steered"].startswith(grown[0]["steered"])
+    assert not grown[-1]["complete"] and hooks(loaded) == before
+    steps.close()  # the learner pressed Stop
     assert hooks(loaded) == before
+    full = steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=3)
+    assert full["complete"] and full["steered"] == grown[-1]["steered"]  # greedy: the same tokens, stopped or not
+    assert {k: v for k, v in full.items() if k not in GROWING} == {k: v for k, v in first.items() if k not in GROWING}
 
-    def fail(which, token):
-        raise RuntimeError("cancelled")
+    calls = [0]
 
-    with pytest.raises(RuntimeError, match="cancelled"):
-        steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=5, on_token=fail)
+    def fail_on_the_third_forward(_module, _inputs, _output):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("cancelled")
+
+    last = blocks_of(loaded.model, loaded.n_layers - 1)[-1]
+    handle = last.register_forward_hook(fail_on_the_third_forward)
+    try:
+        with pytest.raises(RuntimeError, match="cancelled"):
+            steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=5)
+    finally:
+        handle.remove()
     assert hooks(loaded) == before
     clean = lm.analyse_text(loaded, PROMPT, found.layer)
     again = lm.analyse_text(loaded, PROMPT, found.layer)
     torch.testing.assert_close(clean.hidden_states, again.hidden_states)
+
+
+def test_a_forward_on_another_thread_is_not_steered(model):
+    """The model is shared by a server's users: while one steers, another's forward reads the model as it is."""
+    import threading
+
+    loaded, found = model
+    ids = steering.prompt_ids(loaded, PROMPT)
+    plain = steering.Continuation(loaded, ids, found.layer, torch.zeros(loaded.d_model)).next_logits
+    big = 50.0 * steering.direction(found, KING)
+    seen = {}
+    with steering.steering_hook(loaded, found.layer, big):
+        here = steering.Continuation(loaded, ids, found.layer, torch.zeros(loaded.d_model)).next_logits
+        other = threading.Thread(
+            target=lambda: seen.update(
+                logits=steering.Continuation(loaded, ids, found.layer, torch.zeros(loaded.d_model)).next_logits
+            )
+        )
+        other.start()
+        other.join()
+    assert not torch.equal(here, plain)  # this thread's forward was steered
+    torch.testing.assert_close(seen["logits"], plain)  # the other thread's was not
 
 
 def test_bad_requests_are_refused_with_the_range(model):
