@@ -14,6 +14,7 @@ from demos import (
     lm_concepts,
     lm_features,
     lm_sae,
+    lm_steer,
     networks,  # the network view (issue 13)
 )
 from demos.common import (
@@ -39,6 +40,7 @@ from demos.lm_reading import (
     wait_for_model,
 )
 from demos.lm_sae import pretrained_sae_panel, pretrained_token_panel
+from demos.lm_steer import steer_event
 from superpos_core import lm, sae, serving
 from superpos_core.figures import lm as lm_figures
 from superpos_core.figures import sae as sae_figures
@@ -55,6 +57,7 @@ __all__ = [
     "pretrained_sae_panel",
     "pretrained_token_panel",
     "render",
+    "steer_event",
     "text_analysis",
     "train_sae_event",
 ]
@@ -392,9 +395,11 @@ def layout(first: str, count: int, allow_any_model: bool) -> SimpleNamespace:
     with gr.Accordion("SAE numbers (the /lm_sae API's JSON)", open=False):
         sae_summary = gr.JSON(label="SAE summary", elem_id="lm-sae-json")
     feature_section = lm_features.layout(first)
+    steer_section = lm_steer.layout()
     pretrained = lm_sae.layout()
     return SimpleNamespace(
         features=feature_section,
+        steer=steer_section,
         text=text,
         model=model,
         about=about,
@@ -462,6 +467,7 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
         tab.layer.release(analyse, api_visibility="private", show_progress="minimal", **asking),
     ]
     lm_features.wire(tab.features, blocks, device, tab.text, tab.model, after=analyses)
+    lm_steer.wire(tab.steer, device, tab.model, tab.features.layer, tab.features.feature)
     lm_sae.wire(tab.pretrained, blocks, device, inputs=[tab.text, tab.model, tab.layer], after=analyses)
     tab.view.input(
         lambda t, m, l, v: switch_view(t, m, l, v, device, allow_any_model),

@@ -41,7 +41,7 @@ def _unavailable(error: Exception) -> gr.Error:
     return gr.Error(str(error), print_exception=False, title="No feature dashboards")
 
 
-def _feature_sae(model, layer, device: torch.device, progress=None) -> features.FeatureSAE:
+def feature_sae_for(model, layer, device: torch.device, progress=None) -> features.FeatureSAE:
     """The SAE for the model and layer; a pretrained one's dashboards are built here on first use, with ``progress``."""
     loaded = None
     if features.bundled_layer(model) is None and sae.release_for_model(model) is not None and progress is not None:
@@ -50,6 +50,13 @@ def _feature_sae(model, layer, device: torch.device, progress=None) -> features.
         return features.feature_sae(model, layer, device, loaded, progress)
     except (features.FeaturesUnavailable, sae.SAELoadError) as error:
         raise _unavailable(error) from None
+
+
+def token_column(pairs: list, value: str = "{:+.3f}") -> str:
+    """[[token, value]] as one cell of a Markdown table: each token as the examples show it, then its value."""
+    return "<br>".join(
+        f"<code>{dashboard_figures.shaded_tokens([t], [0.0], 1.0)}</code> {value.format(v)}" for t, v in pairs
+    )
 
 
 def about(model: str) -> str:
@@ -127,7 +134,7 @@ def features_event(text, model: str, layer=None, device: torch.device = torch.de
     Returns {"summary": the /lm_features summary, "status", "tokens": the tokens shaded by their strongest feature,
     "heatmap": tokens × the text's strongest features, "picked": the strongest features over the text, to open}.
     """
-    found = _feature_sae(model, layer, device, progress)
+    found = feature_sae_for(model, layer, device, progress)
     analysis = read_text(text, model, found.layer, device, progress)
     loaded = load_model(model, device, progress)
     try:
@@ -173,7 +180,7 @@ def features_event(text, model: str, layer=None, device: torch.device = torch.de
 
 def token_event(text, model: str, layer, token, device: torch.device = torch.device("cpu")):
     """The strongest features on one clicked token (helper event): {"status", "picked": the Radio of them}."""
-    found = _feature_sae(model, layer, device)
+    found = feature_sae_for(model, layer, device)
     analysis = read_text(text, model, found.layer, device, quiet)
     summary = features.text_features(found, load_model(model, device, quiet), text, analysis)
     try:
@@ -196,7 +203,7 @@ def token_event(text, model: str, layer, token, device: torch.device = torch.dev
 
 def search_event(model: str, layer, word, device: torch.device = torch.device("cpu")):
     """Features that fire most on a word across the corpus (helper event): {"status", "picked"}."""
-    found = _feature_sae(model, layer, device)
+    found = feature_sae_for(model, layer, device)
     loaded = load_model(model, device, quiet)
     try:
         results = features.search_word(found, loaded.tokenizer, word)
@@ -225,7 +232,7 @@ def feature_event(model: str, layer, feature, device: torch.device = torch.devic
     contexts from weaker bands (HTML), "histogram": its activation histogram, "logits": the tokens it promotes
     and suppresses}.
     """
-    found = _feature_sae(model, layer, device, progress)
+    found = feature_sae_for(model, layer, device, progress)
     feature = whole_number(feature, "The feature", 0, found.d_sae - 1)
     loaded = load_model(model, device, progress)
     summary = features.feature_dashboard(found, loaded.tokenizer, feature)
@@ -255,15 +262,10 @@ def feature_event(model: str, layer, feature, device: torch.device = torch.devic
         "strongest token bold and underlined; hover a token for its value)."
     )
 
-    def table(pairs: list) -> str:
-        return "<br>".join(
-            f"<code>{dashboard_figures.shaded_tokens([t], [0.0], 1.0)}</code> {v:+.3f}" for t, v in pairs
-        )
-
     logits = (
         "**What it makes the model say** (its direction through the unembedding: the logit change per unit of activation, "
         "were nothing after the layer to change it)\n\n"
-        f"| promoted | suppressed |\n|---|---|\n| {table(summary['top_logits'])} | {table(summary['bottom_logits'])} |"
+        f"| promoted | suppressed |\n|---|---|\n| {token_column(summary['top_logits'])} | {token_column(summary['bottom_logits'])} |"
     )
     histogram = dashboard_figures.activation_histogram(
         np.asarray(summary["histogram"]["counts"]),

@@ -386,6 +386,7 @@ QUEUES = {
     "lm": Queue(2, "a language model's forward and figures over one text"),
     "lm-open": Queue(16, "the language-model tab's opening view: made once, then served from memory"),
     "lm-sae": Queue(1, "the course's SAE trained on one text"),
+    "lm-steer": Queue(2, "a prompt continued twice, with and without a feature: seconds, a token at a time"),
 }
 
 

@@ -150,6 +150,32 @@ ENDPOINTS = {
             "neuronpedia",
         ),
     ),
+    "/lm_steer": contract(
+        "prompt",
+        "model",
+        "layer",
+        "feature",
+        "strength",
+        "tokens",
+        "seed",
+        summary=(
+            "baseline",
+            "steered",
+            "kl",
+            "feature_activation",
+            "gained",
+            "lost",
+            "strength",
+            "typical_activation",
+            "added_norm",
+            "stream_norm",
+            "tokens",
+            "layer",
+            "feature",
+            "generated",
+            "complete",
+        ),
+    ),
 }
 
 

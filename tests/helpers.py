@@ -226,3 +226,14 @@ def signed_pairs_sae(d_in: int, scale_decoder: float = 1.0):
         sae.b_enc.zero_()
         sae.b_dec.zero_()
     return sae.eval()
+
+
+def forward_hooks(loaded) -> list[list[str]]:
+    """The forward hooks on each block of a loaded language model, by their functions' names (transformers keeps
+    one of its own on each; a steering hook is ``steering_hook.<locals>.add``)."""
+    from superpos_core.lm.corpus_activations import blocks_of
+
+    return [
+        [getattr(hook, "__qualname__", repr(hook)) for hook in block._forward_hooks.values()]
+        for block in blocks_of(loaded.model, loaded.n_layers - 1)
+    ]

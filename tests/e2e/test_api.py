@@ -335,3 +335,23 @@ def test_lm_features_and_a_features_dashboard_through_the_api(client):
         client.predict(SENTENCE, "smollm2-135m-offline", 3, api_name="/lm_features")
     with pytest.raises(AppError, match="features? 0 to|from 0 to"):
         client.predict("smollm2-135m-offline", None, 10**6, api_name="/lm_feature")
+
+
+def test_lm_steer_through_the_api_streams_and_strength_zero_is_the_baseline(client):
+    """/lm_steer as a course page calls it: strength 0 gives exactly the baseline; turned up, the summary grows token
+    by token (``submit``) and the last one is complete; bad input gets a message with the range."""
+    model, king = "smollm2-135m-offline", 1189  # a feature of "king" before a name
+    zero = client.predict("Yesterday I went to the market and", model, None, king, 0, 8, None, api_name="/lm_steer")[0]
+    assert set(zero) == summary_keys("/lm_steer") and zero["complete"] and zero["kl"] == 0
+    assert zero["steered"] == zero["baseline"] != "" and zero["tokens"] == 8
+    job = client.submit("Yesterday I went to the market and", model, None, king, 1.5, 6, 3, api_name="/lm_steer")
+    job.result()
+    grown = [outputs[0]["generated"] for outputs in job.outputs()]
+    assert grown == list(range(grown[0], 7)) and grown[0] <= 1  # streamed: one summary per token pair
+    last = job.outputs()[-1][0]
+    assert last["complete"] and last["kl"] > 0 and last["steered"] != last["baseline"]
+    assert last["feature_activation"]["steered"] > last["feature_activation"]["baseline"]
+    with pytest.raises(AppError, match="from 1 to 64|greater than maximum"):
+        client.predict("Hello", model, None, king, 1.0, 65, None, api_name="/lm_steer")
+    with pytest.raises(AppError, match="prompt is empty"):
+        client.predict(" ", model, None, king, 1.0, 4, None, api_name="/lm_steer")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, example, given, settings
@@ -55,6 +56,7 @@ from tests.e2e.fuzz_inputs import (
     plain_text,
     unknown_name,
 )
+from tests.helpers import forward_hooks
 
 pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
 
@@ -141,6 +143,18 @@ def answered_feature(summary):
     assert set(summary) == summary_keys("/lm_feature") and 0 <= summary["feature"] < summary["d_sae"]
 
 
+def answered_steer(summary):
+    assert set(summary) == summary_keys("/lm_steer") and summary["complete"] and summary["kl"] >= 0
+    assert 1 <= summary["tokens"] <= 64 and summary["generated"] <= summary["tokens"]
+    assert no_steering_hook()  # and none left between calls either (next_steer)
+
+
+def no_steering_hook() -> bool:
+    """Whether the server's SmolLM2 (this process's) carries no steering hook now."""
+    loaded = lm.loaded_now(LM, torch.device("cpu"))
+    return loaded is None or not any("steering_hook" in name for block in forward_hooks(loaded) for name in block)
+
+
 def answered_concepts(summary):
     assert summary["model"] == LM and len(summary["concepts"]) >= 2 and len(summary["labels"]) >= 2
 
@@ -206,6 +220,12 @@ def next_features(client):
 
 def next_feature(client):
     assert client.predict(LM, None, 5, api_name="/lm_feature")[0]["feature"] == 5
+
+
+def next_steer(client):
+    summary = client.predict("Yesterday I went to the market and", LM, None, 1189, 0, 4, None, api_name="/lm_steer")[0]
+    assert summary["steered"] == summary["baseline"] and summary["kl"] == 0  # the model is as it was
+    assert no_steering_hook()
 
 
 def next_concepts(client):
@@ -364,6 +384,24 @@ FUZZ = {
         (LM, None, 0),
         answered_feature,
         next_feature,
+        6,
+    ),
+    "/lm_steer": Fuzz(
+        mixed(
+            [
+                short_text,
+                st.just(LM),
+                feature_layers,
+                st.integers(0, 2303),
+                st.floats(-10, 10),
+                st.integers(1, 3),
+                st.one_of(st.none(), seeds),
+            ],
+            [junk, bad_model, junk, junk, junk, junk.filter(not_costly(3, refused_above=64)), junk],
+        ),
+        ("Yesterday I went to the market and", LM, None, 1189, 1.0, 2, None),
+        answered_steer,
+        next_steer,
         6,
     ),
     "/lm_concepts": Fuzz(

@@ -7,6 +7,7 @@ import torch
 from superpos_core import lm
 from superpos_core.lm import features, steering
 from superpos_core.lm.corpus_activations import blocks_of
+from tests.helpers import forward_hooks
 
 pytestmark = pytest.mark.slow  # the real SmolLM2 reads and writes text: not in the quick run (-m "not slow")
 
@@ -27,10 +28,6 @@ def model():
     return lm.load(MODEL), features.feature_sae(MODEL)
 
 
-def hooks(loaded) -> list[int]:
-    return [len(block._forward_hooks) for block in blocks_of(loaded.model, loaded.n_layers - 1)]
-
-
 def test_strength_zero_is_exactly_the_baseline(model):
     loaded, found = model
     result = steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)
@@ -41,9 +38,9 @@ def test_strength_zero_is_exactly_the_baseline(model):
 
 def test_turning_a_feature_up_moves_the_model_towards_what_it_promotes(model):
     loaded, found = model
-    before = hooks(loaded)
+    before = forward_hooks(loaded)
     result = steering.steer(found, loaded, PROMPT, KING, 3.0, tokens=6)
-    assert hooks(loaded) == before  # the hook is gone
+    assert forward_hooks(loaded) == before  # the hook is gone
     assert result["feature_activation"]["steered"] > result["feature_activation"]["baseline"] + 1
     assert result["kl"] > 0.05 and result["steered"] != result["baseline"]
     gained = {token for token, _ in result["gained"]}
@@ -66,16 +63,16 @@ def test_sampling_is_seeded_and_greedy_is_the_default(model):
 
 def test_the_summary_grows_token_by_token_and_stopping_or_failing_midway_leaves_no_hook(model):
     loaded, found = model
-    before = hooks(loaded)
+    before = forward_hooks(loaded)
     steps = steering.steer_steps(found, loaded, PROMPT, KING, 2.0, tokens=20)
     first = next(steps)
     assert first["generated"] == 0 and first["baseline"] == first["steered"] == "" and first["kl"] > 0
-    assert hooks(loaded) == before  # none between two steps: another user's forward may run there
+    assert forward_hooks(loaded) == before  # none between two steps: another user's forward may run there
     grown = [next(steps) for _ in range(3)]
     assert [g["generated"] for g in grown] == [1, 2, 3] and grown[-1]["steered"].startswith(grown[0]["steered"])
-    assert not grown[-1]["complete"] and hooks(loaded) == before
+    assert not grown[-1]["complete"] and forward_hooks(loaded) == before
     steps.close()  # the learner pressed Stop
-    assert hooks(loaded) == before
+    assert forward_hooks(loaded) == before
     full = steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=3)
     assert full["complete"] and full["steered"] == grown[-1]["steered"]  # greedy: the same tokens, stopped or not
     assert {k: v for k, v in full.items() if k not in GROWING} == {k: v for k, v in first.items() if k not in GROWING}
@@ -94,7 +91,7 @@ def test_the_summary_grows_token_by_token_and_stopping_or_failing_midway_leaves_
             steering.steer(found, loaded, PROMPT, KING, 2.0, tokens=5)
     finally:
         handle.remove()
-    assert hooks(loaded) == before
+    assert forward_hooks(loaded) == before
     clean = lm.analyse_text(loaded, PROMPT, found.layer)
     again = lm.analyse_text(loaded, PROMPT, found.layer)
     torch.testing.assert_close(clean.hidden_states, again.hidden_states)
