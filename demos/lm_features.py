@@ -394,22 +394,24 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
     for event in after:
         event.success(quietly, inputs=reading, outputs=found(), show_progress="minimal", **private)
 
-    def opening(text, model, layer):
-        """As the page opens: the default text's features, and the dashboard of the strongest of them."""
-        shown = quietly(text, model, layer)
-        summary = shown.get(found["summary"])
-        if summary and summary["top_features"]:
-            first = int(summary["top_features"][0][0])
-            try:
-                return {**shown, section.feature: first, **lm_feature(model, layer, first, quiet)}
-            except gr.Error:
-                pass
-        return shown
+    def first_dashboard(model, layer, summary, chosen):
+        """As the page opens, once the default text's features are in: the dashboard of the strongest of them, unless
+        the learner has already typed another feature than the box's first 0 (read as this step starts)."""
+        if not summary or not summary.get("top_features") or chosen not in (None, 0):
+            return {}
+        first = int(summary["top_features"][0][0])
+        try:
+            return {section.feature: first, **lm_feature(model, layer, first, quiet)}
+        except gr.Error:
+            return {}
 
-    blocks.load(
-        opening,
-        inputs=reading,
-        outputs=[*found(), section.feature, *dashboard()],
+    opened = blocks.load(quietly, inputs=reading, outputs=found(), show_progress="hidden", **private)
+    # A learner who opens a dashboard before the opening one has arrived keeps theirs: their choice cancels it, or,
+    # before it has begun, the feature they typed tells it to leave the dashboard alone.
+    opening_dashboard = opened.then(
+        first_dashboard,
+        inputs=[model, section.layer, found["summary"], section.feature],
+        outputs=[section.feature, *dashboard()],
         show_progress="hidden",
         **private,
     )
@@ -423,9 +425,14 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         outputs=dashboard(),
         api_name="lm_feature",
         **serving.queue("lm"),
+        cancels=[opening_dashboard],
     )
     section.picked.input(
-        open_picked, inputs=[model, section.layer, section.picked], outputs=[section.feature, *dashboard()], **private
+        open_picked,
+        inputs=[model, section.layer, section.picked],
+        outputs=[section.feature, *dashboard()],
+        **private,
+        cancels=[opening_dashboard],
     )
     blocks.load(density_figure, inputs=model, outputs=section.density, api_visibility="private", queue=False)
     model.change(

@@ -3,12 +3,13 @@ continued with and without it side by side as the tokens come, and what moved in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import gradio as gr
 import torch
 
-from demos.common import CheckedNumber, CheckedSlider, Panels, note, number, whole_number
+from demos.common import CheckedNumber, CheckedSlider, ChoiceRadio, Panels, note, number, whole_number
 from demos.lm_features import feature_sae_for, token_column
 from demos.lm_reading import load_model, wait_for_model
 from superpos_core import serving
@@ -18,6 +19,9 @@ from superpos_core.serving import in_background
 PROMPT = "Yesterday I went to the market and"
 STRENGTH, MAX_STRENGTH = 1.0, 10.0
 TOKENS = 32
+MAX_SEED = 2**32 - 1
+DECODINGS = ("greedy (the likeliest token each time)", "sampled (temperature 1, from the seed)")
+STOPS = serving.StopRequests()  # the Stop button's requests, by browser session
 WRITING = "▌"  # after a continuation still being written
 NOTE = (
     "Both continuations start from the same prompt and the same decoding; the only difference is the feature's "
@@ -42,17 +46,19 @@ def steer_event(
     seed,
     device: torch.device = torch.device("cpu"),
     progress=gr.Progress(),
+    stopped: Callable[[], bool] = lambda: False,
 ):
     """``api_name="lm_steer"`` (a generator: the summary grows as the tokens come).
 
     Yields {"summary": the /lm_steer summary so far, "status", "baseline", "steered": the two continuations, "shift":
-    the next tokens that gained and lost probability}; the last one has ``summary["complete"]``.
+    the next tokens that gained and lost probability}; the last one has ``summary["complete"]``, unless
+    ``stopped()`` turned true between two tokens (the Stop button): the last one then says where it stopped.
     """
     found = feature_sae_for(model, layer, device, progress)
     feature = whole_number(feature, "The feature", 0, found.d_sae - 1)
     strength = number(strength, "The strength")
     tokens = whole_number(tokens, "The number of new tokens", 1, steering.MAX_TOKENS)
-    seed = None if seed is None else whole_number(seed, "The seed", 0, 2**32 - 1)
+    seed = None if seed is None else whole_number(seed, "The seed", 0, MAX_SEED)
     loaded = load_model(model, device, progress)
     progress(0.5, desc=f"Reading the prompt with {loaded.title}, with and without feature {feature}")
     try:
@@ -75,11 +81,22 @@ def steer_event(
         f"{token_column(summary['lost'], '{:+.3f}') or '—'} |"
     )
     labels = {
-        "baseline": gr.Textbox(label="Without steering (the baseline)"),
-        "steered": gr.Textbox(label=f"With feature #{feature} at strength {strength:g}"),
+        "baseline": gr.Textbox(value=WRITING, label="Without steering (the baseline)"),
+        "steered": gr.Textbox(value=WRITING, label=f"With feature #{feature} at strength {strength:g}"),
     }
     yield {"summary": summary, "status": f"{told}\n\nWriting {tokens} new tokens each…", "shift": shift, **labels}
-    for summary in steps:
+    while not summary["complete"]:
+        if stopped():  # between two tokens: the hook is off the model, and what is written stays
+            steps.close()
+            yield {
+                "summary": summary,
+                "status": f"{told}\n\n⏹ Stopped after {summary['generated']} of {tokens} new tokens each: the "
+                "continuations are as far as they had got.",
+                "baseline": summary["baseline"],
+                "steered": summary["steered"],
+            }
+            return
+        summary = next(steps)
         writing = "" if summary["complete"] else WRITING
         done = (
             f"Done: {summary['generated']} new tokens each, {_decoding(seed)}."
@@ -122,12 +139,14 @@ def layout() -> SimpleNamespace:
             label=f"New tokens (at most {steering.MAX_TOKENS})",
             elem_id="lm-steer-tokens",
         )
+    with gr.Row():
+        decoding = ChoiceRadio(list(DECODINGS), value=DECODINGS[0], label="Decoding", elem_id="lm-steer-decoding")
         seed = CheckedNumber(
-            value=None,
-            label="Seed (empty: greedy; a number: sampled)",
+            value=0,
+            label="Seed (for sampling: the same for both runs)",
             precision=0,
             minimum=0,
-            maximum=2**32 - 1,
+            maximum=MAX_SEED,
             elem_id="lm-steer-seed",
         )
     with gr.Row():
@@ -159,41 +178,57 @@ def layout() -> SimpleNamespace:
         summary = gr.JSON(label="Steering", elem_id="lm-steer-json")
     return SimpleNamespace(
         controls=[prompt, strength, tokens, seed],
+        decoding=decoding,
         run=run,
+        api=gr.Button(visible=False),  # the /lm_steer endpoint: the API's seed is empty (None) for greedy decoding
         stop=stop,
         shown=Panels(summary=summary, status=status, baseline=baseline, steered=steered, shift=shift),
     )
 
 
 def wire(section: SimpleNamespace, device: torch.device, model, layer, feature) -> None:
-    """Steering (its API, streamed), a Stop button that cancels it, and the button naming the feature it steers."""
+    """Steering (its API, and the button's own event: the same, streamed), a Stop button, and the button naming the
+    feature it steers."""
     shown = section.shown
     prompt, strength, tokens, seed = section.controls
 
-    def writing(prompt, model, layer, feature, strength, tokens, seed, progress=gr.Progress()):
-        for values in steer_event(prompt, model, layer, feature, strength, tokens, seed, device, progress):
-            yield shown.keyed(values)
+    def writing(prompt, model, layer, feature, strength, tokens, seed, progress, key):
+        with STOPS.running(key) as stopped:
+            for values in steer_event(prompt, model, layer, feature, strength, tokens, seed, device, progress, stopped):
+                yield shown.keyed(values)
 
-    def lm_steer(prompt, model, layer, feature, strength, tokens, seed, progress=gr.Progress()):
+    def lm_steer(prompt, model, layer, feature, strength, tokens, seed, request: gr.Request, progress=gr.Progress()):
         # A model still loading is waited for here; each token's work then goes to the background pool.
         wait_for_model(model, device, progress, False)
-        yield from in_background(writing)(prompt, model, layer, feature, strength, tokens, seed, progress)
+        key = request.session_hash if request is not None else None
+        yield from in_background(writing)(prompt, model, layer, feature, strength, tokens, seed, progress, key)
 
-    steering_event = section.run.click(
+    def steer_button(
+        prompt, model, layer, feature, strength, tokens, decoding, seed, request: gr.Request, progress=gr.Progress()
+    ):
+        # A Number box cannot start empty in the browser (it shows 0), so greedy decoding is a choice of its own here.
+        sampled = None if decoding == DECODINGS[0] else seed
+        yield from lm_steer(prompt, model, layer, feature, strength, tokens, sampled, request, progress)
+
+    section.api.click(
         lm_steer,
         inputs=[prompt, model, layer, feature, strength, tokens, seed],
         outputs=shown(),
         api_name="lm_steer",
         **serving.queue("lm-steer"),
     )
-    # Cancelling stops asking for tokens: the hook is held for one forward at a time, so none is left behind.
-    section.stop.click(
-        lambda: shown.keyed({"status": "⏹ Stopped: the continuations above are as far as they had got."}),
-        outputs=shown("status"),
-        cancels=[steering_event],
+    section.run.click(
+        steer_button,
+        inputs=[prompt, model, layer, feature, strength, tokens, section.decoding, seed],
+        outputs=shown(),
         api_visibility="private",
-        queue=False,
+        **serving.queue("lm-steer"),
     )
+
+    def stop(request: gr.Request):
+        STOPS.stop(request.session_hash)
+
+    section.stop.click(stop, api_visibility="private", queue=False)
     feature.change(
         lambda f: gr.Button(value=f"Steer with feature #{f}" if f is not None else "Steer with this feature"),
         inputs=feature,

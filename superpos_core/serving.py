@@ -12,13 +12,15 @@ The science and the tabs stay free of threads and locks; whatever runs requests 
   model is read without waiting, a load under way makes its other callers wait for it, a failed load
   keeps nothing), and ``Recent`` for values worth keeping a while (a text's analysis);
 - **queues**: one table, ``QUEUES``, of every event's concurrency id and limit; an event reads its
-  line with ``queue("lm")``.
+  line with ``queue("lm")``;
+- **stop buttons**: ``StopRequests``, which a streamed job reads between its steps.
 
 Nothing here imports gradio: a notebook can use the caches and the pools as the server does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ctypes
 import functools
@@ -28,7 +30,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -352,6 +354,47 @@ class Kept(Generic[V]):
         thread = threading.Thread(target=run, name=name)
         thread.start()
         return thread
+
+
+# --- stop buttons ------------------------------------------------------------------------------------
+
+
+class StopRequests:
+    """Stop buttons for streamed work, by whoever started it (a browser session's key).
+
+    A job runs inside ``running(key)`` and asks the function it gives between two of its steps whether to stop; when
+    asked, it ends there on its own, with a last message saying so. Cancelling the event instead would leave
+    whatever it had sent last (a "writing…" line), and a message already on its way could still arrive after the
+    page had said "stopped". A stop for a key with nothing running is ignored, so nothing is kept for it.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, int] = {}  # key -> its jobs under way
+        self._stopping: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def running(self, key: Hashable) -> Iterator[Callable[[], bool]]:
+        """While inside, ``key`` has a job under way; yields ``stopped()``, true once a stop was asked for."""
+        with self._lock:
+            self._running[key] = self._running.get(key, 0) + 1
+            self._stopping.discard(key)  # a stop asked for before this job began is not for it
+        try:
+            yield lambda: key in self._stopping
+        finally:
+            with self._lock:
+                self._running[key] -= 1
+                if not self._running[key]:
+                    del self._running[key]
+                    self._stopping.discard(key)
+
+    def stop(self, key: Hashable) -> bool:
+        """Ask ``key``'s jobs to stop; False when it has none under way."""
+        with self._lock:
+            if key not in self._running:
+                return False
+            self._stopping.add(key)
+            return True
 
 
 # --- queues ------------------------------------------------------------------------------------------

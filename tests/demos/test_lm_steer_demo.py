@@ -51,3 +51,18 @@ def test_bad_steering_requests_get_messages_that_say_what_would_work(loaded):
     assert "finite number" in refused(lm_steer.PROMPT, MODEL, None, KING, float("nan"), 4, None)
     assert "reads layer 15" in refused(lm_steer.PROMPT, MODEL, 3, KING, 1.0, 4, None)
     assert "seed" in refused(lm_steer.PROMPT, MODEL, None, KING, 1.0, 4, -1)
+
+
+def test_a_stop_between_two_tokens_ends_with_what_is_written(loaded):
+    before = forward_hooks(loaded)
+    asked = iter([False, False, True])
+    shown = list(
+        lm_steer.steer_event(
+            lm_steer.PROMPT, MODEL, None, KING, 1.0, 20, 4, progress=quiet, stopped=lambda: next(asked)
+        )
+    )
+    last = shown[-1]
+    assert last["summary"]["generated"] == 2 and not last["summary"]["complete"]
+    assert "Stopped after 2 of 20 new tokens each" in last["status"] and "sampling" not in last["status"]
+    assert last["steered"] == last["summary"]["steered"] == shown[-2]["steered"].rstrip(lm_steer.WRITING)
+    assert forward_hooks(loaded) == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from playwright.sync_api import expect
@@ -93,3 +95,39 @@ def test_a_learner_sees_each_tokens_features_and_opens_a_features_dashboard(page
     page.locator("#lm-feature-index input").fill("7")
     page.get_by_role("button", name="Open its dashboard").click()
     expect(header).to_contain_text("Feature 7 of", timeout=30_000)
+
+
+def test_a_learner_steers_with_a_features_dashboard_and_can_stop_it(page):
+    """From a feature's dashboard: Steer writes the baseline and the steered continuation side by side as the tokens
+    come; the steered one changes; Stop keeps what is written; steering again works."""
+    page.locator("#lm-feature-index input").fill("1189")  # "king" before a name
+    page.get_by_role("button", name="Open its dashboard").click()
+    expect(page.locator("#lm-feature-header")).to_contain_text("Feature 1189 of", timeout=30_000)
+    steer = page.locator("#lm-steer-run")
+    expect(steer).to_have_text("Steer with feature #1189")
+    steer.scroll_into_view_if_needed()
+    steer.click()
+    status = page.locator("#lm-steer-status")
+    expect(status).to_contain_text("KL =", timeout=30_000)
+    baseline, steered = page.locator("#lm-steer-baseline textarea"), page.locator("#lm-steer-steered textarea")
+    expect(steered).to_have_value(re.compile(r"\S"), timeout=30_000)  # the first tokens, before the rest
+    expect(status).to_contain_text("Done: ", timeout=60_000)
+    expect(page.locator("#lm-steer-shift")).to_contain_text("gained")
+    assert steered.input_value() != baseline.input_value() and not steered.input_value().endswith("▌")
+
+    page.locator("#lm-steer-tokens input[type=number]").fill("64")
+    page.locator("#lm-steer-tokens input[type=number]").press("Enter")
+    page.locator("#lm-steer-decoding").get_by_text("sampled", exact=False).click()
+    steer.click()
+    expect(status).to_contain_text("Writing:", timeout=30_000)
+    expect(status).to_contain_text("sampling with seed 0")
+    page.locator("#lm-steer-stop").click()
+    expect(status).to_contain_text("Stopped after", timeout=10_000)
+    written = steered.input_value()
+    assert written and not written.endswith("▌")
+    page.wait_for_timeout(1500)
+    assert steered.input_value() == written  # nothing more arrives after Stop
+    page.locator("#lm-steer-tokens input[type=number]").fill("4")
+    page.locator("#lm-steer-tokens input[type=number]").press("Enter")
+    steer.click()
+    expect(status).to_contain_text("Done: ", timeout=60_000)

@@ -288,3 +288,15 @@ def test_a_process_that_exits_while_a_kept_value_is_made_exits_cleanly(tmp_path)
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},  # the repository
     )
     assert ended.returncode == 0, ended.stderr[-2000:]  # 134 and "terminate called ..." when it was a daemon thread
+
+
+def test_a_stop_reaches_only_the_job_under_way_for_its_key():
+    stops = serving.StopRequests()
+    assert not stops.stop("alice")  # nothing running: nothing kept
+    with stops.running("alice") as alice_stopped, stops.running("bob") as bob_stopped:
+        assert not alice_stopped()
+        assert stops.stop("alice")
+        assert alice_stopped() and not bob_stopped()
+    with stops.running("alice") as stopped:
+        assert not stopped()  # the last job's stop is not the next one's
+    assert stops._running == {} and stops._stopping == set()
