@@ -237,3 +237,30 @@ def forward_hooks(loaded) -> list[list[str]]:
         [getattr(hook, "__qualname__", repr(hook)) for hook in block._forward_hooks.values()]
         for block in blocks_of(loaded.model, loaded.n_layers - 1)
     ]
+
+
+def tiny_gpt2_release(folder):
+    """(loaded tiny GPT-2, a release like GPT-2's pretrained SAEs naming it, its layer-1 SAE) made in ``folder``: an SAE
+    in SAELens' format (centred stream, 24-token BOS-led windows) standing in for the real ones, which cannot be
+    downloaded here."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from superpos_core import lm, sae
+    from tests.superpos_core.sae.helpers import sae_tensors, write_sae_folder
+
+    folder = Path(folder)
+    loaded = lm.load(save_tiny_gpt2(folder / "tiny-gpt2"), allow_any=True)
+    sae_folder = write_sae_folder(
+        folder / "sae",
+        sae_tensors(d_in=TINY_D_MODEL, d_sae=48),
+        d_in=TINY_D_MODEL,
+        d_sae=48,
+        hook_name="blocks.1.hook_resid_pre",
+        hook_layer=1,
+        context_size=24,
+        prepend_bos=True,
+        model_from_pretrained_kwargs={"center_writing_weights": True},
+    )
+    release = replace(sae.GPT2_SMALL_RES_JB, name=f"tiny-release-{folder.name}", model=loaded.name, d_in=TINY_D_MODEL)
+    return loaded, release, sae.load_pretrained_sae(sae_folder)

@@ -275,7 +275,7 @@ def text_features(
     text's activations, about their mean; None for one token), "l0" (mean features firing per token),
     "top_features": [[index, activation, token_position]] strongest first by peak, "per_token": for each token
     [[index, activation]] strongest first}. The text is read as the SAE's training text was: after the BOS, in
-    windows of its context (``sae.read_features``).
+    windows of its context (``sae.sae_input``).
 
     Args:
         analysis: the text's analysis at any layer, if there is one (its forward pass is reused).
@@ -284,11 +284,12 @@ def text_features(
         raise FeaturesUnavailable(f"This SAE reads {found.model}, not {loaded.name}.")
     if analysis is None:
         analysis = analyse_text(loaded, text, found.layer)
-    reading = saes.read_features(found.sae, loaded, analysis.token_ids, analysis, k=k)
-    x = reading.fed.activations  # (T, d_in)
+    fed = saes.sae_input(found.sae, loaded, analysis.token_ids, analysis)
+    x = fed.activations  # (T, d_in)
     with torch.inference_mode():
-        codes = found.sae.encode(x)  # (T, d_sae)
+        codes = found.sae.encode(x)  # (T, d_sae): encoded once, for the features and the explained variance
         error = (found.sae.decode(codes) - x.to(codes.device)).pow(2).sum()
+    reading = saes.reading_of(fed, codes, k)
     spread = (x - x.mean(0)).pow(2).sum()
     return {
         "sae": found.name,

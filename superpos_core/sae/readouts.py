@@ -260,10 +260,17 @@ def read_features(
         analysis: the analysis of these tokens, whose forward pass is reused when it is what the SAE reads.
         k: how many features to keep, for the text and per token.
     """
-    whole_number("The number of top features (k)", k, 1, None)
     fed = sae_input(model_sae, loaded, token_ids, analysis)
     with torch.inference_mode():
-        features = model_sae.encode(fed.activations).cpu()  # (T, d_sae), on the SAE's device
+        codes = model_sae.encode(fed.activations)  # (T, d_sae), on the SAE's device
+    return reading_of(fed, codes, k)
+
+
+def reading_of(fed: SAEInput, codes: torch.Tensor, k: int = 10) -> FeatureReading:
+    """The ``FeatureReading`` of an SAE's codes (T, d_sae) for its input ``fed``, keeping the k strongest features for
+    the text and for each token (for a caller that needs the codes themselves too: they are not kept)."""
+    whole_number("The number of top features (k)", k, 1, None)
+    features = codes.cpu()
     values, indices = features.topk(min(k, features.shape[1]), dim=1)  # (T, k) each token's strongest
     per_token = [
         [FeatureHit(int(i), float(v), t) for v, i in zip(vs, ids) if v > 0]

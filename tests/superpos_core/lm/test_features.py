@@ -8,7 +8,7 @@ import torch
 
 from superpos_core import lm
 from superpos_core.lm import corpus_activations, corpus_sae, dashboards, features
-from tests.helpers import build_tiny_corpus, save_tiny_gpt2
+from tests.helpers import build_tiny_corpus, save_tiny_gpt2, tiny_gpt2_release
 
 
 @pytest.fixture(scope="module")
@@ -119,28 +119,9 @@ def test_a_model_or_layer_without_an_sae_here_says_what_there_is():
 def test_a_pretrained_saes_dashboards_are_built_from_the_corpus_slice_once_and_kept(tmp_path, monkeypatch):
     """GPT-2's pretrained SAEs, as the app reads them (centred stream, 128-token windows), made small: a tiny GPT-2
     and an SAE in SAELens' format stand in for the real ones, which cannot be downloaded here."""
-    from dataclasses import replace
-
-    from superpos_core import sae
-    from tests.helpers import TINY_D_MODEL
-    from tests.superpos_core.sae.helpers import sae_tensors, write_sae_folder
-
     monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))
-    loaded = lm.load(save_tiny_gpt2(tmp_path / "tiny-gpt2"), allow_any=True)
-    folder = write_sae_folder(
-        tmp_path / "sae",
-        sae_tensors(d_in=TINY_D_MODEL, d_sae=48),
-        d_in=TINY_D_MODEL,
-        d_sae=48,
-        hook_name="blocks.1.hook_resid_pre",
-        hook_layer=1,
-        context_size=24,
-        prepend_bos=True,
-        model_from_pretrained_kwargs={"center_writing_weights": True},
-    )
-    model_sae = sae.load_pretrained_sae(folder)
+    loaded, release, model_sae = tiny_gpt2_release(tmp_path)
     assert model_sae.center_writing_weights and model_sae.context_size == 24
-    release = replace(sae.GPT2_SMALL_RES_JB, name=f"tiny-release-{tmp_path.name}", model=loaded.name, d_in=TINY_D_MODEL)
     moved = []
     found = features.release_feature_sae(
         release, 1, loaded=loaded, model_sae=model_sae, progress=lambda f, desc="": moved.append((f, desc))

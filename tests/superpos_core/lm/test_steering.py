@@ -7,9 +7,9 @@ import torch
 from superpos_core import lm
 from superpos_core.lm import features, steering
 from superpos_core.lm.corpus_activations import blocks_of
-from tests.helpers import forward_hooks
+from tests.helpers import forward_hooks, tiny_gpt2_release
 
-pytestmark = pytest.mark.slow  # the real SmolLM2 reads and writes text: not in the quick run (-m "not slow")
+slow = pytest.mark.slow  # the real SmolLM2 reads and writes text: not in the quick run (-m "not slow")
 
 MODEL = "smollm2-135m-offline"
 PROMPT = "Yesterday I went to the market and"
@@ -28,6 +28,7 @@ def model():
     return lm.load(MODEL), features.feature_sae(MODEL)
 
 
+@slow
 def test_strength_zero_is_exactly_the_baseline(model):
     loaded, found = model
     result = steering.steer(found, loaded, PROMPT, KING, 0.0, tokens=8)
@@ -36,6 +37,7 @@ def test_strength_zero_is_exactly_the_baseline(model):
     assert result["complete"] and result["generated"] == 8 and result["added_norm"] == 0 < result["stream_norm"]
 
 
+@slow
 def test_turning_a_feature_up_moves_the_model_towards_what_it_promotes(model):
     loaded, found = model
     before = forward_hooks(loaded)
@@ -51,6 +53,7 @@ def test_turning_a_feature_up_moves_the_model_towards_what_it_promotes(model):
     assert down["feature_activation"]["steered"] <= down["feature_activation"]["baseline"]
 
 
+@slow
 def test_sampling_is_seeded_and_greedy_is_the_default(model):
     loaded, found = model
     sampled = [steering.steer(found, loaded, PROMPT, KING, 1.0, tokens=4, seed=5)["steered"] for _ in range(2)]
@@ -61,6 +64,7 @@ def test_sampling_is_seeded_and_greedy_is_the_default(model):
     )
 
 
+@slow
 def test_the_summary_grows_token_by_token_and_stopping_or_failing_midway_leaves_no_hook(model):
     loaded, found = model
     before = forward_hooks(loaded)
@@ -97,6 +101,7 @@ def test_the_summary_grows_token_by_token_and_stopping_or_failing_midway_leaves_
     torch.testing.assert_close(clean.hidden_states, again.hidden_states)
 
 
+@slow
 def test_a_forward_on_another_thread_is_not_steered(model):
     """The model is shared by a server's users: while one steers, another's forward reads the model as it is."""
     import threading
@@ -119,6 +124,7 @@ def test_a_forward_on_another_thread_is_not_steered(model):
     torch.testing.assert_close(seen["logits"], plain)  # the other thread's was not
 
 
+@slow
 def test_bad_requests_are_refused_with_the_range(model):
     loaded, found = model
     for tokens in (0, steering.MAX_TOKENS + 1, 2.5, True):
@@ -134,3 +140,25 @@ def test_bad_requests_are_refused_with_the_range(model):
     assert steering.typical_activation(found, KING) == pytest.approx(
         float(np.median(found.dashboards.arrays["top_values"][KING]))
     )
+
+
+def test_a_pretrained_gpt2_sae_steers_its_centred_stream(tmp_path, monkeypatch):
+    """GPT-2's pretrained SAEs read a centred stream: the direction added is centred too, the feature's activation is
+    read as the SAE reads it, and strength 0 is the baseline. A tiny GPT-2 and an SAE in SAELens' format stand in."""
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path / "cache"))
+    loaded, release, model_sae = tiny_gpt2_release(tmp_path)
+    found = features.release_feature_sae(release, 1, loaded=loaded, model_sae=model_sae)
+    fired = np.flatnonzero(found.dashboards.arrays["density"] > 0)
+    feature = int(fired[np.argmax(found.dashboards.arrays["density"][fired])])
+    before = forward_hooks(loaded)
+    assert abs(float(steering.direction(found, feature).mean())) < 1e-6  # only what the SAE reads is changed
+    zero = steering.steer(found, loaded, "the cat sat on", feature, 0.0, tokens=5)
+    assert zero["steered"] == zero["baseline"] and zero["kl"] == 0 and zero["generated"] >= 1
+    up = steering.steer(found, loaded, "the cat sat on", feature, 4.0, tokens=5)
+    assert up["feature_activation"]["steered"] > up["feature_activation"]["baseline"] and up["kl"] > 0
+    ids = steering.prompt_ids(loaded, "the cat sat on")
+    assert ids[0] == loaded.tokenizer.eos_token_id  # GPT-2's documents start after its end-of-text token
+    last = lm.analyse_text(loaded, "the cat sat on", 1).hidden_states[1][-1]  # the prompt's last token at layer 1
+    expected = found.sae.encode((last - last.mean())[None].float())[0, feature]
+    assert up["feature_activation"]["baseline"] == pytest.approx(float(expected), abs=1e-3)
+    assert forward_hooks(loaded) == before
