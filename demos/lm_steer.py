@@ -101,7 +101,7 @@ def steer_event(
         done = (
             f"Done: {summary['generated']} new tokens each, {_decoding(seed)}."
             if summary["complete"]
-            else f"Writing: {summary['generated']} of {tokens} new tokens each ({_decoding(seed)}). **Stop** keeps "
+            else f"Writing: {summary['generated']} of {tokens} new tokens each, {_decoding(seed)}. **Stop** keeps "
             "what is written."
         )
         yield {
