@@ -84,7 +84,11 @@ def test_the_offline_model_is_dequantised_once_then_read_from_the_cache(first_st
     a, b = lm.analyse_text(first, SENTENCE, layer=15), lm.analyse_text(second, SENTENCE, layer=15)
     assert a.token_ids == b.token_ids and a.tokens == b.tokens and a.bos == b.bos == "<|im_start|>"
     np.testing.assert_array_equal(a.hidden_states.numpy(), b.hidden_states.numpy())
-    assert a.next_tokens == b.next_tokens
+    # The same tokens, and their probabilities to rounding: with the hidden states above identical, they have been
+    # seen to differ in the sixth decimal on one machine (an AMD EPYC host), where the cached model's last product
+    # rounds otherwise.
+    assert [t for t, _ in a.next_tokens] == [t for t, _ in b.next_tokens]
+    np.testing.assert_allclose([p for _, p in a.next_tokens], [p for _, p in b.next_tokens], atol=1e-5)
     # the emoji is three byte-level tokens: shown whole on the first, the rest marked
     assert a.tokens[-3:] == [" <0xF0><0x9F>", "<0xA7>", "<0xA0>"] and a.shown[-3:] == [" 🧠", "⋯", "⋯"]
 
