@@ -425,8 +425,10 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
     # here, with a moving progress bar, and only then does the work go to the background pool.
     def analyse(text, model, layer, view, progress=gr.Progress()):
         wait_for_model(model, device, progress, allow_any_model)
+        if (text, model, layer, view) == opening:  # the tab's own example, as a class clicks it: drawn once, kept
+            return shown.keyed(in_background(opening_view, line="quick")(text, model, layer, view, device))
         return shown.keyed(
-            in_background(analyse_text_event)(text, model, layer, view, device, progress, allow_any_model)
+            in_background(analyse_text_event, line="quick")(text, model, layer, view, device, progress, allow_any_model)
         )
 
     def open_tab(text, model, layer, view, progress=gr.Progress()):
@@ -436,7 +438,7 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
         try:
             load_model(model, device, progress, allow_any_model)
             keep = (text, model, layer, view) == opening
-            return shown.keyed(in_background(opening_view)(text, model, layer, view, device, keep=keep))
+            return shown.keyed(in_background(opening_view, line="quick")(text, model, layer, view, device, keep=keep))
         except gr.Error as error:
             return shown.keyed({**nothing, "status": f"⚠️ {error.message}"})
 

@@ -350,7 +350,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
     token, a word searched, and a feature's dashboard (its API, and from any feature picked)."""
     found, dashboard = section.found, section.dashboard
 
-    @in_background
+    @in_background(line="quick")
     def lm_features(text, model, layer, progress=gr.Progress()):
         return found.keyed(features_event(text, model, layer, device, progress))
 
@@ -365,15 +365,15 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         except gr.Error as error:
             return found.keyed({"status": f"⚠️ {error.message}"})
 
-    @in_background
+    @in_background(line="quick")
     def pick_token(text, model, layer, evt: gr.SelectData):
         return found.keyed(token_event(text, model, layer, evt.index, device))
 
-    @in_background
+    @in_background(line="quick")
     def look_up(model, layer, word):
         return found.keyed(search_event(model, layer, word, device))
 
-    @in_background
+    @in_background(line="quick")
     def lm_feature(model, layer, feature, progress=gr.Progress()):
         return dashboard.keyed(feature_event(model, layer, feature, device, progress))
 

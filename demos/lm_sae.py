@@ -218,12 +218,12 @@ def wire(panel: SimpleNamespace, blocks: gr.Blocks, device: torch.device, inputs
     """
     outputs = Panels(status=panel.status, plot=panel.plot, tokens=panel.tokens, box=panel.box)
 
-    @in_background
+    @in_background(line="quick")
     def look_up_pretrained(text, model, layer):
         shown = pretrained_sae_panel(text, model, layer, device)
         return outputs.keyed({**shown, "box": gr.Column(visible=shown["tokens"] is not None)})
 
-    @in_background
+    @in_background(line="quick")
     def pick_token(text, model, layer, evt: gr.SelectData):
         return pretrained_token_panel(text, model, layer, evt.index, device)
 

@@ -201,7 +201,9 @@ def wire(section: SimpleNamespace, device: torch.device, model, layer, feature) 
         # A model still loading is waited for here; each token's work then goes to the background pool.
         wait_for_model(model, device, progress, False)
         key = request.session_hash if request is not None else None
-        yield from in_background(writing)(prompt, model, layer, feature, strength, tokens, seed, progress, key)
+        yield from in_background(writing, line="quick")(
+            prompt, model, layer, feature, strength, tokens, seed, progress, key
+        )
 
     def steer_button(
         prompt, model, layer, feature, strength, tokens, decoding, seed, request: gr.Request, progress=gr.Progress()

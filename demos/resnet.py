@@ -440,7 +440,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
 
     def redraw_for_model(retry: bool):
         @panels.filled_by
-        @in_background
+        @in_background(line="quick")
         def redraw(
             picture, model_key, layer_name, progress=gr.Progress(track_tqdm=True)
         ):  # track_tqdm: torchvision's download bar moves ours

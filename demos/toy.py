@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import gradio as gr
@@ -14,7 +15,7 @@ from demos.common import MAX_SEED, Panels, figure, figure_with_note, network_vie
 from superpos_core import network, serving, toy
 from superpos_core.figures import toy as toy_figures
 from superpos_core.figures.base import to_rgb
-from superpos_core.serving import Kept, in_background
+from superpos_core.serving import Kept, Recent, in_background
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
 DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}
@@ -199,6 +200,21 @@ def opening_result(device: torch.device = torch.device("cpu"), progress=None):
     return copy.deepcopy(kept)  # gradio may change the updates it is handed; the kept ones stay as they are
 
 
+# (device, controls) -> train_toy's outputs: identical requests at the same moment (a class clicking one example)
+# train once, and a recent one is answered at once. Seeded, so the same controls always give the same model.
+_recent: Recent[dict] = Recent(8)
+
+
+def shared_result(n, m, sparsity, decay, steps, seed, progress=None, device: torch.device = torch.device("cpu")):
+    """``train_toy``'s outputs, trained once for identical controls (the defaults' from ``opening_result``)."""
+    config = read_controls(n, m, sparsity, decay, steps, seed)  # a wrong control is refused here, naming it
+    if config == read_controls(**DEFAULTS):
+        return opening_result(device, progress)
+    key = (str(torch.device(device)), dataclasses.astuple(config))
+    kept = _recent.get_or_make(key, lambda: train_toy(n, m, sparsity, decay, steps, seed, progress, device))
+    return copy.deepcopy(kept)  # gradio may change the updates it is handed; the kept ones stay as they are
+
+
 def start_opening(device: torch.device = torch.device("cpu")) -> None:
     """Begin computing ``opening_result`` in the background (nothing happens if it is kept or under way)."""
     OPENING.start(*_opening(device), name="superpos-toy-opening")
@@ -324,9 +340,9 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     # control, and cap the steps rather than refuse them) answer API callers, not gradio's bounds.
     # Named wrappers (not lambdas): their parameter names are the API's.
     @panels.filled_by
-    @in_background
+    @in_background(line="quick")
     def train(n, m, sparsity, decay, steps, seed, progress=gr.Progress()):
-        return train_toy(n, m, sparsity, decay, steps, seed, progress, device)
+        return shared_result(n, m, sparsity, decay, steps, seed, progress, device)
 
     @panels.filled_by
     @in_background

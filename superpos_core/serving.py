@@ -2,10 +2,11 @@
 
 The science and the tabs stay free of threads and locks; whatever runs requests on a server reads it here:
 
-- **priorities**: long work (training, sweeps, a language model's forward) runs on threads of lower
-  scheduling priority, so a drawing is answered while others train (``in_background``);
-- **pools**: the one background pool (``background_pool``) and the SAE encoder's two-thread pool
-  (``encode_pool``), each made on first use;
+- **priorities and lines**: quick work (one text's forward, one toy model) and long work (training,
+  sweeps, SAEs) each run on a line of their own, on threads of lower scheduling priority, so a drawing is
+  answered while others train and a text never waits behind a training run (``in_background``, ``LINES``);
+- **pools**: each line's (``line_pool``) and the SAE encoder's two-thread pool (``encode_pool``), each made
+  on first use;
 - **memory**: glibc's arena limit and the trim after each long job (``limit_allocator_arenas``,
   ``release_free_memory``);
 - **caches**: ``Kept``, the load-once cache of every model a process loads and shares (a loaded
@@ -79,30 +80,46 @@ def release_free_memory() -> bool:
     return True
 
 
-BACKGROUND_NICE = 10  # how much lower than the server's other threads (Linux scheduling priority)
+# --- pools: two lines of work ----------------------------------------------------------------------
+
+# Quick work (one text's forward and figures, one toy model, a dashboard, a steering step) and long work (training,
+# sweeps, SAEs, concepts) each have a line of their own, so a quick event never waits behind a long one. Each line
+# runs one job at a time: more at once only hold the interpreter lock longer against the drawings, which run on
+# gradio's own threads at the usual priority and go first.
+LINES = {
+    "quick": (1, 5),  # (workers, how much lower than the server's other threads: Linux scheduling priority)
+    "long": (1, 10),
+}
+BACKGROUND_PREFIX = "superpos-background"  # every line's threads are named "superpos-background-<line>_<n>"
+BACKGROUND_WORKERS = LINES["long"][0]
+BACKGROUND_NICE = LINES["long"][1]
+ENCODE_WORKERS = 2  # threads one large SAE encode is split over (``sae.PretrainedSAE.encode``)
 
 
-def lower_this_threads_priority() -> None:
-    """Let every other thread of the process go first (long work in the background: quick events are answered at once)."""
+def _lower_priority(nice: int) -> None:
     try:  # on Linux a thread is a task of its own: this lowers this thread only, and needs no privilege
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except (OSError, AttributeError):  # another system: the work simply runs at the usual priority
         pass
 
 
-# --- pools -------------------------------------------------------------------------------------------
-
-BACKGROUND_PREFIX = "superpos-background"
-BACKGROUND_WORKERS = 1  # long jobs at once: more only hold the interpreter lock longer against quick events
-ENCODE_WORKERS = 2  # threads one large SAE encode is split over (``sae.PretrainedSAE.encode``)
+def lower_this_threads_priority() -> None:
+    """Let every other thread of the process go first (long work in the background: quick events are answered at once)."""
+    _lower_priority(BACKGROUND_NICE)
 
 
-@functools.cache  # made on first use, once per process: importing the module starts no thread
-def background_pool() -> ThreadPoolExecutor:
-    """The pool every long job runs on, its threads at a lower priority (see ``in_background``)."""
+@functools.cache  # made on first use, once per process and line: importing the module starts no thread
+def line_pool(line: str = "long") -> ThreadPoolExecutor:
+    """The pool of one line of work (``LINES``), its threads at that line's lower priority."""
+    workers, nice = LINES[line]
     return ThreadPoolExecutor(
-        BACKGROUND_WORKERS, thread_name_prefix=BACKGROUND_PREFIX, initializer=lower_this_threads_priority
+        workers, thread_name_prefix=f"{BACKGROUND_PREFIX}-{line}", initializer=functools.partial(_lower_priority, nice)
     )
+
+
+def background_pool() -> ThreadPoolExecutor:
+    """The pool every long job runs on (see ``in_background``)."""
+    return line_pool("long")
 
 
 @functools.cache
@@ -111,19 +128,26 @@ def encode_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=ENCODE_WORKERS, thread_name_prefix="sae-encode")
 
 
-def on_background_thread() -> bool:
-    return threading.current_thread().name.startswith(BACKGROUND_PREFIX)
+def on_background_thread(line: str | None = None) -> bool:
+    """Whether this thread is one of a line's (of any line's, with None)."""
+    name = threading.current_thread().name
+    return name.startswith(f"{BACKGROUND_PREFIX}-{line}_" if line else BACKGROUND_PREFIX)
 
 
-def in_background(fn):
-    """Run an event's long work (training, a language model's forward, a sweep) on lower-priority threads.
+def in_background(fn=None, *, line: str = "long"):
+    """Run an event's work on its line's lower-priority thread: ``@in_background`` for long work (training, a
+    sweep, an SAE), ``@in_background(line="quick")`` for quick work (one text's forward, one toy model).
 
     When a class shares one server, a digit drawn while others train toy models should still be
     answered at once: the scheduler gives the quick events' threads the cores first. The event keeps
     its context variables (gradio's progress bar lives there); a generator's steps each run there
-    too, so it still streams. When the job ends, the memory it freed is given back to the system
-    (``release_free_memory``).
+    too, so it still streams, and other jobs of its line run between its steps. When the job ends,
+    the memory it freed is given back to the system (``release_free_memory``).
     """
+    if fn is None:
+        return functools.partial(in_background, line=line)
+    if line not in LINES:
+        raise ValueError(f"no line of work {line!r}: one of {', '.join(LINES)}")
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -133,7 +157,7 @@ def in_background(fn):
             try:
                 while True:
                     try:
-                        item = background_pool().submit(context.run, next, steps).result()
+                        item = line_pool(line).submit(context.run, next, steps).result()
                     except StopIteration:
                         return
                     yield item
@@ -144,10 +168,10 @@ def in_background(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        if on_background_thread():  # one background job calling another: waiting on the pool could deadlock
+        if on_background_thread(line):  # a job calling another of its own line: waiting on the pool would deadlock
             return fn(*args, **kwargs)
         try:
-            return background_pool().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
+            return line_pool(line).submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
         finally:
             release_free_memory()  # the job's temporaries, freed, go back to the system
 
@@ -170,8 +194,8 @@ class Recent(Generic[V]):
     """Keeps the ``size`` most recently used values by key; the least recently used goes first.
 
     ``get_or_make`` builds a missing value outside the lock, so a slow build (reading a model from
-    disk) never holds up requests for other keys; two threads that miss the same key at the same
-    moment may both build it, and the first one stored is kept.
+    disk) never holds up requests for other keys; threads that miss the same key at the same moment
+    wait for one build and share it.
     """
 
     def __init__(self, size: int) -> None:
@@ -179,6 +203,7 @@ class Recent(Generic[V]):
             raise ValueError(f"a cache needs room for at least one value; got size={size}")
         self.size = size
         self._values: OrderedDict[Hashable, V] = OrderedDict()
+        self._making: dict[Hashable, _Making] = {}  # key -> the make under way
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> V | None:
@@ -199,8 +224,32 @@ class Recent(Generic[V]):
             return kept
 
     def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
-        found = self.get(key)
-        return found if found is not None else self.put(key, make())
+        """The value for ``key``; else made here, or, when another thread is making it now, that one's when it is
+        done (thirty students clicking the same example: made once). A make that fails keeps nothing, and each
+        caller that waited on it then makes it itself, meeting its own error."""
+        while True:
+            found = self.get(key)
+            if found is not None:
+                return found
+            with self._lock:
+                making = self._making.get(key)
+                mine = making is None
+                if mine:
+                    making = self._making[key] = _Making()
+            if not mine:
+                making.done.wait()
+                if making.error is None:
+                    continue  # it is kept now (or, were the cache tiny and busy, already pushed out: made again)
+                return self.put(key, make())
+            try:
+                return self.put(key, make())
+            except BaseException as error:
+                making.error = error
+                raise
+            finally:
+                with self._lock:
+                    self._making.pop(key, None)
+                making.done.set()
 
     def clear(self) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +232,66 @@ def test_long_work_runs_on_lower_priority_threads_and_nests_without_waiting_on_i
 
     streamed = list(steps(3))  # a generator still streams, each step on a background thread
     assert [i for i, _ in streamed] == [0, 1, 2] and all(name.startswith("superpos-background") for _, name in streamed)
+
+
+def test_quick_work_never_waits_behind_long_work():
+    """A text's forward (quick) is answered while a training run (long) holds the long line."""
+    import threading
+
+    from superpos_core.serving import in_background
+
+    started, release = threading.Event(), threading.Event()
+
+    @in_background
+    def training():
+        started.set()
+        release.wait(10)
+        return "trained"
+
+    @in_background(line="quick")
+    def forward():
+        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    long_result = []
+    runner = threading.Thread(target=lambda: long_result.append(training()))
+    runner.start()
+    assert started.wait(10)
+    name, niceness = forward()  # answered while the long line is busy
+    assert name.startswith("superpos-background-quick") and 5 <= niceness < 10
+    assert not long_result  # the training is still running
+    release.set()
+    runner.join(10)
+    assert long_result == ["trained"]
+    with pytest.raises(ValueError, match="no line of work"):
+        in_background(lambda: 1, line="slow")
+
+
+def test_identical_requests_at_the_same_moment_are_made_once():
+    import threading
+
+    cache, made, start = Recent(4), [], threading.Barrier(6)
+
+    def make():
+        made.append(1)
+        time.sleep(0.2)  # long enough for every other thread to arrive while it is made
+        return {"answer": 42}
+
+    results = []
+
+    def ask():
+        start.wait()
+        results.append(cache.get_or_make("same example", make))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made == [1] and len(results) == 6 and all(r is results[0] for r in results)
+    # a make that fails keeps nothing: the next caller makes it again
+    with pytest.raises(ZeroDivisionError):
+        cache.get_or_make("broken", lambda: 1 / 0)
+    assert cache.get_or_make("broken", lambda: "fixed") == "fixed"
 
 
 def test_each_long_job_gives_its_freed_memory_back(monkeypatch):
