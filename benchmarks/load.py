@@ -161,6 +161,22 @@ GOALS_P95_S = {  # per profile: the endpoints whose p95 is judged, and its goal
 OPENING = "(opening)"  # the suffix of the calls a student makes as the page opens: each tab's default example
 
 
+SUBJECTS = ["The cat", "My teacher", "A small robot", "The river", "Our class", "The old king", "A neural network"]
+VERBS = ["found", "painted", "remembered", "explained", "carried", "counted", "ignored"]
+OBJECTS = ["a red apple", "the last train", "seven stars", "the idea of superposition", "a quiet song", "the map"]
+
+
+def own_inputs(name: str, rng: random.Random, calls: dict) -> tuple:
+    """A student's own request once the examples are clicked: their own sentence at a layer of their choosing, their
+    own toy model's seed (never one computed before, so nothing is shared); pictures from the sample."""
+    if name == "/lm":
+        text = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} on day {rng.randrange(10**6)}."
+        return text, LM, rng.randrange(1, 31), "most variable 64 dimensions"
+    if name == "/toy":
+        return 5, 2, rng.choice([0.0, 0.7, 0.9, 0.99]), 1.0, 300, rng.randrange(10**6)
+    return rng.choice(calls[name])
+
+
 def opening_calls(calls: dict) -> list[tuple[str, tuple]]:
     """What a student does first: open the page, then click each tab's default example (its first inputs here)."""
     return [(name, calls[name][0]) for name in ("/mnist", "/resnet", "/toy", "/lm") if calls.get(name)]
@@ -201,9 +217,11 @@ def session(
     weights: dict = WEIGHTS,
     think: tuple[float, float] = (0.0, 0.0),
     opening: list[tuple[str, tuple]] = (),
+    varied: bool = False,
 ) -> None:
     """One learner: the ``opening`` calls, then endpoints one after another until ``stop_at``, each answer followed
-    by a pause drawn from ``think``; ``record(name, started, seconds, error)``."""
+    by a pause drawn from ``think`` (with ``varied``, texts and toy models of their own: ``own_inputs``);
+    ``record(name, started, seconds, error)``."""
     rng = random.Random(seed)
     for name, args in opening:
         one_call(client, name, args, record, f"{name} {OPENING}")
@@ -211,7 +229,7 @@ def session(
     chances = [weights[name] for name in names]
     while time.monotonic() < stop_at:
         name = rng.choices(names, chances)[0]
-        one_call(client, name, rng.choice(calls[name]), record)
+        one_call(client, name, own_inputs(name, rng, calls) if varied else rng.choice(calls[name]), record)
         pause = rng.uniform(*think)
         if pause:
             time.sleep(max(0.0, min(pause, stop_at - time.monotonic())))
@@ -329,7 +347,7 @@ def main() -> int:
             threads = [
                 threading.Thread(
                     target=session,
-                    args=(clients[i], calls, stop_at, args.seed + i, record, weights, think, opening),
+                    args=(clients[i], calls, stop_at, args.seed + i, record, weights, think, opening, bool(opening)),
                     daemon=True,
                 )
                 for i in range(args.sessions)

@@ -148,13 +148,16 @@ def analyse_text_event(
     device: torch.device = torch.device("cpu"),
     progress=gr.Progress(),
     allow_any: bool = False,
+    analysis: lm.TextAnalysis | None = None,
 ):
     """The main event (``api_name="lm"``): one forward pass, every layer kept.
 
     Returns {"summary": the /lm summary, "heatmap", "ranks": the rank-per-layer plot, "next_tokens": the top 5,
-    "status": a status line}, in the order the API returns them.
+    "status": a status line}, in the order the API returns them. With ``analysis`` (this text's, read already) no
+    forward pass is made here.
     """
-    analysis = read_text(text, model, layer, device, progress, allow_any)
+    if analysis is None:
+        analysis = read_text(text, model, layer, device, progress, allow_any)
     ranks = analysis.ranks()
     with lm_figures.lend_rank_plot() as panel:
         rank_plot = panel.update(
@@ -427,8 +430,13 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
         wait_for_model(model, device, progress, allow_any_model)
         if (text, model, layer, view) == opening:  # the tab's own example, as a class clicks it: drawn once, kept
             return shown.keyed(in_background(opening_view, line="quick")(text, model, layer, view, device))
+        # The forward pass is asked for here, so that texts sent at the same moment share one (lm_reading's batcher);
+        # the figures are then drawn on the quick line.
+        analysis = read_text(text, model, layer, device, progress, allow_any_model)
         return shown.keyed(
-            in_background(analyse_text_event, line="quick")(text, model, layer, view, device, progress, allow_any_model)
+            in_background(analyse_text_event, line="quick")(
+                text, model, layer, view, device, progress, allow_any_model, analysis
+            )
         )
 
     def open_tab(text, model, layer, view, progress=gr.Progress()):

@@ -11,7 +11,7 @@ import torch
 
 from demos.common import quoted, whole_number
 from superpos_core import lm
-from superpos_core.serving import Recent
+from superpos_core.serving import Batcher, Recent
 
 # What a Hugging Face model id looks like (owner/name). With --allow-any-model a learner may type one;
 # anything else (a path on the server, a URL) is refused before it reaches the loader.
@@ -65,6 +65,14 @@ def wait_for_model(model, device: torch.device, progress, allow_any: bool) -> No
         pass
 
 
+def _read_together(_key, items: list[tuple[lm.LoadedLM, str]]) -> list[lm.TextAnalysis]:
+    return lm.analyse_texts(items[0][0], [text for _, text in items], 0)
+
+
+# Texts sent at the same moment by several learners are read by the model in one forward pass (``analyse_texts``).
+_forwards = Batcher(_read_together, max_batch=8, line="quick")
+
+
 def read_text(text, model: str, layer, device: torch.device, progress, allow_any: bool = False) -> lm.TextAnalysis:
     """The text's analysis at ``layer``: from the cache when this text was read by this model before."""
     if not isinstance(text, str) or not text.strip():
@@ -78,7 +86,7 @@ def read_text(text, model: str, layer, device: torch.device, progress, allow_any
 
     def read() -> lm.TextAnalysis:
         progress(0.5, desc=f"Reading the text with {loaded.title}")
-        return lm.analyse_text(loaded, text, layer)
+        return _forwards((model, str(loaded.device)), (loaded, text)).at_layer(layer)
 
     try:
         return _analyses.get_or_make(key, read).at_layer(layer)

@@ -14,6 +14,7 @@ The science and the tabs stay free of threads and locks; whatever runs requests 
   keeps nothing), and ``Recent`` for values worth keeping a while (a text's analysis);
 - **queues**: one table, ``QUEUES``, of every event's concurrency id and limit; an event reads its
   line with ``queue("lm")``;
+- **batching**: ``Batcher``, which answers requests that arrive together in one call;
 - **stop buttons**: ``StopRequests``, which a streamed job reads between its steps.
 
 Nothing here imports gradio: a notebook can use the caches and the pools as the server does.
@@ -405,6 +406,86 @@ class Kept(Generic[V]):
         return thread
 
 
+# --- batching ----------------------------------------------------------------------------------------
+
+
+class _Request:
+    def __init__(self, item) -> None:
+        self.item = item
+        self.result = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()  # answered
+        self.turn = threading.Event()  # answered, or its turn to lead the next batch
+
+
+class Batcher:
+    """Requests of one kind that arrive together answered in one call: ``run(key, items) -> results`` on a line of
+    work, for up to ``max_batch`` items of the same ``key`` at a time (a language model's forward over several
+    texts: 1.7 times the texts per second at 4, on 2 cores).
+
+    Nothing waits for a batch to fill: the first caller runs at once with whatever is waiting, and those who come
+    while it runs go together in the next call, led by the first of them. When a batch fails, each of its items
+    is run alone, so that one bad request is refused without the others.
+    """
+
+    def __init__(self, run: Callable[[Hashable, list], list], max_batch: int = 8, line: str = "quick") -> None:
+        self.run, self.max_batch, self.line = run, max_batch, line
+        self._waiting: dict[Hashable, list[_Request]] = {}
+        self._leading: set[Hashable] = set()
+        self._lock = threading.Lock()
+        self.sizes: list[int] = []  # each batch's size, for tests and benchmarks (the last 1,000)
+
+    def __call__(self, key: Hashable, item):
+        if on_background_thread(self.line):  # already on the line: waiting there for a batch would deadlock it
+            return self.run(key, [item])[0]
+        request = _Request(item)
+        with self._lock:
+            self._waiting.setdefault(key, []).append(request)
+            if key not in self._leading:
+                self._leading.add(key)
+                request.turn.set()
+        request.turn.wait()
+        if not request.done.is_set():
+            self._lead(key)
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _lead(self, key: Hashable) -> None:
+        with self._lock:
+            waiting = self._waiting[key]
+            batch, waiting[:] = waiting[: self.max_batch], waiting[self.max_batch :]
+            self.sizes = [*self.sizes[-999:], len(batch)]
+        try:
+            self._answer(key, batch)
+        finally:
+            with self._lock:
+                if waiting:
+                    waiting[0].turn.set()  # the next batch's first request leads it
+                else:
+                    self._leading.discard(key)
+                    del self._waiting[key]
+            for request in batch:
+                request.done.set()
+                request.turn.set()
+
+    def _answer(self, key: Hashable, batch: list[_Request]) -> None:
+        work = in_background(self.run, line=self.line)
+        try:
+            results = work(key, [request.item for request in batch])
+            for request, result in zip(batch, results, strict=True):
+                request.result = result
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+                return
+            for request in batch:  # which one failed? each alone: the others are answered
+                try:
+                    request.result = work(key, [request.item])[0]
+                except Exception as own:
+                    request.error = own
+
+
 # --- stop buttons ------------------------------------------------------------------------------------
 
 
@@ -475,7 +556,7 @@ QUEUES = {
     "resnet-switch": Queue(4, "a change of model or layer: loads, or reads a kept model"),
     "resnet-examples": Queue(8, "a gallery example chosen: reads a file"),
     "resnet-open": Queue(16, "the ResNet tab's opening view: made once, then served from memory"),
-    "lm": Queue(2, "a language model's forward and figures over one text"),
+    "lm": Queue(4, "a language model's forward and figures over one text: forwards that arrive together are batched"),
     "lm-open": Queue(16, "the language-model tab's opening view: made once, then served from memory"),
     "lm-sae": Queue(1, "the course's SAE trained on one text"),
     "lm-steer": Queue(2, "a prompt continued twice, with and without a feature: seconds, a token at a time"),

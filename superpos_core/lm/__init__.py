@@ -25,6 +25,7 @@ from superpos_core.lm.analysis import (
     LayerError,
     TextAnalysis,
     analyse_text,
+    analyse_texts,
     check_layer,
     most_variable_dimensions,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "TextAnalysis",
     "TextInputError",
     "analyse_text",
+    "analyse_texts",
     "any_token_id",
     "available",
     "bos_token_id",

@@ -234,10 +234,42 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
         TextInputError: empty text, or not text.
         LayerError: ``layer`` outside 0..n_layers-1.
     """
+    return analyse_texts(loaded, [text], layer, max_tokens)[0]
+
+
+def analyse_texts(loaded: LoadedLM, texts: list[str], layer: int, max_tokens: int = MAX_TOKENS) -> list[TextAnalysis]:
+    """``analyse_text`` for several texts in one forward pass (a server's concurrent requests, batched): each text
+    right-padded to the longest, behind an attention mask. Right padding leaves every real token where a single
+    run puts it, and a causal model's real tokens never look at the pads after them; the batch changes only how
+    the matrix products round (a test bounds it). Raises as ``analyse_text`` does, for the first bad text."""
     layer = check_layer(layer, loaded.n_layers)
+    read = [_tokens_to_read(loaded, text, max_tokens) for text in texts]  # (text, notes, prefix, ids) each
+    rows = [prefix + ids for _, _, prefix, ids in read]
+    longest = max(map(len, rows))
+    pad = rows[0][0]  # any real id: the pads are masked out
+    input_ids = torch.tensor([row + [pad] * (longest - len(row)) for row in rows], device=loaded.device)  # (B, T)
+    mask = torch.tensor([[1] * len(row) + [0] * (longest - len(row)) for row in rows], device=loaded.device)
+    # The logits are taken from the last hidden state (the final norm applied) at each text's own last token, the
+    # same way for one text as for many: the output layer is never asked for a (B, T, vocab) tensor.
+    extra = {"logits_to_keep": 1} if loaded.keeps_last_logits else {}
+    with torch.inference_mode():
+        out = loaded.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True, **extra)
+        last = torch.stack([out.hidden_states[-1][b, len(row) - 1] for b, row in enumerate(rows)])  # (B, d_model)
+        logits = loaded.model.get_output_embeddings()(last).float()  # (B, vocab)
+    analyses = []
+    for b, (text, notes, prefix, ids) in enumerate(read):
+        hidden = torch.stack([h[b, len(prefix) : len(prefix) + len(ids)] for h in out.hidden_states]).to(
+            "cpu", torch.float32
+        )  # (n_layers, T, d_model)
+        analyses.append(_analysis(loaded, layer, text, notes, prefix, ids, hidden, logits[b]))
+    return analyses
+
+
+def _tokens_to_read(loaded: LoadedLM, text: str, max_tokens: int) -> tuple[str, list[str], list[int], list[int]]:
+    """(the cleaned text, notes for the learner, the BOS prefix, the text's token ids as far as they are read)."""
     text, notes = clean_text(text)
-    # 1) tokenise the whole text, so the note can say how much was left out. The BOS is ours to add, never
-    #    the tokenizer's: some tokenizers add one and some do not, and the text's tokens must be the same either way.
+    # The BOS is ours to add, never the tokenizer's: some tokenizers add one and some do not, and the text's tokens
+    # must be the same either way. The whole text is tokenised, so the note can say how much was left out.
     ids = loaded.tokenizer(text, add_special_tokens=False).input_ids
     bos = bos_token_id(loaded.tokenizer)
     prefix = [] if bos is None else [bos]
@@ -252,22 +284,20 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
             f"The text is {len(ids):,} tokens and {why}: only the first {limit:,} were analysed, and the next-token guess follows token {limit:,}."
         )
         ids = ids[:limit]
-    # 2) one forward pass over BOS + text; hidden states of every layer come back together. Models put huge values
-    #    on the first position (an attention sink): with no BOS the text's first token took that role and held
-    #    over 99.9% of the energy from the middle layers on, so the rank counted that one token. The BOS takes the
-    #    role here, as it did in training, and its row is dropped: everything shown is the text's own tokens.
-    input_ids = torch.tensor([prefix + ids], device=loaded.device)  # (1, 1 + T)
-    extra = {"logits_to_keep": 1} if loaded.keeps_last_logits else {}
-    with torch.inference_mode():
-        out = loaded.model(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True, **extra
-        )
-    hidden = torch.stack([h[0, len(prefix) :] for h in out.hidden_states]).to(
-        "cpu", torch.float32
-    )  # (n_layers, T, d_model)
-    # 3) the next token: softmax over the whole output, but only ids the tokenizer can spell (Pythia's
-    #    output layer is padded past its vocabulary with ids that stand for nothing)
-    probs = torch.softmax(out.logits[0, -1].float(), dim=-1)  # (vocab,)
+    return text, notes, prefix, list(ids)
+
+
+def _analysis(loaded, layer, text, notes, prefix, ids, hidden, logits) -> TextAnalysis:
+    """One text's ``TextAnalysis`` from its forward pass: ``hidden`` (n_layers, T, d_model) without the BOS, and
+    the next-token ``logits`` (vocab,) after its last token.
+
+    Models put huge values on the first position (an attention sink): with no BOS the text's first token took that
+    role and held over 99.9% of the energy from the middle layers on, so the rank counted that one token. The BOS
+    takes the role here, as it did in training, and its row is dropped: everything shown is the text's own tokens.
+    """
+    # The next token: softmax over the whole output, but only ids the tokenizer can spell (Pythia's output layer is
+    # padded past its vocabulary with ids that stand for nothing).
+    probs = torch.softmax(logits, dim=-1)  # (vocab,)
     values, indices = probs[: len(loaded.tokenizer)].topk(TOP_NEXT)
     next_tokens = [(readable_token(loaded.tokenizer, int(i)), round(float(v), 6)) for v, i in zip(values, indices)]
     tokens = [readable_token(loaded.tokenizer, i) for i in ids]
@@ -277,6 +307,7 @@ def analyse_text(loaded: LoadedLM, text: str, layer: int, max_tokens: int = MAX_
             f"With {len(ids)} token{'s' * (len(ids) != 1)} the activations form a {len(ids)} × {d_model} matrix, so no layer's effective "
             f"rank can exceed {len(ids)}: that limit comes from the text's length, not from the model."
         )
+    bos = prefix[0] if prefix else None
     bos_text = None if bos is None else loaded.tokenizer.convert_ids_to_tokens(bos)
     shown = shown_tokens(loaded.tokenizer, ids, tokens)
     return TextAnalysis(

@@ -361,3 +361,44 @@ def test_a_stop_reaches_only_the_job_under_way_for_its_key():
     with stops.running("alice") as stopped:
         assert not stopped()  # the last job's stop is not the next one's
     assert stops._running == {} and stops._stopping == set()
+
+
+def test_requests_that_arrive_together_are_answered_in_one_batch_and_a_bad_one_alone():
+    import threading
+
+    from superpos_core.serving import Batcher
+
+    gate, calls = threading.Event(), []
+
+    def run(key, items):
+        calls.append(list(items))
+        if items == ["first"]:
+            gate.wait(10)  # while the first runs, the others arrive and wait together
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [f"{key}:{item}" for item in items]
+
+    batcher = Batcher(run, max_batch=8, line="quick")
+    results = {}
+
+    def ask(item):
+        try:
+            results[item] = batcher("model", item)
+        except ValueError as error:
+            results[item] = str(error)
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    others = [threading.Thread(target=ask, args=(item,)) for item in ("a", "b", "bad", "c")]
+    for thread in others:
+        thread.start()
+    time.sleep(0.3)
+    gate.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert results == {"first": "model:first", "a": "model:a", "b": "model:b", "bad": "bad item", "c": "model:c"}
+    assert sorted(calls[1]) == ["a", "b", "bad", "c"]  # one batch for the four that came together
+    assert sorted(map(tuple, calls[2:])) == [("a",), ("b",), ("bad",), ("c",)]  # it failed: each alone
+    assert batcher.sizes[:2] == [1, 4] and not batcher._waiting and not batcher._leading

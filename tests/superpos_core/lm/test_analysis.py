@@ -141,3 +141,31 @@ def test_summary_is_the_api_contract(tiny):
 
 def test_the_rank_is_the_course_definition():
     assert lm_analysis.effective_rank is rank.effective_rank  # the course's definition, not a second copy
+
+
+def test_texts_read_together_give_each_texts_own_numbers():
+    """A batch (right-padded, masked) gives each text the tokens, ranks and next tokens of its own run, and hidden
+    states that differ only by the rounding of batched products (the BOS's attention sink runs into the thousands:
+    the bound is relative)."""
+    loaded = lm.load("smollm2-135m-offline")
+    texts = [
+        "The cat found a red apple.",
+        "Hi",
+        "Superposition lets a network store more features than it has neurons. 🧠",
+        "It was the best of times, it was the worst of times.",
+    ]
+    together = lm.analyse_texts(loaded, texts, 10)
+    for text, batched in zip(texts, together):
+        alone = lm.analyse_text(loaded, text, 10)
+        assert (batched.tokens, batched.token_ids, batched.notes, batched.ranks()) == (
+            alone.tokens,
+            alone.token_ids,
+            alone.notes,
+            alone.ranks(),
+        )
+        assert [t for t, _ in batched.next_tokens] == [t for t, _ in alone.next_tokens]
+        np.testing.assert_allclose([p for _, p in batched.next_tokens], [p for _, p in alone.next_tokens], atol=2e-6)
+        scale = alone.hidden_states.abs().amax(dim=(1, 2), keepdim=True)  # (n_layers, 1, 1)
+        assert float(((batched.hidden_states - alone.hidden_states).abs() / scale).max()) < 1e-5
+    with pytest.raises(lm.TextInputError):
+        lm.analyse_texts(loaded, ["fine", "   "], 10)
