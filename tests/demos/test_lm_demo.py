@@ -73,7 +73,7 @@ def test_main_event_returns_the_lm_contract_first(tiny):
 
 def test_the_layer_and_view_reuse_the_forward_pass(tiny, monkeypatch):
     lm_tab.analyse_text_event(TEXT, KEY, 0, progress=quiet)
-    monkeypatch.setattr(lm, "analyse_text", lambda *a, **k: pytest.fail("the text was read again"))
+    monkeypatch.setattr(lm, "analyse_texts", lambda *a, **k: pytest.fail("the text was read again"))
     summary, heatmap, *_ = lm_tab.analyse_text_event(TEXT, KEY, 2, "all dimensions", progress=quiet).values()
     assert summary["layer"] == 2 and is_rgb(heatmap)
     assert is_rgb(lm_tab.switch_view(TEXT, KEY, 2, "most variable 64 dimensions"))
@@ -451,8 +451,8 @@ def test_models_not_on_this_machine_are_marked_and_not_recommended(monkeypatch):
 def test_text_analysis_reuses_the_handlers_forward_until_forget_texts(tiny, monkeypatch):
     """The public read a benchmark or notebook uses: the handlers' cached analysis, emptied by forget_texts."""
     lm_tab.analyse_text_event(TEXT, KEY, 1, progress=quiet)
-    reads, real = [], lm.analyse_text
-    monkeypatch.setattr(lm, "analyse_text", lambda *a, **k: reads.append(1) or real(*a, **k))
+    reads, real = [], lm.analyse_texts  # the handlers read texts through the batcher, several at once
+    monkeypatch.setattr(lm, "analyse_texts", lambda *a, **k: reads.append(1) or real(*a, **k))
     assert lm_tab.text_analysis(TEXT, KEY, 2).layer == 2
     assert reads == []  # the handler's forward pass, reused
     lm_tab.forget_texts()
