@@ -40,19 +40,23 @@ def one_start(idle_s: float) -> tuple[float, float]:
 GOAL_FIRST_LM_S = 10.0  # issue 18: a restarted server's first SmolLM2 /lm answer, from the command
 
 
-def first_text_answered() -> float:
-    """Seconds from ``python app.py`` to its first answer to /lm with the offline SmolLM2 (a text of its own, not
-    the tab's example: nothing drawn at start-up answers it), on a start after the first (caches warm)."""
+def first_text_answered(idle_s: float = 0.0) -> tuple[float, float, float]:
+    """(seconds from ``python app.py`` to the page served, to its first answer to /lm with the offline SmolLM2 (a
+    text of its own, not the tab's example: nothing drawn at start-up answers it), and the RSS in MiB after
+    ``idle_s`` more seconds), on a start after the first (caches warm)."""
     from benchmarks.load import LM, connect
 
     port, started = free_port(), time.perf_counter()
     server = start_server(port)  # returns as soon as the page is served
     try:
+        serving = time.perf_counter() - started
         client = connect(f"http://127.0.0.1:{port}/")
         client.predict(
             "A restarted server reads its first text.", LM, 10, "most variable 64 dimensions", api_name="/lm"
         )
-        return time.perf_counter() - started
+        answered = time.perf_counter() - started
+        time.sleep(idle_s)
+        return serving, answered, rss_mib(server.pid)
     finally:
         stop_server(server)
 
@@ -78,8 +82,12 @@ def main() -> None:
     if args.quick:
         args.runs, args.idle = 1, 1.0
         quick_run()
-    result = measure(args.runs, args.idle)
-    first = first_text_answered()  # after measure's starts: a restart, its caches warm
+    if args.quick:  # one start checks both: served, then its first text answered (its RSS then not an idle one's)
+        serving, first, rss = first_text_answered(args.idle)
+        result = {"start_s": serving, "idle_mib": rss, "runs": [(serving, rss)]}
+    else:
+        result = measure(args.runs, args.idle)
+        first = first_text_answered()[1]  # after measure's starts: a restart, its caches warm
     print(
         f"a restarted server's first SmolLM2 /lm answer: {first:.2f} s after `python app.py` (goal <= "
         f"{GOAL_FIRST_LM_S:.0f} s: {verdict(first <= GOAL_FIRST_LM_S, not_met='NOT MET')})"
