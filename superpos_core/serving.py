@@ -242,15 +242,7 @@ class Recent(Generic[V]):
                 if making.error is None:
                     continue  # it is kept now (or, were the cache tiny and busy, already pushed out: made again)
                 return self.put(key, make())
-            try:
-                return self.put(key, make())
-            except BaseException as error:
-                making.error = error
-                raise
-            finally:
-                with self._lock:
-                    self._making.pop(key, None)
-                making.done.set()
+            return making.run(self._lock, self._making, key, lambda: self.put(key, make()))
 
     def clear(self) -> None:
         with self._lock:
@@ -271,6 +263,19 @@ class _Making:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.error: BaseException | None = None
+
+    def run(self, lock: threading.Lock, under_way: dict, key: Hashable, make_and_keep: Callable[[], V]) -> V:
+        """Make the value (``make_and_keep`` also keeps it), then let whoever waits on it go: with its error, if any.
+        ``under_way`` (key -> _Making, guarded by ``lock``) forgets it either way."""
+        try:
+            return make_and_keep()
+        except BaseException as error:
+            self.error = error
+            raise
+        finally:
+            with lock:
+                under_way.pop(key, None)
+            self.done.set()
 
 
 class Kept(Generic[V]):
@@ -365,18 +370,13 @@ class Kept(Generic[V]):
             return self._values[key]
 
     def _make(self, key: Hashable, make: Callable[[], V], making: _Making) -> V:
-        try:
+        def keep() -> V:
             value = make()
             with self._lock:
                 self._values[key] = value
             return value
-        except BaseException as error:
-            making.error = error
-            raise
-        finally:
-            with self._lock:
-                self._making.pop(key, None)
-            making.done.set()
+
+        return making.run(self._lock, self._making, key, keep)
 
     def start(self, key: Hashable, make: Callable[[], V], name: str = "kept-value") -> threading.Thread | None:
         """Make the value on a thread of low priority, unless it is kept or under way already; returns the thread started.
