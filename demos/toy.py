@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 
 import gradio as gr
@@ -210,7 +209,7 @@ def shared_result(n, m, sparsity, decay, steps, seed, progress=None, device: tor
     config = read_controls(n, m, sparsity, decay, steps, seed)  # a wrong control is refused here, naming it
     if config == read_controls(**DEFAULTS):
         return opening_result(device, progress)
-    key = (str(torch.device(device)), dataclasses.astuple(config))
+    key = (str(torch.device(device)), config)  # a frozen dataclass: hashable, equal when every control is
     kept = _recent.get_or_make(key, lambda: train_toy(n, m, sparsity, decay, steps, seed, progress, device))
     return copy.deepcopy(kept)  # gradio may change the updates it is handed; the kept ones stay as they are
 

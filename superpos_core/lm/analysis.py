@@ -243,7 +243,7 @@ def analyse_texts(loaded: LoadedLM, texts: list[str], layer: int, max_tokens: in
     run puts it, and a causal model's real tokens never look at the pads after them; the batch changes only how
     the matrix products round (a test bounds it). Raises as ``analyse_text`` does, for the first bad text."""
     layer = check_layer(layer, loaded.n_layers)
-    read = [_tokens_to_read(loaded, text, max_tokens) for text in texts]  # (text, notes, prefix, ids) each
+    read = [tokens_to_read(loaded, text, max_tokens) for text in texts]  # (text, notes, prefix, ids) each
     rows = [prefix + ids for _, _, prefix, ids in read]
     longest = max(map(len, rows))
     pad = rows[0][0]  # any real id: the pads are masked out
@@ -265,8 +265,9 @@ def analyse_texts(loaded: LoadedLM, texts: list[str], layer: int, max_tokens: in
     return analyses
 
 
-def _tokens_to_read(loaded: LoadedLM, text: str, max_tokens: int) -> tuple[str, list[str], list[int], list[int]]:
-    """(the cleaned text, notes for the learner, the BOS prefix, the text's token ids as far as they are read)."""
+def tokens_to_read(loaded: LoadedLM, text: str, max_tokens: int) -> tuple[str, list[str], list[int], list[int]]:
+    """(the cleaned text, notes for the learner, the BOS prefix, the text's token ids as far as they are read): a text
+    as the model reads a document (``TextInputError`` for an empty one)."""
     text, notes = clean_text(text)
     # The BOS is ours to add, never the tokenizer's: some tokenizers add one and some do not, and the text's tokens
     # must be the same either way. The whole text is tokenised, so the note can say how much was left out.

@@ -29,11 +29,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from superpos_core.lm.analysis import check_layer
+from superpos_core.lm.analysis import check_layer, tokens_to_read
 from superpos_core.lm.corpus_activations import blocks_of
 from superpos_core.lm.features import FeatureSAE
 from superpos_core.lm.loading import LoadedLM
-from superpos_core.lm.tokens import TextInputError, bos_token_id, clean_text, readable_token
+from superpos_core.lm.tokens import TextInputError, readable_token
 
 MAX_TOKENS = 64  # new tokens generated at most, for the baseline and for the steered run each
 SHOWN = 10  # tokens listed as gained and as lost
@@ -150,14 +150,11 @@ def _check(strength, tokens, seed) -> None:
 
 def prompt_ids(loaded: LoadedLM, prompt) -> list[int]:
     """The prompt's token ids as the model reads a document, led by its BOS (``SteeringError`` when it is empty)."""
-    try:
-        text, _notes = clean_text(prompt) if isinstance(prompt, str) else ("", [])
+    try:  # a prompt longer than the context is cut to it here, and then refused as too long by ``steer_steps``
+        _text, _notes, prefix, ids = tokens_to_read(loaded, prompt, loaded.context_length)
     except TextInputError:
-        text = ""
-    if not text.strip():
-        raise SteeringError("The prompt is empty: type the start of a sentence for the model to continue.")
-    bos = bos_token_id(loaded.tokenizer)
-    return ([] if bos is None else [bos]) + loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+        raise SteeringError("The prompt is empty: type the start of a sentence for the model to continue.") from None
+    return prefix + ids
 
 
 def direction(found: FeatureSAE, feature: int) -> torch.Tensor:
