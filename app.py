@@ -3,6 +3,7 @@
 python app.py                      # http://127.0.0.1:7860
 python app.py --host 0.0.0.0 --port 8080 --device cuda
 python app.py --tab mnist          # one demo alone, for a course page that embeds just that
+superpos --tab mnist               # the same, once installed (pip install .)
 """
 
 from __future__ import annotations
@@ -12,14 +13,21 @@ import json
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):
+    import spaces  # noqa: F401 (on a ZeroGPU Space: before torch, so that it can lend CUDA to decorated calls)
 
 import gradio as gr
 import torch
 
-from demos import lm as lm_tab
-from demos import mnist, resnet, toy
 from superpos_core import serving
 from superpos_core.devices import resolve_device
+
+if __package__:  # installed (pip install .): this file is superpos.app and the tabs are superpos.demos
+    from .demos import lm as lm_tab
+    from .demos import mnist, resnet, toy
+else:  # a checkout: python app.py, or import app from the repository's root
+    from demos import lm as lm_tab
+    from demos import mnist, resnet, toy
 
 TABS = {
     "toy": "Toy model",
@@ -52,6 +60,8 @@ SHOW_TAB_IN_ADDRESS = (
     " window.history.replaceState(window.history.state, '', address); }"
 )
 CSS = ".figure-note { font-size: 0.9em; opacity: 0.85; } .figure-title p { margin-bottom: -8px; }"
+# How the app is launched, from the command line or a notebook (superpos.launch).
+LAUNCH_OPTIONS = dict(css=CSS, max_file_size=MAX_FILE_SIZE, footer_links=["api", "gradio"])
 INTRO = (
     "# superpos: superposition, live\n"
     "Neural networks store more features than they have neurons by letting features share neurons. "
@@ -102,8 +112,8 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
     return blocks
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="superpos: superposition in real networks, live")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="superpos: superposition in real networks, live")
     # A Hugging Face Space (and any host that sets them) tells the app where to serve through these variables.
     parser.add_argument(
         "--host",
@@ -137,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             server_name=args.host,
             server_port=args.port,
             share=args.share,
-            css=CSS,
-            max_file_size=MAX_FILE_SIZE,
-            footer_links=["api", "gradio"],
+            **LAUNCH_OPTIONS,
         )
     except OSError as error:  # most often: the port is taken
         parser.exit(1, f"superpos could not start: {error}\n")

@@ -20,6 +20,27 @@ from PIL import Image
 from superpos_core import serving
 from superpos_core.drawing import too_large_message
 
+ZERO_GPU = "SPACES_ZERO_GPU"  # Hugging Face sets it to "true" on a ZeroGPU Space
+GPU_SECONDS = 60  # what a ZeroGPU call asks for by default: one forward, one toy model, one SAE
+
+
+def on_gpu(fn=None, *, duration: int = GPU_SECONDS):
+    """Mark an event's handler as one that uses the device: on a ZeroGPU Space it is run with a GPU attached.
+
+    ZeroGPU (Hugging Face's free shared GPUs) lends a GPU only for the length of a call decorated by
+    ``spaces.GPU``, which it runs in a forked worker. Anywhere else — a CPU Space, a laptop, a lab's own
+    GPU, or the ``spaces`` package installed without that hardware — the handler is returned unchanged,
+    and ``spaces`` is not even imported. ``duration`` is the most seconds a call may hold the GPU.
+    """
+    if fn is None:
+        return functools.partial(on_gpu, duration=duration)
+    if os.environ.get(ZERO_GPU, "").lower() not in ("1", "true"):
+        return fn
+    import spaces  # present on every ZeroGPU Space; imported by app.py before torch, as ZeroGPU asks
+
+    return spaces.GPU(fn, duration=duration)
+
+
 QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-character string is not echoed
 MAX_SEED = 2**63 - 1  # the largest seed, either side of 0, that torch.Generator.manual_seed takes
 

@@ -10,14 +10,20 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos import (
+from superpos_core import lm, sae, serving
+from superpos_core.figures import lm as lm_figures
+from superpos_core.figures import sae as sae_figures
+from superpos_core.figures.base import to_rgb
+from superpos_core.serving import Kept, in_background
+
+from . import (
     lm_concepts,
     lm_features,
     lm_sae,
     lm_steer,
     networks,  # the network view (issue 13)
 )
-from demos.common import (
+from .common import (
     CheckedNumber,
     CheckedSlider,
     ChoiceDropdown,
@@ -25,11 +31,12 @@ from demos.common import (
     Panels,
     figure_with_note,
     network_view,
+    on_gpu,
     whole_number,
 )
-from demos.lm_concepts import concepts_event
-from demos.lm_features import feature_event, features_event
-from demos.lm_reading import (
+from .lm_concepts import concepts_event
+from .lm_features import feature_event, features_event
+from .lm_reading import (
     HUB_ID,
     forget_texts,
     load_model,
@@ -39,13 +46,8 @@ from demos.lm_reading import (
     text_analysis,
     wait_for_model,
 )
-from demos.lm_sae import pretrained_sae_panel, pretrained_token_panel
-from demos.lm_steer import steer_event
-from superpos_core import lm, sae, serving
-from superpos_core.figures import lm as lm_figures
-from superpos_core.figures import sae as sae_figures
-from superpos_core.figures.base import to_rgb
-from superpos_core.serving import Kept, in_background
+from .lm_sae import pretrained_sae_panel, pretrained_token_panel
+from .lm_steer import steer_event
 
 # The tab's events, for notebooks, tests and benchmarks, whichever of its modules holds them.
 __all__ = [
@@ -472,9 +474,9 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
     # The three ways to ask for an analysis share one queue ("lm") and each cancels a late opening view.
     asking = dict(inputs=inputs, outputs=outputs, **serving.queue("lm"), cancels=[opened])
     analyses = [
-        tab.run.click(analyse, api_name="lm", **asking),
-        tab.text.submit(analyse, api_visibility="private", **asking),
-        tab.layer.release(analyse, api_visibility="private", show_progress="minimal", **asking),
+        tab.run.click(on_gpu(analyse), api_name="lm", **asking),
+        tab.text.submit(on_gpu(analyse), api_visibility="private", **asking),
+        tab.layer.release(on_gpu(analyse), api_visibility="private", show_progress="minimal", **asking),
     ]
     lm_features.wire(tab.features, blocks, device, tab.text, tab.model, after=analyses)
     lm_steer.wire(tab.steer, device, tab.model, tab.features.layer, tab.features.feature)
@@ -497,7 +499,7 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
         queue=False,
     )
     tab.train.click(
-        train_sae,
+        on_gpu(train_sae, duration=120),
         inputs=[tab.text, tab.model, tab.layer, *tab.sae_controls],
         outputs=tab.sae(),
         api_name="lm_sae",

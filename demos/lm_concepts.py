@@ -6,12 +6,13 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from demos.common import Panels, figure_with_note, whole_number
-from demos.lm_reading import load_model
 from superpos_core import concepts, lm, serving
 from superpos_core.figures import concepts as concept_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import in_background
+
+from .common import Panels, figure_with_note, on_gpu, whole_number
+from .lm_reading import load_model
 
 NOTES = {
     "bars": "Left, as in the course: Pearson's correlation, across the hidden dimensions, between each concept's vector (the mean of "
@@ -135,7 +136,7 @@ def wire(panels: Panels, device: torch.device, model: gr.Dropdown, layer: gr.Sli
         return concepts_event(concept_words, sentences, model, layer, device, progress, allow_any_model)
 
     panels["run"].click(
-        compare_concepts,
+        on_gpu(compare_concepts),
         inputs=[panels["words"], panels["sentences"], model, layer],
         outputs=panels(*OUTPUTS),
         api_name="lm_concepts",

@@ -11,14 +11,15 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos.common import CheckedNumber, Panels, clickable_tokens, figure_with_note, quoted, whole_number
-from demos.lm_reading import load_model, quiet, read_text
 from superpos_core import lm, sae, serving
 from superpos_core.figures import dashboards as dashboard_figures
 from superpos_core.figures import lm as lm_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.lm import features
 from superpos_core.serving import in_background
+
+from .common import CheckedNumber, Panels, clickable_tokens, figure_with_note, on_gpu, quoted, whole_number
+from .lm_reading import load_model, quiet, read_text
 
 NOTES = {
     "density": "Each feature's share of the corpus's tokens where it fires, on a log scale: one bar counts the features "
@@ -383,7 +384,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
         return {section.feature: int(picked), **lm_feature(model, layer, int(picked), quiet)}
 
     section.run.click(
-        lm_features,
+        on_gpu(lm_features),
         inputs=[text, model, section.layer],
         outputs=found(),
         api_name="lm_features",
@@ -420,7 +421,7 @@ def wire(section: SimpleNamespace, blocks: gr.Blocks, device: torch.device, text
     section.search.click(look_up, inputs=searching, outputs=found("status", "picked"), **private)
     section.word.submit(look_up, inputs=searching, outputs=found("status", "picked"), **private)
     section.open.click(
-        lm_feature,
+        on_gpu(lm_feature),
         inputs=[model, section.layer, section.feature],
         outputs=dashboard(),
         api_name="lm_feature",

@@ -9,9 +9,10 @@ import re
 import gradio as gr
 import torch
 
-from demos.common import quoted, whole_number
 from superpos_core import lm
 from superpos_core.serving import Batcher, Recent
+
+from .common import quoted, whole_number
 
 # What a Hugging Face model id looks like (owner/name). With --allow-any-model a learner may type one;
 # anything else (a path on the server, a URL) is refused before it reaches the loader.

@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import gradio as gr
 import torch
 
-from demos.common import Panels, clickable_tokens, figure, figure_with_note, whole_number
-from demos.lm_reading import CACHED_TEXTS, load_model, model_title, quiet, read_text
 from superpos_core import lm, sae, serving
 from superpos_core.figures import sae as sae_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import Recent, in_background
+
+from .common import Panels, clickable_tokens, figure, figure_with_note, whole_number
+from .lm_reading import CACHED_TEXTS, load_model, model_title, quiet, read_text
 
 NOTE = (
     "A sparse autoencoder trained by others on millions of GPT-2 tokens, with 24,576 features for 768 dimensions: "

@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import gradio as gr
 import torch
 
-from demos.common import CheckedNumber, CheckedSlider, ChoiceRadio, Panels, note, number, whole_number
-from demos.lm_features import feature_sae_for, token_column
-from demos.lm_reading import load_model, wait_for_model
 from superpos_core import serving
 from superpos_core.lm import steering
 from superpos_core.serving import in_background
+
+from .common import CheckedNumber, CheckedSlider, ChoiceRadio, Panels, note, number, on_gpu, whole_number
+from .lm_features import feature_sae_for, token_column
+from .lm_reading import load_model, wait_for_model
 
 PROMPT = "Yesterday I went to the market and"
 STRENGTH, MAX_STRENGTH = 1.0, 10.0
@@ -213,14 +214,14 @@ def wire(section: SimpleNamespace, device: torch.device, model, layer, feature) 
         yield from lm_steer(prompt, model, layer, feature, strength, tokens, sampled, request, progress)
 
     section.api.click(
-        lm_steer,
+        on_gpu(lm_steer),
         inputs=[prompt, model, layer, feature, strength, tokens, seed],
         outputs=shown(),
         api_name="lm_steer",
         **serving.queue("lm-steer"),
     )
     section.run.click(
-        steer_button,
+        on_gpu(steer_button),
         inputs=[prompt, model, layer, feature, strength, tokens, section.decoding, seed],
         outputs=shown(),
         api_visibility="private",

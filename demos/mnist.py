@@ -14,19 +14,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from demos import networks  # the network view (issue 13)
-from demos.common import (
-    MAX_SEED,
-    Panels,
-    ReadableUploads,
-    figure,
-    figure_with_note,
-    inline_png,
-    network_view,
-    note,
-    whole_number,
-)
-from demos.drawing_pad import DrawingPad
 from superpos_core import mnist, mnist_sae, serving
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
 from superpos_core.figures import mnist as mnist_figures
@@ -41,6 +28,21 @@ from superpos_core.mnist_explorer import (
     train_live,
 )
 from superpos_core.serving import Kept, in_background
+
+from . import networks  # the network view (issue 13)
+from .common import (
+    MAX_SEED,
+    Panels,
+    ReadableUploads,
+    figure,
+    figure_with_note,
+    inline_png,
+    network_view,
+    note,
+    on_gpu,
+    whole_number,
+)
+from .drawing_pad import DrawingPad
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
 BRUSH = 24  # stroke width in canvas px, about an eighth of a full-height digit, like MNIST's pen
@@ -543,7 +545,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         **simplenet,
     )
     panels["sketch"].change(
-        panels.filled_by(partial(analyse, device=device)),
+        on_gpu(panels.filled_by(partial(analyse, device=device))),
         inputs=panels["sketch"],
         outputs=live,
         api_name="mnist",
@@ -569,7 +571,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     )
     panels["gallery"].select(show_example, outputs=pad, api_visibility="private", show_progress="hidden", queue=False)
     panels["train_button"].click(
-        train,
+        on_gpu(train, duration=120),
         inputs=panels("epochs", "seed"),
         outputs=panels(*TRAINING),
         api_name="mnist_train",

@@ -11,12 +11,13 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos import networks  # the network view (issue 13)
-from demos.common import ChoiceDropdown, Panels, ReadableUploads, figure_with_note, network_view, quoted
 from superpos_core import mnist, resnets, serving
 from superpos_core.conv_rank import TABLE_HEADERS
 from superpos_core.figures import resnet as resnet_figures
 from superpos_core.serving import Kept, in_background
+
+from . import networks  # the network view (issue 13)
+from .common import ChoiceDropdown, Panels, ReadableUploads, figure_with_note, network_view, on_gpu, quoted
 
 NOTES = {
     "maps": "The 16 channels of this layer that respond most to the picture, strongest first (each tile shares one colour scale). "
@@ -412,7 +413,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         return analyse(picture, model, layer, device)
 
     event = panels["image"].change(
-        resnet,
+        on_gpu(resnet),
         inputs=picture_in,
         outputs=live,
         api_name="resnet",
@@ -512,7 +513,7 @@ def take_drawings_from(digits: SimpleNamespace, convs: SimpleNamespace) -> None:
     The drawing goes to the bundled digit model, and the browser switches tab. With an empty pad the first
     step says "Draw a digit first" and the page stays on the MNIST tab.
     """
-    from demos import mnist as mnist_tab  # the MNIST tab's pad, read as that tab reads it
+    from . import mnist as mnist_tab  # the MNIST tab's pad, read as that tab reads it
 
     sent = digits.send.click(
         mnist_tab.require_drawing,

@@ -9,12 +9,13 @@ import gradio as gr
 import numpy as np
 import torch
 
-from demos import toy_sae as toy_sae_section
-from demos.common import MAX_SEED, Panels, figure, figure_with_note, network_view, note, number, whole_number
 from superpos_core import network, serving, toy
 from superpos_core.figures import toy as toy_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import Kept, Recent, in_background
+
+from . import toy_sae as toy_sae_section
+from .common import MAX_SEED, Panels, figure, figure_with_note, network_view, note, number, on_gpu, whole_number
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
 DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}
@@ -356,7 +357,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     # failed run's other outputs are left as they are (skipped), which clears their Error badges.
     errors = dict(api_visibility="private", queue=False, preprocess=False, show_progress="hidden")
     panels["train_button"].click(
-        train,
+        on_gpu(train),
         inputs=panels(*CONTROLS),
         outputs=panels(*TRAINED),
         api_name="toy",
@@ -370,7 +371,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     )
     swept_by = ("n", "m", "decay", "steps", "seed")
     panels["sweep_button"].click(
-        sweep,
+        on_gpu(sweep, duration=120),
         inputs=panels(*swept_by),
         outputs=panels(*SWEPT),
         api_name="toy_sweep",

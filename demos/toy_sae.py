@@ -11,11 +11,12 @@ from collections.abc import Callable
 import gradio as gr
 import torch
 
-from demos.common import MAX_SEED, Panels, figure, figure_with_note, note, number, whole_number
 from superpos_core import serving, toy, toy_sae
 from superpos_core.figures import toy as toy_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import in_background
+
+from .common import MAX_SEED, Panels, figure, figure_with_note, note, number, on_gpu, whole_number
 
 # The SAE controls' values when the tab opens: 2n latents for the opening n = 5 (the box follows n, see ``wire``).
 DEFAULTS = {
@@ -314,7 +315,7 @@ def wire(panels: Panels, read_toy: ReadToy, device: torch.device) -> None:
         ),
     ):
         panels[button].click(
-            event,
+            on_gpu(event, duration=120),
             inputs=panels(*inputs),
             outputs=panels(*outputs),
             api_name=api_name,

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from superpos_core import rank
+from superpos_core import paths, rank
 from superpos_core.capture import capture_activations
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = paths.ASSETS
 WEIGHTS_PATH = ASSETS / "simplenet_mnist.safetensors"
 PROVENANCE_PATH = ASSETS / "simplenet_mnist.provenance.json"
 SAMPLE_PATH = ASSETS / "mnist_sample.npz"

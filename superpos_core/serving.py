@@ -118,6 +118,13 @@ def line_pool(line: str = "long") -> ThreadPoolExecutor:
     )
 
 
+def _forget_pools_in_a_forked_child() -> None:
+    """A forked process (ZeroGPU runs each GPU call in one) has none of its parent's threads, though it has their
+    pools: a job sent to one would wait forever. The child makes its own pools on first use instead."""
+    line_pool.cache_clear()
+    encode_pool.cache_clear()
+
+
 def background_pool() -> ThreadPoolExecutor:
     """The pool every long job runs on (see ``in_background``)."""
     return line_pool("long")
@@ -127,6 +134,9 @@ def background_pool() -> ThreadPoolExecutor:
 def encode_pool() -> ThreadPoolExecutor:
     """Two threads for halves of one large SAE encode: torch's matrix product releases the interpreter lock."""
     return ThreadPoolExecutor(max_workers=ENCODE_WORKERS, thread_name_prefix="sae-encode")
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_a_forked_child)
 
 
 def on_background_thread(line: str | None = None) -> bool:

@@ -88,7 +88,8 @@ def test_the_app_imports_nothing_that_requirements_txt_does_not_install():
                 imported |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"app", "demos", "superpos_core", "__future__"}
+    # spaces is imported only on a ZeroGPU Space (demos.common.on_gpu), whose image has it installed.
+    third_party = imported - set(sys.stdlib_module_names) - {"app", "demos", "superpos_core", "__future__", "spaces"}
     assert {"torch", "gradio", "transformers"} <= third_party
     for module in third_party:
         assert {d.lower().replace("_", "-") for d in providers.get(module, [])} & names, (
@@ -115,3 +116,25 @@ def test_the_code_is_formatted_and_linted_by_ruff():
     for command in (["check", "."], ["format", "--check", "."]):
         done = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, f"ruff {' '.join(command)}:\n{done.stdout}{done.stderr}"
+
+
+def test_the_packages_ranges_accept_the_pinned_versions():
+    """pyproject.toml's dependencies are the requirements.txt's, as ranges that each hold the pin CI tests."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            requirement = Requirement(line)
+            pins[requirement.name.lower()] = requirement.specifier
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    ranges = {(r := Requirement(line)).name.lower(): r.specifier for line in project["dependencies"]}
+    assert set(ranges) == set(pins)
+    for name, specifier in pins.items():
+        pinned = [s.version for s in specifier if s.operator == "=="]
+        for version in pinned:
+            assert ranges[name].contains(version), f"{name}: {ranges[name]} refuses the pinned {version}"
+        assert "==" not in str(ranges[name]), f"{name} is pinned in pyproject.toml: a Colab's own version is refused"
+    assert project["scripts"] == {"superpos": "superpos:main"}

@@ -7,6 +7,7 @@ whose global state two users of a server would share) and turned into RGB arrays
 from __future__ import annotations
 
 import functools
+import io
 import unicodedata
 from collections.abc import Sequence
 
@@ -20,9 +21,22 @@ DIVERGING = "coolwarm"  # red = positive, blue = negative, white = 0
 DPI = 100
 
 
+class NotebookFigure(Figure):
+    """A figure that Jupyter shows when a cell returns it, without pyplot or ``%matplotlib inline``.
+
+    IPython asks an object for ``_repr_png_``; a plain ``Figure`` made outside pyplot has none, so a
+    notebook would print ``<Figure size 640x480 with 1 Axes>`` instead of the picture.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` × ``height`` inches whose constrained layout places its axes."""
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    figure = NotebookFigure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
@@ -33,7 +47,7 @@ def fixed_figure(width: float, height: float) -> Figure:
     For figures redrawn on every request. The constrained layout measures every label before it
     draws, which for a heatmap with 64 token labels cost more than the drawing itself.
     """
-    figure = Figure(figsize=(width, height), dpi=DPI)
+    figure = NotebookFigure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
     return figure
 

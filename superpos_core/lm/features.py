@@ -31,7 +31,7 @@ from superpos_core.lm.loading import LoadedLM
 from superpos_core.lm.tokens import readable_token
 from superpos_core.serving import Kept
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = paths.ASSETS
 # Catalogue key -> the folder of the SAE trained here for it (SAELens' files, provenance.json, dashboards.npz).
 BUNDLED = {"smollm2-135m-offline": ASSETS / "smollm2_sae_l15"}
 SLICE = ASSETS / "corpus_slice.jsonl.gz"  # what a pretrained SAE's dashboards are built from (``corpus.write_slice``)

@@ -402,3 +402,31 @@ def test_requests_that_arrive_together_are_answered_in_one_batch_and_a_bad_one_a
     assert sorted(calls[1]) == ["a", "b", "bad", "c"]  # one batch for the four that came together
     assert sorted(map(tuple, calls[2:])) == [("a",), ("b",), ("bad",), ("c",)]  # it failed: each alone
     assert batcher.sizes[:2] == [1, 4] and not batcher._waiting and not batcher._leading
+
+
+def test_a_forked_process_runs_its_jobs_on_pools_of_its_own():
+    """ZeroGPU runs a GPU call in a forked worker, which has the parent's pools but none of their threads."""
+
+    @serving.in_background(line="quick")
+    def where():
+        return threading.current_thread().name
+
+    assert where().startswith(f"{serving.BACKGROUND_PREFIX}-quick")  # the parent's pool now has a thread
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: answer through the pipe, then leave at once, whatever happens
+        try:
+            os.write(writer, where().encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    deadline = time.monotonic() + 20
+    while os.waitpid(child, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            pytest.fail("the forked process's job never ran: it waited on its parent's threads")
+        time.sleep(0.05)
+    answer = os.read(reader, 200).decode()
+    os.close(reader)
+    assert answer.startswith(f"{serving.BACKGROUND_PREFIX}-quick")
