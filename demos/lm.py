@@ -17,6 +17,7 @@ from superpos_core.figures.base import to_rgb
 from superpos_core.serving import Kept, in_background
 
 from . import (
+    links,
     lm_concepts,
     lm_features,
     lm_sae,
@@ -260,10 +261,40 @@ def train_sae_event(
     }
 
 
-def choose_model(model: str, device: torch.device = torch.device("cpu"), allow_any: bool = False):
-    """A new model: its status and its layer range (helper event; nothing loads)."""
+def choose_model(model: str, device: torch.device = torch.device("cpu"), allow_any: bool = False, layer=None):
+    """A new model: its status and its layer range (helper event; nothing loads). The layer moves to the middle one,
+    or to ``layer`` when given and in range (a link's)."""
     count = layer_count(model, device)
-    return model_status(model, allow_any), gr.update(maximum=count - 1, value=count // 2)
+    keep = isinstance(layer, (int, float)) and not isinstance(layer, bool) and 0 <= layer < count
+    return model_status(model, allow_any), gr.update(maximum=count - 1, value=int(layer) if keep else count // 2)
+
+
+def link_for(allow_any_model: bool) -> links.TabLink:
+    """``?tab=lm&model=…&layer=12&text=…&view=…``: the tab's controls, named as the /lm API names its inputs."""
+
+    def check(values: dict) -> None:
+        model = values.get("model", default_model())
+        if model not in lm.CATALOGUE and not allow_any_model:
+            raise ValueError(f"there is no model {model!r} here; choose one of {', '.join(lm.CATALOGUE)}")
+        if "layer" in values:
+            count = layer_count(model)
+            if not 0 <= values["layer"] < count:
+                raise ValueError(f"layer={values['layer']} is out of range: {model} has layers 0 to {count - 1}")
+        if "view" in values and values["view"] not in VIEWS:
+            raise ValueError(f"view={values['view']!r} is not one of {', '.join(repr(v) for v in VIEWS)}")
+        if "text" in values and not values["text"].strip():
+            raise ValueError("text is empty")
+
+    return links.TabLink(
+        "lm",
+        (
+            links.Param("model", "model", str),
+            links.Param("layer", "layer", int),
+            links.Param("text", "text", str),
+            links.Param("view", "view", str),
+        ),
+        check,
+    )
 
 
 # --- the tab's opening view: the default example's pictures, computed once per server process and kept --------
@@ -373,8 +404,10 @@ def layout(first: str, count: int, allow_any_model: bool) -> SimpleNamespace:
                 0, count - 1, value=count // 2, step=1, label="Layer (0 = embeddings)", elem_id="lm-layer"
             )
             view = ChoiceRadio(list(VIEWS), value=VIEWS[0], label="Heatmap columns", elem_id="lm-view")
-            run = gr.Button("Analyse the text", variant="primary")
+            run = gr.Button("Analyse the text", variant="primary", elem_id="lm-run")
     status = gr.Markdown(elem_id="lm-status")
+    link = links.layout("lm")
+    wanted_layer = gr.Number(value=None, visible=False)  # a link's layer, kept through the change of model it makes
     next_tokens = gr.Label(label="What the model expects next (top 5)", num_top_classes=5, elem_id="lm-next")
     heatmap = figure_with_note("The chosen layer's activations, token by token", NOTES["heatmap"], elem_id="lm-heatmap")
     ranks = figure_with_note("Effective rank, layer by layer", NOTES["ranks"], elem_id="lm-ranks")
@@ -417,6 +450,7 @@ def layout(first: str, count: int, allow_any_model: bool) -> SimpleNamespace:
         # Each event's outputs, named as its handler names them, in the order its API returns them.
         analysis=Panels(summary=summary, heatmap=heatmap, ranks=ranks, next_tokens=next_tokens, status=status),
         sae=Panels(summary=sae_summary, grid=grid, bars=bars, token_features=token_features, status=sae_status),
+        link=Panels(text=text, model=model, layer=layer, view=view, wanted_layer=wanted_layer, **link),
     )
 
 
@@ -492,11 +526,28 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
     # On a change of model only: the list also reports "input" when it is opened and closed again without a choice,
     # and the layer the learner had typed was then reset to the middle one.
     tab.model.change(
-        lambda m: choose_model(m, device, allow_any_model),
-        inputs=tab.model,
-        outputs=[tab.about, tab.layer],
+        lambda m, wanted: (*choose_model(m, device, allow_any_model, wanted), None),
+        inputs=[tab.model, tab.link["wanted_layer"]],
+        outputs=[tab.about, tab.layer, tab.link["wanted_layer"]],
         api_visibility="private",
         queue=False,
+    )
+    first = tab.model.value
+
+    def from_link(values: dict) -> dict:
+        """A link's controls; its layer also kept aside, where its model is not the one the page opens on."""
+        moved = values.get("model", first) != first and "layer" in values
+        return {**values, "wanted_layer": values["layer"]} if moved else values
+
+    links.wire(
+        blocks,
+        tab.link,
+        link_for(allow_any_model),
+        apply=from_link,
+        sets=("text", "model", "layer", "view", "wanted_layer"),
+        on_screen=("text", "model", "layer", "view"),
+        shown=lambda text, model, layer, view: {"text": text, "model": model, "layer": layer, "view": view},
+        run_button="lm-run",
     )
     tab.train.click(
         on_gpu(train_sae, duration=120),

@@ -29,7 +29,7 @@ from superpos_core.mnist_explorer import (
 )
 from superpos_core.serving import Kept, in_background
 
-from . import networks  # the network view (issue 13)
+from . import links, networks  # networks: the network view (issue 13)
 from .common import (
     MAX_SEED,
     Panels,
@@ -244,6 +244,24 @@ def example_on_pad(index: int) -> str:
     return inline_png(canvas_picture(bundled_examples(EXAMPLES)[index][0]))
 
 
+def example_shown(pad: str) -> dict:
+    """``{"example": index}`` when the pad holds the gallery's digit ``index`` untouched, else ``{}`` (a drawing of
+    one's own, which no link can carry)."""
+    for index in range(EXAMPLES):
+        if pad == example_on_pad(index):
+            return {"example": index}
+    return {}
+
+
+def _check_example(values: dict) -> None:
+    if not 0 <= values["example"] < EXAMPLES:
+        raise ValueError(f"example={values['example']} is out of range: the gallery's digits are 0 to {EXAMPLES - 1}")
+
+
+# ?tab=mnist&example=3: the gallery's fourth digit on the pad, analysed.
+LINK = links.TabLink("mnist", (links.Param("example", "example", int),), _check_example)
+
+
 def upload_to_pad(path) -> tuple:
     """Put an uploaded picture on the pad, fitted to the canvas (its change event then analyses it).
 
@@ -411,6 +429,7 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
                 object_fit="contain",
                 elem_id="mnist-examples",
             )
+            link = links.layout("mnist")
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
             label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
@@ -488,6 +507,7 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
         lambda: networks.mnist_html(MnistExplorer.shared(device, DRAWINGS_AT_ONCE).model), elem_id="mnist-network"
     )
     return Panels(
+        **link,
         pad=pad,
         sketch=sketch,
         upload=upload,
@@ -570,6 +590,16 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         **simplenet,
     )
     panels["gallery"].select(show_example, outputs=pad, api_visibility="private", show_progress="hidden", queue=False)
+    links.wire(
+        blocks,
+        panels,
+        LINK,
+        apply=lambda values: {"pad": example_on_pad(values["example"])},  # on the pad, it analyses itself
+        sets=("pad",),
+        on_screen=("pad",),
+        shown=example_shown,
+        nothing="Your own drawing cannot go in a link: click one of the real digits above for one that can.",
+    )
     panels["train_button"].click(
         on_gpu(train, duration=120),
         inputs=panels("epochs", "seed"),

@@ -16,7 +16,7 @@ from superpos_core.conv_rank import TABLE_HEADERS
 from superpos_core.figures import resnet as resnet_figures
 from superpos_core.serving import Kept, in_background
 
-from . import networks  # the network view (issue 13)
+from . import links, networks  # networks: the network view (issue 13)
 from .common import ChoiceDropdown, Panels, ReadableUploads, figure_with_note, network_view, on_gpu, quoted
 
 NOTES = {
@@ -295,6 +295,42 @@ def opening_view(device: torch.device) -> dict:
     return choose_model(examples(resnets.DEFAULT)[OPENING_EXAMPLE][0], resnets.DEFAULT, None, device, retry=False)
 
 
+def _check_link(values: dict) -> None:
+    model = values.get("model", resnets.DEFAULT)
+    if model not in resnets.CATALOGUE:
+        raise ValueError(f"there is no model {model!r} here; choose one of {', '.join(resnets.CATALOGUE)}")
+    if "layer" in values and values["layer"] not in resnets.layer_names(model):
+        raise ValueError(
+            f"{model} has no conv layer {values['layer']!r} (its first is {resnets.layer_names(model)[0]!r})"
+        )
+    count = len(examples(model))
+    if not 0 <= values.get("example", OPENING_EXAMPLE) < count:
+        raise ValueError(f"example={values['example']} is out of range: {model}'s examples are 0 to {count - 1}")
+
+
+# ?tab=resnet&model=mnist-resnet&layer=layer2.0.conv1&example=7: the gallery's example on that model, at that layer.
+LINK = links.TabLink(
+    "resnet",
+    (
+        links.Param("model", "model", str),
+        links.Param("layer", "layer", str),
+        links.Param("example", "example", int),
+    ),
+    _check_link,
+)
+
+
+def example_shown(picture, model: str, layer: str) -> dict:
+    """``{"model", "layer", "example"}`` when the picture is one of the model's examples as the gallery gave it, else ``{}``."""
+    if picture is None or model not in resnets.CATALOGUE:
+        return {}
+    pixels = np.asarray(picture)
+    for index, (example, _) in enumerate(examples(model)):
+        if pixels.shape == example.shape and np.array_equal(pixels, example):
+            return {"model": model, "layer": layer, "example": index}
+    return {}
+
+
 def _opening_key(device: torch.device) -> tuple:
     return (str(device), resnets.DEFAULT)
 
@@ -347,6 +383,7 @@ def layout() -> Panels:
                 object_fit="contain",
                 elem_id="resnet-examples",
             )
+            link = links.layout("resnet")
         with gr.Column(scale=5, min_width=300):
             model = ChoiceDropdown(
                 [(e.title, e.key) for e in resnets.CATALOGUE.values()],
@@ -384,6 +421,7 @@ def layout() -> Panels:
     # The network this tab uses, as the course shows it first (demos/networks.py; filled when opened, from the architecture).
     network_view(networks.resnet_html, inputs=[model, layer], triggers=[model, layer], elem_id="resnet-network")
     return Panels(
+        **link,
         image=image,
         model=model,
         summary=summary,
@@ -450,7 +488,9 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         return redraw
 
     @panels.filled_by
-    def open_tab(progress=gr.Progress()):
+    def open_tab(address, progress=gr.Progress()):
+        if LINK.asks(address):  # the address asks for an experiment of its own: that is drawn instead
+            return dict.fromkeys(PICTURE_PANELS, gr.skip())
         view = opening(device, progress)
         return {name: _fresh(view[name]) for name in PICTURE_PANELS}
 
@@ -471,7 +511,30 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         api_visibility="private",
         **serving.queue("resnet-examples"),
     )
-    blocks.load(open_tab, outputs=live, api_visibility="private", **serving.queue("resnet-open"))
+    blocks.load(
+        open_tab,
+        inputs=links.query_reader(),
+        outputs=live,
+        js=links.READ_ADDRESS_JS,
+        api_visibility="private",
+        **serving.queue("resnet-open"),
+    )
+
+    def from_link(values: dict) -> dict:
+        model = values.get("model", resnets.DEFAULT)
+        picture = examples(model)[values.get("example", OPENING_EXAMPLE)][0]
+        return {"image": picture, "model": model, **choose_model(picture, model, values.get("layer"), device)}
+
+    links.wire(
+        blocks,
+        panels,
+        LINK,
+        apply=from_link,
+        sets=("image", "model", *MODEL_PANELS),
+        on_screen=("image", "model", "layer"),
+        shown=example_shown,
+        queue=serving.queue("resnet"),
+    )
 
 
 def render(blocks: gr.Blocks, device: torch.device) -> SimpleNamespace:

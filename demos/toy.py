@@ -14,6 +14,7 @@ from superpos_core.figures import toy as toy_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import Kept, Recent, in_background
 
+from . import links
 from . import toy_sae as toy_sae_section
 from .common import MAX_SEED, Panels, figure, figure_with_note, network_view, note, number, on_gpu, whole_number
 
@@ -236,6 +237,32 @@ def network_html(n, m) -> str:
     )
 
 
+def check_link(values: dict) -> None:
+    """Refuse a link's toy settings that the tab would not run as they are (see ``links.TabLink``)."""
+    config, notes = read_controls(**{**DEFAULTS, **values}).checked()
+    if notes:
+        raise ValueError(" ".join(notes))
+    if config.n_features < 2:
+        raise ValueError(f"n must be at least 2 here (got {config.n_features}): one feature has nothing to share with")
+    if config.steps < 100:
+        raise ValueError(f"steps must be at least 100 here (got {config.steps})")
+
+
+# ?tab=toy&n=6&m=2&S=0.99&r=1&steps=2000&seed=0: S and r as the course writes them; the API's names read too.
+LINK = links.TabLink(
+    "toy",
+    (
+        links.Param("n", "n", int),
+        links.Param("m", "m", int),
+        links.Param("S", "sparsity", float, ("sparsity",)),
+        links.Param("r", "decay", float, ("decay",)),
+        links.Param("steps", "steps", int),
+        links.Param("seed", "seed", int),
+    ),
+    check_link,
+)
+
+
 def layout() -> Panels:
     """Lay out the toy-model tab inside the current ``gr.Tab``; its components, by name."""
     gr.Markdown(
@@ -270,9 +297,10 @@ def layout() -> Panels:
         )
         seed = gr.Number(value=DEFAULTS["seed"], precision=0, label="Seed")
     with gr.Row():
-        train_button = gr.Button("Train the toy model", variant="primary")
+        train_button = gr.Button("Train the toy model", variant="primary", elem_id="toy-train")
         sweep_button = gr.Button("Sweep 20 sparsities")
     status = gr.Markdown(elem_id="toy-status")
+    link = links.layout("toy")
     with gr.Row():
         gram = figure_with_note("WᵀW and the bias", NOTES["gram"], column=True)
         bars = figure_with_note("Which features are kept, and which share", NOTES["bars"], column=True)
@@ -316,6 +344,7 @@ def layout() -> Panels:
         summary=summary,
         sweep_plot=sweep_plot,
         sweep_summary=sweep_summary,
+        **link,
     )
 
 
@@ -350,7 +379,9 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         return sweep_toy(n, m, decay, steps, seed, progress, device)
 
     @panels.filled_by
-    def opening(progress=gr.Progress()):
+    def opening(address, progress=gr.Progress()):
+        if LINK.asks(address):  # the address sets the controls: that experiment is run instead
+            return dict.fromkeys(TRAINED, gr.skip())
         return opening_result(device, progress)
 
     # API callers get the error itself. In the page the status line then says it, in place of the last result; the
@@ -389,7 +420,24 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     )
     # The opening model is kept once per process (started here, in the background), so it is there when a visitor comes.
     start_opening(device)
-    blocks.load(opening, outputs=panels(*TRAINED), api_visibility="private", **serving.queue("toy-opening"))
+    blocks.load(
+        opening,
+        inputs=links.query_reader(),
+        outputs=panels(*TRAINED),
+        js=links.READ_ADDRESS_JS,
+        api_visibility="private",
+        **serving.queue("toy-opening"),
+    )
+    links.wire(
+        blocks,
+        panels,
+        LINK,
+        apply=lambda values: {**values, "level": _level(values["sparsity"])} if "sparsity" in values else values,
+        sets=(*CONTROLS, "level"),
+        on_screen=CONTROLS,
+        shown=lambda *values: dict(zip(CONTROLS, values)),
+        run_button="toy-train",
+    )
 
 
 def render(blocks: gr.Blocks, device: torch.device = torch.device("cpu")) -> None:
