@@ -23,17 +23,18 @@ from superpos_core import serving
 from superpos_core.devices import resolve_device
 
 if __package__:  # installed (pip install .): this file is superpos.app and the tabs are superpos.demos
+    from .demos import lessons, mnist, resnet, toy
     from .demos import lm as lm_tab
-    from .demos import mnist, resnet, toy
 else:  # a checkout: python app.py, or import app from the repository's root
+    from demos import lessons, mnist, resnet, toy
     from demos import lm as lm_tab
-    from demos import mnist, resnet, toy
 
 TABS = {
     "toy": "Toy model",
     "mnist": "Draw a digit (MNIST)",
     "resnet": "ResNet",
     "lm": "Language model",
+    "lessons": "Lessons",
 }  # id -> title, in order
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
 # ?tab=lm opens that tab (any case: ?tab=LM too). In the browser, because a tab chosen by the server sticks:
@@ -91,6 +92,7 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
             "mnist": lambda: mnist.render(blocks, torch_device, can_send="resnet" in shown),
             "resnet": lambda: resnet.render(blocks, torch_device),
             "lm": lambda: lm_tab.render(blocks, torch_device, allow_any_model=allow_any_model),
+            "lessons": lambda: lessons.render(blocks, torch_device),
         }
         if tab:
             rendered[tab] = render[tab]()

@@ -430,6 +430,10 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
                 elem_id="mnist-examples",
             )
             link = links.layout("mnist")
+            # A link's digit comes to the pad through this box: an event that names the pad among its outputs while
+            # the tab is still hidden (the page's load, on another tab) leaves the pad unable to draw once shown
+            # ("side is not defined", gradio 6's gr.HTML props); a change event only fires when a link sets a digit.
+            linked = gr.Textbox(visible=False)
         with gr.Column(scale=5, min_width=300):
             status = gr.Markdown(NO_DIGIT, elem_id="mnist-status")
             label = gr.Label(label="Prediction", num_top_classes=4, elem_id="mnist-label")
@@ -509,6 +513,7 @@ def layout(device: torch.device, can_send: bool = True) -> Panels:
     return Panels(
         **link,
         pad=pad,
+        linked=linked,
         sketch=sketch,
         upload=upload,
         send=send,
@@ -594,12 +599,13 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         blocks,
         panels,
         LINK,
-        apply=lambda values: {"pad": example_on_pad(values["example"])},  # on the pad, it analyses itself
-        sets=("pad",),
+        apply=lambda values: {"linked": example_on_pad(values["example"])},  # on the pad, it analyses itself
+        sets=("linked",),
         on_screen=("pad",),
         shown=example_shown,
         nothing="Your own drawing cannot go in a link: click one of the real digits above for one that can.",
     )
+    panels["linked"].change(lambda digit: digit, panels["linked"], panels["pad"], api_visibility="private", queue=False)
     panels["train_button"].click(
         on_gpu(train, duration=120),
         inputs=panels("epochs", "seed"),

@@ -237,7 +237,9 @@ class Recent(Generic[V]):
     def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
         """The value for ``key``; else made here, or, when another thread is making it now, that one's when it is
         done (thirty students clicking the same example: made once). A make that fails keeps nothing, and each
-        caller that waited on it then makes it itself, meeting its own error."""
+        caller that waited on it then makes it itself, meeting its own error. A thread of a line of work
+        (``in_background``) makes it itself rather than wait: the make under way may be queued behind it on that
+        line (a language-model reading batched there), and waiting would hold the line for good."""
         while True:
             found = self.get(key)
             if found is not None:
@@ -248,6 +250,8 @@ class Recent(Generic[V]):
                 if mine:
                     making = self._making[key] = _Making()
             if not mine:
+                if on_background_thread():  # a line's thread never waits on another's make: it may need this line
+                    return self.put(key, make())
                 making.done.wait()
                 if making.error is None:
                     continue  # it is kept now (or, were the cache tiny and busy, already pushed out: made again)
@@ -369,6 +373,10 @@ class Kept(Generic[V]):
                 making = self._making[key] = _Making()
         if mine:
             return self._make(key, make, making)
+        if on_background_thread():  # never wait on a line's thread: the make under way may need this very line
+            value = make()
+            with self._lock:
+                return self._values.setdefault(key, value)
         while not making.done.wait(poll_s):
             if on_wait is not None:
                 on_wait()
@@ -569,6 +577,9 @@ QUEUES = {
     "lm": Queue(4, "a language model's forward and figures over one text: forwards that arrive together are batched"),
     "lm-open": Queue(16, "the language-model tab's opening view: made once, then served from memory"),
     "lm-sae": Queue(1, "the course's SAE trained on one text"),
+    "lesson": Queue(
+        2, "one lesson step's experiment, as its tab runs it: a toy model, a picture, a text, or a toy SAE"
+    ),
     "lm-steer": Queue(2, "a prompt continued twice, with and without a feature: seconds, a token at a time"),
 }
 

@@ -176,6 +176,24 @@ ENDPOINTS = {
             "complete",
         ),
     ),
+    "/lesson": contract(
+        "lesson",
+        "step",
+        "guess",
+        summary=(
+            "lesson",
+            "step",
+            "question",
+            "guess",
+            "answer",
+            "value",
+            "stated",
+            "right",
+            "endpoint",
+            "link",
+            "endpoint_summary",
+        ),
+    ),
 }
 
 

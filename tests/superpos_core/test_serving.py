@@ -430,3 +430,30 @@ def test_a_forked_process_runs_its_jobs_on_pools_of_its_own():
     answer = os.read(reader, 200).decode()
     os.close(reader)
     assert answer.startswith(f"{serving.BACKGROUND_PREFIX}-quick")
+
+
+@pytest.mark.parametrize("cache", [serving.Recent(4), serving.Kept()], ids=["Recent", "Kept"])
+def test_a_line_never_waits_on_a_make_that_needs_that_line(cache):
+    # The page's opening reads a text, and that reading is batched on the quick line; meanwhile a job already on the
+    # quick line asks for the same reading. Waiting there would hold the one thread the reading needs, for good.
+    making = threading.Event()
+
+    def opening_make():
+        making.set()
+        time.sleep(0.2)  # the line's job asks for the same key meanwhile
+        return serving.in_background(lambda: "from the opening", line="quick")()
+
+    def line_job():
+        making.wait(5)
+        return cache.get_or_make("reading", lambda: "made on the line")
+
+    answers = {}
+    opening = threading.Thread(target=lambda: answers.setdefault("opening", cache.get_or_make("reading", opening_make)))
+    job = threading.Thread(target=lambda: answers.setdefault("job", serving.in_background(line_job, line="quick")()))
+    opening.start()
+    job.start()
+    opening.join(10)
+    job.join(10)
+    assert not opening.is_alive() and not job.is_alive(), "deadlocked: the line waited on a make that needed it"
+    assert answers["job"] == "made on the line"
+    assert answers["opening"] in ("made on the line", "from the opening")
