@@ -22,7 +22,7 @@ from . import mnist as mnist_tab
 from . import resnet as resnet_tab
 from . import toy as toy_tab
 from . import toy_sae as toy_sae_tab
-from .common import Panels, on_gpu
+from .common import ChoiceDropdown, Panels, on_gpu
 from .lesson_files import Lesson, LessonError, Step, load
 
 TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}
@@ -245,7 +245,7 @@ def layout() -> Panels:
         gr.Markdown("\n".join(f"⚠️ Not loaded: {problem_}" for problem_ in PROBLEMS), elem_id="lessons-problems")
     opening = step_view(first, 1) if first else None
     with gr.Row():
-        lesson = gr.Dropdown(
+        lesson = ChoiceDropdown(
             [(f"{item.chapter}: {item.title}", key) for key, item in LESSONS.items()],
             value=first,
             label="Lesson",

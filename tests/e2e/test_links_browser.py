@@ -113,3 +113,26 @@ def test_a_language_model_link_runs_that_layer_on_that_text(page, server_url):
     }
     page.goto(server_url + "?tab=lm&layer=99")
     expect(page.locator("#lm-link-note")).to_contain_text("layer=99 is out of range", timeout=30_000)
+
+
+def test_a_lesson_step_asks_first_then_shows_the_answer_beside_the_guess(page, server_url):
+    page.goto(server_url + "?tab=lessons&lesson=01-toy-model&step=2")
+    expect(page.locator("#lessons-heading")).to_contain_text("Step 2 of 4", timeout=20_000)
+    result = page.locator("#lessons-result")
+    page.locator("#lessons-run").click()  # no guess yet: nothing is revealed
+    expect(result).to_contain_text("Make your guess first", timeout=10_000)
+    page.locator("#lessons-guess-number input").fill("3")
+    page.locator("#lessons-run").click()
+    expect(result).to_contain_text("You guessed 3; the network gives 5", timeout=60_000)
+    expect(page.locator("#lessons-figure img")).to_be_visible()
+    page.locator("#lessons-next").click()
+    expect(page.locator("#lessons-heading")).to_contain_text("Step 3 of 4", timeout=10_000)
+    expect(page.locator("#lessons-guess-number input")).to_have_value("")  # a fresh guess for a fresh step
+    expect(result).not_to_contain_text("You guessed")
+    assert query_of(copied_link(page, "lessons")) == {"tab": "lessons", "lesson": "01-toy-model", "step": "3"}
+    page.goto(server_url + "?tab=lessons&lesson=02-mnist&step=1")  # a choice question
+    expect(page.locator("#lessons-heading")).to_contain_text("Step 1 of 3", timeout=20_000)
+    page.get_by_label("about 64 of 128").check()
+    page.locator("#lessons-run").click()
+    expect(result).to_contain_text("the network gives about 110 of 128", timeout=60_000)
+    expect(result).to_contain_text("Not this time")
