@@ -91,7 +91,7 @@ def test_the_science_imports_from_anywhere_with_its_assets(installed):
     venv = bin_folder.parent
     probe = textwrap.dedent(
         """
-        import importlib.util, json
+        import importlib, importlib.util, json
         import superpos, superpos_core
         from superpos_core import mnist, paths
         model = mnist.load_simplenet()
@@ -103,6 +103,7 @@ def test_the_science_imports_from_anywhere_with_its_assets(installed):
             "accuracy": mnist.accuracy(model, sample.test),
             "top_level": {name: importlib.util.find_spec(name) is not None for name in ("demos", "app")},
             "tabs": list(superpos.TABS),
+            "lessons": list(importlib.import_module("superpos.demos.lesson_files").load()[0]),
         }))
         """
     )
@@ -111,7 +112,8 @@ def test_the_science_imports_from_anywhere_with_its_assets(installed):
         assert Path(found[key]).resolve().is_relative_to(venv.resolve()), (key, found[key])
     assert Path(found["app"]).parent.name == "superpos" and Path(found["assets"]).parent.name == "superpos_core"
     assert found["top_level"] == {"demos": False, "app": False}  # nothing generic at the top level of site-packages
-    assert found["tabs"] == ["toy", "mnist", "resnet", "lm"]
+    assert found["tabs"] == ["toy", "mnist", "resnet", "lm", "lessons"]
+    assert found["lessons"] == sorted(path.stem for path in (REPO / "lessons").glob("*.toml"))  # package data
     # the bundled SimpleNet, read from the installed assets, is the one the checkout reads
     from superpos_core import mnist
 

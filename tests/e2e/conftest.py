@@ -60,3 +60,11 @@ def browser():
         )
         yield context
         context.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab for one test (a module may keep one page for all its tests with a fixture of its own)."""
+    page = browser.new_page()
+    yield page
+    page.close()

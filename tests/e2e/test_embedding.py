@@ -120,18 +120,26 @@ def course_site():
 def test_the_example_course_page_embeds_the_app(page, course_site, server_url):
     page.goto(f"{course_site}?app={server_url}")  # the app is found from ?app=, not from a port written into the page
     expect(page.locator("#embed-status")).to_contain_text("come from the superpos app", timeout=30_000)
-    # The web component, opened on the ResNet tab by the ?tab= in its src.
+    # The web component, opened on the ResNet tab by the ?tab= in its src, and that link's experiment run.
     component = page.locator("gradio-app")
     expect(component.locator("button[role=tab][aria-selected=true]")).to_have_text("ResNet", timeout=60_000)
+    expect(component.locator("#resnet-status")).to_contain_text("The model's answer: 7", timeout=60_000)
+    component.locator(
+        "#resnet-copy-link"
+    ).click()  # the link of what is shown: the app's address, not the course page's
+    expect(component.locator("#resnet-link textarea, #resnet-link input").first).to_have_value(
+        f"{server_url.rstrip('/')}/?tab=resnet&model=mnist-resnet&layer=layer2.0.conv1&example=7", timeout=10_000
+    )
     example = component.locator("#resnet-examples button.thumbnail-item").first
     example.scroll_into_view_if_needed()
     example.click()  # a real MNIST digit through the embedded app and back
     expect(component.locator("#resnet-status")).to_contain_text("answer", timeout=60_000)
     assert "tab=" not in page.url  # the embedded app leaves the course page's own address alone
-    # The iframe fallback, opened on the MNIST tab, works as the full app does.
+    # The iframe fallback, opened on the MNIST tab with the gallery's digit 3 by its link, works as the full app does.
     page.locator("#demo-frame").scroll_into_view_if_needed()
     frame = page.frame_locator("#demo-frame")
     expect(frame.locator("button[role=tab][aria-selected=true]")).to_have_text("Draw a digit (MNIST)", timeout=60_000)
+    expect(frame.locator("#mnist-status")).to_contain_text("The network reads 3", timeout=60_000)
     expect(frame.locator("#mnist-examples button.thumbnail-item").first).to_be_visible(timeout=60_000)
 
 

@@ -40,6 +40,7 @@ from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from demos import lesson_files
 from superpos_core import concepts, lm, resnets, toy_sae
 from tests.contracts import summary_keys
 from tests.e2e.fuzz_inputs import (
@@ -169,6 +170,16 @@ def next_sweep(client):
     assert len(summary["represented"]) == 20 and summary["sparsity"][0] == 0.0
 
 
+def answered_lesson(summary):
+    assert set(summary) == summary_keys("/lesson")
+    assert isinstance(summary["right"], bool) and summary["endpoint"] in ("toy", "toy_sae", "mnist", "resnet", "lm")
+
+
+def next_lesson(client):
+    summary = client.predict("01-toy-model", 1, "2", api_name="/lesson")[0]
+    assert summary["right"] is True and summary["answer"] == 2  # the dense toy model keeps two features
+
+
 def next_toy_sae(client):
     summary = client.predict(5, 2, 0.99, 1.0, 1000, 0, None, 0.3, 1500, 0, api_name="/toy_sae")[0]
     assert summary["latents"] == 10 and summary["recovered"] == 5  # the pentagon's five features, found
@@ -252,7 +263,22 @@ labelled_lines = st.lists(st.tuples(st.text(max_size=10), st.text(max_size=30)),
     lambda rows: "\n".join(f"{a}: {b}" for a, b in rows)
 )
 
+LESSON_IDS = sorted(lesson_files.load()[0])
 FUZZ = {
+    "/lesson": Fuzz(
+        mixed(
+            [
+                st.sampled_from(LESSON_IDS),
+                st.integers(1, 4),
+                st.one_of(st.integers(-5, 200).map(str), st.sampled_from(["about half", "more than 90%", "", "  "])),
+            ],
+            [junk, junk, junk],
+        ),
+        ("01-toy-model", 1, "2"),
+        answered_lesson,
+        next_lesson,
+        8,
+    ),
     "/toy": Fuzz(
         mixed(
             [

@@ -14,13 +14,6 @@ from demos import toy as toy_tab
 pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
 
 
-@pytest.fixture
-def page(browser):
-    page = browser.new_page()
-    yield page
-    page.close()
-
-
 def copied_link(page, tab: str) -> str:
     """Click the tab's Copy link and return the address it gives."""
     page.locator(f"#{tab}-copy-link").click()

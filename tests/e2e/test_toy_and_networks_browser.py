@@ -11,13 +11,6 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.slow  # serves the app: not in the quick run (-m "not slow")
 
 
-@pytest.fixture
-def page(browser):
-    page = browser.new_page()
-    yield page
-    page.close()
-
-
 def steps_seen(page, of: str, enough: int, seconds: float = 30) -> set[str]:
     """The progress bars' "Step … of {of}" texts seen while a run goes on, until ``enough`` different ones (or time is up)."""
     seen: set[str] = set()
