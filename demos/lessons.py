@@ -22,7 +22,7 @@ from . import mnist as mnist_tab
 from . import resnet as resnet_tab
 from . import toy as toy_tab
 from . import toy_sae as toy_sae_tab
-from .common import ChoiceDropdown, Panels, on_gpu
+from .common import CheckedNumber, ChoiceDropdown, Panels, on_gpu
 from .lesson_files import Lesson, LessonError, Step, load
 
 TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}
@@ -252,7 +252,7 @@ def layout() -> Panels:
             scale=4,
             elem_id="lessons-lesson",
         )
-        step = gr.Number(value=1, precision=0, visible=False, elem_id="lessons-step")
+        step = CheckedNumber(value=1, precision=0, minimum=1, label="Step", visible=False, elem_id="lessons-step")
         back = gr.Button("← Previous step", size="sm", scale=1, elem_id="lessons-back")
         step_label = gr.Markdown(opening["step_label"] if opening else "", elem_id="lessons-step-label")
         forward = gr.Button("Next step →", size="sm", scale=1, elem_id="lessons-next")
