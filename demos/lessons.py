@@ -52,7 +52,8 @@ def _figure(update) -> np.ndarray | None:
 
 def run_toy(step: Step, device: torch.device, progress) -> tuple[dict, np.ndarray | None]:
     shown = toy_tab.train_toy(**_toy_values(step), progress=progress, device=device)
-    return shown["summary"], _figure(shown["arrows"]) if _figure(shown["arrows"]) is not None else shown["bars"]
+    arrows = _figure(shown["arrows"])  # the features as directions when m = 2, else which features are kept
+    return shown["summary"], arrows if arrows is not None else shown["bars"]
 
 
 def run_toy_sae(step: Step, device: torch.device, progress) -> tuple[dict, np.ndarray | None]:
