@@ -73,10 +73,8 @@ def run_mnist(step: Step, device: torch.device, progress) -> tuple[dict, np.ndar
 
 
 def run_resnet(step: Step, device: torch.device, progress) -> tuple[dict, np.ndarray | None]:
-    values = resnet_tab.LINK.read(step.link) or {}
-    model = values.get("model", resnet_tab.resnets.DEFAULT)
-    picture = resnet_tab.examples(model)[values.get("example", resnet_tab.OPENING_EXAMPLE)][0]
-    shown = resnet_tab.analyse(picture, model, values.get("layer"), device)
+    picture, model, layer = resnet_tab.linked(resnet_tab.LINK.read(step.link) or {})
+    shown = resnet_tab.analyse(picture, model, layer, device)
     return shown["summary"], shown["ranks"]
 
 

@@ -320,6 +320,12 @@ LINK = links.TabLink(
 )
 
 
+def linked(values: dict) -> tuple[np.ndarray, str, str | None]:
+    """(picture, model, layer) of a link's values, what it leaves out as the tab opens (layer None: the first)."""
+    model = values.get("model", resnets.DEFAULT)
+    return examples(model)[values.get("example", OPENING_EXAMPLE)][0], model, values.get("layer")
+
+
 def example_shown(picture, model: str, layer: str) -> dict:
     """``{"model", "layer", "example"}`` when the picture is one of the model's examples as the gallery gave it, else ``{}``."""
     if picture is None or model not in resnets.CATALOGUE:
@@ -521,9 +527,8 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     )
 
     def from_link(values: dict) -> dict:
-        model = values.get("model", resnets.DEFAULT)
-        picture = examples(model)[values.get("example", OPENING_EXAMPLE)][0]
-        return {"image": picture, "model": model, **choose_model(picture, model, values.get("layer"), device)}
+        picture, model, layer = linked(values)
+        return {"image": picture, "model": model, **choose_model(picture, model, layer, device)}
 
     links.wire(
         blocks,
