@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -264,3 +265,24 @@ def tiny_gpt2_release(folder):
     )
     release = replace(sae.GPT2_SMALL_RES_JB, name=f"tiny-release-{folder.name}", model=loaded.name, d_in=TINY_D_MODEL)
     return loaded, release, sae.load_pretrained_sae(sae_folder)
+
+
+class SideBySide:
+    """Slow jobs of their own processes (a benchmark's quick run, a notebook's kernel) run two at a time, ahead.
+
+    Each of those processes mostly keeps one core busy, and the machine has two: a module's fixture hands all its
+    jobs over at once, longest first, and each test waits only for its own result (``result(name)``). A job's
+    exception is raised in the test that asks for that job.
+    """
+
+    def __init__(self, jobs: dict[str, Callable[[], object]], at_once: int = 2):
+        self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="tests-side-by-side")
+        self._futures: dict[str, Future] = {name: self._pool.submit(job) for name, job in jobs.items()}
+
+    def result(self, name: str):
+        return self._futures[name].result()
+
+    def close(self) -> None:
+        for future in self._futures.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)

@@ -1,8 +1,8 @@
 """Every benchmark, in its quick mode: how CI runs them, so that a rename breaks a test, not the next measurement.
 
 Each benchmark runs as ``python -m benchmarks.NAME --quick`` in its own process (as ``run_all`` runs it), on one
-PyTorch thread; the test asserts that it exits 0, says it is a quick run, prints its result lines and judges no
-goal. About 2 minutes for all seven on a 2-core machine (``-m "not slow"`` leaves them out).
+PyTorch thread, two at a time; the test asserts that it exits 0, says it is a quick run, prints its result lines
+and judges no goal. About 3 minutes for all nine on a 2-core machine (``-m "not slow"`` leaves them out).
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from benchmarks import run_all, summary
+from tests import helpers
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
@@ -90,10 +92,11 @@ def test_benchmarks_use_public_names_only():
         assert not found, f"{path.name} uses private names: {sorted(set(found))}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(RESULT_LINES))
-def test_quick_mode_runs(name: str, tmp_path: Path):
-    rows_file = tmp_path / "rows.json"
+# Seconds each quick run took on a 2-core machine: the runs start longest first, so that two at a time end together.
+QUICK_SECONDS = {"bench_lm": 56, "bench_browser": 49, "load": 43, "bench_toy": 38, "bench_startup": 33}
+
+
+def run_quick(name: str, rows_file: Path) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         summary.ENV: str(rows_file),
@@ -102,7 +105,7 @@ def test_quick_mode_runs(name: str, tmp_path: Path):
         "MKL_NUM_THREADS": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", "--quick"],
         cwd=REPO,
         env=env,
@@ -110,6 +113,26 @@ def test_quick_mode_runs(name: str, tmp_path: Path):
         text=True,
         timeout=QUICK_LIMIT_S,
     )
+
+
+@pytest.fixture(scope="module")
+def quick_runs(request, tmp_path_factory):
+    """The chosen benchmarks' quick runs, two at a time (each on one PyTorch thread), started when the first is asked for."""
+    folder = tmp_path_factory.mktemp("benchmark-rows")
+    chosen = {
+        item.callspec.params["name"] for item in request.session.items if item.originalname == "test_quick_mode_runs"
+    }
+    names = sorted(chosen, key=lambda name: -QUICK_SECONDS.get(name, 0))
+    runs = helpers.SideBySide({name: partial(run_quick, name, folder / f"{name}.json") for name in names})
+    yield runs, folder
+    runs.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RESULT_LINES))
+def test_quick_mode_runs(name: str, quick_runs):
+    runs, folder = quick_runs
+    done, rows_file = runs.result(name), folder / f"{name}.json"
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"python -m benchmarks.{name} --quick exited {done.returncode}:\n{output[-6000:]}"
     assert summary.QUICK_BANNER in done.stdout, output[-3000:]

@@ -47,8 +47,8 @@ def test_a_toy_link_opens_that_model_trained_and_copy_link_gives_it_back(page, s
     }
     # The copied address, opened afresh, shows the same model: same numbers (the link holds the seed).
     page.goto(address)
-    expect(status).to_contain_text("of 6 features", timeout=30_000)
-    assert status.inner_text() == shown
+    # (waited for whole: while the run is under way gradio shows "processing | ..." over the text)
+    expect(status).to_have_text(shown, timeout=30_000)
     assert page.locator("#toy-link-note").inner_text().strip() == ""
 
 

@@ -2,7 +2,6 @@
 
 import errno
 import json
-import time
 
 import numpy as np
 import pytest
@@ -69,13 +68,10 @@ def test_the_offline_model_is_dequantised_once_then_read_from_the_cache(first_st
     )  # float32, 135M parameters
     assert [p.name for p in (cache / "lm").iterdir()] == [KEY]
     assert "unpacked in the app's cache" in lm.status(KEY)[1]
-    # 2) a later start reads the cache, not the GGUF, within 3 s, and gets the same model
+    # 2) a later start reads the cache, not the GGUF, and gets the same model (how long it takes: bench_startup)
     helpers.model_cache_for_this_test(first_start["patch"], loading, empty=True)
-    started = time.perf_counter()
     second = lm.load(KEY)
-    seconds = time.perf_counter() - started
     assert reads == [gguf.name], "the GGUF was read again"
-    assert seconds <= 3.0, f"loading from the cache took {seconds:.2f} s"
     assert (second.n_layers, second.d_model, second.context_length) == (
         first.n_layers,
         first.d_model,
