@@ -268,15 +268,17 @@ def tiny_gpt2_release(folder):
 
 
 class SideBySide:
-    """Slow jobs of their own processes (a benchmark's quick run, a notebook's kernel) run two at a time, ahead.
+    """Jobs that each run a process of their own on one thread (a benchmark's quick run) go two at a time, ahead.
 
-    Each of those processes mostly keeps one core busy, and the machine has two: a module's fixture hands all its
-    jobs over at once, longest first, and each test waits only for its own result (``result(name)``). A job's
+    Each such process mostly keeps one core busy, and the machine has two: a module's fixture hands all its jobs
+    over at once, longest first, and each test waits only for its own result (``result(name)``). A job's
     exception is raised in the test that asks for that job.
     """
 
-    def __init__(self, jobs: dict[str, Callable[[], object]], at_once: int = 2):
-        self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="tests-side-by-side")
+    AT_ONCE = 2
+
+    def __init__(self, jobs: dict[str, Callable[[], object]]):
+        self._pool = ThreadPoolExecutor(max_workers=self.AT_ONCE, thread_name_prefix="tests-side-by-side")
         self._futures: dict[str, Future] = {name: self._pool.submit(job) for name, job in jobs.items()}
 
     def result(self, name: str):

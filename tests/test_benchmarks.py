@@ -96,7 +96,8 @@ def test_benchmarks_use_public_names_only():
 QUICK_SECONDS = {"bench_lm": 56, "bench_browser": 49, "load": 43, "bench_toy": 38, "bench_startup": 33}
 
 
-def run_quick(name: str, rows_file: Path) -> subprocess.CompletedProcess:
+def run_quick(name: str, rows_file: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """``python -m benchmarks.NAME --quick`` as CI runs it; what it printed, and where its result rows are."""
     env = {
         **os.environ,
         summary.ENV: str(rows_file),
@@ -105,7 +106,7 @@ def run_quick(name: str, rows_file: Path) -> subprocess.CompletedProcess:
         "MKL_NUM_THREADS": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", "--quick"],
         cwd=REPO,
         env=env,
@@ -113,6 +114,7 @@ def run_quick(name: str, rows_file: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=QUICK_LIMIT_S,
     )
+    return done, rows_file
 
 
 @pytest.fixture(scope="module")
@@ -124,15 +126,14 @@ def quick_runs(request, tmp_path_factory):
     }
     names = sorted(chosen, key=lambda name: -QUICK_SECONDS.get(name, 0))
     runs = helpers.SideBySide({name: partial(run_quick, name, folder / f"{name}.json") for name in names})
-    yield runs, folder
+    yield runs
     runs.close()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RESULT_LINES))
 def test_quick_mode_runs(name: str, quick_runs):
-    runs, folder = quick_runs
-    done, rows_file = runs.result(name), folder / f"{name}.json"
+    done, rows_file = quick_runs.result(name)
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"python -m benchmarks.{name} --quick exited {done.returncode}:\n{output[-6000:]}"
     assert summary.QUICK_BANNER in done.stdout, output[-3000:]
