@@ -84,7 +84,8 @@ def build_app(device: str = "auto", tab: str | None = None, allow_any_model: boo
     torch_device = resolve_device(device)
     shown = [tab] if tab else list(TABS)
     title = "superpos: superposition, live" + (f" ({TABS[tab]})" if tab else "")
-    with gr.Blocks(title=title) as blocks:
+    # The tabs' warm-ups (opening views, the default language model) run once all are composed, one at a time.
+    with serving.warm_ups_in_order(), gr.Blocks(title=title) as blocks:
         gr.Markdown(INTRO)
         rendered = {}
         render = {

@@ -332,6 +332,7 @@ def warm_up(device: torch.device) -> threading.Thread | None:
 
     Once per process per (model, device) while it runs or once it has succeeded; after a failure the next
     app built (or the first page opened) tries again. Returns the thread, or None when there is nothing to do.
+    As an app is composed it begins at once, and the other tabs' warm-ups wait for it (``serving.warm_ups_in_order``).
     """
     text, model, layer, view = opening_inputs(device)
     key = (text, model, layer, view, str(torch.device(device)))
@@ -353,11 +354,8 @@ def warm_up(device: torch.device) -> threading.Thread | None:
             with _warming_lock:
                 _warming.discard(key)
 
-    thread = threading.Thread(
-        target=run, name=f"superpos-lm-warm-up-{model}-{device}"
-    )  # not a daemon: see lm.load_in_background
-    thread.start()
-    return thread
+    # Before the other tabs' warm-ups: the model takes longest, and a learner waits for it.
+    return serving.start_warm_up(run, f"superpos-lm-warm-up-{model}-{device}", first=True)
 
 
 # Pressing Enter in the layer's number box analyses that layer. Gradio's slider reports a typed number only when

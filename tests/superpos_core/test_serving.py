@@ -124,6 +124,55 @@ def test_start_makes_the_value_in_the_background_once():
     assert made == [1] and kept.start("cpu", make) is None  # kept: never made again
 
 
+def test_warm_ups_asked_for_while_an_app_is_composed_run_after_the_first_one_in_turn():
+    from superpos_core.serving import Kept
+
+    kept, order, release = Kept(), [], threading.Event()
+
+    def model():  # the language model's load: begins at once, the others wait for it
+        order.append("model begins")
+        release.wait(5)
+        order.append("model done")
+
+    with serving.warm_ups_in_order():
+        assert kept.start("toy", lambda: order.append("toy") or "toy view") is None  # held
+        first = serving.start_warm_up(model, "model", first=True)
+        assert kept.start("mnist", lambda: order.append("mnist") or "mnist view") is None
+        with serving.warm_ups_in_order():  # nested (an app composed inside another's build): the outer runs them
+            assert serving.start_warm_up(lambda: order.append("nested"), "nested") is None
+        assert first is not None
+        deadline = time.monotonic() + 5
+        while not order and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert order == ["model begins"]  # the held ones wait for the app to be built
+    time.sleep(0.2)
+    assert order == ["model begins"] and kept.get("toy") is None  # ...and for the first one to finish
+    release.set()
+    first.join(5)
+    deadline = time.monotonic() + 5
+    while len(order) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order == ["model begins", "model done", "toy", "mnist", "nested"]
+    assert kept.get("toy") == "toy view" and kept.get("mnist") == "mnist view"
+    assert serving.start_warm_up(lambda: None, "after").join(5) is None  # outside: a thread of its own, at once
+
+
+def test_a_request_for_a_held_warm_up_makes_it_itself_and_the_warm_up_then_finds_it_kept():
+    from superpos_core.serving import Kept
+
+    kept, made, release = Kept(), [], threading.Event()
+    first = None
+    with serving.warm_ups_in_order():
+        first = serving.start_warm_up(lambda: release.wait(5), "a long first load", first=True)
+        kept.start("toy", lambda: made.append("warm-up") or "view")
+    # The page opens before the held warm-up begins: the request makes the view now, not after the long load.
+    assert kept.get_or_make("toy", lambda: made.append("request") or "view") == "view"
+    release.set()
+    first.join(5)
+    time.sleep(0.2)
+    assert made == ["request"]  # the warm-up found it kept and made nothing
+
+
 def test_a_caller_waiting_on_a_failed_background_make_makes_it_itself():
     from superpos_core.serving import Kept
 
