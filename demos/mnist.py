@@ -33,7 +33,6 @@ from . import links, networks  # networks: the network view (issue 13)
 from .common import (
     MAX_SEED,
     Panels,
-    ReadableUploads,
     figure,
     figure_with_note,
     inline_png,
@@ -42,7 +41,7 @@ from .common import (
     on_gpu,
     whole_number,
 )
-from .drawing_pad import DrawingPad
+from .drawing_pad import DrawingPad, SafeSketchpad
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel
 BRUSH = 24  # stroke width in canvas px, about an eighth of a full-height digit, like MNIST's pen
@@ -137,33 +136,6 @@ def measured_notes(reference: mnist.Reference) -> dict[str, str]:
         "silent": reference.silent_neurons("relu1"),
     }
     return {name: text.format(**numbers) for name, text in NOTES.items()}
-
-
-class SafeSketchpad(ReadableUploads, gr.Sketchpad):
-    """The /mnist API's input: a Sketchpad value whose pictures are handed on unopened.
-
-    The page draws on a ``DrawingPad``; this Sketchpad is never shown, and keeps the /mnist endpoint's
-    inputs what they always were. Its files are not decoded here (gradio's editor would open any size
-    of picture, a decompression bomb too) but passed on as paths, which ``superpos_core.drawing``
-    reads with its own size limits and clear messages.
-    """
-
-    upload_hint = (
-        'Send {"background": handle_file(path), "layers": [], "composite": None}, with handle_file from gradio_client.'
-    )
-
-    def preprocess(self, payload):
-        if payload is None:
-            return None
-
-        def path(file):
-            return None if file is None else file.path
-
-        return {
-            "background": path(payload.background),
-            "layers": [path(layer) for layer in payload.layers],
-            "composite": path(payload.composite),
-        }
 
 
 DRAWINGS_AT_ONCE = serving.DRAWINGS_AT_ONCE  # one set of live figures is built ahead for each drawing under way
