@@ -23,7 +23,8 @@ quiet = lambda *a, **k: None  # noqa: E731  no progress bar: a helper event, or 
 
 # A few entries only: one long text holds tens of MB of hidden states.
 CACHED_TEXTS = 4
-_analyses: Recent[lm.TextAnalysis] = Recent(CACHED_TEXTS)  # (model, device, text) -> every layer's activations
+# (model, device, the load's serial, text) -> every layer's activations
+_analyses: Recent[lm.TextAnalysis] = Recent(CACHED_TEXTS)
 
 
 def model_title(key: str) -> str:
@@ -83,14 +84,14 @@ def read_text(text, model: str, layer, device: torch.device, progress, allow_any
         )
     layer = whole_number(layer, "The layer")
     loaded = load_model(model, device, progress, allow_any)
-    key = (model, str(loaded.device), text)
+    this_load = (model, str(loaded.device), loaded.serial)
 
     def read() -> lm.TextAnalysis:
         progress(0.5, desc=f"Reading the text with {loaded.title}")
-        return _forwards((model, str(loaded.device)), (loaded, text)).at_layer(layer)
+        return _forwards(this_load, (loaded, text)).at_layer(layer)
 
     try:
-        return _analyses.get_or_make(key, read).at_layer(layer)
+        return _analyses.get_or_make((*this_load, text), read).at_layer(layer)
     except (lm.TextInputError, lm.LayerError) as error:
         raise gr.Error(str(error), print_exception=False) from None
 

@@ -48,7 +48,9 @@ class _SAEReading:
     fed_note: str  # how the SAE read the text, in one sentence for the learner
 
 
-_readings: Recent[_SAEReading] = Recent(CACHED_TEXTS)  # (model, layer, device, text) -> what its SAE found
+_readings: Recent[_SAEReading] = Recent(
+    CACHED_TEXTS
+)  # (model, the load's serial, layer, device, text) -> what its SAE found
 
 
 def _fed_note(fed: sae.SAEInput, tokenizer) -> str:
@@ -108,13 +110,15 @@ def _pretrained_features(text, model: str, layer, device: torch.device) -> tuple
     if not isinstance(text, str) or not text.strip():
         return "The pretrained SAE is here: analyse a text to see its features.", None
 
+    loaded = load_model(model, device, quiet)
+
     def read() -> _SAEReading:
-        analysis, loaded = read_text(text, model, layer, device, quiet), load_model(model, device, quiet)
+        analysis = read_text(text, model, layer, device, quiet)
         found = sae.read_features(model_sae, loaded, analysis.token_ids, analysis, k=TOP_FEATURES)
         return _SAEReading(release, analysis, found, _fed_note(found.fed, loaded.tokenizer))
 
     try:
-        return None, _readings.get_or_make((model, layer, str(device), text), read)
+        return None, _readings.get_or_make((model, loaded.serial, layer, str(device), text), read)
     except sae.SAEInputError as error:
         return str(error), None
 

@@ -31,6 +31,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -446,6 +447,7 @@ class _HeldWarmUps:
 
 _held_warm_ups: _HeldWarmUps | None = None  # while an app is composed (``warm_ups_in_order``)
 _held_lock = threading.Lock()
+_running_warm_ups: set[threading.Thread] = set()  # started and maybe not finished (``wait_for_warm_ups``)
 
 
 def start_warm_up(job: Callable[[], None], name: str, first: bool = False) -> threading.Thread | None:
@@ -466,10 +468,29 @@ def start_warm_up(job: Callable[[], None], name: str, first: bool = False) -> th
         job()
 
     thread = threading.Thread(target=run, name=name)
+    with _held_lock:
+        _running_warm_ups.add(thread)
     thread.start()
     if holding is not None:
         holding.begun.append(thread)
     return thread
+
+
+def wait_for_warm_ups(timeout: float | None = None) -> bool:
+    """Wait till every warm-up started in this process (and any it started in turn) has finished; False if
+    ``timeout`` seconds passed first. For a notebook, benchmark or test that swaps a model or a cache: a warm-up
+    still running would read the stand-in, or fill the new cache, in place of the real model."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _held_lock:
+            _running_warm_ups.difference_update([thread for thread in _running_warm_ups if not thread.is_alive()])
+            running = list(_running_warm_ups)
+        if not running:
+            return True
+        for thread in running:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return False
 
 
 @contextlib.contextmanager

@@ -176,11 +176,14 @@ def model_cache_for_this_test(monkeypatch, module, empty: bool = False) -> None:
     The one place the tests reach for the cache itself: the modules' public ``register``, ``load``, ``loaded_now``
     and ``forget`` act on whichever cache is in place.
     """
-    from superpos_core.serving import Kept
+    from superpos_core import serving
 
+    # An app built by an earlier test may still be warming up: its load would fill this test's cache, or read this
+    # test's stand-in model under the real model's name and keep what it drew from it for the tests that follow.
+    assert serving.wait_for_warm_ups(timeout=300), "an earlier test's warm-ups are still running after 5 minutes"
     # The packages only re-export: swapping a cache there would leave the one ``load`` reads in place.
     assert hasattr(module, "_models"), f"{module.__name__} keeps no model cache (pass lm.loading or resnets.loading)"
-    cache = Kept()
+    cache = serving.Kept()
     if not empty:
         for key in module._models.keys():
             cache.put(key, module._models.get(key))

@@ -18,6 +18,7 @@ imported by name: a test that swaps one (``catalogue._hub_reachable``, say) swap
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import math
 import os
@@ -53,6 +54,9 @@ class LoadedLM:
     n_layers: int  # hidden states per forward: embeddings + one per block
     d_model: int
     keeps_last_logits: bool = False  # forward accepts logits_to_keep: skip the (T, vocab) logits we never read
+    # Unique to this load (or ``replace``d copy) in this process: what is kept of a text read by one model is never
+    # handed out for another registered later under the same name (``register``).
+    serial: int = field(init=False, compare=False, default_factory=itertools.count(1).__next__)
 
 
 # (name, device) -> the model: loaded once per process, shared by every user of the app. One load at a

@@ -1,5 +1,6 @@
 """The language-model tab's handlers, on a tiny random GPT-2 built in the test (no network, no download)."""
 
+import copy
 import time
 from dataclasses import replace
 
@@ -458,6 +459,20 @@ def test_text_analysis_reuses_the_handlers_forward_until_forget_texts(tiny, monk
     lm_tab.forget_texts()
     assert lm_tab.text_analysis(TEXT, KEY, 2).layer == 2
     assert reads == [1]
+
+
+def test_a_model_registered_under_a_name_already_read_reads_the_text_afresh(tiny):
+    """A notebook that registers its own weights under a name the tab has read texts with sees its own numbers."""
+    before = lm_tab.text_analysis(TEXT, KEY, 1).hidden_states
+    model = copy.deepcopy(tiny.model)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(1.5)
+    other = lm.register(KEY, replace(tiny, model=model))
+    assert other.serial != tiny.serial
+    after = lm_tab.text_analysis(TEXT, KEY, 1).hidden_states
+    assert after.shape == before.shape and not torch.allclose(after, before)
+    assert torch.equal(after, lm.analyse_texts(other, [TEXT], 1)[0].hidden_states)  # the new model's own numbers
 
 
 def test_register_makes_load_return_that_model(tiny_loaded, monkeypatch):

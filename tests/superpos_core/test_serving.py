@@ -173,6 +173,17 @@ def test_a_request_for_a_held_warm_up_makes_it_itself_and_the_warm_up_then_finds
     assert made == ["request"]  # the warm-up found it kept and made nothing
 
 
+def test_wait_for_warm_ups_waits_for_the_first_one_and_those_held_behind_it():
+    release, done = threading.Event(), []
+    with serving.warm_ups_in_order():
+        serving.start_warm_up(lambda: release.wait(5) and done.append("model"), "model", first=True)
+        serving.start_warm_up(lambda: time.sleep(0.2) or done.append("held"), "held")
+    assert serving.wait_for_warm_ups(timeout=0.1) is False and done == []  # the model is still loading
+    release.set()
+    assert serving.wait_for_warm_ups(timeout=5) is True and done == ["model", "held"]
+    assert serving.wait_for_warm_ups(timeout=0) is True  # nothing left running
+
+
 def test_a_caller_waiting_on_a_failed_background_make_makes_it_itself():
     from superpos_core.serving import Kept
 
