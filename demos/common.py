@@ -10,6 +10,7 @@ import io
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -45,23 +46,6 @@ QUOTED_CHARS = 60  # a bad value is quoted back at most this long: a 200,000-cha
 MAX_SEED = 2**63 - 1  # the largest seed, either side of 0, that torch.Generator.manual_seed takes
 
 
-def figure(label: str, elem_id: str | None = None) -> gr.Image:
-    """A rendered figure with its title above it.
-
-    The title is a line of text rather than the image's label: gradio's label badge sits on top of
-    the picture and would cover the figure's own title.
-    """
-    gr.Markdown(f"**{label}**", elem_classes=["figure-title"])
-    return FigureImage(
-        label=label,
-        show_label=False,
-        interactive=False,
-        format="png",
-        buttons=["download", "fullscreen"],
-        elem_id=elem_id,
-    )
-
-
 class GradiosFrontEnd:
     """Mix into a subclass of a gradio component: the browser gets that gradio component's own front end.
 
@@ -81,8 +65,8 @@ class GradiosFrontEnd:
         return self._gradio_class().__name__.lower()
 
 
-class FigureImage(GradiosFrontEnd, gr.Image):
-    """An output picture written to gradio's cache whole, or not at all; or sent inline.
+class WholePictureFiles(GradiosFrontEnd):
+    """Mix into an Image output (``components.FigureImage``): a picture written to gradio's cache whole, or not at all; or sent inline.
 
     Gradio names a picture's file by a hash of its bytes and writes it in place, so two users who
     get the same picture (the same example clicked at once) would have one request rewrite the file
@@ -143,16 +127,6 @@ def clickable_tokens(label: str, elem_id: str) -> gr.HighlightedText:
         interactive=False,
         elem_id=elem_id,
     )
-
-
-def figure_with_note(label: str, text: str, elem_id: str | None = None, column: bool = False) -> gr.Image:
-    """A figure, its title above it and its note below it, in a column of their own with ``column`` (figures side by side)."""
-    if not column:
-        shown = figure(label, elem_id)
-        note(text)
-        return shown
-    with gr.Column():
-        return figure_with_note(label, text, elem_id)
 
 
 class Panels:
@@ -380,17 +354,22 @@ class CheckedRange(GradiosFrontEnd):
         return super().preprocess(payload if isinstance(payload, (int, float)) else value)  # an int stays exact
 
 
-class ChoiceDropdown(CheckedChoice, gr.Dropdown):
-    """A Dropdown whose unknown values get a clear, short message (see ``CheckedChoice``)."""
+@dataclass(frozen=True)
+class UnreadablePicture:
+    """An upload that is no picture we can read, with the message for the learner (instead of an error in preprocessing).
+
+    The failure handler gets its inputs preprocessed again: a file that raised there once would raise
+    again, and every panel would be left with an error badge and no message.
+    """
+
+    message: str
 
 
-class ChoiceRadio(CheckedChoice, gr.Radio):
-    """A Radio whose unknown values get a clear, short message (see ``CheckedChoice``)."""
+class PictureOrMessage(ReadableUploads):
+    """Mix into an Image input (``components.SafeImage``): an unreadable upload arrives as an ``UnreadablePicture``."""
 
-
-class CheckedSlider(CheckedRange, gr.Slider):
-    """A Slider whose wrong values get a clear message (see ``CheckedRange``)."""
-
-
-class CheckedNumber(CheckedRange, gr.Number):
-    """A Number whose wrong values get a clear message (see ``CheckedRange``)."""
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error as error:
+            return UnreadablePicture(str(error.message))

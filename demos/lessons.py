@@ -22,7 +22,8 @@ from . import mnist as mnist_tab
 from . import resnet as resnet_tab
 from . import toy as toy_tab
 from . import toy_sae as toy_sae_tab
-from .common import CheckedNumber, ChoiceDropdown, Panels, on_gpu
+from .common import Panels, on_gpu
+from .components import CheckedNumber, ChoiceDropdown
 from .lesson_files import Lesson, LessonError, Step, load
 
 TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}

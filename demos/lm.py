@@ -24,17 +24,8 @@ from . import (
     lm_steer,
     networks,  # the network view (issue 13)
 )
-from .common import (
-    CheckedNumber,
-    CheckedSlider,
-    ChoiceDropdown,
-    ChoiceRadio,
-    Panels,
-    figure_with_note,
-    network_view,
-    on_gpu,
-    whole_number,
-)
+from .common import Panels, network_view, on_gpu, whole_number
+from .components import CheckedNumber, CheckedSlider, ChoiceDropdown, ChoiceRadio, figure_with_note
 from .lm_concepts import concepts_event
 from .lm_features import feature_event, features_event
 from .lm_reading import (

@@ -11,7 +11,8 @@ from superpos_core.figures import concepts as concept_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import in_background
 
-from .common import Panels, figure_with_note, on_gpu, whole_number
+from .common import Panels, on_gpu, whole_number
+from .components import figure_with_note
 from .lm_reading import load_model
 
 NOTES = {

@@ -18,7 +18,8 @@ from superpos_core.figures.base import to_rgb
 from superpos_core.lm import features
 from superpos_core.serving import in_background
 
-from .common import CheckedNumber, Panels, clickable_tokens, figure_with_note, on_gpu, quoted, whole_number
+from .common import Panels, clickable_tokens, on_gpu, quoted, whole_number
+from .components import CheckedNumber, figure_with_note
 from .lm_reading import load_model, quiet, read_text
 
 NOTES = {

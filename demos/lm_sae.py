@@ -14,7 +14,8 @@ from superpos_core.figures import sae as sae_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import Recent, in_background
 
-from .common import Panels, clickable_tokens, figure, figure_with_note, whole_number
+from .common import Panels, clickable_tokens, whole_number
+from .components import figure, figure_with_note
 from .lm_reading import CACHED_TEXTS, load_model, model_title, quiet, read_text
 
 NOTE = (

@@ -13,7 +13,8 @@ from superpos_core import serving
 from superpos_core.lm import steering
 from superpos_core.serving import in_background
 
-from .common import CheckedNumber, CheckedSlider, ChoiceRadio, Panels, note, number, on_gpu, whole_number
+from .common import Panels, note, number, on_gpu, whole_number
+from .components import CheckedNumber, CheckedSlider, ChoiceRadio
 from .lm_features import feature_sae_for, token_column
 from .lm_reading import load_model, wait_for_model
 

@@ -30,17 +30,8 @@ from superpos_core.mnist_explorer import (
 from superpos_core.serving import Kept, in_background
 
 from . import links, networks  # networks: the network view (issue 13)
-from .common import (
-    MAX_SEED,
-    Panels,
-    figure,
-    figure_with_note,
-    inline_png,
-    network_view,
-    note,
-    on_gpu,
-    whole_number,
-)
+from .common import MAX_SEED, Panels, inline_png, network_view, note, on_gpu, whole_number
+from .components import figure, figure_with_note
 from .drawing_pad import DrawingPad, SafeSketchpad
 
 CANVAS = 280  # px; the digit is rescaled to 20 px anyway, so the canvas only sets the feel

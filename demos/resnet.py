@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import gradio as gr
@@ -17,7 +16,8 @@ from superpos_core.figures import resnet as resnet_figures
 from superpos_core.serving import Kept, in_background
 
 from . import links, networks  # networks: the network view (issue 13)
-from .common import ChoiceDropdown, Panels, ReadableUploads, figure_with_note, network_view, on_gpu, quoted
+from .common import Panels, UnreadablePicture, network_view, on_gpu, quoted
+from .components import ChoiceDropdown, SafeImage, figure_with_note
 
 NOTES = {
     "maps": "The 16 channels of this layer that respond most to the picture, strongest first (each tile shares one colour scale). "
@@ -50,27 +50,6 @@ LAYER_PANELS = ("summary", "grid", "overlay", "ranks", "table", "card")  # what 
 SWITCHED = ("summary", "grid", "overlay", "ranks", "card")  # what a change of layer redraws (the table stays)
 RECEIVED = ("image", "model", "layer", "model_status", "gallery", "retry")  # what a drawing from the MNIST tab sets
 MODEL_PANELS = ("layer", "model_status", "gallery", "retry", *PICTURE_PANELS)
-
-
-@dataclass(frozen=True)
-class UnreadablePicture:
-    """An upload that is no picture we can read, with the message for the learner (instead of an error in preprocessing).
-
-    The failure handler gets its inputs preprocessed again: a file that raised there once would raise
-    again, and every panel would be left with an error badge and no message.
-    """
-
-    message: str
-
-
-class SafeImage(ReadableUploads, gr.Image):
-    """An Image input whose unreadable uploads give a clear message instead of a traceback."""
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error as error:
-            return UnreadablePicture(str(error.message))
 
 
 def _load(model: str, device: torch.device) -> resnets.LoadedResNet:

@@ -16,7 +16,8 @@ from superpos_core.serving import Kept, Recent, in_background
 
 from . import links
 from . import toy_sae as toy_sae_section
-from .common import MAX_SEED, Panels, figure, figure_with_note, network_view, note, number, on_gpu, whole_number
+from .common import MAX_SEED, Panels, network_view, note, number, on_gpu, whole_number
+from .components import figure, figure_with_note
 
 # The controls' values when the tab opens: the pentagon, five features in two dimensions.
 DEFAULTS = {"n": 5, "m": 2, "sparsity": 0.99, "decay": 1.0, "steps": 1000, "seed": 0}

@@ -16,7 +16,8 @@ from superpos_core.figures import toy as toy_figures
 from superpos_core.figures.base import to_rgb
 from superpos_core.serving import in_background
 
-from .common import MAX_SEED, Panels, figure, figure_with_note, note, number, on_gpu, whole_number
+from .common import MAX_SEED, Panels, note, number, on_gpu, whole_number
+from .components import figure, figure_with_note
 
 # The SAE controls' values when the tab opens: 2n latents for the opening n = 5 (the box follows n, see ``wire``).
 DEFAULTS = {

@@ -8,7 +8,7 @@ from PIL import Image
 
 
 def test_figures_reach_the_cache_whole_and_once(tmp_path, monkeypatch):
-    from demos.common import FigureImage
+    from demos.components import FigureImage
 
     image = FigureImage(format="png")
     monkeypatch.setattr(image, "GRADIO_CACHE", str(tmp_path))
@@ -42,7 +42,8 @@ def test_an_inline_figure_is_sent_in_the_message_not_as_a_file(tmp_path, monkeyp
     import base64
     import io
 
-    from demos.common import FigureImage, inline_png
+    from demos.common import inline_png
+    from demos.components import FigureImage
 
     image = FigureImage(format="png")
     monkeypatch.setattr(image, "GRADIO_CACHE", str(tmp_path))
@@ -58,7 +59,7 @@ def test_an_inline_figure_is_sent_in_the_message_not_as_a_file(tmp_path, monkeyp
 def test_a_figure_with_its_note_in_a_column_of_its_own():
     import gradio as gr
 
-    from demos.common import figure_with_note
+    from demos.components import figure_with_note
 
     with gr.Blocks() as blocks, gr.Row():
         picture = figure_with_note("A title", "What to look for.", elem_id="a-figure", column=True)

@@ -3,6 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
+from demos import components
 from demos import resnet as resnet_tab
 from superpos_core import mnist, resnets
 from superpos_core.conv_rank import TABLE_HEADERS
@@ -192,7 +193,7 @@ def test_a_photo_for_the_digit_model_says_it_only_knows_digits():
 )
 def test_a_file_that_is_no_readable_picture_gets_a_message_not_an_error_badge(tmp_path, make, expected):
     path = make(tmp_path / "upload.png")
-    component = resnet_tab.SafeImage(type="pil", image_mode=None)
+    component = components.SafeImage(type="pil", image_mode=None)
     picture = component.preprocess(gr.FileData(path=str(path), orig_name="upload.png"))
     assert (
         isinstance(picture, resnet_tab.UnreadablePicture) and expected in picture.message
