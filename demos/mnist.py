@@ -7,6 +7,7 @@ import io
 import json
 import time
 from functools import cache, partial
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from superpos_core import mnist, mnist_sae, serving
+from superpos_core import mnist, mnist_sae, paths, serving
 from superpos_core.drawing import DrawingError, data_url_bytes, ink_image
 from superpos_core.figures import mnist as mnist_figures
 from superpos_core.figures.base import to_rgb
@@ -127,6 +128,18 @@ def measured_notes(reference: mnist.Reference) -> dict[str, str]:
         "silent": reference.silent_neurons("relu1"),
     }
     return {name: text.format(**numbers) for name, text in NOTES.items()}
+
+
+def shipped_notes() -> dict[str, str]:
+    """``measured_notes`` and ``sae_notes`` of the shipped network and SAE: computed once (0.4 s) and kept on disk
+    till the bundled files, this module or the package change (``paths.kept_on_disk``), so a restart reads them."""
+
+    def compute() -> dict[str, str]:
+        notes = measured_notes(bundled_reference())
+        return notes | sae_notes(bundled_concentration(), json.loads(mnist_sae.SAE_PROVENANCE_PATH.read_text()))
+
+    shipped = (mnist.WEIGHTS_PATH, mnist.SAMPLE_PATH, mnist_sae.SAE_PATH, mnist_sae.SAE_PROVENANCE_PATH, Path(__file__))
+    return paths.kept_on_disk("mnist-notes", shipped, compute)
 
 
 DRAWINGS_AT_ONCE = serving.DRAWINGS_AT_ONCE  # one set of live figures is built ahead for each drawing under way
@@ -360,8 +373,7 @@ def train_event(epochs, seed, progress=gr.Progress(), device: torch.device = tor
 
 def layout(device: torch.device, can_send: bool = True) -> Panels:
     """Lay out the MNIST tab inside the current ``gr.Tab``; its components, by name."""
-    notes = measured_notes(bundled_reference())
-    notes |= sae_notes(bundled_concentration(), json.loads(mnist_sae.SAE_PROVENANCE_PATH.read_text()))
+    notes = shipped_notes()
     gr.Markdown(
         "## Draw a digit\nA real network (the course's SimpleNet: 784 → 128 → 64 → 10, trained on all 60,000 MNIST training digits, "
         "97.7% right on the 10,000 test digits) reads your drawing. Every panel updates each time you lift the pen."

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from superpos_core import toy
 from superpos_core.sae import train as sae_train
@@ -127,6 +126,8 @@ def match_features(cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         partner (n,): the latent matched to each feature; matched (n,): its cosine. With |cos| instead, a
         latent at -Wᵢ would pass for feature i; signed, it scores -1 and is never counted as recovered.
     """
+    from scipy.optimize import linear_sum_assignment  # here, not at the top: scipy.optimize is 0.3 s of every start
+
     features, latents = linear_sum_assignment(cosines, maximize=True)
     partner = np.empty(cosines.shape[0], dtype=int)
     partner[features] = latents

@@ -187,3 +187,12 @@ def test_the_api_sketchpad_hands_files_on_unopened(tmp_path):
     pad = mnist_tab.SafeSketchpad(type="filepath")
     payload = EditorData(background=FileData(path=str(tmp_path / "a.png")), layers=[], composite=None)
     assert pad.preprocess(payload) == {"background": str(tmp_path / "a.png"), "layers": [], "composite": None}
+
+
+def test_the_notes_kept_on_disk_are_the_notes_measured_now(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERPOS_CACHE_DIR", str(tmp_path))
+    provenance = json.loads(mnist_sae.SAE_PROVENANCE_PATH.read_text())
+    measured = mnist_tab.measured_notes(bundled_reference()) | mnist_tab.sae_notes(bundled_concentration(), provenance)
+    assert mnist_tab.shipped_notes() == measured  # computed, and kept
+    monkeypatch.setattr(mnist_tab, "bundled_reference", lambda: pytest.fail("measured again on a restart"))
+    assert mnist_tab.shipped_notes() == measured  # read back from the disk
