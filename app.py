@@ -29,13 +29,7 @@ else:  # a checkout: python app.py, or import app from the repository's root
     from demos import lessons, mnist, resnet, toy
     from demos import lm as lm_tab
 
-TABS = {
-    "toy": "Toy model",
-    "mnist": "Draw a digit (MNIST)",
-    "resnet": "ResNet",
-    "lm": "Language model",
-    "lessons": "Lessons",
-}  # id -> title, in order
+TABS = {**lessons.TABS, "lessons": "Lessons"}  # id -> title, in order: the experiments' tabs, then the lessons
 MAX_FILE_SIZE = "25mb"  # enough for a phone photo of a digit; bigger uploads are refused
 # ?tab=lm opens that tab (any case: ?tab=LM too). In the browser, because a tab chosen by the server sticks:
 # later updates would snap the page back to it. Inside a <gradio-app> web component the page's address is the

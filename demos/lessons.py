@@ -26,6 +26,7 @@ from .common import Panels, on_gpu
 from .components import CheckedNumber, ChoiceDropdown
 from .lesson_files import Lesson, LessonError, Step, load
 
+# The tabs a lesson step runs its experiment on, id -> title, in the page's order (app.TABS adds the Lessons tab).
 TABS = {"toy": "Toy model", "mnist": "Draw a digit (MNIST)", "resnet": "ResNet", "lm": "Language model"}
 SHOWN = ("summary", "result", "figure")  # what Run fills, by name, the JSON summary first (the /lesson API's order)
 VIEW = ("heading", "text", "question", "guess_number", "guess_choice", "result", "figure", "open_link", "step_label")
