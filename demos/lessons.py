@@ -82,10 +82,8 @@ def run_resnet(step: Step, device: torch.device, progress) -> tuple[dict, np.nda
 
 def run_lm(step: Step, device: torch.device, progress) -> tuple[dict, np.ndarray | None]:
     values = lm_tab.link_for(False).read(step.link) or {}
-    model = values.get("model", lm_tab.default_model())
-    layer = values.get("layer", lm_tab.layer_count(model, device) // 2)
-    text, view = values.get("text", lm_tab.EXAMPLES[0]), values.get("view", lm_tab.VIEWS[0])
-    shown = lm_tab.analyse_text_event(text, model, layer, view, device, progress)
+    opening = dict(zip(("text", "model", "layer", "view"), lm_tab.opening_inputs(device, values.get("model"))))
+    shown = lm_tab.analyse_text_event(**{**opening, **values}, device=device, progress=progress)
     return shown["summary"], shown["ranks"]
 
 

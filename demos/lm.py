@@ -297,9 +297,10 @@ _warming: set[tuple] = set()
 _warming_lock = threading.Lock()
 
 
-def opening_inputs(device: torch.device) -> tuple[str, str, int, str]:
-    """(text, model, layer, view) the tab opens with: its first example, the default model, the middle layer."""
-    model = default_model()
+def opening_inputs(device: torch.device, model: str | None = None) -> tuple[str, str, int, str]:
+    """(text, model, layer, view) the tab opens with: its first example, the default model (or ``model``), its middle
+    layer, the first view."""
+    model = model or default_model()
     return EXAMPLES[0], model, layer_count(model, device) // 2, VIEWS[0]
 
 
