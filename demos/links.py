@@ -243,6 +243,19 @@ def wire(
     )
 
 
-def query_reader() -> gr.Textbox:
-    """A hidden box that an opening view reads the address into (with ``READ_ADDRESS_JS``), to give way to a link."""
-    return gr.Textbox(visible=False)
+def opening(blocks: gr.Blocks, panels, link: TabLink, draw: Callable, fills: tuple[str, ...], queue: dict) -> None:
+    """As the page opens, the tab's opening view into the panels ``fills``: ``draw(progress)`` returns
+    ``{panel name: value}``. An address that asks for an experiment of the tab's own (``link.asks``) leaves them as
+    they are: ``wire``'s event draws that one instead. ``queue``: the ``serving.queue(...)`` the drawing joins."""
+
+    def open_tab(address, progress=gr.Progress()):
+        return dict.fromkeys(fills, gr.skip()) if link.asks(address) else draw(progress)
+
+    blocks.load(
+        panels.filled_by(open_tab),
+        inputs=gr.Textbox(visible=False),  # the address, read into it in the browser
+        outputs=panels(*fills),
+        js=READ_ADDRESS_JS,
+        api_visibility="private",
+        **queue,
+    )

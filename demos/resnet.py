@@ -472,10 +472,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
 
         return redraw
 
-    @panels.filled_by
-    def open_tab(address, progress=gr.Progress()):
-        if LINK.asks(address):  # the address asks for an experiment of its own: that is drawn instead
-            return dict.fromkeys(PICTURE_PANELS, gr.skip())
+    def open_tab(progress) -> dict:
         view = opening(device, progress)
         return {name: _fresh(view[name]) for name in PICTURE_PANELS}
 
@@ -496,14 +493,7 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
         api_visibility="private",
         **serving.queue("resnet-examples"),
     )
-    blocks.load(
-        open_tab,
-        inputs=links.query_reader(),
-        outputs=live,
-        js=links.READ_ADDRESS_JS,
-        api_visibility="private",
-        **serving.queue("resnet-open"),
-    )
+    links.opening(blocks, panels, LINK, open_tab, PICTURE_PANELS, serving.queue("resnet-open"))
 
     def from_link(values: dict) -> dict:
         picture, model, layer = linked(values)

@@ -379,12 +379,6 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     def sweep(n, m, decay, steps, seed, progress=gr.Progress()):
         return sweep_toy(n, m, decay, steps, seed, progress, device)
 
-    @panels.filled_by
-    def opening(address, progress=gr.Progress()):
-        if LINK.asks(address):  # the address sets the controls: that experiment is run instead
-            return dict.fromkeys(TRAINED, gr.skip())
-        return opening_result(device, progress)
-
     # API callers get the error itself. In the page the status line then says it, in place of the last result; the
     # failed run's other outputs are left as they are (skipped), which clears their Error badges.
     errors = dict(api_visibility="private", queue=False, preprocess=False, show_progress="hidden")
@@ -421,13 +415,8 @@ def wire(blocks: gr.Blocks, panels: Panels, device: torch.device) -> None:
     )
     # The opening model is kept once per process (started here, in the background), so it is there when a visitor comes.
     start_opening(device)
-    blocks.load(
-        opening,
-        inputs=links.query_reader(),
-        outputs=panels(*TRAINED),
-        js=links.READ_ADDRESS_JS,
-        api_visibility="private",
-        **serving.queue("toy-opening"),
+    links.opening(
+        blocks, panels, LINK, lambda progress: opening_result(device, progress), TRAINED, serving.queue("toy-opening")
     )
     links.wire(
         blocks,
