@@ -14,6 +14,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+PACKAGE = Path(__file__).resolve().parent  # this package's folder: its source, and its assets when installed
+
+
 def cache_dir() -> Path:
     """The app's cache folder: ``$SUPERPOS_CACHE_DIR``, else ``~/.cache/superpos`` (read on each call, so a test can move it)."""
     return Path(os.environ.get("SUPERPOS_CACHE_DIR", Path.home() / ".cache" / "superpos"))
@@ -21,15 +24,12 @@ def cache_dir() -> Path:
 
 def _bundled_assets() -> Path:
     """The bundled weights and data: inside the package when installed (``pip install .``), else the checkout's ``assets/``."""
-    package = Path(__file__).resolve().parent
-    installed = package / "assets"  # where the wheel puts them (pyproject.toml)
-    return installed if installed.is_dir() else package.parent / "assets"
+    installed = PACKAGE / "assets"  # where the wheel puts them (pyproject.toml)
+    return installed if installed.is_dir() else PACKAGE.parent / "assets"
 
 
 ASSETS = _bundled_assets()
 
-
-PACKAGE = Path(__file__).resolve().parent
 LIBRARIES = ("numpy", "torch")  # whose versions a number kept on disk may depend on
 
 
