@@ -49,9 +49,8 @@ class _SAEReading:
     fed_note: str  # how the SAE read the text, in one sentence for the learner
 
 
-_readings: Recent[_SAEReading] = Recent(
-    CACHED_TEXTS
-)  # (model, the load's serial, layer, device, text) -> what its SAE found
+# (model, the load's serial, layer, device, text) -> what its SAE found
+_readings: Recent[_SAEReading] = Recent(CACHED_TEXTS)
 
 
 def _fed_note(fed: sae.SAEInput, tokenizer) -> str:
