@@ -16,6 +16,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):
     import spaces  # noqa: F401 (on a ZeroGPU Space: before torch, so that it can lend CUDA to decorated calls)
 
+if __name__ == "__main__":  # a server starting: a second process reads its first texts meanwhile (see the module)
+    import sys
+
+    from superpos_core.lm import early_reader
+
+    early_reader.start_for_server(sys.argv[1:])
+
 import gradio as gr
 import torch
 

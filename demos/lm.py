@@ -84,12 +84,7 @@ SAE_DEFAULTS = sae.CourseSAEConfig()  # the course's recipe: 16 features, L1 0.0
 MAX_LAYER = 40  # the slider's range before a model tells us its own
 
 
-def default_model() -> str:
-    """The first model that can be used now: GPT-2 small, else the offline SmolLM2, else GPT-2 anyway (its status says why not)."""
-    for key in ("gpt2", "smollm2-135m-offline"):
-        if key in lm.CATALOGUE and lm.available(key):
-            return key
-    return lm.DEFAULT
+default_model = lm.default_model  # the tab opens on it
 
 
 def layer_count(model: str, device: torch.device = torch.device("cpu")) -> int:
@@ -453,7 +448,9 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
     # Named wrappers (not lambdas): their parameter names are the API's. A model still loading is waited for
     # here, with a moving progress bar, and only then does the work go to the background pool.
     def analyse(text, model, layer, view, progress=gr.Progress()):
-        wait_for_model(model, device, progress, allow_any_model)
+        wait_for_model(
+            model, device, progress, allow_any_model, early=True
+        )  # a restarted server's early reader may read it
         if (text, model, layer, view) == opening:  # the tab's own example, as a class clicks it: drawn once, kept
             return shown.keyed(in_background(opening_view, line="quick")(text, model, layer, view, device))
         # The forward pass is asked for here, so that texts sent at the same moment share one (lm_reading's batcher);
@@ -470,7 +467,7 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
         if model in lm.CATALOGUE and not lm.available(model):
             return shown.keyed({**nothing, "status": f"⚠️ {model_status(model)}"})
         try:
-            load_model(model, device, progress, allow_any_model)
+            load_model(model, device, progress, allow_any_model, early=True)
             keep = (text, model, layer, view) == opening
             return shown.keyed(in_background(opening_view, line="quick")(text, model, layer, view, device, keep=keep))
         except gr.Error as error:

@@ -72,4 +72,9 @@ def launch(
 
 def main(argv: list[str] | None = None) -> None:
     """The ``superpos`` command: the same flags as ``python app.py``."""
+    import sys
+
+    from superpos_core.lm import early_reader
+
+    early_reader.start_for_server(sys.argv[1:] if argv is None else argv)  # before gradio is imported: see the module
     _app().main(argv, prog="superpos")

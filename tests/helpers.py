@@ -93,6 +93,16 @@ def save_tiny_gpt2(folder, words: Sequence[str] = ()):
     return folder
 
 
+def tiny_gpt2_in_hub_cache(hub, words: Sequence[str] = ()):
+    """``save_tiny_gpt2`` laid out in the Hugging Face cache at ``hub`` as GPT-2 small ("gpt2" in the catalogue) is."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hub / "models--openai-community--gpt2"
+    save_tiny_gpt2(repo / "snapshots" / commit, words)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return hub
+
+
 # --- pictures that are not what they claim -----------------------------------------------------------
 
 

@@ -170,3 +170,62 @@ def test_the_public_api_is_the_contract_table(blocks):
         assert tuple(p["parameter_name"] for p in endpoint["parameters"]) == ENDPOINTS[name].inputs, name
         first = endpoint["returns"][0]["component"]
         assert (first == "Json") is (ENDPOINTS[name].summary is not None), (name, first)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+@pytest.mark.slow
+def test_a_started_server_reads_its_first_text_alongside_and_ends_the_reader_once_its_own_model_is_ready(tmp_path):
+    """``python app.py`` forks the early reader (superpos_core.lm.early_reader) as it starts, and it is gone once the
+    server's own copy of the model has loaded: no process is left behind."""
+    import os
+    import time
+    import urllib.request
+
+    from benchmarks.load import connect, free_port
+    from tests import helpers
+
+    hub = helpers.tiny_gpt2_in_hub_cache(tmp_path / "hub", words=["best", "times"])
+    port = free_port()
+    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen(
+        [sys.executable, "app.py", "--tab", "lm", "--port", str(port)],
+        cwd=Path(app.__file__).parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, readers = time.monotonic() + 60, set()
+        while not readers and time.monotonic() < deadline and server.poll() is None:
+            readers = _children(server.pid)
+            time.sleep(0.05)
+        assert readers, "no reader was started alongside the server"
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        client = connect(f"http://127.0.0.1:{port}/")
+        summary = client.predict("It was the best of times.", "gpt2", 1, "most variable 64 dimensions", api_name="/lm")[
+            0
+        ]
+        assert summary["model"] == "gpt2" and summary["tokens"]
+        while _children(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _children(server.pid), "the reader outlived the server's own load"
+        assert (
+            client.predict("It was the best of times.", "gpt2", 1, "most variable 64 dimensions", api_name="/lm")[0]
+            == summary
+        )
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert "Traceback" not in errors, errors[-3000:]

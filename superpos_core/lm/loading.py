@@ -83,6 +83,28 @@ def available(key: str) -> bool:
     return catalogue._in_hub_cache(entry.repo_id)
 
 
+def default_model() -> str:
+    """The first model that can be used now: GPT-2 small, else the offline SmolLM2, else GPT-2 anyway (its status says why not)."""
+    for key in ("gpt2", "smollm2-135m-offline"):
+        if key in CATALOGUE and available(key):
+            return key
+    return catalogue.DEFAULT
+
+
+def loads_from_disk(key: str) -> bool:
+    """Whether loading the catalogue model reads only files already on this machine and writes none: SmolLM2 once
+    its dequantised copy is kept (its first start writes that copy), a Hub model already in the cache."""
+    entry = CATALOGUE[key]
+    if entry.source == "pypi-gguf":
+        path = catalogue.gguf_path(entry)
+        return (
+            catalogue._gguf_problem(entry) is None
+            and path is not None
+            and gguf_cache.cached_folder(entry.key, path) is not None
+        )
+    return catalogue._in_hub_cache(entry.repo_id)
+
+
 def status(key: str) -> tuple[bool, str]:
     """(available now, a sentence for the learner) without downloading anything.
 
