@@ -113,10 +113,15 @@ def _serve(name: str, threads: int, allow_any: bool, pipe) -> None:
     torch.set_num_threads(threads)
     try:
         loaded = loading.load(name, allow_any=allow_any)
+        said = ("ready", None)
     except Exception as error:  # the server's own load meets the same problem and tells the learner
-        pipe.send(("failed", f"{type(error).__name__}: {error}"))
+        said = ("failed", f"{type(error).__name__}: {error}")
+    try:
+        pipe.send(said)
+    except OSError:  # the server ended while this loaded
         return
-    pipe.send(("ready", None))
+    if said[0] != "ready":
+        return
     ends = time.monotonic() + LIFETIME_S
     while pipe.poll(max(0.0, ends - time.monotonic())):
         try:
@@ -127,12 +132,15 @@ def _serve(name: str, threads: int, allow_any: bool, pipe) -> None:
             return
         texts, layer, max_tokens = request
         try:
-            pipe.send(("analyses", analysis.analyse_texts(loaded, texts, layer, max_tokens)))
+            answer = ("analyses", analysis.analyse_texts(loaded, texts, layer, max_tokens))
         except Exception as error:  # an empty text, a layer out of range: the server raises it as its own read would
-            try:
-                pipe.send(("error", error))
-            except Exception:  # an error that cannot be pickled: its words are enough
-                pipe.send(("error", RuntimeError(str(error))))
+            answer = ("error", error)
+        try:
+            pipe.send(answer)
+        except OSError:  # the server has gone
+            return
+        except Exception:  # an error that cannot be pickled: its words are enough
+            pipe.send(("error", RuntimeError(str(answer[1]))))
 
 
 _readers: dict[str, EarlyReader] = {}  # model name -> its reader, on the CPU
