@@ -4,7 +4,8 @@ How long `python app.py` takes from the command to a page the browser can load, 
 the idle server holds. Each run starts a fresh process on a free loopback port (so the operating
 system's file cache is warm after the first, as on a server that restarts), waits for the page,
 lets it idle for ``--idle`` seconds and reads its resident memory (VmRSS) before stopping it.
-Models load on first use, so neither figure includes one.
+The server warms its default language model as it starts, so the idle figure includes that model (its early
+reader, superpos_core.lm.early_reader, has ended by then; only the server's own process is read).
 
 Then ``--runs`` more starts, each timed until its first answer to /lm with the offline SmolLM2 (a text of its own);
 their median is reported.
