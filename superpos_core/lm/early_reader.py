@@ -162,7 +162,10 @@ def start_for_server(argv: list[str]) -> EarlyReader | None:
     flags.add_argument("--device", default="auto")
     flags.add_argument("--tab")
     flags.add_argument("--threads", type=int, default=1)
+    flags.add_argument("-h", "--help", action="store_true")  # the app prints its help and ends: nothing to read
     known, _rest = flags.parse_known_args(argv)
+    if known.help:
+        return None
     on_cpu = known.device == "cpu" or (known.device == "auto" and not torch.cuda.is_available())
     if known.tab not in (None, "lm") or not on_cpu or not hasattr(os, "fork"):
         return None

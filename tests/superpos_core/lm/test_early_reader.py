@@ -74,6 +74,7 @@ from superpos_core.lm import early_reader, loading
 reader = early_reader.start_for_server(["--port", "7999"])  # as app.py calls it: the default model, GPT-2 here
 assert reader is not None and reader.name == "gpt2", reader
 assert early_reader.start_for_server(["--tab", "mnist"]) is None  # a tab without the model: no reader
+assert early_reader.start_for_server(["--help"]) is None  # the app prints its flags and ends
 
 let_go = threading.Event()
 own_load = loading._load
