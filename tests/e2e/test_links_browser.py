@@ -32,6 +32,8 @@ def test_a_toy_link_opens_that_model_trained_and_copy_link_gives_it_back(page, s
     expect(page.locator("#toy-sparsity input")).to_have_value("0.99")
     status = page.locator("#toy-status")
     expect(status).to_contain_text("of 6 features", timeout=30_000)  # trained on open, not the 5-feature opening
+    # The answer's text can appear while gradio still lays its progress line ("0.6s Drawing the figures") over it.
+    expect(status).not_to_contain_text("Drawing the figures", timeout=30_000)
     shown = status.inner_text()
     address = copied_link(page, "toy")
     assert address.startswith(server_url.rstrip("/"))
