@@ -448,9 +448,8 @@ def wire(tab: SimpleNamespace, blocks: gr.Blocks, device: torch.device, allow_an
     # Named wrappers (not lambdas): their parameter names are the API's. A model still loading is waited for
     # here, with a moving progress bar, and only then does the work go to the background pool.
     def analyse(text, model, layer, view, progress=gr.Progress()):
-        wait_for_model(
-            model, device, progress, allow_any_model, early=True
-        )  # a restarted server's early reader may read it
+        # early: a restarted server's early reader may read the text while the server's own copy loads
+        wait_for_model(model, device, progress, allow_any_model, early=True)
         if (text, model, layer, view) == opening:  # the tab's own example, as a class clicks it: drawn once, kept
             return shown.keyed(in_background(opening_view, line="quick")(text, model, layer, view, device))
         # The forward pass is asked for here, so that texts sent at the same moment share one (lm_reading's batcher);

@@ -214,17 +214,13 @@ def test_a_started_server_reads_its_first_text_alongside_and_ends_the_reader_onc
             except OSError:
                 time.sleep(0.2)
         client = connect(f"http://127.0.0.1:{port}/")
-        summary = client.predict("It was the best of times.", "gpt2", 1, "most variable 64 dimensions", api_name="/lm")[
-            0
-        ]
+        asked = ("It was the best of times.", "gpt2", 1, "most variable 64 dimensions")
+        summary = client.predict(*asked, api_name="/lm")[0]
         assert summary["model"] == "gpt2" and summary["tokens"]
         while _children(server.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not _children(server.pid), "the reader outlived the server's own load"
-        assert (
-            client.predict("It was the best of times.", "gpt2", 1, "most variable 64 dimensions", api_name="/lm")[0]
-            == summary
-        )
+        assert client.predict(*asked, api_name="/lm")[0] == summary  # the server's own copy: the same numbers
     finally:
         server.terminate()
         _, errors = server.communicate(timeout=30)

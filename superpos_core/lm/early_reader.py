@@ -30,6 +30,7 @@ import time
 
 import torch
 
+from superpos_core.devices import resolve_device
 from superpos_core.lm import analysis, loading
 from superpos_core.lm.tokens import MAX_TOKENS
 
@@ -166,11 +167,14 @@ def start_for_server(argv: list[str]) -> EarlyReader | None:
     known, _rest = flags.parse_known_args(argv)
     if known.help:
         return None
-    on_cpu = known.device == "cpu" or (known.device == "auto" and not torch.cuda.is_available())
+    try:
+        on_cpu = resolve_device(known.device).type == "cpu"
+    except ValueError:  # --device cuda without a GPU: the app says so and ends
+        return None
     if known.tab not in (None, "lm") or not on_cpu or not hasattr(os, "fork"):
         return None
     model = loading.default_model()
-    if model not in loading.CATALOGUE or not loading.loads_from_disk(model):
+    if not loading.loads_from_disk(model):
         return None
     return start(model, max(1, known.threads))
 

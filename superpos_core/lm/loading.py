@@ -97,11 +97,7 @@ def loads_from_disk(key: str) -> bool:
     entry = CATALOGUE[key]
     if entry.source == "pypi-gguf":
         path = catalogue.gguf_path(entry)
-        return (
-            catalogue._gguf_problem(entry) is None
-            and path is not None
-            and gguf_cache.cached_folder(entry.key, path) is not None
-        )
+        return path is not None and path.is_file() and gguf_cache.cached_folder(entry.key, path) is not None
     return catalogue._in_hub_cache(entry.repo_id)
 
 
@@ -296,11 +292,10 @@ def _loading_plan(name: str, entry: LMEntry | None) -> tuple[str, float]:
     """(what loading this model will do, about how many seconds it takes), for its progress bar."""
     title = _short_title(name, entry)
     if entry is not None and entry.source == "pypi-gguf":
-        path = catalogue.gguf_path(entry)
-        if path is not None and path.is_file() and gguf_cache.cached_folder(entry.key, path) is not None:
+        if loads_from_disk(entry.key):
             return f"Loading {title} from the app's cache", 3.0
         return f"Unpacking {title}'s 4-bit weights (only on the first start: they are kept for the next)", 25.0
-    if entry is not None and not catalogue._in_hub_cache(entry.repo_id):
+    if entry is not None and not loads_from_disk(entry.key):
         return f"Downloading {title} from the Hugging Face Hub (once)", 60.0
     return f"Loading {title}", 5.0
 
